@@ -1,0 +1,1 @@
+"""WebDataset shards of DiSCo modalities: preprocessing and DataModules."""

@@ -1,0 +1,1 @@
+"""disco-train: a Lightning trainer for DiSCo semantic video codecs."""

@@ -1,0 +1,82 @@
+"""Turn a validated config into Lightning objects. Components are chosen by short names, never import paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+
+from disco_train.callbacks import LossHistory
+from disco_train.config import ConfigError, DiscoLoraConfig
+from disco_train.models import check_weights_present
+
+
+def run_dir(cfg) -> Path:
+    return Path(cfg.output_dir) / cfg.name
+
+
+def preflight(cfg: DiscoLoraConfig) -> None:
+    """Checks that need the file system or hardware, done before any weights load."""
+    import torch
+
+    check_weights_present(cfg.model)
+    if cfg.trainer.strategy.startswith("deepspeed") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.strategy={cfg.trainer.strategy}: DeepSpeed needs CUDA GPUs and none is visible")
+    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError("trainer.accelerator=gpu: no CUDA GPU is visible")
+
+
+def _strategy(name: str):
+    if name.startswith("deepspeed"):
+        from lightning.pytorch.strategies import DeepSpeedStrategy
+
+        stage = int(name[-1])
+        # ZeRO-3 partitions the frozen base too, so a 13B bf16 base (26 GB) is split across ranks.
+        return DeepSpeedStrategy(stage=stage, offload_optimizer=False, partition_activations=False)
+    return name
+
+
+def _logger(cfg: DiscoLoraConfig, out: Path):
+    kind = cfg.logger.kind
+    if kind == "none":
+        return False
+    if kind == "wandb":
+        from lightning.pytorch.loggers import WandbLogger
+
+        return WandbLogger(project=cfg.logger.project, name=cfg.name, save_dir=str(out))
+    return CSVLogger(save_dir=str(out), name="", version="logs")
+
+
+def build_trainer(cfg: DiscoLoraConfig) -> tuple[L.Trainer, LossHistory]:
+    out = run_dir(cfg)
+    history = LossHistory()
+    checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", filename="step{step:06d}", auto_insert_metric_name=False,
+                                  every_n_train_steps=cfg.checkpoint.every_n_steps, save_top_k=cfg.checkpoint.keep_last,
+                                  monitor="step", mode="max", save_last=True)
+    callbacks = [checkpoints, history, TQDMProgressBar(refresh_rate=1)]
+    logger = _logger(cfg, out)
+    if logger:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    tc = cfg.trainer
+    trainer = L.Trainer(
+        max_steps=tc.max_steps, accelerator=tc.accelerator, devices=tc.devices if tc.devices == "auto" else int(tc.devices),
+        num_nodes=tc.num_nodes, strategy=_strategy(tc.strategy), precision=tc.precision,
+        accumulate_grad_batches=tc.accumulate_grad_batches, gradient_clip_val=cfg.optim.grad_clip or None,
+        log_every_n_steps=tc.log_every_n_steps, logger=logger, callbacks=callbacks, default_root_dir=str(out),
+        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+    )
+    return trainer, history
+
+
+def build_datamodule(cfg: DiscoLoraConfig):
+    from datamodules.shards import ShardDataModule
+
+    return ShardDataModule(cfg.data, fill=cfg.condition.fill, seed=cfg.seed)
+
+
+def build_module(cfg: DiscoLoraConfig):
+    from disco_train.modules.dit_lora import DiscoLoRAModule
+
+    return DiscoLoRAModule(cfg)

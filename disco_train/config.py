@@ -1,0 +1,322 @@
+"""Typed configuration schema. Defaults are the paper's setup (DiSCo §4.2); recipes hold only their differences.
+
+Each field has an attribute docstring. `validate(prefix)` checks values that would otherwise fail late and raises
+`ConfigError` naming the full dotted key; `disco_train.recipe` calls it before any weights are loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, is_dataclass
+
+
+class ConfigError(ValueError):
+    """A recipe, override or value is invalid. The message names the full dotted key."""
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def parse_ratio(text: str, key: str = "ratio") -> tuple[int, int]:
+    """'1:3' -> (1, 3). Both parts must be positive integers."""
+    match = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", str(text))
+    _check(match is not None, key, f"expected 'a:b' with positive integers, got {text!r}")
+    a, b = int(match.group(1)), int(match.group(2))
+    _check(a > 0 and b > 0, key, f"both parts must be positive, got {text!r}")
+    return a, b
+
+
+@dataclass
+class ModelConfig:
+    name: str = "ltxv_13b"
+    """Backbone: 'ltxv_13b' (0.9.7/0.9.8 dev), 'ltxv_2b' (0.9.x distilled) or 'tiny' (random, built in code)."""
+    path: str = "checkpoints/ltx-video-13b"
+    """Local LTX-Video weights: a diffusers folder (transformer/, vae/) or one single-file .safetensors."""
+    text_encoder_path: str = "checkpoints/t5-v1_1-xxl"
+    """Local T5 folder (text_encoder/ + tokenizer/ or a plain transformers folder)."""
+    dtype: str = "bf16"
+    """Storage dtype of the frozen base models: 'bf16', 'fp16' or 'fp32'."""
+    gradient_checkpointing: bool = True
+    """Recompute transformer blocks in backward: trades ~30% step time for activation memory."""
+    max_text_tokens: int = 128
+    """T5 sequence length (LTX-Video pipelines use 128)."""
+
+    def validate(self, prefix: str) -> None:
+        _check(self.name in ("ltxv_13b", "ltxv_2b", "tiny"), f"{prefix}.name",
+               f"unknown model {self.name!r}; choose ltxv_13b, ltxv_2b or tiny")
+        _check(self.dtype in ("bf16", "fp16", "fp32"), f"{prefix}.dtype", f"unknown dtype {self.dtype!r}")
+        _check(self.max_text_tokens > 0, f"{prefix}.max_text_tokens", "must be positive")
+
+
+@dataclass
+class LoraConfig:
+    rank: int = 256
+    """LoRA rank (paper: 256)."""
+    alpha: float = 256.0
+    """LoRA alpha; the update is scaled by alpha / rank."""
+    dropout: float = 0.0
+    """Dropout on the LoRA branch input."""
+    targets: list[str] = field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"])
+    """Module-name suffixes (peft matching): these four hit attn1 (self) and attn2 (cross) of every block."""
+    init_from: str = ""
+    """Start from trained adapter weights (exported LoRA .safetensors or a training checkpoint): new domains."""
+
+    def validate(self, prefix: str) -> None:
+        _check(self.rank > 0, f"{prefix}.rank", "must be positive")
+        _check(self.alpha > 0, f"{prefix}.alpha", "must be positive")
+        _check(0.0 <= self.dropout < 1.0, f"{prefix}.dropout", "must be in [0, 1)")
+        _check(len(self.targets) > 0, f"{prefix}.targets", "needs at least one module name")
+
+
+@dataclass
+class FlowConfig:
+    sampler: str = "shifted_logit_normal"
+    """σ sampler for training: 'shifted_logit_normal' (LTX trainers) or 'uniform'."""
+    logit_std: float = 1.0
+    """Std of the normal before the sigmoid."""
+    shift_tokens: tuple[int, int] = (1024, 4096)
+    """Target-token counts at which the logit mean equals shift_values (linear in between and beyond)."""
+    shift_values: tuple[float, float] = (0.95, 2.05)
+    """Logit means at shift_tokens: longer sequences are trained at higher noise."""
+
+    def validate(self, prefix: str) -> None:
+        _check(self.sampler in ("shifted_logit_normal", "uniform"), f"{prefix}.sampler",
+               f"unknown sampler {self.sampler!r}")
+        _check(self.logit_std > 0, f"{prefix}.logit_std", "must be positive")
+        _check(self.shift_tokens[1] > self.shift_tokens[0], f"{prefix}.shift_tokens", "must be increasing")
+
+
+@dataclass
+class ConditionConfig:
+    mode: str = "video_only"
+    """'video_only' (text + degraded video), 'interleave' (paper Fig. 4) or 'concat' (both token sets)."""
+    aux: str = "none"
+    """Auxiliary modality for interleave/concat: 'none', 'sketch' or 'pose'."""
+    ratio: str = "1:3"
+    """Interleave ratio video:aux tokens (paper: one video token then three auxiliary tokens)."""
+    fill: str = "forward"
+    """Temporal filling of dropped frames: 'forward' (repeat last kept frame), 'zero' or 'none' (D_t = 1)."""
+
+    def validate(self, prefix: str) -> None:
+        _check(self.mode in ("video_only", "interleave", "concat"), f"{prefix}.mode", f"unknown mode {self.mode!r}")
+        _check(self.aux in ("none", "sketch", "pose"), f"{prefix}.aux", f"unknown modality {self.aux!r}")
+        _check((self.mode == "video_only") == (self.aux == "none"), f"{prefix}.aux",
+               f"mode {self.mode!r} needs aux {'none' if self.mode == 'video_only' else 'sketch or pose'}")
+        parse_ratio(self.ratio, f"{prefix}.ratio")
+        _check(self.fill in ("forward", "zero", "none"), f"{prefix}.fill", f"unknown fill {self.fill!r}")
+
+
+@dataclass
+class DataConfig:
+    train_shards: str = "data/openvid/shards/train-*.tar"
+    """Training shards: a glob, brace pattern or comma-separated list of .tar paths."""
+    val_shards: str = ""
+    """Held-out shards for validation sampling ('' = no validation)."""
+    frames: int = 57
+    """Frames per clip; 8k+1 because the LTX VAE keeps frame 0 then compresses 8:1 in time."""
+    height: int = 512
+    """Clip height in pixels, a multiple of 32 (VAE spatial compression)."""
+    width: int = 512
+    """Clip width in pixels, a multiple of 32."""
+    batch_size: int = 1
+    """Clips per device per step."""
+    num_workers: int = 4
+    """DataLoader worker processes per device."""
+    epoch_length: int = 0
+    """Samples per epoch per rank with resampled shards (0 = one pass over the shards, no resampling)."""
+    shuffle_buffer: int = 64
+    """WebDataset sample shuffle buffer."""
+    max_bad_fraction: float = 0.05
+    """Fail the run once more than this fraction of samples is corrupt or malformed."""
+
+    def validate(self, prefix: str) -> None:
+        _check(self.frames >= 1 and (self.frames - 1) % 8 == 0, f"{prefix}.frames",
+               f"must be 8k+1 (e.g. 9, 17, 57), got {self.frames}")
+        for key in ("height", "width"):
+            value = getattr(self, key)
+            _check(value >= 32 and value % 32 == 0, f"{prefix}.{key}", f"must be a multiple of 32, got {value}")
+        _check(self.batch_size > 0, f"{prefix}.batch_size", "must be positive")
+        _check(self.num_workers >= 0, f"{prefix}.num_workers", "must be >= 0")
+        _check(self.epoch_length >= 0, f"{prefix}.epoch_length", "must be >= 0")
+        _check(0.0 <= self.max_bad_fraction <= 1.0, f"{prefix}.max_bad_fraction", "must be in [0, 1]")
+        _check(bool(self.train_shards), f"{prefix}.train_shards", "is empty")
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"
+    """Optimizer: 'adamw'."""
+    lr: float = 2e-4
+    """Peak learning rate (paper: 0.0002)."""
+    weight_decay: float = 0.01
+    """AdamW decoupled weight decay."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
+    schedule: str = "cosine"
+    """LR schedule after warm-up: 'cosine' (paper), 'linear' or 'constant'."""
+    warmup_steps: int = 0
+    """Linear warm-up steps."""
+    min_lr_ratio: float = 0.0
+    """Final LR as a fraction of the peak."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm (0 = off)."""
+
+    def validate(self, prefix: str) -> None:
+        _check(self.name == "adamw", f"{prefix}.name", f"unknown optimizer {self.name!r}")
+        _check(self.lr > 0, f"{prefix}.lr", "must be positive")
+        _check(self.schedule in ("cosine", "linear", "constant"), f"{prefix}.schedule",
+               f"unknown schedule {self.schedule!r}")
+        _check(self.warmup_steps >= 0, f"{prefix}.warmup_steps", "must be >= 0")
+        _check(0.0 <= self.min_lr_ratio <= 1.0, f"{prefix}.min_lr_ratio", "must be in [0, 1]")
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = 8000
+    """Optimizer steps (paper: 8,000)."""
+    accelerator: str = "auto"
+    """'auto', 'cpu' or 'gpu'."""
+    devices: str = "auto"
+    """Devices per node: 'auto' or a count such as '8'."""
+    num_nodes: int = 1
+    """Nodes (multi-node runs go through torchrun or SLURM; see README)."""
+    strategy: str = "auto"
+    """'auto', 'ddp', 'deepspeed_stage_2' or 'deepspeed_stage_3'."""
+    precision: str = "bf16-mixed"
+    """Lightning precision: 'bf16-mixed' on GPUs, '32-true' for CPU debugging."""
+    accumulate_grad_batches: int = 1
+    """Micro-batches per optimizer step."""
+    log_every_n_steps: int = 10
+    """Logging interval."""
+    val_every_n_steps: int = 500
+    """Validation sampling interval (when data.val_shards is set)."""
+
+    def validate(self, prefix: str) -> None:
+        _check(self.max_steps > 0, f"{prefix}.max_steps", "must be positive")
+        _check(self.accelerator in ("auto", "cpu", "gpu", "cuda"), f"{prefix}.accelerator",
+               f"unknown accelerator {self.accelerator!r}")
+        _check(self.strategy in ("auto", "ddp", "deepspeed_stage_2", "deepspeed_stage_3"), f"{prefix}.strategy",
+               f"unknown strategy {self.strategy!r}")
+        _check(self.devices == "auto" or str(self.devices).isdigit(), f"{prefix}.devices",
+               f"must be 'auto' or a count, got {self.devices!r}")
+        _check(self.accumulate_grad_batches > 0, f"{prefix}.accumulate_grad_batches", "must be positive")
+
+
+@dataclass
+class CheckpointConfig:
+    every_n_steps: int = 500
+    """Checkpoint interval in optimizer steps."""
+    keep_last: int = 3
+    """Rotate: keep only the newest N step checkpoints (plus last.ckpt)."""
+
+    def validate(self, prefix: str) -> None:
+        _check(self.every_n_steps > 0, f"{prefix}.every_n_steps", "must be positive")
+        _check(self.keep_last > 0, f"{prefix}.keep_last", "must be positive")
+
+
+@dataclass
+class LoggerConfig:
+    kind: str = "csv"
+    """'csv' (runs/<name>/metrics.csv), 'wandb' or 'none'."""
+    project: str = "disco-train"
+    """W&B project."""
+
+    def validate(self, prefix: str) -> None:
+        _check(self.kind in ("csv", "wandb", "none"), f"{prefix}.kind", f"unknown logger {self.kind!r}")
+
+
+@dataclass
+class DiscoLoraConfig:
+    """Top-level config of the `disco_lora` task: the LTX-Video in-context LoRA decoder."""
+
+    task: str = "disco_lora"
+    """Which task (and schema) this recipe configures."""
+    name: str = ""
+    """Run name; '' means '<recipe>-<timestamp>'."""
+    output_dir: str = "runs"
+    """Runs are written to <output_dir>/<name>/ (config.yaml, checkpoints/, metrics)."""
+    seed: int = 0
+    """Global seed (model init of tiny models, σ and noise draws, data order)."""
+    print_config: bool = False
+    """Print the resolved YAML and exit."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    condition: ConditionConfig = field(default_factory=ConditionConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    def validate(self, prefix: str = "") -> None:
+        _check(self.task == "disco_lora", "task", f"expected 'disco_lora', got {self.task!r}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if is_dataclass(value):
+                value.validate(f"{prefix}{f.name}")
+
+
+@dataclass
+class PrepareConfig:
+    """Preprocessing: videos -> WebDataset shards of DiSCo modalities (`python -m datamodules.prepare`)."""
+
+    task: str = "prepare"
+    """Schema selector."""
+    input: str = ""
+    """A folder (searched recursively for videos), a glob, or a csv/jsonl listing video paths."""
+    output: str = ""
+    """Shard folder; holds train-NNNNNN.tar, index.jsonl (done videos) and failures.jsonl."""
+    frames: int = 57
+    """Frames per clip (8k+1), cut at the source frame rate."""
+    height: int = 512
+    """Clip height (multiple of 32)."""
+    width: int = 512
+    """Clip width (multiple of 32)."""
+    max_clips_per_video: int = 1
+    """Non-overlapping clips taken from the start of each video (0 = as many as fit)."""
+    ds: int = 4
+    """Spatial downsampling factor D_s (paper: 1, 2, 4)."""
+    dt: int = 4
+    """Temporal downsampling factor D_t: keep 1 of every D_t frames (paper: 2, 4, 8)."""
+    codec: str = "x265"
+    """Degraded-video codec backend: 'x264', 'x265' or 'dcvc_rt'."""
+    crf: int = 35
+    """CRF for x264/x265 (ignored when qp >= 0)."""
+    qp: int = -1
+    """Constant QP (x264/x265: 0-51; dcvc_rt: 0-63); -1 = use crf."""
+    target_crf: int = 12
+    """CRF of the stored H.264 training target (12: visually lossless at a fraction of raw size)."""
+    captions: str = ""
+    """csv or jsonl with captions (OpenVid-1M ships a csv); '' = caption_default for every video."""
+    caption_key: str = "video"
+    """Column holding the video file name in the captions file."""
+    caption_column: str = "caption"
+    """Column holding the caption text."""
+    caption_default: str = ""
+    """Caption used when a video has none in the captions file ('' = such videos are failures)."""
+    shard_size: int = 64
+    """Samples per shard."""
+    seed: int = 0
+    """Seed (kept for reproducible choices such as clip order)."""
+
+    def validate(self, prefix: str = "") -> None:
+        _check(bool(self.input), "input", "is required (a folder, glob, or csv/jsonl of video paths)")
+        _check(bool(self.output), "output", "is required (the shard folder)")
+        _check(self.frames >= 1 and (self.frames - 1) % 8 == 0, "frames", f"must be 8k+1, got {self.frames}")
+        for key in ("height", "width"):
+            value = getattr(self, key)
+            _check(value >= 32 and value % 32 == 0, key, f"must be a multiple of 32, got {value}")
+            _check(value % self.ds == 0 and (value // self.ds) % 2 == 0, key,
+                   f"{value}/ds={self.ds} must be an even integer (4:2:0 video)")
+        _check(self.ds >= 1, "ds", "must be >= 1")
+        _check(self.dt >= 1, "dt", "must be >= 1")
+        _check(self.codec in ("x264", "x265", "dcvc_rt"), "codec", f"unknown codec {self.codec!r}")
+        _check(self.shard_size > 0, "shard_size", "must be positive")
+        _check(self.max_clips_per_video >= 0, "max_clips_per_video", "must be >= 0")
+
+
+TASKS: dict[str, type] = {"disco_lora": DiscoLoraConfig, "prepare": PrepareConfig}
+"""Task name -> top-level schema. A recipe's `task:` key picks one."""

@@ -1,0 +1,137 @@
+"""DiscoLoRAModule: the DiSCo generative decoder as a Lightning system (paper §3.2).
+
+It owns the frozen LTX-Video transformer carrying a peft LoRA, the frozen VAE and T5, the optimizer over the
+adapter only, and logging. The math comes from `flow` and `conditioning`; the models from `models`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+
+from disco_train import conditioning as C
+from disco_train import flow
+from disco_train.config import DiscoLoraConfig, parse_ratio
+from disco_train.lora import add_lora, load_lora_state_dict, lora_state_dict, trainable_parameters
+from disco_train.models import Backbone, load_backbone
+
+
+class DiscoLoRAModule(L.LightningModule):
+    def __init__(self, cfg: DiscoLoraConfig, backbone: Backbone | None = None):
+        super().__init__()
+        self.cfg = cfg
+        backbone = backbone or load_backbone(cfg.model, cfg.seed)
+        self.transformer, self.vae = backbone.transformer, backbone.vae
+        self.text_encoder, self.tokenizer = backbone.text_encoder, backbone.tokenizer
+        self.num_trainable = add_lora(self.transformer, cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout,
+                                      cfg.lora.targets)
+        if cfg.model.gradient_checkpointing:
+            self.transformer.enable_gradient_checkpointing()
+        self.ratio = parse_ratio(cfg.condition.ratio)
+        # Frozen base weights are not in our checkpoints (on_save_checkpoint); loading must not demand them.
+        self.strict_loading = False
+
+    # ---- encoders (frozen, no grad) -------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 [B,T,H,W,3] -> normalised VAE latents [B,C,F,h,w] (distribution mode: deterministic)."""
+        x = frames.permute(0, 4, 1, 2, 3).to(self.vae.dtype) / 127.5 - 1.0
+        latents = self.vae.encode(x).latent_dist.mode()
+        mean = self.vae.latents_mean.view(1, -1, 1, 1, 1).to(latents)
+        std = self.vae.latents_std.view(1, -1, 1, 1, 1).to(latents)
+        return (latents - mean) * self.vae.config.scaling_factor / std
+
+    @torch.no_grad()
+    def encode_text(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Captions -> T5 hidden states [B,L,D] and attention mask [B,L] (padded to max_text_tokens)."""
+        tokens = self.tokenizer(captions, padding="max_length", max_length=self.cfg.model.max_text_tokens,
+                                truncation=True, add_special_tokens=True, return_tensors="pt")
+        ids, mask = tokens.input_ids.to(self.device), tokens.attention_mask.to(self.device)
+        hidden = self.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        return hidden, mask
+
+    def prepare_batch(self, batch: dict) -> dict:
+        """Latents, condition latents, text embeddings: precomputed in the shard if present, else encoded here."""
+        target = batch["target"] if "target" in batch else self.encode_video(batch["video"])
+        cond = batch["degraded"] if "degraded" in batch else self.encode_video(batch["cond"])
+        aux = None
+        if self.cfg.condition.mode != "video_only":
+            aux = batch["aux_latents"] if "aux_latents" in batch else self.encode_video(batch["aux"])
+        if "text" in batch:
+            text, mask = batch["text"], batch["text_mask"]
+        else:
+            text, mask = self.encode_text(batch["caption"])
+        return {"target": target, "cond": cond, "aux": aux, "text": text, "text_mask": mask, "fps": batch["fps"]}
+
+    # ---- the training step ----------------------------------------------------------------------------------
+    def denoise(self, noisy: torch.Tensor, cond: torch.Tensor, copies: int, coords: torch.Tensor,
+                sigmas: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """Velocity prediction at the target tokens for [cond ‖ noisy] (shared by training and sampling)."""
+        tokens, all_coords, timesteps = C.assemble(noisy, cond, copies, coords, sigmas)
+        dtype = self.transformer.dtype
+        pred = self.transformer(hidden_states=tokens.to(dtype), encoder_hidden_states=text.to(dtype),
+                                timestep=timesteps, encoder_attention_mask=text_mask, video_coords=all_coords,
+                                return_dict=False)[0]
+        return C.target_slice(pred, noisy.shape[1])
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        inputs = self.prepare_batch(batch)
+        target = inputs["target"]
+        b, _, f, h, w = target.shape
+        x0 = C.pack(target).float()
+        cond, copies = C.condition_tokens(C.pack(inputs["cond"]),
+                                          None if inputs["aux"] is None else C.pack(inputs["aux"]),
+                                          self.cfg.condition.mode, self.ratio)
+        fc = self.cfg.flow
+        sigmas = flow.sample_sigmas(b, x0.shape[1], fc.sampler, fc.logit_std, fc.shift_tokens, fc.shift_values,
+                                    device=self.device)
+        noise = torch.randn_like(x0)
+        coords = C.latent_coords(f, h, w, inputs["fps"], b, self.device)
+        pred = self.denoise(flow.interpolate(x0, noise, sigmas), cond, copies, coords, sigmas, inputs["text"],
+                            inputs["text_mask"])
+        per_sample = flow.flow_loss(pred, flow.velocity_target(x0, noise))
+        loss = per_sample.mean()
+        self.log("train/loss", loss, prog_bar=True, batch_size=b)
+        self.log("train/sigma", sigmas.mean(), batch_size=b)
+        self._log_data_health(batch)
+        return loss
+
+    def _log_data_health(self, batch: dict) -> None:
+        if "bad" not in batch:
+            return
+        bad, seen = float(batch["bad"]), float(batch["seen"])
+        fraction = bad / max(seen, 1.0)
+        self.log("data/bad_fraction", fraction)
+        if seen >= 20 and fraction > self.cfg.data.max_bad_fraction:
+            raise RuntimeError(f"{bad:.0f} of {seen:.0f} samples were corrupt or malformed "
+                               f"(> data.max_bad_fraction={self.cfg.data.max_bad_fraction}); check the shards")
+
+    # ---- optimisation ---------------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        oc = self.cfg.optim
+        optimizer = torch.optim.AdamW(trainable_parameters(self.transformer), lr=oc.lr, betas=tuple(oc.betas),
+                                      weight_decay=oc.weight_decay)
+        total = self.cfg.trainer.max_steps
+
+        def factor(step: int) -> float:
+            if step < oc.warmup_steps:
+                return (step + 1) / oc.warmup_steps
+            progress = min(1.0, (step - oc.warmup_steps) / max(1, total - oc.warmup_steps))
+            decay = {"cosine": 0.5 * (1 + math.cos(math.pi * progress)), "linear": 1 - progress,
+                     "constant": 1.0}[oc.schedule]
+            return oc.min_lr_ratio + (1 - oc.min_lr_ratio) * decay
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ---- checkpoints hold the adapter, never the frozen base ------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["state_dict"] = {f"lora.{k}": v for k, v in lora_state_dict(self.transformer).items()}
+        checkpoint["disco"] = {"num_trainable": self.num_trainable, "model": self.cfg.model.name}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = {k[len("lora."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("lora.")}
+        load_lora_state_dict(self.transformer, state)
+        checkpoint["state_dict"] = {}

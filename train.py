@@ -1,0 +1,42 @@
+"""Train a DiSCo model: `python train.py recipe=NAME [dotted.key=value ...]` (see README.md, recipes/README.md)."""
+
+from __future__ import annotations
+
+import sys
+
+import lightning as L
+
+from disco_train.build import build_datamodule, build_module, build_trainer, preflight, run_dir
+from disco_train.config import ConfigError
+from disco_train.recipe import resolve, to_yaml
+
+
+def main(argv: list[str]) -> int:
+    try:
+        cfg, resolved, _ = resolve(argv)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if cfg.print_config:
+        print(to_yaml(resolved), end="")
+        return 0
+    try:
+        preflight(cfg)  # missing weights, GPU-only strategies: before anything loads
+        datamodule = build_datamodule(cfg)  # missing shards fail here, before the model
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = run_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(to_yaml(resolved))
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = build_module(cfg)
+    print(f"{cfg.model.name}: {module.num_trainable:,} trainable LoRA parameters (rank {cfg.lora.rank}); run in {out}")
+    trainer, history = build_trainer(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    print(history.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
