@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -50,6 +51,8 @@ def _logger(cfg: DiscoLoraConfig, out: Path):
 
 
 def build_trainer(cfg: DiscoLoraConfig) -> tuple[L.Trainer, LossHistory]:
+    # The frozen base is in eval mode on purpose (no dropout in the teacher path); Lightning warns about it.
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     out = run_dir(cfg)
     history = LossHistory()
     checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", filename="step{step:06d}", auto_insert_metric_name=False,

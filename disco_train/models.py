@@ -139,7 +139,8 @@ def load_backbone(model_cfg, seed: int = 0) -> Backbone:
     if model_cfg.name == "tiny":
         transformer, vae = tiny_transformer(seed), tiny_vae(seed + 1)
         text_encoder, tokenizer = tiny_text_encoder(seed + 2)
-        transformer, vae, text_encoder = (m.to(dtype) for m in (transformer, vae, text_encoder))
+        if dtype != torch.float32:
+            transformer, vae, text_encoder = (m.to(dtype) for m in (transformer, vae, text_encoder))
     else:
         check_weights_present(model_cfg)
         transformer, vae = _load_ltx(Path(model_cfg.path), dtype)

@@ -73,11 +73,15 @@ def write_video(target: str | Path | None, frames: np.ndarray, fps: float, codec
                 crf: int = 18) -> bytes:
     """Encode frames into an mp4 (H.264 by default). Writes `target` if given; returns the mp4 bytes."""
     _check_frames(frames)
+    if codec == "libx265" and min(frames.shape[1:3]) < X265_MIN_SIDE:
+        raise VideoError(f"libx265 needs frames of at least {X265_MIN_SIDE} px per side, got "
+                         f"{frames.shape[1]}×{frames.shape[2]}")
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as container:
         stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.options = {"crf": str(crf)}
+        stream.options = ({"x265-params": f"crf={crf}:log-level=error"} if codec == "libx265"
+                          else {"crf": str(crf)})
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)

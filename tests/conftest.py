@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny real models, real mp4 videos made with PyAV, and demo shards. No network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_video(path: Path, frames: int, height: int, width: int, fps: float = 24.0, codec: str = "libx264",
+               seed: int = 0) -> np.ndarray:
+    """A real mp4 of a moving gradient (smooth, so the codec keeps it close); returns the frames written."""
+    from disco_train.video import write_video
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = rng.integers(0, 255, size=3)
+    video = np.stack([np.stack([(xx * 3 + t * 4 + base[c]) % 256 for c in range(3)], -1) for t in range(frames)])
+    video = (video // 2 + (yy[None, ..., None] % 64)).astype(np.uint8)
+    write_video(path, video, fps, codec=codec, crf=18)
+    return video
+
+
+@pytest.fixture(scope="session")
+def demo_shards(tmp_path_factory) -> Path:
+    """Demo videos -> shards with the project's own preprocessing (64×64×17 clips, x264)."""
+    from datamodules.demo import make_demo
+    from datamodules.prepare import run
+    from disco_train.config import PrepareConfig
+
+    root = tmp_path_factory.mktemp("demo")
+    videos = make_demo(root / "videos", videos=6, seed=1)
+    cfg = PrepareConfig(input=str(videos), output=str(root / "shards"), captions=str(videos / "captions.csv"),
+                        frames=17, height=64, width=64, max_clips_per_video=2, codec="x264", crf=30, shard_size=4)
+    run(cfg, log=lambda *_: None)
+    return root / "shards"
+
+
+def debug_overrides(shards: Path, out: Path, steps: int = 2) -> list[str]:
+    return ["recipe=disco_lora_debug", f"data.train_shards={shards}/train-*.tar", f"output_dir={out}",
+            f"trainer.max_steps={steps}", "data.num_workers=0", "logger.kind=none", "name=test"]

@@ -1,0 +1,106 @@
+from pathlib import Path
+
+import pytest
+
+from disco_train.config import ConfigError, DiscoLoraConfig
+from disco_train.recipe import RECIPES_DIR, available_recipes, resolve
+
+RECIPES = available_recipes()
+
+
+def test_recipes_exist():
+    assert {"disco_lora", "disco_lora_debug"} <= set(RECIPES)
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_every_recipe_resolves(name, tmp_path):
+    argv = [f"recipe={name}"]
+    if name.startswith("prepare"):
+        argv += [f"input={tmp_path}", f"output={tmp_path / 'out'}"]
+    cfg, resolved, _ = resolve(argv)
+    assert cfg.task == resolved.task
+
+
+@pytest.mark.parametrize("name", [r for r in RECIPES if not r.endswith("_debug") and not r.startswith("prepare")])
+def test_every_training_recipe_has_a_cpu_debug_child(name):
+    debug, _, _ = resolve([f"recipe={name}_debug"])
+    assert debug.trainer.accelerator == "cpu" and debug.model.name == "tiny"
+
+
+def test_paper_defaults():
+    cfg, _, _ = resolve(["recipe=disco_lora"])
+    assert (cfg.lora.rank, cfg.optim.lr, cfg.optim.schedule, cfg.trainer.max_steps) == (256, 2e-4, "cosine", 8000)
+    assert (cfg.data.frames, cfg.data.height, cfg.data.width, cfg.condition.fill) == (57, 512, 512, "forward")
+    assert cfg.model.name == "ltxv_13b" and cfg.model.dtype == "bf16"
+
+
+def test_precedence_defaults_base_recipe_cli():
+    base, _, _ = resolve(["recipe=disco_lora"])
+    debug, _, _ = resolve(["recipe=disco_lora_debug"])
+    cli, _, _ = resolve(["recipe=disco_lora_debug", "lora.rank=4"])
+    assert base.lora.rank == 256 and debug.lora.rank == 8 and cli.lora.rank == 4
+    assert debug.optim.schedule == DiscoLoraConfig().optim.schedule  # untouched keys keep dataclass defaults
+    assert debug.data.epoch_length == 100 and base.data.epoch_length == 8000
+
+
+def test_unknown_key_names_full_key_and_suggestion():
+    with pytest.raises(ConfigError, match=r"lora\.rnak: unknown key.*did you mean 'lora\.rank'"):
+        resolve(["recipe=disco_lora", "lora.rnak=4"])
+    with pytest.raises(ConfigError, match=r"^nope: unknown key"):
+        resolve(["recipe=disco_lora", "nope.deep=1"])
+
+
+def test_wrong_type_and_invalid_values_name_the_key():
+    with pytest.raises(ConfigError, match=r"^lora\.rank:"):
+        resolve(["recipe=disco_lora", "lora.rank=many"])
+    with pytest.raises(ConfigError, match=r"^data\.frames: must be 8k\+1"):
+        resolve(["recipe=disco_lora", "data.frames=56"])
+    with pytest.raises(ConfigError, match=r"^data\.width: must be a multiple of 32"):
+        resolve(["recipe=disco_lora", "data.width=500"])
+    with pytest.raises(ConfigError, match=r"^condition\.ratio"):
+        resolve(["recipe=disco_lora", "condition.mode=interleave", "condition.aux=sketch", "condition.ratio=1:0"])
+
+
+def test_missing_recipe_lists_available():
+    with pytest.raises(ConfigError, match="available: .*disco_lora_debug"):
+        resolve(["recipe=nope"])
+    with pytest.raises(ConfigError, match="key=value"):
+        resolve(["recipe=disco_lora", "--lr"])
+
+
+def _write(dir_: Path, name: str, text: str) -> None:
+    (dir_ / f"{name}.yaml").write_text(text)
+
+
+def test_base_chain_later_wins_and_cycles_rejected(tmp_path):
+    _write(tmp_path, "a", "task: disco_lora\nlora: {rank: 4, alpha: 4}\n")
+    _write(tmp_path, "b", "task: disco_lora\nlora: {rank: 16}\n")
+    _write(tmp_path, "c", "base: [a, b]\noptim: {lr: 0.1}\n")
+    cfg, _, _ = resolve(["recipe=c"], recipes_dir=tmp_path)
+    assert (cfg.lora.rank, cfg.lora.alpha, cfg.optim.lr) == (16, 4.0, 0.1)
+    _write(tmp_path, "x", "base: y\ntask: disco_lora\n")
+    _write(tmp_path, "y", "base: x\n")
+    with pytest.raises(ConfigError, match="cycle x -> y -> x"):
+        resolve(["recipe=x"], recipes_dir=tmp_path)
+
+
+def test_recipe_keys_are_checked_too(tmp_path):
+    _write(tmp_path, "bad", "task: disco_lora\noptim: {learning_rate: 1}\n")
+    with pytest.raises(ConfigError, match=r"optim\.learning_rate: unknown key \(from recipe bad\)"):
+        resolve(["recipe=bad"], recipes_dir=tmp_path)
+
+
+def test_train_print_config_and_errors(capsys):
+    import train
+
+    assert train.main(["recipe=disco_lora", "print_config=true"]) == 0
+    assert "rank: 256" in capsys.readouterr().out
+    assert train.main(["recipe=disco_lora", "lora.rnak=1"]) == 2
+    assert "did you mean 'lora.rank'" in capsys.readouterr().err
+    # no weights here: a clear message naming the key and the folder, before anything loads
+    assert train.main(["recipe=disco_lora"]) == 2
+    assert "model.path=checkpoints/ltx-video-13b" in capsys.readouterr().err
+
+
+def test_recipes_dir_is_yaml_only():
+    assert {p.suffix for p in RECIPES_DIR.iterdir()} <= {".yaml", ".md"}
