@@ -79,6 +79,12 @@ def load_weights(key: str, weights_dir: str | Path) -> dict[str, torch.Tensor]:
 
 def load_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
     """``load_state_dict(strict=True)`` with a message naming the file and the offending keys/shapes."""
+    state = dict(state)
+    # BatchNorm's num_batches_tracked counter only matters for training with momentum=None; files converted
+    # from TF (FID Inception, I3D) may lack it, so take the module's own value instead of failing.
+    for key, value in module.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            state.setdefault(key, value)
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
