@@ -1,0 +1,22 @@
+"""Evaluation for DiSCo codecs: fidelity (PSNR, SSIM), perceptual (LPIPS, DISTS) and distribution (FID, FVD)
+metrics, BD-rate, the ``evaluate``/``bdrate`` commands and RD-curve plots.
+
+Heavy modules (torch backbones, matplotlib) are imported lazily by the functions that need them.
+"""
+
+from .bdrate import DEFAULT_INTERPOLATION, bd_rate
+from .fidelity import psnr_frames, psnr_video, ssim_frames, ssim_video
+from .plot import plot_rd
+from .results import LOWER_IS_BETTER, read_rd_points
+
+__all__ = [
+    "DEFAULT_INTERPOLATION",
+    "LOWER_IS_BETTER",
+    "bd_rate",
+    "plot_rd",
+    "psnr_frames",
+    "psnr_video",
+    "read_rd_points",
+    "ssim_frames",
+    "ssim_video",
+]

@@ -1,0 +1,233 @@
+"""Command functions: ``evaluate``, ``bdrate`` and ``plot`` (key=value arguments, parsed by OmegaConf).
+
+    evaluate refs=<dir> recons=<dir> out=<csv> [metrics=psnr,ssim,lpips,dists,fid,fvd] [bpp=<float> |
+             bitstreams=<dir>] [weights_dir=checkpoints/metrics] [device=cpu] [append=false] ...
+    bdrate <anchor.csv> <test.csv> [metric=lpips] [interpolation=akima]
+    plot <a.csv> [<b.csv> ...] metric=lpips out=rd.png
+
+``evaluate`` pairs ``refs/<stem>.<ext>`` with ``recons/<stem>.<ext>`` and writes one csv row per video plus
+an ``overall`` row: per-frame metrics and bpp are the mean over videos (every sequence weighs the same, as
+in codec test conditions), FID/FVD are computed over the pooled frames/clips of all videos. Appending
+several runs (``append=true``), one per rate point, to one csv gives the RD curve that ``bdrate`` and
+``plot`` read.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Optional
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .results import LOWER_IS_BETTER, OVERALL
+
+BASE_COLUMNS = ["video", "frames", "height", "width", "bpp"]
+
+
+@dataclass
+class EvaluateConfig:
+    refs: str = MISSING  # folder of reference videos
+    recons: str = MISSING  # folder of reconstructions, same file stems
+    out: str = MISSING  # csv to write
+    metrics: str = "psnr,ssim,lpips,dists,fid,fvd"  # comma-separated; also lpips_vgg
+    ext: str = "mp4"  # video file extension in both folders
+    bpp: Optional[float] = None  # rate of this run, written to every row ...
+    bitstreams: Optional[str] = None  # ... or folder with <stem>.* bitstream files (or <stem>/ folders)
+    weights_dir: str = "checkpoints/metrics"
+    device: str = "cpu"
+    batch_size: int = 4  # frames per forward pass of the perceptual networks
+    fvd_clip_len: int = 16
+    append: bool = False  # add rows to an existing csv (same columns) instead of overwriting it
+
+
+@dataclass
+class BDRateConfig:
+    metric: str = "lpips"
+    interpolation: str = "akima"
+    min_overlap: float = 0.75
+
+
+@dataclass
+class PlotConfig:
+    metric: str = MISSING
+    out: str = MISSING
+    title: Optional[str] = None
+
+
+class UsageError(ValueError):
+    """Bad command-line arguments."""
+
+
+def parse_args(schema: type, argv: list[str]):
+    """Strictly parse key=value args into ``schema``; unknown keys, bad types and missing values raise."""
+    bad = [a for a in argv if "=" not in a or a.startswith("=")]
+    if bad:
+        raise UsageError(f"arguments must be key=value, got {bad}")
+    cfg = OmegaConf.structured(schema)
+    OmegaConf.set_struct(cfg, True)  # structured configs already are; explicit so unknown keys always fail
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(argv)))
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        if missing:
+            allowed = ", ".join(f.name for f in fields(schema))
+            raise UsageError(f"missing required argument(s): {', '.join(missing)} (arguments: {allowed})")
+        return OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        allowed = ", ".join(f.name for f in fields(schema))
+        msg = str(exc).splitlines()[0]
+        key = getattr(exc, "full_key", None)  # OmegaConf puts the offending key on a later line; name it first
+        prefix = f"argument {key!r}: " if key and key not in msg else ""
+        raise UsageError(f"{prefix}{msg} (valid arguments: {allowed})") from None
+
+
+def pair_videos(refs: Path, recons: Path, ext: str) -> list[tuple[str, Path, Path]]:
+    """[(stem, ref, recon)] sorted by stem; every reference needs a reconstruction and vice versa."""
+    for label, d in (("refs", refs), ("recons", recons)):
+        if not d.is_dir():
+            raise FileNotFoundError(f"{label} folder not found: {d}")
+    ext = ext.lstrip(".")
+    ref_map = {p.stem: p for p in refs.glob(f"*.{ext}") if p.is_file()}
+    rec_map = {p.stem: p for p in recons.glob(f"*.{ext}") if p.is_file()}
+    if not ref_map:
+        raise FileNotFoundError(f"no *.{ext} videos in refs folder {refs}")
+    if OVERALL in ref_map:
+        raise ValueError(f"a video may not be named {OVERALL!r} (reserved for the summary row): {ref_map[OVERALL]}")
+    missing = sorted(set(ref_map) - set(rec_map))
+    extra = sorted(set(rec_map) - set(ref_map))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"no reconstruction in {recons} for: {', '.join(missing)}")
+        if extra:
+            parts.append(f"reconstructions without a reference in {refs}: {', '.join(extra)}")
+        raise ValueError("video names do not match (paired by file stem, *." + ext + "); " + "; ".join(parts))
+    return [(s, ref_map[s], rec_map[s]) for s in sorted(ref_map)]
+
+
+def bitstream_bits(folder: Path, stem: str) -> int:
+    """Total size in bits of ``folder/<stem>`` (file or folder) or of all ``folder/<stem>.*`` files."""
+    exact = folder / stem
+    files = [p for p in exact.rglob("*") if p.is_file()] if exact.is_dir() else []
+    files += [exact] if exact.is_file() else []
+    files += [p for p in folder.glob(f"{stem}.*") if p.is_file()]
+    if not files:
+        raise FileNotFoundError(f"no bitstream for video {stem!r} in {folder} (expected {stem}, {stem}/ or {stem}.*)")
+    return 8 * sum(p.stat().st_size for p in files)
+
+
+def _write_rows(out: Path, columns: list[str], rows: list[dict], append: bool) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if append and out.exists():
+        with out.open(newline="") as f:
+            header = next(csv.reader(f), None)
+        if header != columns:
+            raise ValueError(f"cannot append to {out}: its columns {header} differ from {columns}")
+        mode = "a"
+    else:
+        mode = "w"
+    with out.open(mode, newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        if mode == "w":
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def _fmt(value) -> str:
+    return "" if value is None else (f"{value:.8g}" if isinstance(value, float) else str(value))
+
+
+def run_evaluate(cfg: EvaluateConfig) -> list[dict]:
+    """Evaluate all pairs, write the csv and return its rows (the last one is the overall row)."""
+    from .suite import MetricSuite, parse_metric_names
+
+    names = parse_metric_names(cfg.metrics)
+    if cfg.bpp is not None and cfg.bitstreams is not None:
+        raise UsageError("give either bpp= or bitstreams=, not both")
+    if cfg.bitstreams is not None and not Path(cfg.bitstreams).is_dir():
+        raise FileNotFoundError(f"bitstreams folder not found: {cfg.bitstreams}")
+    pairs = pair_videos(Path(cfg.refs), Path(cfg.recons), cfg.ext)
+    suite = MetricSuite(names, weights_dir=cfg.weights_dir, device=cfg.device,
+                        batch_size=cfg.batch_size, clip_len=cfg.fvd_clip_len)
+    rows, bpps = [], []
+    for stem, ref, rec in pairs:
+        res = suite.evaluate_pair(ref, rec)
+        bpp = cfg.bpp
+        if cfg.bitstreams is not None:
+            bpp = bitstream_bits(Path(cfg.bitstreams), stem) / (res.frames * res.height * res.width)
+        bpps.append(bpp)
+        rows.append({"video": stem, "frames": res.frames, "height": res.height, "width": res.width,
+                     "bpp": bpp, **res.scores})
+    overall = {"video": OVERALL, "frames": sum(r["frames"] for r in rows),
+               "bpp": None if bpps[0] is None else sum(bpps) / len(bpps)}
+    for n in names:
+        if n in suite.frame_metric_names:
+            overall[n] = sum(r[n] for r in rows) / len(rows)
+    overall.update(suite.distribution_scores())
+    rows.append(overall)
+    columns = BASE_COLUMNS + names
+    _write_rows(Path(cfg.out), columns, [{c: _fmt(r.get(c)) for c in columns} for r in rows], cfg.append)
+    return rows
+
+
+def _run(command: str, fn, argv: list[str]) -> int:
+    try:
+        return fn(argv)
+    except (ValueError, FileNotFoundError) as exc:  # user errors: one clear line, no traceback
+        print(f"{command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str]) -> int:
+    """``evaluate key=value ...``; returns a process exit code (0 ok, 2 usage/input error)."""
+    def go(args):
+        cfg = parse_args(EvaluateConfig, args)
+        rows = run_evaluate(cfg)
+        summary = ", ".join(f"{k}={_fmt(v)}" for k, v in rows[-1].items() if k not in ("video",))
+        print(f"evaluated {len(rows) - 1} video(s) -> {cfg.out}: {summary}")
+        return 0
+    return _run("evaluate", go, argv)
+
+
+def _split_positional(argv: list[str]) -> tuple[list[str], list[str]]:
+    return [a for a in argv if "=" not in a], [a for a in argv if "=" in a]
+
+
+def bdrate_main(argv: list[str]) -> int:
+    """``bdrate anchor.csv test.csv [metric=lpips] [interpolation=akima]``: print the BD-rate in percent."""
+    def go(args):
+        from .bdrate import bd_rate
+        from .results import read_rd_points
+
+        paths, kv = _split_positional(args)
+        if len(paths) != 2:
+            raise UsageError(f"bdrate needs exactly 2 csv files (anchor, test), got {paths}")
+        cfg = parse_args(BDRateConfig, kv)
+        (ra, qa), (rt, qt) = (read_rd_points(p, cfg.metric) for p in paths)
+        value = bd_rate(ra, qa, rt, qt, interpolation=cfg.interpolation,
+                        lower_is_better=cfg.metric in LOWER_IS_BETTER, min_overlap=cfg.min_overlap)
+        print(f"BD-rate {cfg.metric} ({cfg.interpolation}) of {paths[1]} vs {paths[0]}: {value:.4f} %")
+        return 0
+    return _run("bdrate", go, argv)
+
+
+def plot_main(argv: list[str]) -> int:
+    """``plot a.csv [b.csv ...] metric=lpips out=rd.png [title=...]``: RD-curve PNG, one line per csv."""
+    def go(args):
+        from .plot import plot_rd
+
+        paths, kv = _split_positional(args)
+        if not paths:
+            raise UsageError("plot needs at least one csv file")
+        cfg = parse_args(PlotConfig, kv)
+        out = plot_rd(paths, cfg.metric, cfg.out, title=cfg.title)
+        print(f"wrote {out}")
+        return 0
+    return _run("plot", go, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,142 @@
+"""Streaming computation of a set of metrics over (reference, reconstruction) video pairs.
+
+Per-frame metrics (PSNR, SSIM, LPIPS, DISTS) are averaged over the frames of each video. Distribution
+metrics (FID, FVD) compare the feature distributions of all reference vs all reconstructed material of a
+run, so they only exist for the whole set: FID over every frame, FVD over every non-overlapping clip of
+``clip_len`` consecutive frames (a trailing partial clip is not used).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .fidelity import check_video_pair, psnr_frames, ssim_frames
+from .videoio import iter_chunks
+
+FRAME_METRICS = ("psnr", "ssim", "lpips", "lpips_vgg", "dists")
+DISTRIBUTION_METRICS = ("fid", "fvd")
+ALL_METRICS = FRAME_METRICS + DISTRIBUTION_METRICS
+
+FrameFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def parse_metric_names(spec: str | list[str]) -> list[str]:
+    """'psnr,ssim' -> ['psnr', 'ssim']; unknown or duplicate names raise ValueError."""
+    names = [n.strip().lower() for n in (spec.split(",") if isinstance(spec, str) else spec) if n.strip()]
+    if not names:
+        raise ValueError(f"no metrics given; choose from {', '.join(ALL_METRICS)}")
+    unknown = [n for n in names if n not in ALL_METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(ALL_METRICS)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate metric names in {names}")
+    return names
+
+
+@dataclass
+class VideoResult:
+    frames: int
+    height: int
+    width: int
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+def _build_frame_metric(name: str, weights_dir: Path, device: str, batch_size: int) -> FrameFn:
+    if name == "psnr":
+        return psnr_frames
+    if name == "ssim":
+        return ssim_frames
+    from .perceptual import TorchFrameMetric, load_dists, load_lpips
+
+    if name == "dists":
+        model = load_dists(weights_dir)
+    else:
+        model = load_lpips("vgg" if name == "lpips_vgg" else "alex", weights_dir)
+    return TorchFrameMetric(model, device=device, batch_size=batch_size)
+
+
+class MetricSuite:
+    """Holds the loaded metric models and accumulates features for the distribution metrics."""
+
+    def __init__(self, names: list[str], *, weights_dir: str | Path = "checkpoints/metrics",
+                 device: str = "cpu", batch_size: int = 4, clip_len: int = 16):
+        self.names = parse_metric_names(names)
+        if batch_size < 1 or clip_len < 1:
+            raise ValueError(f"batch_size and clip_len must be >= 1, got {batch_size} and {clip_len}")
+        self.clip_len = clip_len
+        wdir = Path(weights_dir)
+        # Build every model up front so missing weight files are reported before any video is decoded.
+        self._frame = {n: _build_frame_metric(n, wdir, device, batch_size)
+                       for n in self.names if n in FRAME_METRICS}
+        self._fid = self._fvd = None
+        if "fid" in self.names or "fvd" in self.names:
+            from .distribution import FIDFeatures, FVDFeatures
+
+            if "fid" in self.names:
+                self._fid = FIDFeatures.from_weights(wdir, device=device, batch_size=batch_size)
+            if "fvd" in self.names:
+                self._fvd = FVDFeatures.from_weights(wdir, device=device)
+        self._feats: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {"fid": ([], []), "fvd": ([], [])}
+
+    @property
+    def frame_metric_names(self) -> list[str]:
+        return list(self._frame)
+
+    def evaluate_pair(self, ref_path: str | Path, rec_path: str | Path) -> VideoResult:
+        """Per-video means of the per-frame metrics; also feeds the FID/FVD feature pools."""
+        sums = dict.fromkeys(self._frame, 0.0)
+        ref_it, rec_it = iter_chunks(ref_path, self.clip_len), iter_chunks(rec_path, self.clip_len)
+        n, shape = 0, None
+        while True:
+            a, b = next(ref_it, None), next(rec_it, None)
+            if a is None and b is None:
+                break
+            if a is None or b is None or a.shape[0] != b.shape[0]:
+                n_ref = n + _count(a, ref_it)
+                n_rec = n + _count(b, rec_it)
+                raise ValueError(f"frame counts differ: {ref_path} has {n_ref}, {rec_path} has {n_rec}")
+            if a.shape != b.shape:
+                raise ValueError(f"resolutions differ: {ref_path} is {a.shape[2]}x{a.shape[1]}, "
+                                 f"{rec_path} is {b.shape[2]}x{b.shape[1]} (WxH)")
+            check_video_pair(a, b)
+            shape = a.shape[1:3]
+            for name, fn in self._frame.items():
+                sums[name] += float(np.sum(fn(a, b)))
+            self._pool(a, b)
+            n += a.shape[0]
+        if n == 0:
+            raise ValueError(f"no decodable frames in {ref_path} / {rec_path}")
+        return VideoResult(frames=n, height=shape[0], width=shape[1],
+                           scores={k: v / n for k, v in sums.items()})
+
+    def _pool(self, a: np.ndarray, b: np.ndarray) -> None:
+        if self._fid is not None:
+            self._feats["fid"][0].append(self._fid(a))
+            self._feats["fid"][1].append(self._fid(b))
+        if self._fvd is not None and a.shape[0] == self.clip_len:
+            self._feats["fvd"][0].append(self._fvd(a[None]))
+            self._feats["fvd"][1].append(self._fvd(b[None]))
+
+    def distribution_scores(self) -> dict[str, float]:
+        """FID/FVD between everything seen so far by ``evaluate_pair`` (only the requested ones)."""
+        out = {}
+        for name, needed in (("fid", self._fid), ("fvd", self._fvd)):
+            if needed is None:
+                continue
+            from .distribution import frechet_distance
+
+            ref, rec = self._feats[name]
+            if sum(len(f) for f in ref) < 2:
+                unit = "frames" if name == "fid" else f"complete {self.clip_len}-frame clips"
+                raise ValueError(f"{name.upper()} needs at least 2 {unit} over all videos, "
+                                 f"got {sum(len(f) for f in ref)}")
+            out[name] = frechet_distance(np.concatenate(ref), np.concatenate(rec))
+        return out
+
+
+def _count(first: np.ndarray | None, rest) -> int:
+    return (0 if first is None else first.shape[0]) + sum(c.shape[0] for c in rest)

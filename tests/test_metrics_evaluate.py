@@ -1,0 +1,135 @@
+"""evaluate / bdrate / plot command functions on real small mp4 files written with PyAV."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from disco_train.metrics.evaluate import bdrate_main, main, plot_main
+from disco_train.metrics.fidelity import psnr_video
+from disco_train.metrics.videoio import read_video, write_video
+
+
+def _frames(seed, t=5, h=32, w=32):
+    # smooth content so x264 at moderate CRF gives a clearly finite, non-trivial PSNR
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(t, h // 8, w // 8, 3)).astype(np.uint8)
+    return np.repeat(np.repeat(base, 8, axis=1), 8, axis=2)
+
+
+@pytest.fixture()
+def dirs(tmp_path):
+    refs, recons = tmp_path / "refs", tmp_path / "recons"
+    refs.mkdir()
+    recons.mkdir()
+    for i, stem in enumerate(["a", "b"]):
+        frames = _frames(i)
+        write_video(refs / f"{stem}.mp4", frames, crf=0)
+        write_video(recons / f"{stem}.mp4", frames, crf=35)
+    return refs, recons
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_evaluate_psnr_ssim(dirs, tmp_path, capsys):
+    refs, recons = dirs
+    out = tmp_path / "res.csv"
+    assert main([f"refs={refs}", f"recons={recons}", "metrics=psnr,ssim", f"out={out}", "bpp=0.01"]) == 0
+    rows = _rows(out)
+    assert [r["video"] for r in rows] == ["a", "b", "overall"]
+    assert list(rows[0]) == ["video", "frames", "height", "width", "bpp", "psnr", "ssim"]
+    a = rows[0]
+    assert (a["frames"], a["height"], a["width"], a["bpp"]) == ("5", "32", "32", "0.01")
+    # the csv value is the PyAV-decoded per-frame PSNR averaged over frames
+    expected = psnr_video(read_video(refs / "a.mp4"), read_video(recons / "a.mp4"))
+    assert float(a["psnr"]) == pytest.approx(expected, rel=1e-6)
+    assert 15 < float(a["psnr"]) < 60 and 0 < float(a["ssim"]) < 1
+    overall = rows[-1]
+    assert overall["frames"] == "10"
+    assert float(overall["psnr"]) == pytest.approx((float(rows[0]["psnr"]) + float(rows[1]["psnr"])) / 2, rel=1e-6)
+    assert "evaluated 2 video(s)" in capsys.readouterr().out
+
+
+def test_append_and_bdrate_and_plot(dirs, tmp_path, capsys):
+    refs, recons = dirs
+    anchor, test = tmp_path / "anchor.csv", tmp_path / "test.csv"
+    # Two fake RD "runs" per codec from the same recon folder, differing only in the declared rate: the test
+    # codec claims half the rate for the same quality, so its BD-rate must be -50 %.
+    base = [f"refs={refs}", f"recons={recons}", "metrics=psnr"]
+    assert main(base + [f"out={anchor}", "bpp=0.02"]) == 0
+    assert main(base + [f"out={test}", "bpp=0.01"]) == 0
+    # second RD point: identity reconstruction (refs vs refs) -> capped PSNR, higher rate
+    ident = base[:1] + [f"recons={refs}", "metrics=psnr"]
+    assert main(ident + [f"out={anchor}", "bpp=0.2", "append=true"]) == 0
+    assert main(ident + [f"out={test}", "bpp=0.1", "append=true"]) == 0
+    assert len(_rows(anchor)) == 6
+    capsys.readouterr()
+    assert bdrate_main([str(anchor), str(test), "metric=psnr"]) == 0
+    printed = capsys.readouterr().out
+    assert "BD-rate psnr (akima)" in printed and "-50.0000 %" in printed
+    png = tmp_path / "rd.png"
+    assert plot_main([str(anchor), str(test), "metric=psnr", f"out={png}"]) == 0
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_bitstream_rate(dirs, tmp_path):
+    refs, recons = dirs
+    bits = tmp_path / "bits"
+    bits.mkdir()
+    (bits / "a.bin").write_bytes(b"\0" * 100)
+    (bits / "a.txt").write_bytes(b"\0" * 28)  # side info (e.g. the text prompt) counts too
+    (bits / "b").mkdir()
+    (bits / "b" / "s.bin").write_bytes(b"\0" * 64)
+    out = tmp_path / "r.csv"
+    assert main([f"refs={refs}", f"recons={recons}", "metrics=psnr", f"out={out}", f"bitstreams={bits}"]) == 0
+    rows = _rows(out)
+    pixels = 5 * 32 * 32
+    assert float(rows[0]["bpp"]) == pytest.approx(128 * 8 / pixels)
+    assert float(rows[1]["bpp"]) == pytest.approx(64 * 8 / pixels)
+    assert float(rows[2]["bpp"]) == pytest.approx((128 + 64) * 8 / pixels / 2)
+
+
+def _err(capsys, argv, fn=main):
+    assert fn(argv) == 2
+    return capsys.readouterr().err
+
+
+def test_clear_errors(dirs, tmp_path, capsys):
+    refs, recons = dirs
+    ok = [f"refs={refs}", f"recons={recons}", f"out={tmp_path / 'o.csv'}", "metrics=psnr"]
+    assert "colour" in _err(capsys, ok + ["colour=1"]) and "valid arguments" in _err(capsys, ok + ["colour=1"])
+    assert "missing required argument(s): out" in _err(capsys, ok[:2])
+    assert "key=value" in _err(capsys, ok + ["psnr"])
+    assert "unknown metric(s) ['vmaf']" in _err(capsys, ok[:3] + ["metrics=psnr,vmaf"])
+    assert "argument 'batch_size': Value 'many'" in _err(capsys, ok + ["batch_size=many"])
+    assert "either bpp= or bitstreams=" in _err(capsys, ok + ["bpp=1", f"bitstreams={tmp_path}"])
+    assert "recons folder not found" in _err(capsys, [f"refs={refs}", f"recons={tmp_path / 'nope'}"] + ok[2:])
+
+    write_video(recons / "c.mp4", _frames(3))
+    err = _err(capsys, ok)
+    assert "reconstructions without a reference" in err and ": c" in err
+    (recons / "c.mp4").unlink()
+    (recons / "b.mp4").unlink()
+    err = _err(capsys, ok)
+    assert "no reconstruction in" in err and "for: b" in err
+
+    write_video(recons / "b.mp4", _frames(1, t=4))
+    assert "frame counts differ" in _err(capsys, ok) and "has 5" in _err(capsys, ok)
+    write_video(recons / "b.mp4", _frames(1, h=48))
+    assert "resolutions differ" in _err(capsys, ok)
+    (recons / "b.mp4").write_bytes(b"not a video")
+    assert "cannot open video" in _err(capsys, ok)
+
+
+def test_bdrate_errors(tmp_path, capsys):
+    a = tmp_path / "a.csv"
+    a.write_text("bpp,lpips\n0.01,0.3\n0.02,0.2\n")
+    assert "exactly 2 csv files" in _err(capsys, [str(a)], bdrate_main)
+    assert "missing.csv" in _err(capsys, [str(a), str(tmp_path / "missing.csv")], bdrate_main)
+    assert "no column 'dists'" in _err(capsys, [str(a), str(a), "metric=dists"], bdrate_main)
+    assert "interpolation must be one of" in _err(capsys, [str(a), str(a), "interpolation=x"], bdrate_main)
+    assert bdrate_main([str(a), str(a)]) == 0  # lpips, lower-is-better: identical curves
+    assert "0.0000 %" in capsys.readouterr().out
