@@ -1,0 +1,1 @@
+"""disco-train: PyTorch Lightning framework for training DiSCo semantic video codecs."""
