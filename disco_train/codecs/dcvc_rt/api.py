@@ -30,9 +30,11 @@ def load_codec(ckpt_dir=None, device="cpu", dtype=torch.float32, video=True) -> 
     return DcvcRtCodec(intra, inter)
 
 
+@functools.lru_cache(maxsize=2)
 def synthetic_codec(device="cpu", dtype=torch.float32) -> DcvcRtCodec:
     """Codec with the deterministic golden-rule weights: for tests and benchmarks without
-    checkpoints (it codes real bitstreams, but the reconstructions are not meaningful)."""
+    checkpoints (it codes real bitstreams, but the reconstructions are not meaningful).
+    Cached (~2 s to build); the codec resets its reference buffer at every I-frame."""
     models = []
     for cls in (DMCI, DMC):
         with torch.device("meta"):  # skip the default init of ~66M parameters
