@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
     (out / "config.yaml").write_text(to_yaml(resolved))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = build_module(cfg)
-    print(f"{cfg.model.name}: {module.num_trainable:,} trainable LoRA parameters (rank {cfg.lora.rank}); run in {out}")
+    print(f"{cfg.task}: {module.describe()}; run in {out}")
     trainer, history = build_trainer(cfg)
     trainer.fit(module, datamodule=datamodule)
     print(history.summary())

@@ -18,11 +18,12 @@ def run_dir(cfg) -> Path:
     return Path(cfg.output_dir) / cfg.name
 
 
-def preflight(cfg: DiscoLoraConfig) -> None:
+def preflight(cfg) -> None:
     """Checks that need the file system or hardware, done before any weights load."""
     import torch
 
-    check_weights_present(cfg.model)
+    if cfg.task == "disco_lora":
+        check_weights_present(cfg.model)
     if cfg.trainer.strategy.startswith("deepspeed") and not torch.cuda.is_available():
         raise ConfigError(f"trainer.strategy={cfg.trainer.strategy}: DeepSpeed needs CUDA GPUs and none is visible")
     if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
@@ -39,7 +40,7 @@ def _strategy(name: str):
     return name
 
 
-def _logger(cfg: DiscoLoraConfig, out: Path):
+def _logger(cfg, out: Path):
     kind = cfg.logger.kind
     if kind == "none":
         return False
@@ -50,7 +51,7 @@ def _logger(cfg: DiscoLoraConfig, out: Path):
     return CSVLogger(save_dir=str(out), name="", version="logs")
 
 
-def build_trainer(cfg: DiscoLoraConfig) -> tuple[L.Trainer, LossHistory]:
+def build_trainer(cfg) -> tuple[L.Trainer, LossHistory]:
     # The frozen base is in eval mode on purpose (no dropout in the teacher path); Lightning warns about it.
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     out = run_dir(cfg)
@@ -73,13 +74,31 @@ def build_trainer(cfg: DiscoLoraConfig) -> tuple[L.Trainer, LossHistory]:
     return trainer, history
 
 
-def build_datamodule(cfg: DiscoLoraConfig):
+def _lora_datamodule(cfg: DiscoLoraConfig):
     from datamodules.shards import ShardDataModule
 
     return ShardDataModule(cfg.data, fill=cfg.condition.fill, seed=cfg.seed)
 
 
-def build_module(cfg: DiscoLoraConfig):
+def _lora_module(cfg: DiscoLoraConfig):
     from disco_train.modules.dit_lora import DiscoLoRAModule
 
     return DiscoLoRAModule(cfg)
+
+
+# task -> (module factory, datamodule factory). Each factory takes the task's typed config.
+TASK_BUILDERS = {"disco_lora": (_lora_module, _lora_datamodule)}
+
+
+def _builders(cfg):
+    if cfg.task not in TASK_BUILDERS:
+        raise ConfigError(f"task: {cfg.task!r} cannot be trained; trainable tasks: {', '.join(TASK_BUILDERS)}")
+    return TASK_BUILDERS[cfg.task]
+
+
+def build_datamodule(cfg):
+    return _builders(cfg)[1](cfg)
+
+
+def build_module(cfg):
+    return _builders(cfg)[0](cfg)

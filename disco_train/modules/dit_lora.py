@@ -33,6 +33,9 @@ class DiscoLoRAModule(L.LightningModule):
         # Frozen base weights are not in our checkpoints (on_save_checkpoint); loading must not demand them.
         self.strict_loading = False
 
+    def describe(self) -> str:
+        return f"{self.cfg.model.name}, {self.num_trainable:,} trainable LoRA parameters (rank {self.cfg.lora.rank})"
+
     # ---- encoders (frozen, no grad) -------------------------------------------------------------------------
     @torch.no_grad()
     def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
