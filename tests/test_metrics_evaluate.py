@@ -133,3 +133,50 @@ def test_bdrate_errors(tmp_path, capsys):
     assert "interpolation must be one of" in _err(capsys, [str(a), str(a), "interpolation=x"], bdrate_main)
     assert bdrate_main([str(a), str(a)]) == 0  # lpips, lower-is-better: identical curves
     assert "0.0000 %" in capsys.readouterr().out
+
+
+def test_evaluate_perceptual_metrics_with_random_weights(dirs, tmp_path):
+    from disco_train.metrics.testing import write_random_weights
+
+    refs, recons = dirs
+    wdir = write_random_weights(tmp_path / "w", keys=("alexnet", "lpips_alex", "vgg16", "dists"))
+    out = tmp_path / "p.csv"
+    assert main([f"refs={refs}", f"recons={recons}", f"out={out}", "metrics=lpips,dists",
+                 f"weights_dir={wdir}", "batch_size=3"]) == 0
+    rows = _rows(out)
+    assert list(rows[0])[-2:] == ["lpips", "dists"]
+    for r in rows:
+        assert float(r["lpips"]) > 0 and 0 < float(r["dists"]) < 1
+    # identity: refs vs refs gives 0 (alex only: VGG on CPU is the slow part of this test)
+    assert main([f"refs={refs}", f"recons={refs}", f"out={out}", "metrics=lpips", f"weights_dir={wdir}"]) == 0
+    assert all(abs(float(r["lpips"])) < 1e-6 for r in _rows(out))
+
+
+def test_evaluate_reports_missing_weights(dirs, tmp_path, capsys):
+    refs, recons = dirs
+    err = _err(capsys, [f"refs={refs}", f"recons={recons}", f"out={tmp_path / 'o.csv'}", "metrics=psnr,fid",
+                        f"weights_dir={tmp_path / 'none'}"])
+    assert "pt_inception-2015-12-05-6726825d.pth" in err and "save it as" in err
+
+
+@pytest.mark.slow
+def test_evaluate_all_metrics(tmp_path):
+    from disco_train.metrics.testing import write_random_weights
+
+    refs, recons = tmp_path / "refs", tmp_path / "recons"
+    refs.mkdir()
+    recons.mkdir()
+    for i in range(2):  # 2 videos x 16 frames -> 2 FVD clips, 32 FID frames per side
+        frames = _frames(i, t=16)
+        write_video(refs / f"v{i}.mp4", frames, crf=0)
+        write_video(recons / f"v{i}.mp4", frames, crf=40)
+    wdir = write_random_weights(tmp_path / "w")
+    out = tmp_path / "all.csv"
+    assert main([f"refs={refs}", f"recons={recons}", f"out={out}", f"weights_dir={wdir}", "bpp=0.05"]) == 0
+    rows = _rows(out)
+    assert list(rows[0]) == ["video", "frames", "height", "width", "bpp", "psnr", "ssim", "lpips", "dists",
+                             "fid", "fvd"]
+    assert rows[0]["fid"] == "" and rows[0]["fvd"] == ""  # distribution metrics only exist for the set
+    overall = rows[-1]
+    assert float(overall["fid"]) > 0 and float(overall["fvd"]) >= 0
+    assert np.isfinite([float(overall[k]) for k in ("psnr", "ssim", "lpips", "dists", "fid", "fvd")]).all()

@@ -5,12 +5,19 @@ Heavy modules (torch backbones, matplotlib) are imported lazily by the functions
 """
 
 from .bdrate import DEFAULT_INTERPOLATION, bd_rate
+from .evaluate import bdrate_main, main, plot_main
 from .fidelity import psnr_frames, psnr_video, ssim_frames, ssim_video
 from .plot import plot_rd
 from .results import LOWER_IS_BETTER, read_rd_points
+from .suite import ALL_METRICS, MetricSuite
 
 __all__ = [
+    "ALL_METRICS",
     "DEFAULT_INTERPOLATION",
+    "MetricSuite",
+    "bdrate_main",
+    "main",
+    "plot_main",
     "LOWER_IS_BETTER",
     "bd_rate",
     "plot_rd",
