@@ -60,6 +60,10 @@ def build_trainer(cfg) -> tuple[L.Trainer, LossHistory]:
                                   every_n_train_steps=cfg.checkpoint.every_n_steps, save_top_k=cfg.checkpoint.keep_last,
                                   monitor="step", mode="max", save_last=True)
     callbacks = [checkpoints, history, TQDMProgressBar(refresh_rate=1)]
+    if getattr(cfg, "validation", None) and cfg.validation.every_n_steps and cfg.data.val_shards:
+        from disco_train.validation import SampleValidation
+
+        callbacks.append(SampleValidation(cfg, out))
     logger = _logger(cfg, out)
     if logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))

@@ -10,6 +10,10 @@ import re
 from dataclasses import dataclass, field, fields, is_dataclass
 
 
+NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
+"""Paper §3.2: the decoded caption is paired with predefined negative prompts such as 'blurry' or 'distorted'."""
+
+
 class ConfigError(ValueError):
     """A recipe, override or value is invalid. The message names the full dotted key."""
 
@@ -21,6 +25,9 @@ def _check(ok: bool, key: str, message: str) -> None:
 
 def parse_ratio(text: str, key: str = "ratio") -> tuple[int, int]:
     """'1:3' -> (1, 3). Both parts must be positive integers."""
+    if str(text).isdigit():
+        raise ConfigError(f"{key}: got {text!r}; an unquoted a:b in YAML is read as a base-60 number "
+                          f"(1:3 -> 63): write it quoted, e.g. ratio: \"1:3\"")
     match = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", str(text))
     _check(match is not None, key, f"expected 'a:b' with positive integers, got {text!r}")
     a, b = int(match.group(1)), int(match.group(2))
@@ -190,8 +197,6 @@ class TrainerConfig:
     """Micro-batches per optimizer step."""
     log_every_n_steps: int = 10
     """Logging interval."""
-    val_every_n_steps: int = 500
-    """Validation sampling interval (when data.val_shards is set)."""
 
     def validate(self, prefix: str) -> None:
         _check(self.max_steps > 0, f"{prefix}.max_steps", "must be positive")
@@ -202,6 +207,28 @@ class TrainerConfig:
         _check(self.devices == "auto" or str(self.devices).isdigit(), f"{prefix}.devices",
                f"must be 'auto' or a count, got {self.devices!r}")
         _check(self.accumulate_grad_batches > 0, f"{prefix}.accumulate_grad_batches", "must be positive")
+
+
+@dataclass
+class ValidationConfig:
+    every_n_steps: int = 500
+    """Sample held-out clips (data.val_shards) every N optimizer steps; 0 = never."""
+    num_samples: int = 2
+    """Held-out clips sampled at each validation."""
+    steps: int = 50
+    """Euler steps (paper: 50)."""
+    guidance: float = 3.0
+    """Classifier-free guidance scale against the negative prompt (1 = off)."""
+    negative_prompt: str = NEGATIVE_PROMPT
+    """Negative prompt paired with every decoded caption (paper §3.2)."""
+    seed: int = 0
+    """Noise seed of validation samples: the same clips get the same noise at every validation."""
+
+    def validate(self, prefix: str) -> None:
+        _check(self.every_n_steps >= 0, f"{prefix}.every_n_steps", "must be >= 0")
+        _check(self.num_samples > 0, f"{prefix}.num_samples", "must be positive")
+        _check(self.steps > 0, f"{prefix}.steps", "must be positive")
+        _check(self.guidance >= 1.0, f"{prefix}.guidance", "must be >= 1 (1 disables guidance)")
 
 
 @dataclass
@@ -248,6 +275,7 @@ class DiscoLoraConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 

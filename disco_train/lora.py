@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from peft import LoraConfig as PeftLoraConfig
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import load_file
 
 ADAPTER = "default"
 
@@ -46,6 +49,34 @@ def load_lora_state_dict(transformer: torch.nn.Module, state: dict[str, torch.Te
     unexpected = getattr(result, "unexpected_keys", None) or []
     if unexpected:
         raise ValueError(f"LoRA weights had unexpected keys: {unexpected[:5]}")
+
+
+ADAPTER_PREFIXES = ("transformer.", "diffusion_model.", "lora.")
+"""Key prefixes of the adapter formats we read: diffusers export, ComfyUI export, our Lightning checkpoints."""
+
+
+def load_adapter_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Adapter weights from an exported LoRA (.safetensors, diffusers or ComfyUI keys) or a training checkpoint
+    (.ckpt), as bare peft keys (`transformer_blocks.0.attn1.to_q.lora_A.weight`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"lora.init_from={path}: no such file (an exported .safetensors LoRA or a .ckpt)")
+    if path.suffix == ".safetensors":
+        state = load_file(str(path))
+    else:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        state = checkpoint.get("state_dict", checkpoint)
+    out = {}
+    for key, value in state.items():
+        for prefix in ADAPTER_PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+                break
+        if "lora_" in key:
+            out[key] = value
+    if not out:
+        raise ValueError(f"lora.init_from={path}: holds no LoRA weights (no key contains 'lora_')")
+    return out
 
 
 def trainable_parameters(module: torch.nn.Module) -> list[torch.nn.Parameter]:

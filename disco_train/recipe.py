@@ -8,6 +8,7 @@ valid key), before anything heavy is built. OmegaConf only; no Hydra (see anchor
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,9 @@ def _check_keys(values: Any, schema: type, source: str, prefix: str = "") -> Non
             _check_keys(value, type(default), source, full + ".")
 
 
+_RATIO = re.compile(r"\d+:\d+")
+
+
 def _parse_argv(argv: list[str]) -> tuple[str | None, list[str]]:
     recipe, rest = None, []
     for token in argv:
@@ -91,6 +95,9 @@ def _parse_argv(argv: list[str]) -> tuple[str | None, list[str]]:
         key, value = token.split("=", 1)
         if key == "recipe":
             recipe = value
+        elif _RATIO.fullmatch(value):
+            # YAML 1.1 reads 1:3 as the base-60 integer 63; a ratio on the command line is meant as text.
+            rest.append(f'{key}="{value}"')
         else:
             rest.append(token)
     return recipe, rest

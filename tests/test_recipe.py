@@ -104,3 +104,12 @@ def test_train_print_config_and_errors(capsys):
 
 def test_recipes_dir_is_yaml_only():
     assert {p.suffix for p in RECIPES_DIR.iterdir()} <= {".yaml", ".md"}
+
+
+def test_ratio_on_command_line_and_unquoted_in_yaml(tmp_path):
+    cfg, _, _ = resolve(["recipe=disco_lora", "condition.mode=interleave", "condition.aux=sketch",
+                         "condition.ratio=2:5"])
+    assert cfg.condition.ratio == "2:5"
+    _write(tmp_path, "r", "task: disco_lora\ncondition: {mode: interleave, aux: pose, ratio: 1:3}\n")
+    with pytest.raises(ConfigError, match=r"condition\.ratio: got '63'.*quoted"):
+        resolve(["recipe=r"], recipes_dir=tmp_path)

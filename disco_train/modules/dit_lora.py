@@ -14,8 +14,12 @@ import torch
 from disco_train import conditioning as C
 from disco_train import flow
 from disco_train.config import DiscoLoraConfig, parse_ratio
-from disco_train.lora import add_lora, load_lora_state_dict, lora_state_dict, trainable_parameters
+from disco_train.lora import add_lora, load_adapter_file, load_lora_state_dict, lora_state_dict, trainable_parameters
 from disco_train.models import Backbone, load_backbone
+from disco_train.sampling import NEGATIVE_PROMPT, decode_latents, sample_tokens
+
+SIGMA_BUCKETS = (0.25, 0.5, 0.75)
+"""Upper edges of the σ buckets for per-noise-level loss logging: [0,.25) [.25,.5) [.5,.75) [.75,1)."""
 
 
 class DiscoLoRAModule(L.LightningModule):
@@ -27,6 +31,8 @@ class DiscoLoRAModule(L.LightningModule):
         self.text_encoder, self.tokenizer = backbone.text_encoder, backbone.tokenizer
         self.num_trainable = add_lora(self.transformer, cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout,
                                       cfg.lora.targets)
+        if cfg.lora.init_from:
+            load_lora_state_dict(self.transformer, load_adapter_file(cfg.lora.init_from))
         if cfg.model.gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
         self.ratio = parse_ratio(cfg.condition.ratio)
@@ -98,8 +104,37 @@ class DiscoLoRAModule(L.LightningModule):
         loss = per_sample.mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=b)
         self.log("train/sigma", sigmas.mean(), batch_size=b)
+        self._log_sigma_buckets(per_sample.detach(), sigmas)
         self._log_data_health(batch)
         return loss
+
+    def _log_sigma_buckets(self, per_sample: torch.Tensor, sigmas: torch.Tensor) -> None:
+        """Loss per σ bucket: the mean loss mixes noise levels of very different difficulty."""
+        index = torch.bucketize(sigmas, torch.tensor(SIGMA_BUCKETS, device=sigmas.device))
+        edges = (0.0,) + SIGMA_BUCKETS + (1.0,)
+        for k in index.unique().tolist():
+            chosen = index == k
+            self.log(f"train/loss_sigma_{edges[k]:.2f}-{edges[k + 1]:.2f}", per_sample[chosen].mean(),
+                     batch_size=int(chosen.sum()))
+
+    # ---- sampling (validation, decoding) --------------------------------------------------------------------
+    @torch.no_grad()
+    def reconstruct(self, batch: dict, steps: int = 50, guidance: float = 3.0, seed: int = 0,
+                    negative_prompt: str = NEGATIVE_PROMPT) -> torch.Tensor:
+        """Decoder side of DiSCo for a batch: condition tokens + caption -> sampled clip, uint8 [B,T,H,W,3]."""
+        inputs = self.prepare_batch(batch)
+        target_shape = inputs["cond"].shape  # the target grid equals the condition grid
+        b, c, f, h, w = target_shape
+        cond, copies = C.condition_tokens(C.pack(inputs["cond"]),
+                                          None if inputs["aux"] is None else C.pack(inputs["aux"]),
+                                          self.cfg.condition.mode, self.ratio)
+        coords = C.latent_coords(f, h, w, inputs["fps"], b, self.device)
+        negative = self.encode_text([negative_prompt]) if guidance != 1.0 else None
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        tokens = sample_tokens(self.denoise, cond, copies, coords, inputs["text"], inputs["text_mask"], negative,
+                               f * h * w, c, steps, guidance, self.cfg.flow.shift_tokens,
+                               self.cfg.flow.shift_values, generator)
+        return decode_latents(self.vae, C.unpack(tokens, f, h, w))
 
     def _log_data_health(self, batch: dict) -> None:
         if "bad" not in batch:
