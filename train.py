@@ -6,14 +6,14 @@ import sys
 
 import lightning as L
 
-from disco_train.build import build_datamodule, build_module, build_trainer, preflight, run_dir
+from disco_train.build import build_datamodule, build_module, build_trainer, preflight, resume_checkpoint, run_dir
 from disco_train.config import ConfigError
 from disco_train.recipe import resolve, to_yaml
 
 
 def main(argv: list[str]) -> int:
     try:
-        cfg, resolved, _ = resolve(argv)
+        cfg, resolved, recipe = resolve(argv)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -22,6 +22,8 @@ def main(argv: list[str]) -> int:
         return 0
     try:
         preflight(cfg)  # missing weights, GPU-only strategies: before anything loads
+        ckpt_path = resume_checkpoint(cfg, recipe)
+        resolved.name = cfg.name
         datamodule = build_datamodule(cfg)  # missing shards fail here, before the model
     except (ConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -33,7 +35,11 @@ def main(argv: list[str]) -> int:
     module = build_module(cfg)
     print(f"{cfg.task}: {module.describe()}; run in {out}")
     trainer, history = build_trainer(cfg)
-    trainer.fit(module, datamodule=datamodule)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except (FloatingPointError, RuntimeError) as err:  # non-finite streak, too much bad data: say why, keep ckpts
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(history.summary())
     return 0
 

@@ -12,6 +12,7 @@ from lightning.pytorch.loggers import CSVLogger
 from disco_train.callbacks import LossHistory
 from disco_train.config import ConfigError, DiscoLoraConfig
 from disco_train.models import check_weights_present
+from disco_train.reliability import AtomicCheckpointIO
 
 
 def run_dir(cfg) -> Path:
@@ -24,10 +25,30 @@ def preflight(cfg) -> None:
 
     if cfg.task == "disco_lora":
         check_weights_present(cfg.model)
-    if cfg.trainer.strategy.startswith("deepspeed") and not torch.cuda.is_available():
+    if uses_deepspeed(cfg) and not torch.cuda.is_available():
         raise ConfigError(f"trainer.strategy={cfg.trainer.strategy}: DeepSpeed needs CUDA GPUs and none is visible")
     if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError("trainer.accelerator=gpu: no CUDA GPU is visible")
+
+
+def resume_checkpoint(cfg, recipe: str) -> Path | None:
+    """Resolve `resume`; for 'auto' without a name, adopt the newest run of this recipe. Sets cfg.name."""
+    from disco_train.reliability import find_resume_checkpoint, latest_run
+
+    if not cfg.resume:
+        return None
+    if cfg.resume != "auto":
+        path = Path(cfg.resume)
+        if not path.is_file():
+            raise ConfigError(f"resume={cfg.resume}: no such checkpoint file")
+        return path
+    run = run_dir(cfg)
+    if not find_resume_checkpoint(run) and cfg.name.startswith(f"{Path(recipe).stem}-"):
+        run = latest_run(Path(cfg.output_dir), Path(recipe).stem) or run  # name was generated: adopt the newest
+        cfg.name = run.name
+    found = find_resume_checkpoint(run)
+    print(f"resume=auto: {'continuing from ' + str(found) if found else 'no checkpoint in ' + str(run) + ', starting fresh'}")
+    return found
 
 
 def _strategy(name: str):
@@ -54,12 +75,15 @@ def _logger(cfg, out: Path):
 def build_trainer(cfg) -> tuple[L.Trainer, LossHistory]:
     # The frozen base is in eval mode on purpose (no dropout in the teacher path); Lightning warns about it.
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    warnings.filterwarnings("ignore", message=r"`training_step` returned `None`")  # our non-finite skip
     out = run_dir(cfg)
     history = LossHistory()
     checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", filename="step{step:06d}", auto_insert_metric_name=False,
                                   every_n_train_steps=cfg.checkpoint.every_n_steps, save_top_k=cfg.checkpoint.keep_last,
-                                  monitor="step", mode="max", save_last=True)
+                                  monitor="step", mode="max", save_last=True,
+                                  enable_version_counter=False)  # resume must find and replace last.ckpt
     callbacks = [checkpoints, history, TQDMProgressBar(refresh_rate=1)]
+    plugins = [] if uses_deepspeed(cfg) else [AtomicCheckpointIO()]
     if getattr(cfg, "validation", None) and cfg.validation.every_n_steps and cfg.data.val_shards:
         from disco_train.validation import SampleValidation
 
@@ -73,9 +97,14 @@ def build_trainer(cfg) -> tuple[L.Trainer, LossHistory]:
         num_nodes=tc.num_nodes, strategy=_strategy(tc.strategy), precision=tc.precision,
         accumulate_grad_batches=tc.accumulate_grad_batches, gradient_clip_val=cfg.optim.grad_clip or None,
         log_every_n_steps=tc.log_every_n_steps, logger=logger, callbacks=callbacks, default_root_dir=str(out),
-        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, plugins=plugins,
     )
     return trainer, history
+
+
+def uses_deepspeed(cfg) -> bool:
+    # DeepSpeed writes its own sharded checkpoint folders through its engine.
+    return cfg.trainer.strategy.startswith("deepspeed")
 
 
 def _lora_datamodule(cfg: DiscoLoraConfig):

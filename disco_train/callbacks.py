@@ -12,7 +12,7 @@ class LossHistory(L.Callback):
         self.losses: list[float] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs  # None/{} when the step was skipped
         if loss is not None:
             self.losses.append(float(loss.detach()))
 

@@ -197,6 +197,8 @@ class TrainerConfig:
     """Micro-batches per optimizer step."""
     log_every_n_steps: int = 10
     """Logging interval."""
+    max_nonfinite_in_a_row: int = 8
+    """Steps with a non-finite loss or gradient are skipped; this many in a row stop the run."""
 
     def validate(self, prefix: str) -> None:
         _check(self.max_steps > 0, f"{prefix}.max_steps", "must be positive")
@@ -268,6 +270,9 @@ class DiscoLoraConfig:
     """Global seed (model init of tiny models, σ and noise draws, data order)."""
     print_config: bool = False
     """Print the resolved YAML and exit."""
+    resume: str = ""
+    """'' (fresh run), 'auto' (continue this run name, or the newest run of this recipe, from its last complete
+    checkpoint: step, optimizer, LR schedule, RNG and data position) or a .ckpt path."""
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)

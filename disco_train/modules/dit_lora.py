@@ -16,6 +16,7 @@ from disco_train import flow
 from disco_train.config import DiscoLoraConfig, parse_ratio
 from disco_train.lora import add_lora, load_adapter_file, load_lora_state_dict, lora_state_dict, trainable_parameters
 from disco_train.models import Backbone, load_backbone
+from disco_train.reliability import NonFiniteGuard, rng_state, set_rng_state
 from disco_train.sampling import NEGATIVE_PROMPT, decode_latents, sample_tokens
 
 SIGMA_BUCKETS = (0.25, 0.5, 0.75)
@@ -36,6 +37,7 @@ class DiscoLoRAModule(L.LightningModule):
         if cfg.model.gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
         self.ratio = parse_ratio(cfg.condition.ratio)
+        self.guard = NonFiniteGuard(cfg.trainer.max_nonfinite_in_a_row)
         # Frozen base weights are not in our checkpoints (on_save_checkpoint); loading must not demand them.
         self.strict_loading = False
 
@@ -102,6 +104,9 @@ class DiscoLoRAModule(L.LightningModule):
                             inputs["text_mask"])
         per_sample = flow.flow_loss(pred, flow.velocity_target(x0, noise))
         loss = per_sample.mean()
+        if not torch.isfinite(loss):
+            self._skip("loss")
+            return None  # Lightning skips backward and the optimizer step
         self.log("train/loss", loss, prog_bar=True, batch_size=b)
         self.log("train/sigma", sigmas.mean(), batch_size=b)
         self._log_sigma_buckets(per_sample.detach(), sigmas)
@@ -147,6 +152,24 @@ class DiscoLoRAModule(L.LightningModule):
                                f"(> data.max_bad_fraction={self.cfg.data.max_bad_fraction}); check the shards")
 
     # ---- optimisation ---------------------------------------------------------------------------------------
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        """Run forward/backward, then step only if every adapter gradient is finite (else drop them)."""
+        loss = optimizer_closure()
+        if loss is None:  # training_step skipped this batch (non-finite loss)
+            return
+        grads = [p.grad for p in trainable_parameters(self.transformer) if p.grad is not None]
+        if grads and not torch.isfinite(torch.stack([g.float().norm() for g in grads]).sum()):
+            optimizer.zero_grad(set_to_none=True)
+            self._skip("gradient")
+            return
+        self.guard.record(True, self.global_step)
+        optimizer.step(closure=lambda: loss)
+
+    def _skip(self, what: str) -> None:
+        self.guard.record(False, self.global_step)  # raises after max_nonfinite_in_a_row
+        self.log("train/skipped_steps", float(self.guard.total))
+        print(f"step {self.global_step}: non-finite {what}, step skipped ({self.guard.in_a_row} in a row)")
+
     def configure_optimizers(self):
         oc = self.cfg.optim
         optimizer = torch.optim.AdamW(trainable_parameters(self.transformer), lr=oc.lr, betas=tuple(oc.betas),
@@ -167,9 +190,14 @@ class DiscoLoRAModule(L.LightningModule):
     # ---- checkpoints hold the adapter, never the frozen base ------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["state_dict"] = {f"lora.{k}": v for k, v in lora_state_dict(self.transformer).items()}
-        checkpoint["disco"] = {"num_trainable": self.num_trainable, "model": self.cfg.model.name}
+        checkpoint["disco"] = {"num_trainable": self.num_trainable, "model": self.cfg.model.name,
+                               "skipped_steps": self.guard.total}
+        checkpoint["rng"] = rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "rng" in checkpoint:
+            set_rng_state(checkpoint["rng"])
+        self.guard.total = checkpoint.get("disco", {}).get("skipped_steps", 0)
         state = {k[len("lora."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("lora.")}
         load_lora_state_dict(self.transformer, state)
         checkpoint["state_dict"] = {}

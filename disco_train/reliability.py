@@ -1,0 +1,102 @@
+"""Surviving kills and bad numbers: atomic checkpoints, resume discovery, RNG state, non-finite step accounting."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write `<path>.tmp`, fsync, then rename: a reader sees the old checkpoint or the new one, never half of one."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            torch.save(checkpoint, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None):
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+
+
+def readable_checkpoint(path: Path) -> bool:
+    """A torch checkpoint is a zip whose central directory sits at the end: a truncated file has none."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _step_of(path: Path) -> int:
+    match = re.search(r"step(\d+)", path.name)
+    return int(match.group(1)) if match else -1
+
+
+def find_resume_checkpoint(run_dir: Path) -> Path | None:
+    """Newest complete checkpoint of a run: last.ckpt, else the highest step*.ckpt; .tmp files never count."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return None
+    candidates = [folder / "last.ckpt"] + sorted(folder.glob("step*.ckpt"), key=_step_of, reverse=True)
+    for path in candidates:
+        if path.is_file() and readable_checkpoint(path):
+            return path
+    return None
+
+
+def latest_run(output_dir: Path, recipe: str) -> Path | None:
+    """The most recently modified run folder of this recipe that has a resumable checkpoint."""
+    runs = [p for p in Path(output_dir).glob(f"{recipe}-*") if find_resume_checkpoint(p)]
+    return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
+
+
+def rng_state() -> dict:
+    """Python, numpy and torch RNG states, storable under weights_only loading (tensors and plain types)."""
+    np_state = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": repr(random.getstate()),
+             "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                       "has_gauss": int(np_state[3]), "gauss": float(np_state[4])}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    import ast
+
+    torch.set_rng_state(state["torch"])
+    random.setstate(ast.literal_eval(state["python"]))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class NonFiniteGuard:
+    """Counts skipped steps; raises once `limit` happen in a row (the last good checkpoint stays on disk)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.total, self.in_a_row = limit, 0, 0
+
+    def record(self, finite: bool, step: int) -> None:
+        if finite:
+            self.in_a_row = 0
+            return
+        self.total += 1
+        self.in_a_row += 1
+        if self.in_a_row >= self.limit:
+            raise FloatingPointError(
+                f"{self.in_a_row} steps in a row had a non-finite loss or gradient (last at step {step}); "
+                f"training stopped. The last good checkpoint is kept; try a lower optim.lr or check the data.")
