@@ -25,6 +25,7 @@ import re
 
 FORMAT_VERSION = 1
 REQUIRED_FIELDS = ("video.mp4", "caption.zlib", "degraded.bin", "meta.json")
+AUX_FIELDS = {"sketch": "sketch.bin", "pose": "pose.xz"}
 _KEY_OK = re.compile(r"[^A-Za-z0-9_-]+")
 
 
