@@ -109,10 +109,17 @@ class ShardStream(torch.utils.data.IterableDataset):
             yield batch
 
 
-def first_sample(url: str) -> dict:
-    for sample in wds.WebDataset(url, shardshuffle=False, empty_check=False):
-        return sample
-    raise ConfigError(f"data.train_shards: {url} holds no sample")
+def first_sample(urls: list[str], tries: int = 8) -> dict:
+    """The first readable sample of the first readable shard among the first `tries` (corrupt ones skipped)."""
+    errors = []
+    for url in urls[:tries]:
+        try:
+            for sample in wds.WebDataset(url, shardshuffle=False, empty_check=False):
+                return sample
+        except Exception as err:  # a corrupt shard here is counted later by the stream; look at the next one
+            errors.append(f"{url}: {type(err).__name__}: {err}"[:200])
+    raise ConfigError(f"data.train_shards: no readable sample in the first {min(tries, len(urls))} shards "
+                      f"({'; '.join(errors) or 'they are empty'})")
 
 
 class ShardDataModule(L.LightningDataModule):
@@ -128,7 +135,7 @@ class ShardDataModule(L.LightningDataModule):
     def _latent_mode(self) -> bool:
         if self.cfg.latents != "auto":
             return self.cfg.latents == "always"
-        sample = first_sample(self.urls[0])
+        sample = first_sample(self.urls)
         usable = has_latents(sample, self.fill)
         if "latents.safetensors" in sample and not usable:
             log.warning("shards hold latents made with another fill mode than %r; encoding on the fly", self.fill)
