@@ -114,7 +114,8 @@ def first_sample(urls: list[str], tries: int = 8) -> dict:
     errors = []
     for url in urls[:tries]:
         try:
-            for sample in wds.WebDataset(url, shardshuffle=False, empty_check=False):
+            # the bare tar reader, not wds.WebDataset: that one refuses to run under torch.distributed
+            for sample in wds.tarfile_to_samples()([{"url": url}]):
                 return sample
         except Exception as err:  # a corrupt shard here is counted later by the stream; look at the next one
             errors.append(f"{url}: {type(err).__name__}: {err}"[:200])
