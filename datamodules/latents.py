@@ -24,27 +24,41 @@ LATENT_KEYS = ("target", "degraded", "text", "text_mask")
 AUX_KEYS = ("sketch", "pose")
 
 
+def load_encoders(model_cfg, seed: int):
+    """(vae, text_encoder, tokenizer) exactly as `load_backbone(model_cfg, seed)` makes them, without building
+    the transformer: tiny models use load_backbone's seeds (vae seed+1, T5 seed+2; a test checks they agree),
+    real ones go through load_backbone and drop the transformer."""
+    from disco_train import models
+
+    if model_cfg.name != "tiny":
+        backbone = models.load_backbone(model_cfg, seed)
+        return backbone.vae, backbone.text_encoder, backbone.tokenizer
+    vae, (text_encoder, tokenizer) = models.tiny_vae(seed + 1), models.tiny_text_encoder(seed + 2)
+    dtype = models.DTYPES[model_cfg.dtype]
+    for module in (vae, text_encoder):
+        module.to(dtype).requires_grad_(False).eval()
+    return vae, text_encoder, tokenizer
+
+
 class PrecomputeStage:
     def __init__(self, cfg: PrepareConfig):
-        self.cfg, self.backbone = cfg, None
+        self.cfg, self.vae, self.text_encoder, self.tokenizer = cfg, None, None, None
 
     def preflight(self) -> None:
-        from disco_train.models import MissingWeightsError, check_weights_present, load_backbone
+        from disco_train.models import MissingWeightsError, check_weights_present
 
         try:
             check_weights_present(self.cfg.model)
         except MissingWeightsError as err:
             raise ConfigError(f"precompute=true: {err}") from None
-        backbone = load_backbone(self.cfg.model, self.cfg.seed)
-        backbone.transformer = None  # only the VAE and T5 are needed here; free the transformer's memory
-        backbone.vae.to(self.cfg.device)
-        backbone.text_encoder.to(self.cfg.device)
-        self.backbone = backbone
+        self.vae, self.text_encoder, self.tokenizer = load_encoders(self.cfg.model, self.cfg.seed)
+        self.vae.to(self.cfg.device)
+        self.text_encoder.to(self.cfg.device)
 
     def _encode(self, frames: np.ndarray) -> torch.Tensor:
         from disco_train.encoders import encode_video
 
-        return encode_video(self.backbone.vae, torch.from_numpy(np.ascontiguousarray(frames))[None])[0]
+        return encode_video(self.vae, torch.from_numpy(np.ascontiguousarray(frames))[None])[0]
 
     def aux_frames(self, sample: dict, meta: dict) -> dict[str, np.ndarray]:
         cfg, out = self.cfg, {}
@@ -67,7 +81,7 @@ class PrecomputeStage:
         tensors = {"target": self._encode(target[:cfg.frames]), "degraded": self._encode(cond)}
         for name, frames in self.aux_frames(sample, meta).items():
             tensors[name] = self._encode(frames)
-        text, mask = encode_text(self.backbone.text_encoder, self.backbone.tokenizer, [caption],
+        text, mask = encode_text(self.text_encoder, self.tokenizer, [caption],
                                  cfg.model.max_text_tokens, cfg.device)
         tensors["text"], tensors["text_mask"] = text[0], mask[0]
         sample["latents.safetensors"] = save_safetensors({k: v.detach().cpu().contiguous()
