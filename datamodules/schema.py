@@ -13,7 +13,8 @@ Fields of a sample (tar members `<key>.<field>`):
 | `degraded.bin`        | the degraded-video bitstream: raw Annex-B H.264/HEVC (`codec` x264/x265) or DCVC-RT bytes |
 | `sketch.bin`          | optional (`sketch=true`): the sketch-video bitstream, coded by `sketch_codec`            |
 | `pose.xz`             | optional (`pose=true`): `disco_train.pose.encode_poses` bytes (134 keypoints, uint16, LZMA) |
-| `latents.safetensors` | optional (`precompute=true`): `target`, `degraded` [C,F,h,w], `sketch`/`pose` [C,F,h,w] when those modalities exist, T5 `text` [L,D] and `text_mask` [L] (see `datamodules.latents`) |
+| `latents.safetensors` | optional (`precompute=true`): VAE `target`, `degraded` (and `sketch` / `pose`) [C,F,h,w]; |
+|                       | T5 `text` [L,D] and `text_mask` [L] (see `datamodules.latents`)                           |
 | `meta.json`           | every parameter and the bits of each modality (below)                                    |
 
 `meta.json` keys:

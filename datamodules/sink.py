@@ -57,20 +57,24 @@ def reconcile(output: Path) -> set[str]:
         stale.unlink()
     index = read_jsonl(output / INDEX)
     recorded = {row["shard"] for row in index}
-    repaired = list(index)
-    for shard in sorted(output.glob("train-*.tar")):
-        if shard.name not in recorded:
-            repaired += [{"video": v, "shard": shard.name} for v in shard_sources(shard)]
+    unrecorded = [{"video": v, "shard": shard.name} for shard in sorted(output.glob("train-*.tar"))
+                  if shard.name not in recorded for v in shard_sources(shard)]
     failures = read_jsonl(output / FAILURES)
-    if repaired != index or (output / INDEX).is_file() and len(index) != _line_count(output / INDEX):
-        _rewrite(output / INDEX, repaired)
-    if (output / FAILURES).is_file() and len(failures) != _line_count(output / FAILURES):
+    # Rewrite a file when a row must be added or a torn line dropped (so later appends start on a clean line).
+    if unrecorded or _torn(output / INDEX, index):
+        _rewrite(output / INDEX, index + unrecorded)
+    if _torn(output / FAILURES, failures):
         _rewrite(output / FAILURES, failures)
-    return {row["video"] for row in repaired} | {row["video"] for row in failures}
+    return {row["video"] for row in index + unrecorded} | {row["video"] for row in failures}
 
 
-def _line_count(path: Path) -> int:
-    return sum(1 for line in path.read_text().splitlines() if line.strip())
+def _torn(path: Path, rows: list[dict]) -> bool:
+    """Whether a kill left an unparsable line or a last line without its newline (the next append would glue
+    onto it)."""
+    if not path.is_file():
+        return False
+    text = path.read_text()
+    return (bool(text) and not text.endswith("\n")) or len(rows) != sum(1 for l in text.splitlines() if l.strip())
 
 
 def append_jsonl(path: Path, rows: list[dict]) -> None:

@@ -79,9 +79,13 @@ def test_kill_between_rename_and_index_is_repaired(tmp_path, monkeypatch):
         run(PrepareConfig(**cfg), log=lambda *_: None)
     monkeypatch.setattr(sink, "append_jsonl", real)
     assert len(_keys(out)) == 4 and len(sink.read_jsonl(out / sink.INDEX)) == 2
+    with open(out / sink.FAILURES, "a") as torn:  # a complete row whose newline the kill cut off
+        torn.write('{"video": "elsewhere.mp4", "reason": "r"}')
     with open(out / sink.INDEX, "a") as torn:  # and a line torn by the kill
         torn.write('{"video": "v0')
+    (tmp_path / "in" / "zz_empty.mp4").write_bytes(b"")  # its failure row is appended after the cut-off one
     counts = run(PrepareConfig(**cfg), log=lambda *_: None)
-    assert counts["skipped"] == 4 and counts["done"] == VIDEOS - 4
+    assert (counts["skipped"], counts["done"], counts["failed"]) == (4, VIDEOS - 4, 1)
     _check_complete(out)
-    assert all(json.loads(line) for line in (out / sink.INDEX).read_text().splitlines())
+    for name in (sink.INDEX, sink.FAILURES):
+        assert all(json.loads(line) for line in (out / name).read_text().splitlines())
