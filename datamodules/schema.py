@@ -39,6 +39,14 @@ import re
 FORMAT_VERSION = 2  # 2: optional sketch/pose/latents fields, caption_source, target_crf
 REQUIRED_FIELDS = ("video.mp4", "caption.zlib", "degraded.bin", "meta.json")
 AUX_FIELDS = {"sketch": "sketch.bin", "pose": "pose.xz"}
+META_KEYS = ("source", "clip_index", "start_frame", "fps", "frames", "height", "width", "source_height",
+             "source_width", "resized_up", "ds", "dt", "codec", "crf", "qp", "target_crf", "caption_source",
+             "degraded_frames", "degraded_height", "degraded_width", "bits", "bpp", "format_version")
+"""Keys of every meta.json (plus container_overhead_bytes for x264/x265 and the optional groups below)."""
+SKETCH_META_KEYS = ("sketch_codec", "sketch_crf", "sketch_qp", "sketch_ds", "sketch_dt", "sketch_frames",
+                    "sketch_height", "sketch_width")
+POSE_META_KEYS = ("pose_max_people",)
+LATENT_META_KEYS = ("latents",)
 _KEY_OK = re.compile(r"[^A-Za-z0-9_-]+")
 
 

@@ -13,7 +13,7 @@ from conftest import make_video
 from datamodules import codecs
 from datamodules.degrade import degrade, restore
 from datamodules.prepare import main, run
-from datamodules.schema import bpp
+from datamodules.schema import META_KEYS, POSE_META_KEYS, SKETCH_META_KEYS, bpp
 from disco_train.config import ConfigError, ModelConfig, PrepareConfig
 from disco_train.modalities import decode_text
 
@@ -58,6 +58,8 @@ def test_sketch_pose_and_captioner_stages(tmp_path, videos, monkeypatch):
     assert run(cfg, log=lambda *_: None)["done"] == 2
     for s in _samples(tmp_path / "out"):
         meta = json.loads(s["meta.json"])
+        assert set(meta) == {*META_KEYS, *SKETCH_META_KEYS, *POSE_META_KEYS, "container_overhead_bytes",
+                             "sketch_container_overhead_bytes"}
         assert meta["caption_source"] == "captioner" and decode_text(s["caption.zlib"]).startswith("4 frames")
         # sketch: 9 frames, keep 1 of 2 -> 5, 32/2 = 16 px; coded by x264 and decodable through the registry
         sketch = codecs.decode(meta["sketch_codec"], s["sketch.bin"])
