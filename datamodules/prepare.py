@@ -138,10 +138,19 @@ def check_same_settings(output: Path, cfg: PrepareConfig) -> None:
                           f"or the old values")
 
 
+INPUT_ERRORS = (VideoError, ValueError, OSError, codecs.CodecUnavailable)
+MAX_UNEXPECTED_IN_A_ROW = 5  # unexpected errors on this many consecutive videos look systematic: stop
+
+
 def _record_failure(output: Path, video: Path, err: Exception, log) -> None:
+    """One log line and one failures.jsonl row. Errors that are not about the input (a stage crashing, out of
+    memory) are marked retry: a later run tries those videos again instead of skipping them for good."""
+    expected = isinstance(err, INPUT_ERRORS)
     reason = str(err).replace(str(video) + ": ", "").replace("\n", " ")
-    log(f"skipped {video}: {reason}")
-    append_jsonl(output / FAILURES, [{"video": str(video), "reason": reason, "time": time.time()}])
+    reason = reason if expected else f"{type(err).__name__}: {reason}"
+    log(f"skipped {video}: {reason}" + ("" if expected else " (will be retried by the next run)"))
+    append_jsonl(output / FAILURES, [{"video": str(video), "reason": reason, "time": time.time(),
+                                      **({} if expected else {"retry": True})}])
 
 
 def run(cfg: PrepareConfig, log=print) -> dict:
@@ -157,15 +166,23 @@ def run(cfg: PrepareConfig, log=print) -> dict:
     todo = [v for v in videos if str(v) not in seen]
     sink = ShardSink(output, cfg.shard_size)
     counts = {"done": 0, "failed": 0, "skipped": len(videos) - len(todo), "samples": 0}
+    unexpected_in_a_row = 0
     # unit "video": tqdm shows videos/s and the ETA; the postfix adds clips and failures so far.
     bar = tqdm(todo, desc="prepare", unit="video", dynamic_ncols=True, mininterval=1.0)
     for video in bar:
         try:
             samples = pipeline.samples(video)
-        except (VideoError, ValueError, OSError, codecs.CodecUnavailable) as err:
+        except Exception as err:  # a bad video must not stop the run; a systematic error must (below)
             _record_failure(output, video, err, log)
             counts["failed"] += 1
+            unexpected_in_a_row = 0 if isinstance(err, INPUT_ERRORS) else unexpected_in_a_row + 1
+            if unexpected_in_a_row >= MAX_UNEXPECTED_IN_A_ROW:
+                sink.flush()
+                raise RuntimeError(f"{unexpected_in_a_row} videos in a row failed with errors that are not about "
+                                   f"their input (last: {type(err).__name__}: {err}); stopping. Finished shards "
+                                   f"are kept; fix the cause and re-run to resume") from err
             continue
+        unexpected_in_a_row = 0
         sink.add(str(video), samples)
         counts["done"] += 1
         counts["samples"] += len(samples)

@@ -65,7 +65,8 @@ def reconcile(output: Path) -> set[str]:
         _rewrite(output / INDEX, index + unrecorded)
     if _torn(output / FAILURES, failures):
         _rewrite(output / FAILURES, failures)
-    return {row["video"] for row in index + unrecorded} | {row["video"] for row in failures}
+    final_failures = {row["video"] for row in failures if not row.get("retry")}  # retry rows: tried again
+    return {row["video"] for row in index + unrecorded} | final_failures
 
 
 def _torn(path: Path, rows: list[dict]) -> bool:

@@ -156,3 +156,34 @@ def test_sketch_frames_normalised():
     with pytest.raises(ValueError, match="expected frames"):
         as_rgb_uint8(np.zeros((2, 4, 4, 2)))
     assert degrade(out, 2, 2).shape == (1, 2, 2, 3)
+
+
+def test_stage_crash_is_retried_and_systematic_crashes_stop(tmp_path, monkeypatch):
+    from datamodules.stages import SketchStage
+
+    stage_fakes.install(monkeypatch)
+    (tmp_path / "in").mkdir()
+    for i in range(7):
+        make_video(tmp_path / "in" / f"v{i}.mp4", 9, 32, 32, seed=i)
+    cfg = _cfg(tmp_path, sketch=True, sketch_weights=_weights(tmp_path)["sketch_weights"], shard_size=1)
+    real, broken = SketchStage.apply, {"v1"}
+
+    def flaky(self, clip, fps, sample, meta):  # a stage crash that has nothing to do with the input video
+        if broken & {"all", sample["__key__"].split("_")[0]}:
+            raise RuntimeError("CUDA out of memory")
+        real(self, clip, fps, sample, meta)
+
+    monkeypatch.setattr(SketchStage, "apply", flaky)
+    logs = []
+    counts = run(cfg, log=logs.append)
+    assert (counts["done"], counts["failed"]) == (6, 1)
+    assert logs == [f"skipped {tmp_path / 'in' / 'v1.mp4'}: RuntimeError: CUDA out of memory "
+                    f"(will be retried by the next run)"]
+    broken.clear()
+    assert run(cfg, log=lambda *_: None)["done"] == 1  # the crashed video is tried again, and now succeeds
+    for i in range(7, 13):
+        make_video(tmp_path / "in" / f"v{i}.mp4", 9, 32, 32, seed=i)
+    broken.add("all")
+    with pytest.raises(RuntimeError, match="5 videos in a row"):
+        run(cfg, log=lambda *_: None)
+    assert len(list((tmp_path / "out").glob("train-*.tar"))) == 7  # nothing finished was lost
