@@ -1,30 +1,32 @@
 """Streaming the prepared shards for training (schema: `datamodules.schema`).
 
-Shards are split explicitly across nodes/ranks and then across DataLoader workers, so every rank reads different
-shards. With `epoch_length > 0` shards are resampled (with replacement, seeded per rank and worker) and an epoch is
-a fixed number of samples: long runs never wait on an epoch boundary. Corrupt samples are skipped and counted; the
-count travels with each batch so the training module can log it and stop past `max_bad_fraction`.
+Shards are split explicitly across ranks (all nodes) and then across DataLoader workers (`datamodules.sampling`),
+so every reader reads different shards. With `epoch_length > 0` shards are resampled (with replacement, seeded
+per rank and worker) and an epoch is a fixed number of samples per rank: long runs never wait on an epoch
+boundary, and every rank yields the same number of batches (which DDP needs). The order of samples is a function
+of the seed, the epoch, the rank and the worker only: the same seed gives the same batches, with or without
+workers. Corrupt tars and malformed samples are skipped and counted; the counts travel with each batch (`bad`,
+`seen`, per worker) so the training module can log them and stop past `max_bad_fraction`, and the first few and
+then every power of two are logged with their reason.
 """
 
 from __future__ import annotations
 
 import glob
-import io
-import json
+import logging
+from itertools import islice
 from pathlib import Path
 
 import braceexpand
 import lightning as L
-import numpy as np
 import torch
 import webdataset as wds
-from safetensors.torch import load as load_safetensors
 
-from datamodules.degrade import restore
-from datamodules.schema import REQUIRED_FIELDS
+from datamodules.decode import decode_sample, has_latents
+from datamodules.sampling import rank_and_world, seeded, shard_stream, share, shuffled, worker_and_count
 from disco_train.config import ConfigError, DataConfig
-from disco_train.modalities import decode_text
-from disco_train.video import decode_bitstream, read_video
+
+log = logging.getLogger("datamodules")
 
 
 def expand_shards(spec: str, key: str = "data.train_shards") -> list[str]:
@@ -44,7 +46,7 @@ def expand_shards(spec: str, key: str = "data.train_shards") -> list[str]:
 
 
 class BadSampleCounter:
-    """Per-worker tally of skipped samples; a WebDataset handler that logs and continues."""
+    """Per-worker tally of skipped samples and corrupt tars; a WebDataset handler that logs and continues."""
 
     def __init__(self):
         self.bad, self.seen, self.last_error = 0, 0, ""
@@ -52,34 +54,10 @@ class BadSampleCounter:
     def __call__(self, exn: Exception) -> bool:
         self.bad += 1
         self.last_error = f"{type(exn).__name__}: {exn}"[:300]
+        if self.bad <= 3 or self.bad & (self.bad - 1) == 0:  # the first three, then 4, 8, 16, ...
+            log.warning("skipped bad sample #%d (of %d seen in this worker): %s", self.bad, self.seen,
+                        self.last_error)
         return True  # keep going
-
-
-def decode_sample(sample: dict, cfg: DataConfig, fill: str) -> dict:
-    """Raw tar members -> tensors. Raises ValueError on missing fields or wrong shapes."""
-    missing = [f for f in REQUIRED_FIELDS if f not in sample]
-    if missing:
-        raise ValueError(f"sample {sample.get('__key__')}: missing fields {missing}")
-    meta = json.loads(sample["meta.json"])
-    frames, _ = read_video(bytes(sample["video.mp4"]))
-    if frames.shape[0] < cfg.frames or frames.shape[1:3] != (cfg.height, cfg.width):
-        raise ValueError(f"sample {sample['__key__']}: clip {tuple(frames.shape[:3])} does not fit data "
-                         f"{cfg.frames}×{cfg.height}×{cfg.width}")
-    degraded = decode_bitstream(bytes(sample["degraded.bin"]), meta["codec"]) if meta["codec"] != "dcvc_rt" \
-        else _decode_dcvc(bytes(sample["degraded.bin"]))
-    cond = restore(degraded, cfg.height, cfg.width, int(meta["dt"]), cfg.frames, fill)
-    out = {"key": sample["__key__"], "video": torch.from_numpy(frames[:cfg.frames]),
-           "cond": torch.from_numpy(np.ascontiguousarray(cond)), "caption": decode_text(bytes(sample["caption.zlib"])),
-           "fps": float(meta["fps"]), "bpp": float(meta["bpp"])}
-    if "latents.safetensors" in sample:
-        out.update(load_safetensors(bytes(sample["latents.safetensors"])))
-    return out
-
-
-def _decode_dcvc(data: bytes) -> np.ndarray:
-    from disco_train.codecs.dcvc_rt.backend import decode_frames
-
-    return decode_frames(data)
 
 
 def collate(samples: list[dict]) -> dict:
@@ -95,44 +73,85 @@ def collate(samples: list[dict]) -> dict:
     return batch
 
 
-class ShardDataModule(L.LightningDataModule):
-    """WebDataset shards -> batches of {video, cond uint8 [B,T,H,W,3], caption, fps, bpp, bad, seen}."""
+class ShardStream(torch.utils.data.IterableDataset):
+    """Batches for one rank; each DataLoader worker reads its own slot of shards (module docstring)."""
 
-    def __init__(self, cfg: DataConfig, fill: str = "forward", seed: int = 0):
+    def __init__(self, urls: list[str], cfg: DataConfig, fill: str, aux: str, latents: bool, seed: int,
+                 rank: int, world: int):
         super().__init__()
-        self.cfg, self.fill, self.seed = cfg, fill, seed
-        self.urls = expand_shards(cfg.train_shards)
+        self.urls, self.cfg, self.fill, self.aux, self.latents = urls, cfg, fill, aux, latents
+        self.seed, self.rank, self.world = seed, rank, world
+        self.epoch = 0  # per process: advances each time this copy starts iterating
 
-    def _pipeline(self, urls: list[str], resampled: bool) -> wds.DataPipeline:
-        counter = BadSampleCounter()
-        cfg = self.cfg
-
-        def decode(sample):
+    def samples(self, counter: BadSampleCounter, epoch: int, worker: int, workers: int):
+        """Decoded samples of this reader, shuffled; bad tars and samples counted and skipped."""
+        slot, slots = self.rank * workers + worker, self.world * workers
+        shards = shard_stream(self.urls, self.seed, epoch, slot, slots, resampled=self.cfg.epoch_length > 0)
+        raw = wds.tarfile_to_samples(handler=counter)(shards)
+        for sample in shuffled(raw, self.cfg.shuffle_buffer, seeded("shuffle", self.seed, epoch, slot)):
             counter.seen += 1
             try:
-                return decode_sample(sample, cfg, self.fill)
+                yield decode_sample(sample, self.cfg, self.fill, self.aux, self.latents)
             except Exception as err:  # one bad sample must not stop training: count, log, skip
                 counter(err)
-                return None
 
-        def tally(batch):
+    def __iter__(self):
+        worker, workers = worker_and_count()
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        counter, size = BadSampleCounter(), self.cfg.batch_size
+        samples = self.samples(counter, epoch, worker, workers)
+        batches = (collate(group) for group in iter(lambda: list(islice(samples, size)), [])
+                   if len(group) == size)  # drop a last partial batch: fixed shapes for every step
+        if self.cfg.epoch_length > 0:
+            batches = islice(batches, share(max(1, self.cfg.epoch_length // size), worker, workers))
+        for batch in batches:
             batch["bad"], batch["seen"] = torch.tensor(counter.bad), torch.tensor(counter.seen)
-            return batch
+            yield batch
 
-        source = (wds.ResampledShards(urls, seed=self.seed) if resampled
-                  else wds.SimpleShardList(urls))
-        stages = [source]
-        if not resampled:
-            stages += [wds.split_by_node, wds.split_by_worker]
-        stages += [wds.tarfile_to_samples(handler=counter), wds.shuffle(cfg.shuffle_buffer, seed=self.seed),
-                   wds.map(decode), wds.select(lambda s: s is not None),
-                   wds.batched(cfg.batch_size, collation_fn=collate, partial=False), wds.map(tally)]
-        pipeline = wds.DataPipeline(*stages)
-        if resampled:
-            pipeline = pipeline.with_epoch(max(1, cfg.epoch_length // cfg.batch_size))
-        return pipeline
+
+def first_sample(urls: list[str], tries: int = 8) -> dict:
+    """The first readable sample of the first readable shard among the first `tries` (corrupt ones skipped)."""
+    errors = []
+    for url in urls[:tries]:
+        try:
+            # the bare tar reader, not wds.WebDataset: that one refuses to run under torch.distributed
+            for sample in wds.tarfile_to_samples()([{"url": url}]):
+                return sample
+        except Exception as err:  # a corrupt shard here is counted later by the stream; look at the next one
+            errors.append(f"{url}: {type(err).__name__}: {err}"[:200])
+    raise ConfigError(f"data.train_shards: no readable sample in the first {min(tries, len(urls))} shards "
+                      f"({'; '.join(errors) or 'they are empty'})")
+
+
+class ShardDataModule(L.LightningDataModule):
+    """WebDataset shards -> batches. Pixel path: video, cond (and aux) uint8 [B,T,H,W,3]; latent path: target,
+    degraded [B,C,F,h,w], text [B,L,D], text_mask [B,L] (and aux_latents); always caption, fps, bpp, bad, seen."""
+
+    def __init__(self, cfg: DataConfig, fill: str = "forward", seed: int = 0, aux: str = "none"):
+        super().__init__()
+        self.cfg, self.fill, self.seed, self.aux = cfg, fill, seed, aux
+        self.urls = expand_shards(cfg.train_shards)
+        self.use_latents = self._latent_mode()
+
+    def _latent_mode(self) -> bool:
+        if self.cfg.latents != "auto":
+            return self.cfg.latents == "always"
+        sample = first_sample(self.urls)
+        usable = has_latents(sample, self.fill)
+        if "latents.safetensors" in sample and not usable:
+            log.warning("shards hold latents made with another fill mode than %r; encoding on the fly", self.fill)
+        return usable
+
+    def stream(self, rank: int = 0, world: int = 1) -> ShardStream:
+        readers = world * max(1, self.cfg.num_workers)
+        if self.cfg.epoch_length == 0 and len(self.urls) < readers:
+            raise ConfigError(f"data.train_shards: {len(self.urls)} shards cannot feed {world} ranks × "
+                              f"{max(1, self.cfg.num_workers)} workers = {readers} readers in one-pass mode; "
+                              f"prepare smaller shards (shard_size) or set data.epoch_length > 0 (resampling)")
+        return ShardStream(self.urls, self.cfg, self.fill, self.aux, self.use_latents, self.seed, rank, world)
 
     def train_dataloader(self):
-        pipeline = self._pipeline(self.urls, resampled=self.cfg.epoch_length > 0)
-        return wds.WebLoader(pipeline, batch_size=None, num_workers=self.cfg.num_workers,
-                             persistent_workers=self.cfg.num_workers > 0)
+        rank, world = rank_and_world(getattr(self, "trainer", None))
+        workers = self.cfg.num_workers
+        return torch.utils.data.DataLoader(self.stream(rank, world), batch_size=None, num_workers=workers,
+                                           persistent_workers=workers > 0)

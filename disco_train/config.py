@@ -137,6 +137,9 @@ class DataConfig:
     """WebDataset sample shuffle buffer."""
     max_bad_fraction: float = 0.05
     """Fail the run once more than this fraction of samples is corrupt or malformed."""
+    latents: str = "auto"
+    """Precomputed latents in the shards: 'auto' (use them if the first sample has them), 'always' (a sample
+    without them is skipped as malformed) or 'never' (decode the videos and encode on the fly)."""
 
     def validate(self, prefix: str) -> None:
         _check(self.frames >= 1 and (self.frames - 1) % 8 == 0, f"{prefix}.frames",
@@ -149,6 +152,8 @@ class DataConfig:
         _check(self.epoch_length >= 0, f"{prefix}.epoch_length", "must be >= 0")
         _check(0.0 <= self.max_bad_fraction <= 1.0, f"{prefix}.max_bad_fraction", "must be in [0, 1]")
         _check(bool(self.train_shards), f"{prefix}.train_shards", "is empty")
+        _check(self.latents in ("auto", "always", "never"), f"{prefix}.latents",
+               f"must be 'auto', 'always' or 'never', got {self.latents!r}")
 
 
 @dataclass
@@ -330,10 +335,40 @@ class PrepareConfig:
     """Column holding the caption text."""
     caption_default: str = ""
     """Caption used when a video has none in the captions file ('' = such videos are failures)."""
+    captioner: str = ""
+    """Local LLaVA-family folder (transformers save_pretrained) that captions clips the captions file lacks."""
+    sketch: bool = False
+    """Add the sketch modality: InformativeDrawings line drawings of every frame, coded by `sketch_codec`."""
+    sketch_weights: str = "checkpoints/informative_drawings/netG_A_latest.pth"
+    """InformativeDrawings generator weights (loaded strictly: 4,290,945 parameters in 24 tensors)."""
+    sketch_codec: str = "x264"
+    """Sketch codec backend: 'x264', 'x265' or 'dcvc_rt' (the paper fine-tunes DCVC-RT on sketches)."""
+    sketch_crf: int = 35
+    """CRF of the sketch video for x264/x265 (ignored when sketch_qp >= 0)."""
+    sketch_qp: int = -1
+    """Constant QP of the sketch video (x264/x265: 0-51; dcvc_rt: 0-63); -1 = use sketch_crf."""
+    sketch_ds: int = 1
+    """Spatial downsampling of the sketch video before coding (the paper does not give one; 1 = none)."""
+    sketch_dt: int = 1
+    """Temporal downsampling of the sketch video: keep 1 of every sketch_dt frames (1 = all)."""
+    pose: bool = False
+    """Add the pose modality: DWPose keypoints (134-point OpenPose layout), uint16-quantised, LZMA."""
+    pose_dir: str = "checkpoints/dwpose"
+    """Folder with the DWPose ONNX files dw-ll_ucoco_384.onnx and yolox_l.onnx."""
+    dcvc_rt_dir: str = "checkpoints/dcvc_rt"
+    """DCVC-RT weights, used when codec or sketch_codec is dcvc_rt."""
+    precompute: bool = False
+    """Also store VAE latents (target, degraded, sketch/pose) and T5 embeddings: needs the model weights."""
+    fill: str = "forward"
+    """Temporal filling baked into precomputed condition latents; training re-encodes if condition.fill differs."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """VAE + T5 used by precompute (same keys as the training recipe's model section; 'tiny' for tests)."""
+    device: str = "cpu"
+    """Torch device of the neural stages (captioner, sketch, precompute): 'cpu' or 'cuda'."""
     shard_size: int = 64
     """Samples per shard."""
     seed: int = 0
-    """Seed (kept for reproducible choices such as clip order)."""
+    """Seed of the neural stages (tiny models) and recorded in prepare_config.json."""
 
     def validate(self, prefix: str = "") -> None:
         _check(bool(self.input), "input", "is required (a folder, glob, or csv/jsonl of video paths)")
@@ -346,9 +381,21 @@ class PrepareConfig:
                    f"{value}/ds={self.ds} must be an even integer (4:2:0 video)")
         _check(self.ds >= 1, "ds", "must be >= 1")
         _check(self.dt >= 1, "dt", "must be >= 1")
-        _check(self.codec in ("x264", "x265", "dcvc_rt"), "codec", f"unknown codec {self.codec!r}")
+        codecs = ("x264", "x265", "dcvc_rt")
+        _check(self.codec in codecs, "codec", f"unknown codec {self.codec!r}; choose one of {codecs}")
+        _check(self.sketch_codec in codecs, "sketch_codec",
+               f"unknown codec {self.sketch_codec!r}; choose one of {codecs}")
+        _check(self.sketch_ds >= 1 and self.sketch_dt >= 1, "sketch_ds", "sketch_ds and sketch_dt must be >= 1")
+        for key in ("height", "width"):
+            value = getattr(self, key)
+            _check(value % self.sketch_ds == 0 and (value // self.sketch_ds) % 2 == 0, "sketch_ds",
+                   f"{key} {value}/sketch_ds={self.sketch_ds} must be an even integer (4:2:0 video)")
+        _check(self.fill in ("forward", "zero", "none"), "fill", f"unknown fill {self.fill!r}")
+        _check(self.fill != "none" or self.dt == 1, "fill", "'none' needs dt=1 (no dropped frames to fill)")
+        _check(self.device == "cpu" or self.device.startswith("cuda"), "device", f"unknown device {self.device!r}")
         _check(self.shard_size > 0, "shard_size", "must be positive")
         _check(self.max_clips_per_video >= 0, "max_clips_per_video", "must be >= 0")
+        self.model.validate("model")
 
 
 TASKS: dict[str, type] = {"disco_lora": DiscoLoraConfig, "prepare": PrepareConfig}

@@ -7,7 +7,7 @@ import webdataset as wds
 
 from conftest import make_video
 from datamodules.prepare import run
-from datamodules.schema import REQUIRED_FIELDS, bpp
+from datamodules.schema import META_KEYS, REQUIRED_FIELDS, bpp
 from disco_train.config import ConfigError, PrepareConfig
 from disco_train.modalities import decode_text
 from disco_train.video import decode_bitstream, read_video
@@ -36,6 +36,8 @@ def test_prepare_fields_and_bits(tmp_path):
     for s in samples:
         assert set(REQUIRED_FIELDS) <= set(s)
         meta = json.loads(s["meta.json"])
+        assert set(meta) == set(META_KEYS) | {"container_overhead_bytes"}  # the documented schema, no more
+        assert meta["container_overhead_bytes"] > 0 and meta["caption_source"] == "default"
         frames, _ = read_video(s["video.mp4"])
         assert frames.shape == (9, 32, 32, 3)
         degraded = decode_bitstream(s["degraded.bin"], "x264")

@@ -1,0 +1,95 @@
+"""One raw shard sample -> training tensors (schema: `datamodules.schema`). Pure: no pipeline state.
+
+Two paths:
+- latents: `latents.safetensors` -> target, degraded, text, text_mask (and aux_latents); no video is decoded;
+- raw: the target mp4 -> `video` uint8 [T,H,W,3]; the degraded bitstream, upsampled and temporally filled ->
+  `cond` uint8 [T,H,W,3]; with an auxiliary modality, `aux` uint8 [T,H,W,3] aligned with the target frames
+  (sketch: decoded, upsampled, forward-filled; pose: decoded keypoints rendered as skeleton frames).
+Anything missing, corrupt or of the wrong shape raises ValueError/VideoError naming the sample.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from datamodules import codecs
+from datamodules.degrade import restore
+from datamodules.latents import read_latents
+from datamodules.schema import AUX_FIELDS, REQUIRED_FIELDS
+from disco_train.config import DataConfig
+from disco_train.modalities import decode_text
+from disco_train.video import read_video
+
+
+def _meta(sample: dict, cfg: DataConfig, exact_frames: bool) -> dict:
+    key = sample.get("__key__")
+    if "meta.json" not in sample:
+        raise ValueError(f"sample {key}: missing field meta.json")
+    try:
+        meta = json.loads(sample["meta.json"])
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"sample {key}: unreadable meta.json ({err})") from None
+    frames_ok = meta.get("frames") == cfg.frames if exact_frames else int(meta.get("frames", 0)) >= cfg.frames
+    if not frames_ok or (meta.get("height"), meta.get("width")) != (cfg.height, cfg.width):
+        raise ValueError(f"sample {key}: clip {meta.get('frames')}×{meta.get('height')}×{meta.get('width')} does "
+                         f"not fit data {cfg.frames}×{cfg.height}×{cfg.width}")
+    return meta
+
+
+def _fit(frames: np.ndarray, cfg: DataConfig, what: str, key) -> np.ndarray:
+    if frames.shape[0] < cfg.frames or frames.shape[1:] != (cfg.height, cfg.width, 3):
+        raise ValueError(f"sample {key}: {what} is {tuple(frames.shape)}, expected at least "
+                         f"{cfg.frames}×{cfg.height}×{cfg.width}×3")
+    return np.ascontiguousarray(frames[:cfg.frames])
+
+
+def aux_frames(sample: dict, meta: dict, cfg: DataConfig, aux: str) -> np.ndarray:
+    """The auxiliary modality as pixel frames aligned with the target: uint8 [T,H,W,3]."""
+    key, field = sample.get("__key__"), AUX_FIELDS[aux]
+    if field not in sample:
+        raise ValueError(f"sample {key}: missing field {field} (training uses aux={aux})")
+    if aux == "sketch":
+        sketch = codecs.decode(meta["sketch_codec"], sample[field])
+        # Auxiliary frames are always forward-filled: the fill ablation (paper Table 4) is about the video.
+        frames = restore(sketch, cfg.height, cfg.width, int(meta["sketch_dt"]), cfg.frames, "forward")
+    else:
+        from disco_train.pose import decode_poses, render_poses
+
+        frames = render_poses(decode_poses(bytes(sample[field])), cfg.height, cfg.width)
+    return _fit(frames, cfg, aux, key)
+
+
+def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", latents: bool = False) -> dict:
+    """Raw tar members -> {key, caption, fps, bpp} plus the latent or the pixel tensors (module docstring)."""
+    key = sample.get("__key__")
+    meta = _meta(sample, cfg, exact_frames=latents)
+    if "caption.zlib" not in sample:
+        raise ValueError(f"sample {key}: missing field caption.zlib")
+    out = {"key": key, "caption": decode_text(bytes(sample["caption.zlib"])), "fps": float(meta["fps"]),
+           "bpp": float(meta["bpp"])}
+    if latents:
+        if "latents.safetensors" not in sample:
+            raise ValueError(f"sample {key}: missing field latents.safetensors (data.latents uses them)")
+        out.update(read_latents(sample, meta, fill, aux))
+        return out
+    missing = [f for f in REQUIRED_FIELDS if f not in sample]
+    if missing:
+        raise ValueError(f"sample {key}: missing fields {missing}")
+    video, _ = read_video(bytes(sample["video.mp4"]))
+    degraded = codecs.decode(meta["codec"], sample["degraded.bin"])
+    cond = restore(degraded, cfg.height, cfg.width, int(meta["dt"]), cfg.frames, fill)
+    out["video"] = torch.from_numpy(_fit(video, cfg, "target video", key))
+    out["cond"] = torch.from_numpy(_fit(cond, cfg, "restored degraded video", key))
+    if aux != "none":
+        out["aux"] = torch.from_numpy(aux_frames(sample, meta, cfg, aux))
+    return out
+
+
+def has_latents(sample: dict, fill: str) -> bool:
+    """Whether a sample's precomputed latents are usable for training with `fill`."""
+    if "latents.safetensors" not in sample or "meta.json" not in sample:
+        return False
+    return (json.loads(sample["meta.json"]).get("latents") or {}).get("fill") == fill

@@ -1,0 +1,110 @@
+"""Precomputed VAE latents and T5 embeddings (`prepare precompute=true`), and reading them back.
+
+What is encoded is exactly what training would encode on the fly (`disco_train.encoders`, same functions):
+- `target`: the stored target clip, decoded from `video.mp4` (the pixels training would read), [C,F,h,w];
+- `degraded`: the degraded bitstream decoded as the receiver would, bilinearly upsampled and temporally filled
+  (`fill`, recorded in meta) to the clip size, [C,F,h,w];
+- `sketch` / `pose`: the decoded sketch video (upsampled, forward-filled) / the rendered pose frames, [C,F,h,w];
+- `text` [L,D] and `text_mask` [L]: T5 of the caption, padded to `model.max_text_tokens`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from datamodules import codecs
+from datamodules.degrade import restore
+from disco_train.config import ConfigError, PrepareConfig
+from disco_train.video import read_video
+
+LATENT_KEYS = ("target", "degraded", "text", "text_mask")
+AUX_KEYS = ("sketch", "pose")
+
+
+def load_encoders(model_cfg, seed: int):
+    """(vae, text_encoder, tokenizer) exactly as `load_backbone(model_cfg, seed)` makes them, without building
+    the transformer: tiny models use load_backbone's seeds (vae seed+1, T5 seed+2; a test checks they agree),
+    real ones go through load_backbone and drop the transformer."""
+    from disco_train import models
+
+    if model_cfg.name != "tiny":
+        backbone = models.load_backbone(model_cfg, seed)
+        return backbone.vae, backbone.text_encoder, backbone.tokenizer
+    vae, (text_encoder, tokenizer) = models.tiny_vae(seed + 1), models.tiny_text_encoder(seed + 2)
+    dtype = models.DTYPES[model_cfg.dtype]
+    for module in (vae, text_encoder):
+        module.to(dtype).requires_grad_(False).eval()
+    return vae, text_encoder, tokenizer
+
+
+class PrecomputeStage:
+    def __init__(self, cfg: PrepareConfig):
+        self.cfg, self.vae, self.text_encoder, self.tokenizer = cfg, None, None, None
+
+    def preflight(self) -> None:
+        from disco_train.models import MissingWeightsError, check_weights_present
+
+        try:
+            check_weights_present(self.cfg.model)
+        except MissingWeightsError as err:
+            raise ConfigError(f"precompute=true: {err}") from None
+        self.vae, self.text_encoder, self.tokenizer = load_encoders(self.cfg.model, self.cfg.seed)
+        self.vae.to(self.cfg.device)
+        self.text_encoder.to(self.cfg.device)
+
+    def _encode(self, frames: np.ndarray) -> torch.Tensor:
+        from disco_train.encoders import encode_video
+
+        return encode_video(self.vae, torch.from_numpy(np.ascontiguousarray(frames))[None])[0]
+
+    def aux_frames(self, sample: dict, meta: dict) -> dict[str, np.ndarray]:
+        cfg, out = self.cfg, {}
+        if "sketch.bin" in sample:
+            sketch = codecs.decode(meta["sketch_codec"], sample["sketch.bin"], cfg.dcvc_rt_dir)
+            out["sketch"] = restore(sketch, cfg.height, cfg.width, meta["sketch_dt"], cfg.frames, "forward")
+        if "pose.xz" in sample:
+            from disco_train.pose import decode_poses, render_poses
+
+            out["pose"] = render_poses(decode_poses(sample["pose.xz"]), cfg.height, cfg.width)
+        return out
+
+    def apply(self, caption: str, sample: dict, meta: dict) -> None:
+        from disco_train.encoders import encode_text
+
+        cfg = self.cfg
+        target, _ = read_video(bytes(sample["video.mp4"]))
+        degraded = codecs.decode(meta["codec"], sample["degraded.bin"], cfg.dcvc_rt_dir)
+        cond = restore(degraded, cfg.height, cfg.width, cfg.dt, cfg.frames, cfg.fill)
+        tensors = {"target": self._encode(target[:cfg.frames]), "degraded": self._encode(cond)}
+        for name, frames in self.aux_frames(sample, meta).items():
+            tensors[name] = self._encode(frames)
+        text, mask = encode_text(self.text_encoder, self.tokenizer, [caption],
+                                 cfg.model.max_text_tokens, cfg.device)
+        tensors["text"], tensors["text_mask"] = text[0], mask[0]
+        sample["latents.safetensors"] = save_safetensors({k: v.detach().cpu().contiguous()
+                                                          for k, v in tensors.items()})
+        meta["latents"] = {"fill": cfg.fill, "model": cfg.model.name, "dtype": cfg.model.dtype,
+                           "max_text_tokens": cfg.model.max_text_tokens,
+                           "shapes": {k: list(v.shape) for k, v in tensors.items()}}
+
+
+def read_latents(sample: dict, meta: dict, fill: str, aux: str) -> dict[str, torch.Tensor]:
+    """latents.safetensors -> {target, degraded, text, text_mask[, aux_latents]}. ValueError if unusable."""
+    info = meta.get("latents") or {}
+    if info.get("fill") != fill:
+        raise ValueError(f"sample {sample.get('__key__')}: latents were made with fill {info.get('fill')!r}, "
+                         f"training uses {fill!r}; set data.latents=never or re-run prepare with fill={fill}")
+    tensors = load_safetensors(bytes(sample["latents.safetensors"]))
+    missing = [k for k in LATENT_KEYS + ((aux,) if aux != "none" else ()) if k not in tensors]
+    if missing:
+        raise ValueError(f"sample {sample.get('__key__')}: latents.safetensors lacks {missing}")
+    out = {k: tensors[k] for k in LATENT_KEYS}
+    if out["target"].shape != out["degraded"].shape:
+        raise ValueError(f"sample {sample.get('__key__')}: target latents {tuple(out['target'].shape)} and "
+                         f"degraded latents {tuple(out['degraded'].shape)} differ")
+    if aux != "none":
+        out["aux_latents"] = tensors[aux]
+    return out

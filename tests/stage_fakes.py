@@ -1,0 +1,147 @@
+"""Stand-ins for the neural modules the optional prepare stages call, installed only where the real module is
+absent from this checkout (the real ones need weights). They follow the adapters' interface documented in
+`datamodules.stages` and produce real, decodable data, so the wiring around them is tested for real."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import lzma
+import sys
+import types
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def _absent(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is None
+    except ModuleNotFoundError:
+        return True
+
+
+def _sketch_module():
+    mod = types.ModuleType("disco_train.sketch")
+    mod.load_sketch_generator = lambda path, device="cpu": {"path": path}
+
+    def extract_sketches(generator, frames):  # dark lines on white, float [T,H,W] in [0,1] like the generator
+        gray = frames.astype(np.float32).mean(-1) / 255.0
+        edges = np.abs(np.diff(gray, axis=2, prepend=gray[:, :, :1])) * 4
+        return 1.0 - np.clip(edges, 0, 1)
+
+    mod.extract_sketches = extract_sketches
+    return mod
+
+
+@dataclass
+class FakePoseSequence:
+    keypoints: list
+    scores: list
+    frame_size: tuple
+    poses_per_frame: list = field(init=False)
+
+    def __post_init__(self):
+        self.poses_per_frame = [len(k) for k in self.keypoints]
+
+    @property
+    def num_frames(self):
+        return len(self.keypoints)
+
+
+def _pose_module():
+    mod = types.ModuleType("disco_train.pose")
+    mod.PoseSequence = FakePoseSequence
+
+    def encode_poses(poses):
+        payload = {"size": list(poses.frame_size), "k": [np.asarray(k).round().tolist() for k in poses.keypoints],
+                   "s": [np.asarray(s).tolist() for s in poses.scores]}
+        return lzma.compress(json.dumps(payload).encode())
+
+    def decode_poses(data):
+        try:
+            payload = json.loads(lzma.decompress(data))
+        except (lzma.LZMAError, ValueError) as err:
+            raise ValueError(f"corrupt pose bitstream: {err}") from None
+        return FakePoseSequence([np.asarray(k, np.float32).reshape(-1, 134, 2) for k in payload["k"]],
+                                [np.asarray(s, np.float32).reshape(-1, 134) for s in payload["s"]],
+                                tuple(payload["size"]))
+
+    def render_poses(poses, height, width):
+        out = np.zeros((poses.num_frames, height, width, 3), np.uint8)
+        fh, fw = poses.frame_size
+        for t, people in enumerate(poses.keypoints):
+            for person in people:
+                for x, y in person:
+                    out[t, min(height - 1, int(y * height / fh)), min(width - 1, int(x * width / fw))] = 255
+        return out
+
+    mod.encode_poses, mod.decode_poses, mod.render_poses = encode_poses, decode_poses, render_poses
+    return mod
+
+
+def _pose_estimation_module(pose_module):
+    mod = types.ModuleType("disco_train.pose_estimation")
+
+    class DWPose:
+        def __init__(self, folder, device="cpu"):
+            self.folder = folder
+
+        def __call__(self, clip):  # one person whose keypoints drift right by one pixel per frame
+            t, h, w = clip.shape[:3]
+            base = np.stack([np.linspace(0, w - 1, 134), np.linspace(0, h - 1, 134)], -1).astype(np.float32)
+            kps = [((base + [i, 0]) % [w, h])[None] for i in range(t)]
+            return pose_module.PoseSequence(kps, [np.ones((1, 134), np.float32)] * t, (h, w))
+
+    mod.DWPose = DWPose
+    return mod
+
+
+def _caption_module():
+    mod = types.ModuleType("disco_train.caption")
+
+    class Captioner:
+        def __init__(self, path, device="cpu"):
+            self.path = path
+
+        def caption(self, frames):
+            return f"{len(frames)} frames of mean brightness {frames.mean():.0f}"
+
+    mod.Captioner = Captioner
+    return mod
+
+
+def _dcvc_api_module():
+    """A lossless toy 'neural codec': zlib over the raw frames, behind the real api's three names."""
+    mod = types.ModuleType("disco_train.codecs.dcvc_rt.api")
+    mod.load_codec = lambda ckpt_dir=None: "toy"
+
+    def encode_video(frames, qp, codec=None):
+        buffer = io.BytesIO()
+        np.save(buffer, frames)
+        return b"TOY" + bytes([qp]) + zlib.compress(buffer.getvalue())
+
+    mod.encode_video = encode_video
+    mod.decode_video = lambda data, codec=None: np.load(io.BytesIO(zlib.decompress(data[4:])))
+    return mod
+
+
+def install(monkeypatch) -> None:
+    """Put a fake in sys.modules for each stage module this checkout lacks (always for the DCVC-RT api seam,
+    whose real codec needs its weights)."""
+    if _absent("disco_train.sketch"):
+        monkeypatch.setitem(sys.modules, "disco_train.sketch", _sketch_module())
+    if _absent("disco_train.pose"):
+        monkeypatch.setitem(sys.modules, "disco_train.pose", _pose_module())
+    if _absent("disco_train.pose_estimation"):
+        import disco_train.pose as pose
+
+        monkeypatch.setitem(sys.modules, "disco_train.pose_estimation", _pose_estimation_module(pose))
+    if _absent("disco_train.caption"):
+        monkeypatch.setitem(sys.modules, "disco_train.caption", _caption_module())
+    for name in ("disco_train.codecs", "disco_train.codecs.dcvc_rt"):
+        if _absent(name):
+            monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, "disco_train.codecs.dcvc_rt.api", _dcvc_api_module())

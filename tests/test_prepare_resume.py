@@ -1,0 +1,91 @@
+"""A prepare run killed at any point and re-run gives every clip exactly once and never a partial shard."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import webdataset as wds
+
+from conftest import ROOT, make_video
+from datamodules import sink
+from datamodules.prepare import run
+from disco_train.config import PrepareConfig
+
+VIDEOS = 10
+
+
+def _inputs(tmp_path):
+    (tmp_path / "in").mkdir()
+    for i in range(VIDEOS):
+        make_video(tmp_path / "in" / f"v{i:02d}.mp4", 9, 32, 32, seed=i)
+    return dict(input=str(tmp_path / "in"), output=str(tmp_path / "out"), frames=9, height=32, width=32, ds=2,
+                dt=4, codec="x264", crf=30, caption_default="a clip", shard_size=2)
+
+
+def _keys(out):
+    return [s["__key__"] for shard in sorted(out.glob("train-*.tar"))
+            for s in wds.WebDataset(str(shard), shardshuffle=False)]
+
+
+def _check_complete(out):
+    keys = _keys(out)
+    assert sorted(keys) == [f"v{i:02d}_c0000" for i in range(VIDEOS)]  # none missing, none twice
+    assert not list(out.glob("*.tmp"))
+    index = sink.read_jsonl(out / sink.INDEX)
+    assert sorted(r["video"].split("/")[-1] for r in index) == [f"v{i:02d}.mp4" for i in range(VIDEOS)]
+
+
+def test_sigkill_mid_run_then_rerun(tmp_path):
+    cfg = _inputs(tmp_path)
+    out = tmp_path / "out"
+    # Each video is slowed down by a sleep so the kill lands mid-run, after some shards are finished.
+    script = ("import sys, time; import datamodules.prepare as p; orig = p.Pipeline.samples\n"
+              "p.Pipeline.samples = lambda self, v: (time.sleep(0.15), orig(self, v))[1]\n"
+              "sys.exit(p.main(sys.argv[1:]))\n")
+    argv = [f"{k}={v}" for k, v in cfg.items()]
+    proc = subprocess.Popen([sys.executable, "-c", script, *argv], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not list(out.glob("train-000001.tar")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "prepare finished before it could be killed"
+    done_before = len(_keys(out))
+    assert 0 < done_before < VIDEOS
+    counts = run(PrepareConfig(**cfg), log=lambda *_: None)
+    assert counts["skipped"] == done_before and counts["done"] == VIDEOS - done_before
+    _check_complete(out)
+
+
+def test_kill_between_rename_and_index_is_repaired(tmp_path, monkeypatch):
+    """The narrowest window: the shard is renamed into place but its videos are not yet in index.jsonl."""
+    cfg = _inputs(tmp_path)
+    out = tmp_path / "out"
+    real = sink.append_jsonl
+
+    def die_on_second_index_write(path, rows, calls=[]):
+        if path.name == sink.INDEX:
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt  # as if killed right after os.replace
+        real(path, rows)
+
+    monkeypatch.setattr(sink, "append_jsonl", die_on_second_index_write)
+    with pytest.raises(KeyboardInterrupt):
+        run(PrepareConfig(**cfg), log=lambda *_: None)
+    monkeypatch.setattr(sink, "append_jsonl", real)
+    assert len(_keys(out)) == 4 and len(sink.read_jsonl(out / sink.INDEX)) == 2
+    with open(out / sink.FAILURES, "a") as torn:  # a complete row whose newline the kill cut off
+        torn.write('{"video": "elsewhere.mp4", "reason": "r"}')
+    with open(out / sink.INDEX, "a") as torn:  # and a line torn by the kill
+        torn.write('{"video": "v0')
+    (tmp_path / "in" / "zz_empty.mp4").write_bytes(b"")  # its failure row is appended after the cut-off one
+    counts = run(PrepareConfig(**cfg), log=lambda *_: None)
+    assert (counts["skipped"], counts["done"], counts["failed"]) == (4, VIDEOS - 4, 1)
+    _check_complete(out)
+    for name in (sink.INDEX, sink.FAILURES):
+        assert all(json.loads(line) for line in (out / name).read_text().splitlines())
