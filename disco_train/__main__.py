@@ -29,7 +29,14 @@ def _plot(argv):
     return plot_main(argv)
 
 
+def _export(argv):
+    from disco_train.export import main
+
+    return main(argv)
+
+
 COMMANDS = {
+    "export": (_export, "ckpt=<.ckpt> out=<dir>: LoRA (diffusers + ComfyUI safetensors) + disco.json"),
     "sweep": (_sweep, "one short training per value of sweep.KEY=v1,v2,... and a table of final metrics"),
     "evaluate": (_evaluate, "refs=DIR recons=DIR [metrics=psnr,ssim,lpips,dists,fid,fvd] out=CSV"),
     "bdrate": (_bdrate, "ANCHOR.csv TEST.csv [metric=lpips]: BD-rate (bjontegaard, Akima)"),
