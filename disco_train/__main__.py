@@ -29,7 +29,28 @@ def _plot(argv):
     return plot_main(argv)
 
 
+def _export(argv):
+    from disco_train.export import main
+
+    return main(argv)
+
+
+def _encode(argv):
+    from disco_train.codec_cli import encode_main
+
+    return encode_main(argv)
+
+
+def _decode(argv):
+    from disco_train.codec_cli import decode_main
+
+    return decode_main(argv)
+
+
 COMMANDS = {
+    "export": (_export, "ckpt=<.ckpt> out=<dir>: LoRA (diffusers + ComfyUI safetensors) + disco.json"),
+    "encode": (_encode, "VIDEO OUT.disco [ds= dt= codec=x265|x264|dcvc_rt qp= caption= sketch= pose=]"),
+    "decode": (_decode, "IN.disco OUT.mp4 export=<dir> [steps=50 guidance=3 seed=0 device=]"),
     "sweep": (_sweep, "one short training per value of sweep.KEY=v1,v2,... and a table of final metrics"),
     "evaluate": (_evaluate, "refs=DIR recons=DIR [metrics=psnr,ssim,lpips,dists,fid,fvd] out=CSV"),
     "bdrate": (_bdrate, "ANCHOR.csv TEST.csv [metric=lpips]: BD-rate (bjontegaard, Akima)"),
