@@ -18,7 +18,8 @@ def make_run(root, *overrides, step=3):
     from disco_train.recipe import resolve, to_yaml
 
     cfg, merged, _ = resolve(["recipe=disco_lora_debug", f"lora.rank={RANK}", f"lora.alpha={ALPHA}",
-                              f"output_dir={root}", "name=run", *overrides])
+                              f"output_dir={root}", "name=run",
+                              f"data.train_shards={root}/no-shards/train-*.tar", *overrides])
     run = root / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.yaml").write_text(to_yaml(merged))
@@ -45,7 +46,7 @@ def outputs(transformer):
         return transformer(**transformer_inputs())[0]
 
 
-CODEC = {"ds": 4, "dt": 4, "codec": "x264"}
+CODEC = {"ds": 4, "dt": 4, "codec": "x264", "crf": 30, "qp": -1}  # the demo_shards fixture settings
 
 
 @pytest.fixture(scope="module")
