@@ -110,7 +110,7 @@ def uses_deepspeed(cfg) -> bool:
 def _lora_datamodule(cfg: DiscoLoraConfig):
     from datamodules.shards import ShardDataModule
 
-    return ShardDataModule(cfg.data, fill=cfg.condition.fill, seed=cfg.seed)
+    return ShardDataModule(cfg.data, fill=cfg.condition.fill, seed=cfg.seed, aux=cfg.condition.aux)
 
 
 def _lora_module(cfg: DiscoLoraConfig):

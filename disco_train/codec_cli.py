@@ -265,9 +265,8 @@ def decode(path: str | Path, out: str | Path | None, args: dict, overrides: list
     cfg = module.cfg
     text = decode_text(c.get("text").data) if c.get("text") else ""
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a))[None].to(device)  # noqa: E731
-    # prepare_batch encodes batch['video'] unless 'target' is given; reconstruct never reads it, so no target.
     batch = {"cond": as_tensor(restore_degraded(video, g, cfg.condition.fill, args.get("dcvc_weights"))),
-             "target": None, "caption": [text], "fps": torch.tensor([float(g.fps)], device=device)}
+             "caption": [text], "fps": torch.tensor([float(g.fps)], device=device)}
     if cfg.condition.mode != "video_only":
         aux = _required(c, cfg.condition.aux, f"this decoder ({cfg.condition.mode} with {cfg.condition.aux})")
         batch["aux"] = as_tensor(AUX[aux.kind].decode(aux, g, args))

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from peft import LoraConfig as PeftLoraConfig
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 ADAPTER = "default"
@@ -63,6 +64,10 @@ def load_adapter_file(path: str | Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"lora.init_from={path}: no such file (an exported .safetensors LoRA or a .ckpt)")
     if path.suffix == ".safetensors":
         state = load_file(str(path))
+        with safe_open(str(path), "pt") as handle:
+            folded = (handle.metadata() or {}).get("disco.scale_folded_into_lora_B")
+        if folded:  # the ComfyUI export multiplies alpha/rank into lora_B; the peft adapter applies it again
+            state = {k: v / float(folded) if "lora_B" in k else v for k, v in state.items()}
     else:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         state = checkpoint.get("state_dict", checkpoint)

@@ -141,7 +141,10 @@ def install(monkeypatch) -> None:
         monkeypatch.setitem(sys.modules, "disco_train.pose_estimation", _pose_estimation_module(pose))
     if _absent("disco_train.caption"):
         monkeypatch.setitem(sys.modules, "disco_train.caption", _caption_module())
-    for name in ("disco_train.codecs", "disco_train.codecs.dcvc_rt"):
-        if _absent(name):
-            monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
-    monkeypatch.setitem(sys.modules, "disco_train.codecs.dcvc_rt.api", _dcvc_api_module())
+    # Import the real package first (its __init__ needs the real api), then swap the api module for the fake
+    # both in sys.modules and as the package attribute that `from disco_train.codecs.dcvc_rt import api` reads.
+    import disco_train.codecs.dcvc_rt as package
+
+    fake = _dcvc_api_module()
+    monkeypatch.setitem(sys.modules, "disco_train.codecs.dcvc_rt.api", fake)
+    monkeypatch.setattr(package, "api", fake)

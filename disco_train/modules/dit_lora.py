@@ -12,7 +12,7 @@ import lightning as L
 import torch
 
 from disco_train import conditioning as C
-from disco_train import flow
+from disco_train import encoders, flow
 from disco_train.config import DiscoLoraConfig, parse_ratio
 from disco_train.lora import add_lora, load_adapter_file, load_lora_state_dict, lora_state_dict, trainable_parameters
 from disco_train.models import Backbone, load_backbone
@@ -45,27 +45,21 @@ class DiscoLoRAModule(L.LightningModule):
         return f"{self.cfg.model.name}, {self.num_trainable:,} trainable LoRA parameters (rank {self.cfg.lora.rank})"
 
     # ---- encoders (frozen, no grad) -------------------------------------------------------------------------
-    @torch.no_grad()
     def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 [B,T,H,W,3] -> normalised VAE latents [B,C,F,h,w] (distribution mode: deterministic)."""
-        x = frames.permute(0, 4, 1, 2, 3).to(self.vae.dtype) / 127.5 - 1.0
-        latents = self.vae.encode(x).latent_dist.mode()
-        mean = self.vae.latents_mean.view(1, -1, 1, 1, 1).to(latents)
-        std = self.vae.latents_std.view(1, -1, 1, 1, 1).to(latents)
-        return (latents - mean) * self.vae.config.scaling_factor / std
+        """uint8 [B,T,H,W,3] -> normalised VAE latents [B,C,F,h,w] (shared with `prepare precompute=true`)."""
+        return encoders.encode_video(self.vae, frames)
 
-    @torch.no_grad()
     def encode_text(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Captions -> T5 hidden states [B,L,D] and attention mask [B,L] (padded to max_text_tokens)."""
-        tokens = self.tokenizer(captions, padding="max_length", max_length=self.cfg.model.max_text_tokens,
-                                truncation=True, add_special_tokens=True, return_tensors="pt")
-        ids, mask = tokens.input_ids.to(self.device), tokens.attention_mask.to(self.device)
-        hidden = self.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-        return hidden, mask
+        return encoders.encode_text(self.text_encoder, self.tokenizer, captions, self.cfg.model.max_text_tokens,
+                                    self.device)
 
-    def prepare_batch(self, batch: dict) -> dict:
-        """Latents, condition latents, text embeddings: precomputed in the shard if present, else encoded here."""
-        target = batch["target"] if "target" in batch else self.encode_video(batch["video"])
+    def prepare_batch(self, batch: dict, need_target: bool = True) -> dict:
+        """Latents, condition latents, text embeddings: precomputed in the shard if present, else encoded here.
+        Sampling needs no target (`need_target=False`): the decoder side has only the transmitted modalities."""
+        target = None
+        if need_target:
+            target = batch["target"] if "target" in batch else self.encode_video(batch["video"])
         cond = batch["degraded"] if "degraded" in batch else self.encode_video(batch["cond"])
         aux = None
         if self.cfg.condition.mode != "video_only":
@@ -127,7 +121,7 @@ class DiscoLoRAModule(L.LightningModule):
     def reconstruct(self, batch: dict, steps: int = 50, guidance: float = 3.0, seed: int = 0,
                     negative_prompt: str = NEGATIVE_PROMPT) -> torch.Tensor:
         """Decoder side of DiSCo for a batch: condition tokens + caption -> sampled clip, uint8 [B,T,H,W,3]."""
-        inputs = self.prepare_batch(batch)
+        inputs = self.prepare_batch(batch, need_target=False)
         target_shape = inputs["cond"].shape  # the target grid equals the condition grid
         b, c, f, h, w = target_shape
         cond, copies = C.condition_tokens(C.pack(inputs["cond"]),
