@@ -11,6 +11,8 @@ import zlib
 import numpy as np
 import torch
 
+from disco_train.pose import PoseSequence, decode_poses, encode_poses, render_poses  # noqa: F401  (public names)
+
 FILL_MODES = ("forward", "zero", "none")
 
 

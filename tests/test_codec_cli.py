@@ -87,23 +87,24 @@ def test_sketch_stream_feeds_an_interleave_decoder(tmp_path, odd_video):
         K.decode(tmp_path / "plain.disco", None, {"export": str(export_dir), "steps": "1"})
 
 
-def test_pose_plug_in(monkeypatch, tmp_path, odd_video):
-    """The pose codec is another module's; a stand-in with its API checks the plumbing around it."""
-    class Poses:
-        def __init__(self, n):
-            self.num_frames = n
+def test_pose_stream_round_trip(tmp_path, odd_video):
+    """A real pose bitstream (disco_train.pose) travels in the container and is rendered at the receiver."""
+    from disco_train.pose import PoseSequence, encode_poses
 
-    fake = types.SimpleNamespace(
-        decode_poses=lambda data: Poses(int(data.decode())),
-        render_poses=lambda poses, h, w: np.full((poses.num_frames, h, w, 3), 7, np.uint8))
-    monkeypatch.setitem(sys.modules, "disco_train.pose", fake)
-    (tmp_path / "p.xz").write_bytes(b"20")
+    rng = np.random.default_rng(0)
+
+    def poses(frames):
+        kps = [rng.uniform(5, 45, (1, 134, 2)).astype(np.float32) for _ in range(frames)]
+        return PoseSequence(kps, [np.ones((1, 134), np.float32)] * frames, frame_size=(50, 70))
+
+    (tmp_path / "p.xz").write_bytes(encode_poses(poses(20)))
     c = K.encode(odd_video, tmp_path / "p.disco", {"caption": "x", "codec": "x264", "pose": str(tmp_path / "p.xz")})
     stream = C.read(tmp_path / "p.disco").get("pose")
-    assert stream.data == b"20" and stream.codec == "lzma"
+    assert stream.data == (tmp_path / "p.xz").read_bytes() and stream.codec == "lzma"
     rendered = K.AUX["pose"].decode(stream, c.geometry, {})
-    assert rendered.shape == (25, 64, 96, 3) and (rendered == 7).all()
-    (tmp_path / "bad.xz").write_bytes(b"19")
+    assert rendered.shape == (25, 64, 96, 3)  # the coded grid: 8k+1 frames, multiples of 32, cropped later
+    assert rendered.max() > 0  # skeletons were drawn
+    (tmp_path / "bad.xz").write_bytes(encode_poses(poses(19)))
     with pytest.raises(K.CodecError, match="19 frames of poses for a 20-frame video"):
         K.encode(odd_video, tmp_path / "q.disco", {"caption": "x", "codec": "x264", "pose": str(tmp_path / "bad.xz")})
 
