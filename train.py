@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = build_module(cfg)
     print(f"{cfg.task}: {module.describe()}; run in {out}")
-    trainer, history = build_trainer(cfg)
+    trainer, history = build_trainer(cfg, resumed=ckpt_path is not None)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     except (FloatingPointError, RuntimeError) as err:  # non-finite streak, too much bad data: say why, keep ckpts

@@ -82,13 +82,20 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.urls, self.cfg, self.fill, self.aux, self.latents = urls, cfg, fill, aux, latents
         self.seed, self.rank, self.world = seed, rank, world
         self.epoch = 0  # per process: advances each time this copy starts iterating
+        self.skip_batches = 0  # batches of the first epoch already consumed before a resume
 
-    def samples(self, counter: BadSampleCounter, epoch: int, worker: int, workers: int):
-        """Decoded samples of this reader, shuffled; bad tars and samples counted and skipped."""
+    def resume(self, epoch: int, batches_done: int) -> None:
+        """Continue the sample stream of a killed run: same epoch, minus the batches its steps consumed."""
+        self.epoch, self.skip_batches = epoch, batches_done
+
+    def samples(self, counter: BadSampleCounter, epoch: int, worker: int, workers: int, skip: int = 0):
+        """Decoded samples of this reader, shuffled; bad tars and samples counted and skipped. The first `skip`
+        raw samples are dropped undecoded (resume: exact unless a corrupt sample lay in the skipped range)."""
         slot, slots = self.rank * workers + worker, self.world * workers
         shards = shard_stream(self.urls, self.seed, epoch, slot, slots, resampled=self.cfg.epoch_length > 0)
         raw = wds.tarfile_to_samples(handler=counter)(shards)
-        for sample in shuffled(raw, self.cfg.shuffle_buffer, seeded("shuffle", self.seed, epoch, slot)):
+        order = shuffled(raw, self.cfg.shuffle_buffer, seeded("shuffle", self.seed, epoch, slot))
+        for sample in islice(order, skip, None):
             counter.seen += 1
             try:
                 yield decode_sample(sample, self.cfg, self.fill, self.aux, self.latents)
@@ -98,12 +105,15 @@ class ShardStream(torch.utils.data.IterableDataset):
     def __iter__(self):
         worker, workers = worker_and_count()
         epoch, self.epoch = self.epoch, self.epoch + 1
+        # The DataLoader takes batch i from worker i mod W, so of n consumed batches this worker made share(n).
+        skipped, self.skip_batches = share(self.skip_batches, worker, workers), 0
         counter, size = BadSampleCounter(), self.cfg.batch_size
-        samples = self.samples(counter, epoch, worker, workers)
+        samples = self.samples(counter, epoch, worker, workers, skip=skipped * size)
         batches = (collate(group) for group in iter(lambda: list(islice(samples, size)), [])
                    if len(group) == size)  # drop a last partial batch: fixed shapes for every step
         if self.cfg.epoch_length > 0:
-            batches = islice(batches, share(max(1, self.cfg.epoch_length // size), worker, workers))
+            per_epoch = share(max(1, self.cfg.epoch_length // size), worker, workers)
+            batches = islice(batches, max(0, per_epoch - skipped))
         for batch in batches:
             batch["bad"], batch["seen"] = torch.tensor(counter.bad), torch.tensor(counter.seen)
             yield batch
@@ -151,7 +161,15 @@ class ShardDataModule(L.LightningDataModule):
         return ShardStream(self.urls, self.cfg, self.fill, self.aux, self.use_latents, self.seed, rank, world)
 
     def train_dataloader(self):
-        rank, world = rank_and_world(getattr(self, "trainer", None))
+        trainer = getattr(self, "trainer", None)
+        rank, world = rank_and_world(trainer)
         workers = self.cfg.num_workers
-        return torch.utils.data.DataLoader(self.stream(rank, world), batch_size=None, num_workers=workers,
+        stream = self.stream(rank, world)
+        if trainer is not None and trainer.global_step > 0:
+            # Resumed: Lightning restored the epoch and how many batches of it were consumed (`ready` counts the
+            # batch whose step wrote the checkpoint). Continue the stream there instead of replaying it.
+            done = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+            stream.resume(trainer.current_epoch, done)
+            log.info("resuming the data stream at epoch %d after %d batches", trainer.current_epoch, done)
+        return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers,
                                            persistent_workers=workers > 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from datetime import datetime
 from pathlib import Path
 
 import lightning as L
@@ -61,7 +62,7 @@ def _strategy(name: str):
     return name
 
 
-def _logger(cfg, out: Path):
+def _logger(cfg, out: Path, resumed: bool = False):
     kind = cfg.logger.kind
     if kind == "none":
         return False
@@ -69,10 +70,12 @@ def _logger(cfg, out: Path):
         from lightning.pytorch.loggers import WandbLogger
 
         return WandbLogger(project=cfg.logger.project, name=cfg.name, save_dir=str(out))
-    return CSVLogger(save_dir=str(out), name="", version="logs")
+    # A resumed run logs beside the first one: Lightning's CSV writer would otherwise replace metrics.csv.
+    version = f"logs-resumed-{datetime.now():%Y%m%d-%H%M%S}" if resumed else "logs"
+    return CSVLogger(save_dir=str(out), name="", version=version)
 
 
-def build_trainer(cfg) -> tuple[L.Trainer, LossHistory]:
+def build_trainer(cfg, resumed: bool = False) -> tuple[L.Trainer, LossHistory]:
     # The frozen base is in eval mode on purpose (no dropout in the teacher path); Lightning warns about it.
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     warnings.filterwarnings("ignore", message=r"`training_step` returned `None`")  # our non-finite skip
@@ -88,7 +91,7 @@ def build_trainer(cfg) -> tuple[L.Trainer, LossHistory]:
         from disco_train.validation import SampleValidation
 
         callbacks.append(SampleValidation(cfg, out))
-    logger = _logger(cfg, out)
+    logger = _logger(cfg, out, resumed)
     if logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     tc = cfg.trainer

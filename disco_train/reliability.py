@@ -45,15 +45,17 @@ def _step_of(path: Path) -> int:
 
 
 def find_resume_checkpoint(run_dir: Path) -> Path | None:
-    """Newest complete checkpoint of a run: last.ckpt, else the highest step*.ckpt; .tmp files never count."""
+    """Newest complete checkpoint of a run (last.ckpt or step*.ckpt); .tmp files never count.
+
+    Newest by modification time (each file appears whole by rename), then by step: Lightning writes last.ckpt
+    before the step file of the same step, so a kill between the two leaves the step file as the newest.
+    """
     folder = Path(run_dir) / "checkpoints"
     if not folder.is_dir():
         return None
-    candidates = [folder / "last.ckpt"] + sorted(folder.glob("step*.ckpt"), key=_step_of, reverse=True)
-    for path in candidates:
-        if path.is_file() and readable_checkpoint(path):
-            return path
-    return None
+    candidates = [p for p in folder.glob("*.ckpt") if p.name == "last.ckpt" or p.name.startswith("step")]
+    candidates.sort(key=lambda p: (p.stat().st_mtime_ns, _step_of(p)), reverse=True)
+    return next((p for p in candidates if readable_checkpoint(p)), None)
 
 
 def latest_run(output_dir: Path, recipe: str) -> Path | None:

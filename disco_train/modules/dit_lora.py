@@ -89,10 +89,10 @@ class DiscoLoRAModule(L.LightningModule):
         cond, copies = C.condition_tokens(C.pack(inputs["cond"]),
                                           None if inputs["aux"] is None else C.pack(inputs["aux"]),
                                           self.cfg.condition.mode, self.ratio)
-        fc = self.cfg.flow
+        fc, g = self.cfg.flow, self.step_generator()
         sigmas = flow.sample_sigmas(b, x0.shape[1], fc.sampler, fc.logit_std, fc.shift_tokens, fc.shift_values,
-                                    device=self.device)
-        noise = torch.randn_like(x0)
+                                    generator=g, device=self.device)
+        noise = torch.randn(x0.shape, generator=g, device=self.device, dtype=x0.dtype)
         coords = C.latent_coords(f, h, w, inputs["fps"], b, self.device)
         pred = self.denoise(flow.interpolate(x0, noise, sigmas), cond, copies, coords, sigmas, inputs["text"],
                             inputs["text_mask"])
@@ -106,6 +106,12 @@ class DiscoLoRAModule(L.LightningModule):
         self._log_sigma_buckets(per_sample.detach(), sigmas)
         self._log_data_health(batch)
         return loss
+
+    def step_generator(self) -> torch.Generator:
+        """σ and noise of a step are a function of (seed, rank, step) alone, so a resumed run draws exactly what
+        the uninterrupted one would (the global RNG is also touched by DataLoader iterator creation)."""
+        seed = (self.cfg.seed * 1_000_003 + self.global_rank) * 1_000_033 + self.global_step
+        return torch.Generator(device=self.device).manual_seed(seed % (2**63))
 
     def _log_sigma_buckets(self, per_sample: torch.Tensor, sigmas: torch.Tensor) -> None:
         """Loss per σ bucket: the mean loss mixes noise levels of very different difficulty."""
