@@ -55,8 +55,9 @@ class StageConfig:
 
     def validate(self, prefix: str) -> None:
         _check(self.train in ("intra", "inter"), f"{prefix}.train", f"unknown network {self.train!r}; intra or inter")
-        _check(0 <= self.qp_min <= self.qp_max <= 63, f"{prefix}.qp_min",
-               f"need 0 <= qp_min <= qp_max <= 63, got {self.qp_min}..{self.qp_max}")
+        _check(0 <= self.qp_min <= 63, f"{prefix}.qp_min", f"must be in 0..63, got {self.qp_min}")
+        _check(self.qp_min <= self.qp_max <= 63, f"{prefix}.qp_max",
+               f"must be in qp_min..63 = {self.qp_min}..63, got {self.qp_max}")
         _check(self.noncascaded_steps >= 0, f"{prefix}.noncascaded_steps", "must be >= 0")
         _check(self.noncascaded_frames >= 2, f"{prefix}.noncascaded_frames", "must be >= 2 (reference + P-frame)")
         _check(self.cascaded_frames == 0 or self.cascaded_frames >= 2, f"{prefix}.cascaded_frames",
