@@ -5,6 +5,7 @@ Models are the full-width DCVC-RT layout (fixed widths; ~0.25 s per 32×32 train
 
 from __future__ import annotations
 
+import copy
 import numpy as np
 import pytest
 import torch
@@ -162,7 +163,7 @@ def test_rd_loss_falls_for_both_stages(trained):
 
 
 def test_only_the_stage_network_changes(networks, sketch_batch):
-    module = SketchCodecModule(_cfg("inter", cascaded_frames=3), networks)
+    module = SketchCodecModule(_cfg("inter", cascaded_frames=3), copy.deepcopy(networks))  # keep `trained` intact
     before = {k: v.clone() for k, v in module.intra.state_dict().items()}
     _train(module, sketch_batch, 1)
     assert all(torch.equal(before[k], v) for k, v in module.intra.state_dict().items())
