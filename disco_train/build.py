@@ -138,3 +138,6 @@ def build_datamodule(cfg):
 
 def build_module(cfg):
     return _builders(cfg)[0](cfg)
+
+from disco_train.modules import codec_finetune as _codec  # noqa: E402  (sketch_dcvc task: DCVC-RT on sketches)
+TASK_BUILDERS["sketch_dcvc"] = (_codec.build_module, _codec.build_datamodule)

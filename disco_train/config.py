@@ -400,3 +400,7 @@ class PrepareConfig:
 
 TASKS: dict[str, type] = {"disco_lora": DiscoLoraConfig, "prepare": PrepareConfig}
 """Task name -> top-level schema. A recipe's `task:` key picks one."""
+
+from disco_train.config_codec import SketchCodecConfig  # noqa: E402  (imports this module: keep at the bottom)
+
+TASKS["sketch_dcvc"] = SketchCodecConfig

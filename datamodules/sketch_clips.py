@@ -1,0 +1,206 @@
+"""Sketch clips for codec training (task `sketch_dcvc`): grayscale sketch videos in a folder -> YCbCr batches.
+
+Source format. Codec training needs the raw sketch frames, not a sketch bitstream, so the source is a folder (or
+glob) of sketch videos, one clip or one long sequence per file, read as grayscale (8 bit). The recommended storage
+is lossless FFV1 with pix_fmt gray in .mkv (what `write_gray_video` and the synthetic generator write); x264 at
+qp 0 also works. A sketch frame s (uint8) becomes YCbCr Y = s / 255, Cb = Cr = 0.5: exactly the BT.709 YCbCr of
+the gray RGB frame (R = G = B), so the codec sees what it would see on the RGB sketch video.
+
+Samples: a random window of `data.frames` consecutive frames, a random `height × width` crop and an optional
+horizontal flip (the same for all frames of the clip), as DCVC-UF's video dataset. Batches are
+{"frames": float [B,T,3,H,W] YCbCr in [0,1], "key": [str]}.
+
+Synthetic data for debug runs and tests (black strokes on white, moving):
+    python -m datamodules.sketch_clips out=data/sketch_debug/clips [clips=8 frames=6 height=64 width=64 seed=0]
+"""
+
+from __future__ import annotations
+
+import glob
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from disco_train.config import ConfigError
+from disco_train.config_codec import SketchDataConfig
+
+VIDEO_SUFFIXES = (".mkv", ".mp4", ".avi", ".mov", ".webm")
+
+
+def write_gray_video(path: str | Path, frames: np.ndarray, fps: float = 24.0) -> Path:
+    """uint8 [T,H,W] -> lossless FFV1 gray .mkv at `path`."""
+    frames = np.asarray(frames)
+    if frames.ndim != 3 or frames.dtype != np.uint8 or frames.shape[0] == 0:
+        raise ValueError(f"expected uint8 frames [T,H,W] with T >= 1, got {frames.dtype} {frames.shape}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "gray"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="gray")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def count_frames(path: str | Path) -> int:
+    """Frames in a video, by counting packets (no decoding; .mkv headers carry no frame count)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sum(1 for packet in container.demux(stream) if packet.size)
+
+
+def read_gray_video(path: str | Path, start: int = 0, count: int | None = None) -> np.ndarray:
+    """Frames [start, start + count) as uint8 [T,H,W] (luma of colour sources)."""
+    frames = []
+    with av.open(str(path)) as container:
+        for index, frame in enumerate(container.decode(container.streams.video[0])):
+            if index >= start:
+                frames.append(frame.to_ndarray(format="gray"))
+            if count is not None and len(frames) >= count:
+                break
+    if not frames or (count is not None and len(frames) < count):
+        raise ValueError(f"{path}: needed frames {start}..{start + (count or 1) - 1}, the video has fewer")
+    return np.stack(frames)
+
+
+def gray_to_ycbcr(gray: torch.Tensor) -> torch.Tensor:
+    """uint8 [..., H, W] -> float YCbCr [..., 3, H, W]: Y = s / 255, Cb = Cr = 0.5 (neutral chroma)."""
+    y = gray.to(torch.float32).unsqueeze(-3) / 255.0
+    return torch.cat((y, torch.full_like(y, 0.5), torch.full_like(y, 0.5)), dim=-3)
+
+
+# ---- synthetic sketches -------------------------------------------------------------------------------------
+def _draw_segment(canvas: np.ndarray, p0, p1, width: int) -> None:
+    """Black line of `width` px from p0 to p1 (x, y), sampled at half-pixel steps; clipped at the borders."""
+    h, w = canvas.shape
+    n = int(max(abs(p1[0] - p0[0]), abs(p1[1] - p0[1])) * 2) + 2
+    xs = np.linspace(p0[0], p1[0], n)
+    ys = np.linspace(p0[1], p1[1], n)
+    for dx in range(width):
+        for dy in range(width):
+            xi = np.clip(np.round(xs + dx - width // 2).astype(int), 0, w - 1)
+            yi = np.clip(np.round(ys + dy - width // 2).astype(int), 0, h - 1)
+            canvas[yi, xi] = 0
+
+
+def sketch_frames(rng: np.random.Generator, frames: int, height: int, width: int, strokes: int = 4) -> np.ndarray:
+    """A line drawing moving over white: `strokes` polylines and circle outlines, each with its own velocity."""
+    shapes = []
+    for _ in range(strokes):
+        velocity = rng.uniform(-2.0, 2.0, size=2)
+        if rng.random() < 0.5:  # polyline of 3-5 points
+            points = rng.uniform((0, 0), (width, height), size=(int(rng.integers(3, 6)), 2))
+            shapes.append(("line", points, velocity, int(rng.integers(1, 3))))
+        else:  # circle outline as a 24-gon
+            centre, radius = rng.uniform((0, 0), (width, height)), rng.uniform(4, min(height, width) / 4)
+            angles = np.linspace(0, 2 * np.pi, 25)
+            points = centre + radius * np.stack((np.cos(angles), np.sin(angles)), 1)
+            shapes.append(("circle", points, velocity, 1))
+    video = np.full((frames, height, width), 255, np.uint8)
+    for t in range(frames):
+        for _, points, velocity, stroke in shapes:
+            moved = points + velocity * t
+            for p0, p1 in zip(moved[:-1], moved[1:]):
+                _draw_segment(video[t], p0, p1, stroke)
+    return video
+
+
+def make_sketch_clips(out: str | Path, clips: int = 8, frames: int = 6, height: int = 64, width: int = 64,
+                      seed: int = 0) -> list[Path]:
+    """Write `clips` synthetic sketch videos (FFV1 gray .mkv) to `out`; returns their paths."""
+    rng = np.random.default_rng(seed)
+    return [write_gray_video(Path(out) / f"sketch_{i:04d}.mkv", sketch_frames(rng, frames, height, width))
+            for i in range(clips)]
+
+
+# ---- dataset ------------------------------------------------------------------------------------------------
+def find_clips(spec: str, key: str = "data.train_dir") -> list[Path]:
+    """A folder (recursive) or a glob -> sorted sketch video paths. Raises ConfigError when there are none."""
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+    else:
+        files = sorted(Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in VIDEO_SUFFIXES)
+    if not files:
+        raise ConfigError(f"{key}: no sketch videos ({', '.join(VIDEO_SUFFIXES)}) at {spec!r}; write some with "
+                          f"`python -m datamodules.sketch_clips out={spec}` (synthetic) or fix the path")
+    return files
+
+
+class SketchClipDataset(Dataset):
+    """Random windows and crops of sketch videos; clips shorter or smaller than the sample are rejected upfront."""
+
+    def __init__(self, files: list[Path], cfg: SketchDataConfig):
+        self.cfg = cfg
+        self.files, self.lengths = [], []
+        for path in files:
+            n = count_frames(path)
+            self.files.append(path)
+            self.lengths.append(n)
+        short = [f"{p} ({n} frames)" for p, n in zip(self.files, self.lengths) if n < cfg.frames]
+        if short:
+            raise ConfigError(f"data.frames={cfg.frames}: clips too short: {', '.join(map(str, short[:5]))}")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> dict:
+        cfg, path = self.cfg, self.files[index]
+        start = int(torch.randint(0, self.lengths[index] - cfg.frames + 1, ()))
+        gray = torch.from_numpy(read_gray_video(path, start, cfg.frames))
+        _, h, w = gray.shape
+        if h < cfg.height or w < cfg.width:
+            raise ValueError(f"{path}: frames {h}×{w} are smaller than the crop {cfg.height}×{cfg.width}")
+        top = int(torch.randint(0, h - cfg.height + 1, ()))
+        left = int(torch.randint(0, w - cfg.width + 1, ()))
+        gray = gray[:, top:top + cfg.height, left:left + cfg.width]
+        if cfg.hflip and bool(torch.rand(()) < 0.5):
+            gray = gray.flip(-1)
+        return {"frames": gray_to_ycbcr(gray), "key": f"{path.stem}@{start}"}
+
+
+class SketchClipDataModule(L.LightningDataModule):
+    """Sketch videos in `cfg.train_dir` -> batches {"frames": [B,T,3,H,W] YCbCr, "key"}."""
+
+    def __init__(self, cfg: SketchDataConfig, seed: int = 0):
+        super().__init__()
+        self.cfg, self.seed = cfg, seed
+        folder = Path(cfg.train_dir)
+        if cfg.synthetic_clips > 0 and not (folder.is_dir() and any(folder.iterdir())):
+            make_sketch_clips(folder, cfg.synthetic_clips, frames=max(cfg.frames, 4),
+                              height=max(cfg.height, 64), width=max(cfg.width, 64), seed=seed)
+        self.dataset = SketchClipDataset(find_clips(cfg.train_dir), cfg)
+
+    def train_dataloader(self) -> DataLoader:
+        cfg = self.cfg
+        generator = torch.Generator().manual_seed(self.seed)
+        sampler = RandomSampler(self.dataset, replacement=cfg.epoch_length > 0,
+                                num_samples=cfg.epoch_length or None, generator=generator)
+        return DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                          drop_last=len(self.dataset) >= cfg.batch_size or cfg.epoch_length > 0,
+                          persistent_workers=cfg.num_workers > 0)
+
+
+def main(argv: list[str]) -> int:
+    args = dict(token.split("=", 1) for token in argv if "=" in token)
+    known = {"out", "clips", "frames", "height", "width", "seed"}
+    if "out" not in args or set(args) - known or len(args) != len(argv):
+        print("usage: python -m datamodules.sketch_clips out=DIR [clips=8 frames=6 height=64 width=64 seed=0]",
+              file=sys.stderr)
+        return 2
+    paths = make_sketch_clips(args["out"], **{k: int(v) for k, v in args.items() if k != "out"})
+    print(f"{len(paths)} synthetic sketch clips in {args['out']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
