@@ -129,8 +129,9 @@ class CodecOptimConfig:
 
 
 def _default_trainer() -> TrainerConfig:
-    # fp32: the rate path takes logs of likelihoods down to 1e-9; bf16 keeps 8 mantissa bits (uetot1: no AMP there).
-    return TrainerConfig(max_steps=20000, precision="32-true", val_every_n_steps=1000)
+    # fp32: the rate path takes logs of likelihoods down to 1e-9; bf16 keeps 8 mantissa bits (DCVC-UF trains
+    # without AMP too).
+    return TrainerConfig(max_steps=20000, precision="32-true")
 
 
 @dataclass
@@ -147,6 +148,9 @@ class SketchCodecConfig:
     """Global seed (random init, QP and noise draws, crops, data order)."""
     print_config: bool = False
     """Print the resolved YAML and exit."""
+    resume: str = ""
+    """'' (fresh), 'auto' (continue this run, or the newest of this recipe, from its last complete checkpoint) or a
+    .ckpt path."""
     model: CodecModelConfig = field(default_factory=CodecModelConfig)
     stage: StageConfig = field(default_factory=StageConfig)
     data: SketchDataConfig = field(default_factory=SketchDataConfig)
