@@ -1,6 +1,9 @@
-"""Stand-ins for the neural modules the optional prepare stages call, installed only where the real module is
-absent from this checkout (the real ones need weights). They follow the adapters' interface documented in
-`datamodules.stages` and produce real, decodable data, so the wiring around them is tested for real."""
+"""Stand-ins for the neural modules the optional prepare stages call. The real sketch, DWPose and captioner modules
+need weights these tests do not have (the wiring tests write empty stand-in weight files), so their fakes are
+always installed, like the DCVC-RT api's; the pose codec is pure code, so its fake is used only where the real
+module is absent. The fakes follow the adapters' interface documented in `datamodules.stages` and produce real,
+decodable data, so the wiring around them is tested for real. The real modules have their own tests
+(tests/test_sketch.py, test_pose_estimation.py, test_caption.py)."""
 
 from __future__ import annotations
 
@@ -129,18 +132,15 @@ def _dcvc_api_module():
 
 
 def install(monkeypatch) -> None:
-    """Put a fake in sys.modules for each stage module this checkout lacks (always for the DCVC-RT api seam,
-    whose real codec needs its weights)."""
-    if _absent("disco_train.sketch"):
-        monkeypatch.setitem(sys.modules, "disco_train.sketch", _sketch_module())
+    """Put fakes in sys.modules for the stage modules that need weights (always), and for the pose codec where
+    this checkout lacks it."""
+    monkeypatch.setitem(sys.modules, "disco_train.sketch", _sketch_module())
     if _absent("disco_train.pose"):
         monkeypatch.setitem(sys.modules, "disco_train.pose", _pose_module())
-    if _absent("disco_train.pose_estimation"):
-        import disco_train.pose as pose
+    import disco_train.pose as pose
 
-        monkeypatch.setitem(sys.modules, "disco_train.pose_estimation", _pose_estimation_module(pose))
-    if _absent("disco_train.caption"):
-        monkeypatch.setitem(sys.modules, "disco_train.caption", _caption_module())
+    monkeypatch.setitem(sys.modules, "disco_train.pose_estimation", _pose_estimation_module(pose))
+    monkeypatch.setitem(sys.modules, "disco_train.caption", _caption_module())
     # Import the real package first (its __init__ needs the real api), then swap the api module for the fake
     # both in sys.modules and as the package attribute that `from disco_train.codecs.dcvc_rt import api` reads.
     import disco_train.codecs.dcvc_rt as package
