@@ -1,29 +1,18 @@
 """Stand-ins for the neural modules the optional prepare stages call. The real sketch, DWPose and captioner modules
 need weights these tests do not have (the wiring tests write empty stand-in weight files), so their fakes are
-always installed, like the DCVC-RT api's; the pose codec is pure code, so its fake is used only where the real
-module is absent. The fakes follow the adapters' interface documented in `datamodules.stages` and produce real,
+always installed, like the DCVC-RT api's; the pose codec is pure code and always the real one. The fakes follow the adapters' interface documented in `datamodules.stages` and produce real,
 decodable data, so the wiring around them is tested for real. The real modules have their own tests
 (tests/test_sketch.py, test_pose_estimation.py, test_caption.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import json
-import lzma
 import sys
 import types
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
-
-
-def _absent(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is None
-    except ModuleNotFoundError:
-        return True
 
 
 def _sketch_module():
@@ -52,37 +41,6 @@ class FakePoseSequence:
     @property
     def num_frames(self):
         return len(self.keypoints)
-
-
-def _pose_module():
-    mod = types.ModuleType("disco_train.pose")
-    mod.PoseSequence = FakePoseSequence
-
-    def encode_poses(poses):
-        payload = {"size": list(poses.frame_size), "k": [np.asarray(k).round().tolist() for k in poses.keypoints],
-                   "s": [np.asarray(s).tolist() for s in poses.scores]}
-        return lzma.compress(json.dumps(payload).encode())
-
-    def decode_poses(data):
-        try:
-            payload = json.loads(lzma.decompress(data))
-        except (lzma.LZMAError, ValueError) as err:
-            raise ValueError(f"corrupt pose bitstream: {err}") from None
-        return FakePoseSequence([np.asarray(k, np.float32).reshape(-1, 134, 2) for k in payload["k"]],
-                                [np.asarray(s, np.float32).reshape(-1, 134) for s in payload["s"]],
-                                tuple(payload["size"]))
-
-    def render_poses(poses, height, width):
-        out = np.zeros((poses.num_frames, height, width, 3), np.uint8)
-        fh, fw = poses.frame_size
-        for t, people in enumerate(poses.keypoints):
-            for person in people:
-                for x, y in person:
-                    out[t, min(height - 1, int(y * height / fh)), min(width - 1, int(x * width / fw))] = 255
-        return out
-
-    mod.encode_poses, mod.decode_poses, mod.render_poses = encode_poses, decode_poses, render_poses
-    return mod
 
 
 def _pose_estimation_module(pose_module):
@@ -132,11 +90,9 @@ def _dcvc_api_module():
 
 
 def install(monkeypatch) -> None:
-    """Put fakes in sys.modules for the stage modules that need weights (always), and for the pose codec where
-    this checkout lacks it."""
+    """Put fakes in sys.modules for the stage modules that need weights (the real ones are tested in their own
+    files, with built state dicts and tiny models)."""
     monkeypatch.setitem(sys.modules, "disco_train.sketch", _sketch_module())
-    if _absent("disco_train.pose"):
-        monkeypatch.setitem(sys.modules, "disco_train.pose", _pose_module())
     import disco_train.pose as pose
 
     monkeypatch.setitem(sys.modules, "disco_train.pose_estimation", _pose_estimation_module(pose))
