@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==$(TORCH_VERSION)"
 	$(PY) -m pip freeze | grep -i '^torch==' > $(VENV)/torch-constraint.txt
-	$(PY) -m pip install -q -c $(VENV)/torch-constraint.txt -c constraints.txt -e ".[test]"
+	$(PY) -m pip install -q -c $(VENV)/torch-constraint.txt -c constraints.txt -e ".[test,pose]"
 	touch $(STAMP)
 
 demo: $(STAMP)
