@@ -103,10 +103,14 @@ class ShardStream(torch.utils.data.IterableDataset):
                 counter(err)
 
     def __iter__(self):
-        worker, workers = worker_and_count()
+        physical, workers = worker_and_count()
         epoch, self.epoch = self.epoch, self.epoch + 1
-        # The DataLoader takes batch i from worker i mod W, so of n consumed batches this worker made share(n).
-        skipped, self.skip_batches = share(self.skip_batches, worker, workers), 0
+        done, self.skip_batches = self.skip_batches, 0
+        # The DataLoader takes batch i from worker i mod W and starts every new iterator at worker 0. After a
+        # resume the next batch is number `done`, owed by worker done mod W, so for this epoch physical worker w
+        # plays logical worker (w + done) mod W, which already made share(done) of the consumed batches.
+        worker = (physical + done) % workers
+        skipped = share(done, worker, workers)
         counter, size = BadSampleCounter(), self.cfg.batch_size
         samples = self.samples(counter, epoch, worker, workers, skip=skipped * size)
         batches = (collate(group) for group in iter(lambda: list(islice(samples, size)), [])
