@@ -154,10 +154,19 @@ def sampling_flops(config: dict, shapes: Shapes, steps: int, guidance: bool) -> 
     return steps * transformer_flops(config, batch).total("forward")
 
 
+def unit_for(value: float) -> tuple[float, str]:
+    """The largest of T/G/M FLOP that keeps `value` >= 1 (13B: TFLOP; tiny: MFLOP)."""
+    for scale, unit in ((1e12, "TFLOP"), (1e9, "GFLOP"), (1e6, "MFLOP")):
+        if value >= scale:
+            return scale, unit
+    return 1.0, "FLOP"
+
+
 def format_table(t: Tally) -> str:
     parts = sorted({part for _, part in t.parts})
-    lines = [f"  {'part':<12}{'forward TFLOP':>15}{'backward TFLOP':>16}"]
+    scale, unit = unit_for(t.total())
+    lines = [f"  {'part':<12}{'forward ' + unit:>15}{'backward ' + unit:>16}"]
     for part in parts:
-        lines.append(f"  {part:<12}{t.parts['forward', part] / 1e12:>15.4f}{t.parts['backward', part] / 1e12:>16.4f}")
-    lines.append(f"  {'total':<12}{t.total('forward') / 1e12:>15.4f}{t.total('backward') / 1e12:>16.4f}")
+        lines.append(f"  {part:<12}{t.parts['forward', part] / scale:>15.4f}{t.parts['backward', part] / scale:>16.4f}")
+    lines.append(f"  {'total':<12}{t.total('forward') / scale:>15.4f}{t.total('backward') / scale:>16.4f}")
     return "\n".join(lines)
