@@ -147,11 +147,12 @@ def train_step_flops(config: dict, shapes: Shapes, rank: int, targets: tuple[str
     return transformer_flops(config, shapes, rank, targets, backward=True).total()
 
 
-def sampling_flops(config: dict, shapes: Shapes, steps: int, guidance: bool) -> float:
+def sampling_flops(config: dict, shapes: Shapes, steps: int, guidance: bool, rank: int = 0,
+                   targets: tuple[str, ...] = ()) -> float:
     """Denoising loop of `reconstruct`: one forward per step, on a batch of 2 with classifier-free guidance.
     The LoRA is counted unmerged (as peft runs it at inference unless merged)."""
     batch = Shapes(shapes.seq, shapes.text, shapes.batch * (2 if guidance else 1))
-    return steps * transformer_flops(config, batch).total("forward")
+    return steps * transformer_flops(config, batch, rank, targets).total("forward")
 
 
 def unit_for(value: float) -> tuple[float, str]:

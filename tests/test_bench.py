@@ -85,7 +85,7 @@ def test_13b_flops_are_in_the_expected_range():
 
 def test_bench_train_tiny(capsys):
     bench = load("bench_train")
-    assert bench.main(["--config", "tiny", "--device", "cpu", "--steps", "2", "--warmup", "1"]) == 0
+    assert bench.main(["--config", "tiny", "--device", "cpu", "--steps", "2", "--warmup", "1", "--rank", "8"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^\s+path\s+s/step\s+ratio\s+peak GB\s+TFLOP/s\s+MFU$", out, re.M), out
     rows = dict(re.findall(r"^\s+(bare|lightning|datamodule|loader)\s+([\d.]+)\s", out, re.M))
@@ -98,3 +98,24 @@ def test_bench_train_refuses_large_models_on_cpu():
     bench = load("bench_train")
     with pytest.raises(SystemExit, match="refusing to build the 13b"):
         bench.main(["--config", "13b", "--device", "cpu"])
+
+
+def test_bench_decode_tiny(capsys):
+    bench = load("bench_decode")
+    assert bench.main(["--config", "tiny", "--device", "cpu", "--steps", "4,2", "--rank", "8"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^\s+steps\s+DiT ms/frame\s+VAE ms/frame\s+total ms/frame\s+×paper\s+×50 steps\s+TFLOP/s$",
+                     out, re.M), out
+    rows = re.findall(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+n/a\s+[\d.]+$", out, re.M)
+    assert [r[0] for r in rows] == ["4", "2"], out  # no 50-step row: the ×50 column says n/a
+    for _, dit, vae, total, paper in rows:
+        assert abs(float(dit) + float(vae) - float(total)) < 0.02
+        assert abs(float(total) / 396.20 - float(paper)) < 1e-3
+
+
+def test_sampling_flops_scale_with_steps_and_guidance():
+    shapes = flops.Shapes(4096, 128)
+    cfg = models.LTXV_CONFIGS["ltxv_13b"]
+    one = flops.transformer_flops(cfg, shapes).total("forward")
+    assert flops.sampling_flops(cfg, shapes, 50, guidance=True) == 100 * one
+    assert flops.sampling_flops(cfg, shapes, 8, guidance=False) == 8 * one
