@@ -119,3 +119,12 @@ def test_sampling_flops_scale_with_steps_and_guidance():
     one = flops.transformer_flops(cfg, shapes).total("forward")
     assert flops.sampling_flops(cfg, shapes, 50, guidance=True) == 100 * one
     assert flops.sampling_flops(cfg, shapes, 8, guidance=False) == 8 * one
+
+
+def test_bench_train_loader_row_alone_runs_for_13b_on_cpu(capsys):
+    """The loader row builds no model, so the 13B-shaped shards (128-channel bf16 latents) are read on the CPU."""
+    bench = load("bench_train")
+    assert bench.main(["--config", "13b", "--device", "cpu", "--rows", "loader", "--steps", "2"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^\s+loader\s+[\d.]+\s+n/a", out, re.M) and "loader/step at the paper's" in out, out
+    assert not re.search(r"^\s+(bare|lightning)\s", out, re.M)
