@@ -39,6 +39,7 @@ COLUMNS = ("steps", "DiT ms/frame", "VAE ms/frame", "total ms/frame", "×paper",
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", choices=tuple(common.CONFIGS), default="tiny")
+    common.add_threads_arg(p)
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", default="50,20,8", help="comma-separated denoising step counts")
     p.add_argument("--guidance", type=float, default=3.0, help="CFG scale (1 = no guidance: one branch)")
@@ -107,6 +108,7 @@ def time_decode(module, vae, cfg, grid, steps: int, args) -> tuple[float, float]
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    common.set_threads(args)
     common.refuse_large_on_cpu(args.config, args.device)
     steps_list = [int(s) for s in args.steps.split(",")]
     from bench_train import quiet
