@@ -1,0 +1,130 @@
+"""bench/ scripts: the analytic FLOP count against a direct count, and each new script's tiny mode end to end.
+
+The FLOP test is exact: FlopCounterMode counts the same matmuls (mm/addmm/bmm, 2 FLOPs per multiply-add)
+that bench/flops.py derives from the config, with SDPA forced to the math backend so attention is plain bmm
+and autograd only computes the gradients that are needed — the model count of the docstring.
+"""
+
+import importlib.util
+import re
+import sys
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+import flops  # noqa: E402
+
+from disco_train import conditioning as C  # noqa: E402
+from disco_train import models  # noqa: E402
+from disco_train.lora import add_lora  # noqa: E402
+
+ATTN = ("to_q", "to_k", "to_v", "to_out.0")
+ATTN_FFN = ATTN + ("ff.net.0.proj", "ff.net.2")
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def direct_count(targets, rank, grid=(3, 2, 2), text=32, batch=2):
+    """(forward, forward+backward) FLOPs of a tiny LoRA step, counted by torch."""
+    model = models.tiny_transformer()
+    model.requires_grad_(False)
+    add_lora(model, rank, rank, 0.0, list(targets))
+    n = grid[0] * grid[1] * grid[2]
+    tokens = torch.randn(batch, 2 * n, models.TINY_TRANSFORMER["in_channels"])
+    kwargs = dict(hidden_states=tokens, encoder_hidden_states=torch.randn(batch, text, models.TINY_TEXT_DIM),
+                  timestep=torch.cat([torch.zeros(batch, n), torch.full((batch, n), 500.0)], 1),
+                  encoder_attention_mask=torch.ones(batch, text, dtype=torch.long),
+                  video_coords=torch.cat([C.latent_coords(*grid, 25.0, batch)] * 2, 2), return_dict=False)
+    with sdpa_kernel(SDPBackend.MATH):
+        with FlopCounterMode(display=False) as fwd, torch.no_grad():
+            model(**kwargs)
+        with FlopCounterMode(display=False) as step:
+            model(**kwargs)[0][:, -n:].pow(2).mean().backward()
+    return fwd.get_total_flops(), step.get_total_flops(), flops.Shapes(2 * n, text, batch)
+
+
+@pytest.mark.parametrize("targets,rank", [(ATTN, 8), (ATTN_FFN, 4), ((), 0)])
+def test_flops_match_direct_count(targets, rank):
+    if rank == 0:  # no adapter: nothing needs a gradient, so backward is empty; count the forward only
+        fwd, _, shapes = direct_count(ATTN, 1)
+        base = flops.transformer_flops(models.TINY_TRANSFORMER, shapes).total("forward")
+        lora = flops.transformer_flops(models.TINY_TRANSFORMER, shapes, 1, ATTN).parts["forward", "lora"]
+        assert base + lora == fwd
+        return
+    fwd, step, shapes = direct_count(targets, rank)
+    tally = flops.transformer_flops(models.TINY_TRANSFORMER, shapes, rank, targets, backward=True)
+    assert tally.total("forward") == fwd
+    assert tally.total() == step
+    # frozen base: backward < 2× forward (no weight gradients, forward-only embeddings)
+    assert tally.total("backward") < 2 * tally.total("forward")
+
+
+def test_13b_flops_are_in_the_expected_range():
+    """512×512×57 with the condition: 4096 tokens. Base forward ≈ 48 blocks × S·(28·D² + 4·S·D) ≈ 106 TFLOP."""
+    shapes = flops.Shapes(4096, 128)
+    cfg = models.LTXV_CONFIGS["ltxv_13b"]
+    forward = flops.transformer_flops(cfg, shapes).total("forward")
+    s, d = 4096, 4096
+    per_block = s * (28 * d * d + 4 * s * d)
+    assert 48 * per_block < forward < 1.05 * 48 * per_block
+    step = flops.train_step_flops(cfg, shapes, 256, ATTN)
+    assert 2.0 * forward < step < 3.0 * forward
+    assert flops.peak_flops_for("NVIDIA H100 80GB HBM3") == 989e12
+
+
+def test_bench_train_tiny(capsys):
+    bench = load("bench_train")
+    assert bench.main(["--config", "tiny", "--device", "cpu", "--steps", "2", "--warmup", "1", "--rank", "8"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^\s+path\s+s/step\s+ratio\s+peak GB\s+TFLOP/s\s+MFU$", out, re.M), out
+    rows = dict(re.findall(r"^\s+(bare|lightning|datamodule|loader)\s+([\d.]+)\s", out, re.M))
+    assert rows.keys() == {"bare", "lightning", "datamodule", "loader"}, out
+    assert all(float(v) > 0 for v in rows.values())
+    assert "framework overhead lightning/bare" in out and "loader/step" in out and "load avg" in out
+
+
+def test_bench_train_refuses_large_models_on_cpu():
+    bench = load("bench_train")
+    with pytest.raises(SystemExit, match="refusing to build the 13b"):
+        bench.main(["--config", "13b", "--device", "cpu"])
+
+
+def test_bench_decode_tiny(capsys):
+    bench = load("bench_decode")
+    assert bench.main(["--config", "tiny", "--device", "cpu", "--steps", "4,2", "--rank", "8"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^\s+steps\s+DiT ms/frame\s+VAE ms/frame\s+total ms/frame\s+×paper\s+×50 steps\s+TFLOP/s$",
+                     out, re.M), out
+    rows = re.findall(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+n/a\s+[\d.]+$", out, re.M)
+    assert [r[0] for r in rows] == ["4", "2"], out  # no 50-step row: the ×50 column says n/a
+    for _, dit, vae, total, paper in rows:
+        assert abs(float(dit) + float(vae) - float(total)) < 0.02
+        assert abs(float(total) / 396.20 - float(paper)) < 1e-3
+
+
+def test_sampling_flops_scale_with_steps_and_guidance():
+    shapes = flops.Shapes(4096, 128)
+    cfg = models.LTXV_CONFIGS["ltxv_13b"]
+    one = flops.transformer_flops(cfg, shapes).total("forward")
+    assert flops.sampling_flops(cfg, shapes, 50, guidance=True) == 100 * one
+    assert flops.sampling_flops(cfg, shapes, 8, guidance=False) == 8 * one
+
+
+def test_bench_train_loader_row_alone_runs_for_13b_on_cpu(capsys):
+    """The loader row builds no model, so the 13B-shaped shards (128-channel bf16 latents) are read on the CPU."""
+    bench = load("bench_train")
+    assert bench.main(["--config", "13b", "--device", "cpu", "--rows", "loader", "--steps", "2"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^\s+loader\s+[\d.]+\s+n/a", out, re.M) and "loader/step at the paper's" in out, out
+    assert not re.search(r"^\s+(bare|lightning)\s", out, re.M)
