@@ -136,9 +136,13 @@ class DiscoLoRAModule(L.LightningModule):
         coords = C.latent_coords(f, h, w, inputs["fps"], b, self.device)
         negative = self.encode_text([negative_prompt]) if guidance != 1.0 else None
         generator = torch.Generator(device=self.device).manual_seed(seed)
-        tokens = sample_tokens(self.denoise, cond, copies, coords, inputs["text"], inputs["text_mask"], negative,
-                               f * h * w, c, steps, guidance, self.cfg.flow.shift_tokens,
-                               self.cfg.flow.shift_values, generator)
+        # Training runs under bf16 autocast; without it peft would run the adapter in fp32 here (slower, and not
+        # the arithmetic the adapter was trained with).
+        dtype = self.transformer.dtype
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
+            tokens = sample_tokens(self.denoise, cond, copies, coords, inputs["text"], inputs["text_mask"], negative,
+                                   f * h * w, c, steps, guidance, self.cfg.flow.shift_tokens,
+                                   self.cfg.flow.shift_values, generator)
         return decode_latents(self.vae, C.unpack(tokens, f, h, w))
 
     def _log_data_health(self, batch: dict) -> None:
