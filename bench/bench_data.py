@@ -29,7 +29,8 @@ import numpy as np  # noqa: E402
 
 from datamodules.demo import shape_video  # noqa: E402
 from datamodules.prepare import run  # noqa: E402
-from disco_train.config import DataConfig, ModelConfig, PrepareConfig  # noqa: E402
+from disco_train.config import DataConfig, ModelConfig  # noqa: E402
+from disco_train.config_prepare import PrepareConfig  # noqa: E402
 from disco_train.video import write_video  # noqa: E402
 
 SETTINGS = {  # source size, clip frames × size, ds, dt

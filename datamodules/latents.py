@@ -17,7 +17,8 @@ from safetensors.torch import save as save_safetensors
 
 from datamodules import codecs
 from datamodules.degrade import restore
-from disco_train.config import ConfigError, PrepareConfig
+from disco_train.config import ConfigError
+from disco_train.config_prepare import PrepareConfig
 from disco_train.video import read_video
 
 LATENT_KEYS = ("target", "degraded", "text", "text_mask")

@@ -27,7 +27,8 @@ from datamodules.latents import PrecomputeStage
 from datamodules.schema import FORMAT_VERSION, bpp, sample_key
 from datamodules.sink import FAILURES, ShardSink, append_jsonl, reconcile
 from datamodules.stages import CaptionStage, PoseStage, SketchStage, check_dcvc
-from disco_train.config import ConfigError, PrepareConfig
+from disco_train.config import ConfigError
+from disco_train.config_prepare import PrepareConfig
 from disco_train.modalities import encode_text
 from disco_train.video import VideoError, read_video, write_video
 

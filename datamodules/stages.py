@@ -24,7 +24,8 @@ import torch
 
 from datamodules import codecs
 from datamodules.degrade import degrade, restore
-from disco_train.config import ConfigError, PrepareConfig
+from disco_train.config import ConfigError
+from disco_train.config_prepare import PrepareConfig
 
 CAPTION_FRAMES = 4  # frames sampled evenly from a clip for the captioner (image inputs: no torchvision needed)
 DWPOSE_FILES = ("dw-ll_ucoco_384.onnx", "yolox_l.onnx")

@@ -16,7 +16,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from disco_train.config import TASKS, ConfigError
+from disco_train.config import ConfigError, DiscoLoraConfig
+from disco_train.config_codec import SketchCodecConfig
+from disco_train.config_prepare import PrepareConfig
+
+TASKS: dict[str, type] = {"disco_lora": DiscoLoraConfig, "sketch_dcvc": SketchCodecConfig, "prepare": PrepareConfig}
+"""Task name -> top-level schema. A recipe's `task:` key picks one."""
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 MAX_BASE_DEPTH = 4

@@ -33,7 +33,7 @@ def demo_shards(tmp_path_factory) -> Path:
     """Demo videos -> shards with the project's own preprocessing (64×64×17 clips, x264)."""
     from datamodules.demo import make_demo
     from datamodules.prepare import run
-    from disco_train.config import PrepareConfig
+    from disco_train.config_prepare import PrepareConfig
 
     root = tmp_path_factory.mktemp("demo")
     videos = make_demo(root / "videos", videos=6, seed=1)

@@ -111,7 +111,7 @@ def test_missing_or_bad_folder(tmp_path):
 
 def test_prepare_caption_stage_uses_the_real_captioner(llava_dir):
     from datamodules.stages import CaptionStage
-    from disco_train.config import PrepareConfig
+    from disco_train.config_prepare import PrepareConfig
 
     stage = CaptionStage(PrepareConfig(input="unused", output="unused", captioner=str(llava_dir)))
     stage.preflight()

@@ -16,7 +16,8 @@ from datamodules.degrade import restore
 from datamodules.prepare import run
 from datamodules.sampling import shard_stream, share
 from datamodules.shards import ShardDataModule
-from disco_train.config import ConfigError, DataConfig, ModelConfig, PrepareConfig
+from disco_train.config import ConfigError, DataConfig, ModelConfig
+from disco_train.config_prepare import PrepareConfig
 
 NUM_VIDEOS = 8
 

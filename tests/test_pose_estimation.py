@@ -142,7 +142,7 @@ def test_wrapper_wiring(fake_rtmlib):
 
 def test_prepare_pose_stage_runs_the_real_wrapper(fake_rtmlib):
     from datamodules.stages import PoseStage
-    from disco_train.config import PrepareConfig
+    from disco_train.config_prepare import PrepareConfig
 
     stage = PoseStage(PrepareConfig(input="unused", output="unused", pose=True, pose_dir=str(fake_rtmlib)))
     stage.preflight()

@@ -8,7 +8,8 @@ import webdataset as wds
 from conftest import make_video
 from datamodules.prepare import run
 from datamodules.schema import META_KEYS, REQUIRED_FIELDS, bpp
-from disco_train.config import ConfigError, PrepareConfig
+from disco_train.config import ConfigError
+from disco_train.config_prepare import PrepareConfig
 from disco_train.modalities import decode_text
 from disco_train.video import decode_bitstream, read_video
 

@@ -14,7 +14,8 @@ from datamodules import codecs
 from datamodules.degrade import degrade, restore
 from datamodules.prepare import main, run
 from datamodules.schema import META_KEYS, POSE_META_KEYS, SKETCH_META_KEYS, bpp
-from disco_train.config import ConfigError, ModelConfig, PrepareConfig
+from disco_train.config import ConfigError, ModelConfig
+from disco_train.config_prepare import PrepareConfig
 from disco_train.modalities import decode_text
 
 

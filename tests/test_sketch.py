@@ -106,7 +106,7 @@ def test_corrupt_file_is_a_clear_error(tmp_path):
 
 def test_prepare_sketch_stage_runs_the_real_generator(weights):
     from datamodules.stages import SketchStage
-    from disco_train.config import PrepareConfig
+    from disco_train.config_prepare import PrepareConfig
 
     cfg = PrepareConfig(input="unused", output="unused", sketch=True, sketch_weights=str(weights[0]),
                         sketch_codec="x264", sketch_ds=2, sketch_dt=2)
