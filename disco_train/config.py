@@ -262,22 +262,38 @@ class LoggerConfig:
 
 
 @dataclass
-class DiscoLoraConfig:
-    """Top-level config of the `disco_lora` task: the LTX-Video in-context LoRA decoder."""
+class RunConfig:
+    """What every training task's config starts with: where the run goes and how it starts."""
 
-    task: str = "disco_lora"
+    task: str = ""
     """Which task (and schema) this recipe configures."""
     name: str = ""
     """Run name; '' means '<recipe>-<timestamp>'."""
     output_dir: str = "runs"
-    """Runs are written to <output_dir>/<name>/ (config.yaml, checkpoints/, metrics)."""
+    """Runs are written to <output_dir>/<name>/ (config.yaml, checkpoints/, logs/)."""
     seed: int = 0
-    """Global seed (model init of tiny models, σ and noise draws, data order)."""
+    """Global seed: random init of tiny models, per-step random draws (σ, noise, QP), data order."""
     print_config: bool = False
     """Print the resolved YAML and exit."""
     resume: str = ""
     """'' (fresh run), 'auto' (continue this run name, or the newest run of this recipe, from its last complete
     checkpoint: step, optimizer, LR schedule, RNG and data position) or a .ckpt path."""
+
+    def validate(self, prefix: str = "") -> None:
+        expected = type(self).__dataclass_fields__["task"].default
+        _check(self.task == expected, "task", f"expected {expected!r}, got {self.task!r}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if is_dataclass(value):
+                value.validate(f"{prefix}{f.name}")
+
+
+@dataclass
+class DiscoLoraConfig(RunConfig):
+    """Top-level config of the `disco_lora` task: the LTX-Video in-context LoRA decoder."""
+
+    task: str = "disco_lora"
+    """Which task (and schema) this recipe configures."""
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
@@ -288,10 +304,3 @@ class DiscoLoraConfig:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
-
-    def validate(self, prefix: str = "") -> None:
-        _check(self.task == "disco_lora", "task", f"expected 'disco_lora', got {self.task!r}")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if is_dataclass(value):
-                value.validate(f"{prefix}{f.name}")

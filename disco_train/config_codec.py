@@ -9,9 +9,9 @@ a random QP per sample, D = 0.8·YUV + 0.2·RGB, AdamW, gradient-norm clipping, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 
-from disco_train.config import CheckpointConfig, LoggerConfig, TrainerConfig, _check
+from disco_train.config import CheckpointConfig, LoggerConfig, RunConfig, TrainerConfig, _check
 
 __all__ = ["CodecModelConfig", "CodecOptimConfig", "SketchCodecConfig", "SketchDataConfig", "StageConfig"]
 
@@ -135,22 +135,12 @@ def _default_trainer() -> TrainerConfig:
 
 
 @dataclass
-class SketchCodecConfig:
-    """Top-level config of the `sketch_dcvc` task: DCVC-RT finetuned on sketch videos."""
+class SketchCodecConfig(RunConfig):
+    """Top-level config of the `sketch_dcvc` task: DCVC-RT finetuned on sketch videos. Stage recipes fix `name`
+    so that the next stage finds the previous export."""
 
     task: str = "sketch_dcvc"
     """Which task (and schema) this recipe configures."""
-    name: str = ""
-    """Run name; '' means '<recipe>-<timestamp>'. Stage recipes fix it so the next stage finds the export."""
-    output_dir: str = "runs"
-    """Runs are written to <output_dir>/<name>/ (config.yaml, checkpoints/, logs/, export/)."""
-    seed: int = 0
-    """Global seed (random init, QP and noise draws, crops, data order)."""
-    print_config: bool = False
-    """Print the resolved YAML and exit."""
-    resume: str = ""
-    """'' (fresh), 'auto' (continue this run, or the newest of this recipe, from its last complete checkpoint) or a
-    .ckpt path."""
     model: CodecModelConfig = field(default_factory=CodecModelConfig)
     stage: StageConfig = field(default_factory=StageConfig)
     data: SketchDataConfig = field(default_factory=SketchDataConfig)
@@ -166,11 +156,7 @@ class SketchCodecConfig:
         return self.stage.cascaded_frames or self.data.frames, True
 
     def validate(self, prefix: str = "") -> None:
-        _check(self.task == "sketch_dcvc", "task", f"expected 'sketch_dcvc', got {self.task!r}")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if is_dataclass(value):
-                value.validate(f"{prefix}{f.name}")
+        super().validate(prefix)
         _check(self.trainer.precision in ("32-true", "32"), f"{prefix}trainer.precision",
                f"the rate path needs fp32 (likelihoods down to 1e-9), got {self.trainer.precision!r}")
         _check(not self.trainer.strategy.startswith("deepspeed"), f"{prefix}trainer.strategy",
