@@ -23,6 +23,16 @@ def _check(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
+def check_clip_size(cfg, prefix: str) -> None:
+    """frames 8k+1 (the LTX VAE keeps frame 0, then 8:1 in time) and height/width multiples of 32 (32× spatial)."""
+    dot = f"{prefix}." if prefix else ""
+    _check(cfg.frames >= 1 and (cfg.frames - 1) % 8 == 0, f"{dot}frames",
+           f"must be 8k+1 (e.g. 9, 17, 57), got {cfg.frames}")
+    for key in ("height", "width"):
+        value = getattr(cfg, key)
+        _check(value >= 32 and value % 32 == 0, f"{dot}{key}", f"must be a multiple of 32, got {value}")
+
+
 def parse_ratio(text: str, key: str = "ratio") -> tuple[int, int]:
     """'1:3' -> (1, 3). Both parts must be positive integers."""
     if str(text).isdigit():
@@ -142,11 +152,7 @@ class DataConfig:
     without them is skipped as malformed) or 'never' (decode the videos and encode on the fly)."""
 
     def validate(self, prefix: str) -> None:
-        _check(self.frames >= 1 and (self.frames - 1) % 8 == 0, f"{prefix}.frames",
-               f"must be 8k+1 (e.g. 9, 17, 57), got {self.frames}")
-        for key in ("height", "width"):
-            value = getattr(self, key)
-            _check(value >= 32 and value % 32 == 0, f"{prefix}.{key}", f"must be a multiple of 32, got {value}")
+        check_clip_size(self, prefix)
         _check(self.batch_size > 0, f"{prefix}.batch_size", "must be positive")
         _check(self.num_workers >= 0, f"{prefix}.num_workers", "must be >= 0")
         _check(self.epoch_length >= 0, f"{prefix}.epoch_length", "must be >= 0")

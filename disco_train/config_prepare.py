@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from disco_train.config import ModelConfig, _check
+from disco_train.config import ModelConfig, _check, check_clip_size
 
 
 @dataclass
@@ -83,10 +83,9 @@ class PrepareConfig:
     def validate(self, prefix: str = "") -> None:
         _check(bool(self.input), "input", "is required (a folder, glob, or csv/jsonl of video paths)")
         _check(bool(self.output), "output", "is required (the shard folder)")
-        _check(self.frames >= 1 and (self.frames - 1) % 8 == 0, "frames", f"must be 8k+1, got {self.frames}")
+        check_clip_size(self, "")
         for key in ("height", "width"):
             value = getattr(self, key)
-            _check(value >= 32 and value % 32 == 0, key, f"must be a multiple of 32, got {value}")
             _check(value % self.ds == 0 and (value // self.ds) % 2 == 0, key,
                    f"{value}/ds={self.ds} must be an even integer (4:2:0 video)")
         _check(self.ds >= 1, "ds", "must be >= 1")
