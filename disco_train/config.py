@@ -184,10 +184,13 @@ class OptimConfig:
     def validate(self, prefix: str) -> None:
         _check(self.name == "adamw", f"{prefix}.name", f"unknown optimizer {self.name!r}")
         _check(self.lr > 0, f"{prefix}.lr", "must be positive")
+        _check(self.weight_decay >= 0, f"{prefix}.weight_decay", "must be >= 0")
+        _check(all(0.0 <= b < 1.0 for b in self.betas), f"{prefix}.betas", "must be in [0, 1)")
         _check(self.schedule in ("cosine", "linear", "constant"), f"{prefix}.schedule",
                f"unknown schedule {self.schedule!r}")
         _check(self.warmup_steps >= 0, f"{prefix}.warmup_steps", "must be >= 0")
         _check(0.0 <= self.min_lr_ratio <= 1.0, f"{prefix}.min_lr_ratio", "must be in [0, 1]")
+        _check(self.grad_clip >= 0, f"{prefix}.grad_clip", "must be >= 0")
 
 
 @dataclass

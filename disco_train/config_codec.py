@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from disco_train.config import CheckpointConfig, LoggerConfig, RunConfig, TrainerConfig, _check
+from disco_train.config import CheckpointConfig, LoggerConfig, OptimConfig, RunConfig, TrainerConfig, _check
 
 __all__ = ["CodecModelConfig", "CodecOptimConfig", "SketchCodecConfig", "SketchDataConfig", "StageConfig"]
 
@@ -100,32 +100,18 @@ class SketchDataConfig:
 
 
 @dataclass
-class CodecOptimConfig:
+class CodecOptimConfig(OptimConfig):
+    """AdamW as for the decoder, with finetuning defaults for a pretrained codec."""
+
     lr: float = 1e-5
     """Peak AdamW learning rate. Small: this finetunes pretrained codecs (DCVC-UF trains from scratch at 1e-4..2e-4;
     issue #2 reports RD loss at 1e-5 on DCVC-HEM, so watch the RD curve)."""
     weight_decay: float = 0.0
     """AdamW decoupled weight decay. 0: decay would pull the pretrained QP banks (q_scale_*, ~0.5..2) toward 0."""
-    betas: tuple[float, float] = (0.9, 0.999)
-    """AdamW betas."""
-    schedule: str = "cosine"
-    """LR schedule after warm-up: 'cosine', 'linear' or 'constant'."""
-    warmup_steps: int = 0
-    """Linear warm-up steps."""
     min_lr_ratio: float = 0.1
     """Final LR as a fraction of the peak."""
     grad_clip: float = 0.1
     """Clip the global gradient norm (DCVC-UF: 0.1 image, 0.2 video; 0 = off). Non-finite norms skip the step."""
-
-    def validate(self, prefix: str) -> None:
-        _check(self.lr > 0, f"{prefix}.lr", "must be positive")
-        _check(self.weight_decay >= 0, f"{prefix}.weight_decay", "must be >= 0")
-        _check(all(0.0 <= b < 1.0 for b in self.betas), f"{prefix}.betas", "must be in [0, 1)")
-        _check(self.schedule in ("cosine", "linear", "constant"), f"{prefix}.schedule",
-               f"unknown schedule {self.schedule!r}")
-        _check(self.warmup_steps >= 0, f"{prefix}.warmup_steps", "must be >= 0")
-        _check(0.0 <= self.min_lr_ratio <= 1.0, f"{prefix}.min_lr_ratio", "must be in [0, 1]")
-        _check(self.grad_clip >= 0, f"{prefix}.grad_clip", "must be >= 0")
 
 
 def _default_trainer() -> TrainerConfig:

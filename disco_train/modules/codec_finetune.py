@@ -10,7 +10,6 @@ the run ends by exporting to <run>/export (the folder a next stage names in `mod
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import lightning as L
@@ -24,6 +23,7 @@ from disco_train.codecs.dcvc_rt.intra import DMCI
 from disco_train.codecs.dcvc_rt.loading import checkpoint_path, load_model
 from disco_train.config import ConfigError
 from disco_train.config_codec import CodecModelConfig, SketchCodecConfig
+from disco_train.optim import configure_adamw
 
 
 def weight_files(cfg: CodecModelConfig) -> list[Path]:
@@ -56,15 +56,6 @@ def load_networks(cfg: CodecModelConfig, seed: int) -> tuple[DMCI, DMC]:
         return load_model("intra", ckpt_dir=folder), load_model("inter", ckpt_dir=folder)
     torch.manual_seed(seed)
     return DMCI(), DMC()
-
-
-def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
-    """Warm-up then cosine/linear/constant decay to min_ratio of the peak."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    decay = {"cosine": 0.5 * (1 + math.cos(math.pi * progress)), "linear": 1 - progress, "constant": 1.0}[schedule]
-    return min_ratio + (1 - min_ratio) * decay
 
 
 class SketchCodecModule(L.LightningModule):
@@ -153,13 +144,7 @@ class SketchCodecModule(L.LightningModule):
                 p.grad = None
 
     def configure_optimizers(self):
-        oc = self.cfg.optim
-        optimizer = torch.optim.AdamW(self.trained.parameters(), lr=oc.lr, betas=tuple(oc.betas),
-                                      weight_decay=oc.weight_decay)
-        total = self.cfg.trainer.max_steps
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_factor(step, oc.warmup_steps, total, oc.schedule, oc.min_lr_ratio))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_adamw(self.trained.parameters(), self.cfg.optim, self.cfg.trainer.max_steps)
 
     # ---- export ---------------------------------------------------------------------------------------------
     def export(self, out_dir) -> Path:

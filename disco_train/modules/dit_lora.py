@@ -6,8 +6,6 @@ adapter only, and logging. The math comes from `flow` and `conditioning`; the mo
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 
@@ -16,6 +14,7 @@ from disco_train import encoders, flow
 from disco_train.config import DiscoLoraConfig, parse_ratio
 from disco_train.lora import add_lora, load_adapter_file, load_lora_state_dict, lora_state_dict, trainable_parameters
 from disco_train.models import Backbone, load_backbone
+from disco_train.optim import configure_adamw
 from disco_train.reliability import NonFiniteGuard, rng_state, set_rng_state
 from disco_train.sampling import NEGATIVE_PROMPT, decode_latents, sample_tokens
 
@@ -175,21 +174,7 @@ class DiscoLoRAModule(L.LightningModule):
         print(f"step {self.global_step}: non-finite {what}, step skipped ({self.guard.in_a_row} in a row)")
 
     def configure_optimizers(self):
-        oc = self.cfg.optim
-        optimizer = torch.optim.AdamW(trainable_parameters(self.transformer), lr=oc.lr, betas=tuple(oc.betas),
-                                      weight_decay=oc.weight_decay)
-        total = self.cfg.trainer.max_steps
-
-        def factor(step: int) -> float:
-            if step < oc.warmup_steps:
-                return (step + 1) / oc.warmup_steps
-            progress = min(1.0, (step - oc.warmup_steps) / max(1, total - oc.warmup_steps))
-            decay = {"cosine": 0.5 * (1 + math.cos(math.pi * progress)), "linear": 1 - progress,
-                     "constant": 1.0}[oc.schedule]
-            return oc.min_lr_ratio + (1 - oc.min_lr_ratio) * decay
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_adamw(trainable_parameters(self.transformer), self.cfg.optim, self.cfg.trainer.max_steps)
 
     # ---- checkpoints hold the adapter, never the frozen base ------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
