@@ -92,6 +92,20 @@ def _backend_device(device: str) -> str:
     return device
 
 
+def decode_simcc(simcc_x: np.ndarray, simcc_y: np.ndarray, split_ratio: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """SimCC outputs [N,K,Wx], [N,K,Wy] -> keypoints [N,K,2] in model-input pixels and scores [N,K].
+
+    The score is the SMALLER of the two axis peaks, as DWPose's ControlNet annotator and mmpose decode it; rtmlib
+    0.0.16 averages them instead, which lets more weak keypoints past the renderer's 0.3 threshold. The bins are
+    `split_ratio` per input pixel (RTMPose: 2).
+    """
+    x_locs, y_locs = simcc_x.argmax(-1), simcc_y.argmax(-1)
+    vals = np.minimum(simcc_x.max(-1), simcc_y.max(-1)).astype(np.float32)
+    locs = np.stack([x_locs, y_locs], -1).astype(np.float32) / split_ratio
+    locs[vals <= 0] = -1.0
+    return locs, vals
+
+
 class DWPose:
     """`DWPose(folder)(clip uint8 [T,H,W,3] RGB) -> PoseSequence` in clip pixel coordinates (134-point layout)."""
 
@@ -127,8 +141,16 @@ class DWPose:
         boxes = self.people(frame)
         if not boxes:
             return np.zeros((0, NUM_KEYPOINTS, 2), np.float32), np.zeros((0, NUM_KEYPOINTS), np.float32)
-        keypoints, scores = self.pose_model(frame, bboxes=boxes)
-        return coco_wholebody_to_openpose(keypoints, scores)
+        keypoints, scores = [], []
+        for box in boxes:
+            # rtmlib's own postprocess scores by the MEAN of the x/y peaks (0.0.16); decode with DWPose's rule
+            image, center, scale = self.pose_model.preprocess(frame, box)
+            simcc_x, simcc_y = self.pose_model.inference(image)[:2]
+            locs, vals = decode_simcc(simcc_x, simcc_y)
+            size = np.asarray(self.pose_model.model_input_size, np.float32)
+            keypoints.append(locs / size * scale + center - scale / 2)
+            scores.append(vals)
+        return coco_wholebody_to_openpose(np.concatenate(keypoints), np.concatenate(scores))
 
     def __call__(self, clip: np.ndarray) -> PoseSequence:
         clip = np.asarray(clip)

@@ -100,16 +100,35 @@ class _Detector:
 
 
 class _Pose:
-    """Stand-in for rtmlib.RTMPose: COCO-WholeBody points spread over each box."""
+    """Stand-in for rtmlib.RTMPose's preprocess/inference: SimCC peaks that decode to COCO-WholeBody points
+    spread along each box's diagonal, with x peaks 0.9 and y peaks 0.6 (DWPose's score: the smaller, 0.6)."""
+
+    model_input_size = (192, 256)  # (w, h); SimCC has 2 bins per input pixel
 
     def __init__(self, path, **kwargs):
         self.path, self.kwargs, self.boxes = path, kwargs, []
 
-    def __call__(self, frame, bboxes):
-        self.boxes.append(bboxes)
-        t = np.linspace(0, 1, 133, dtype=np.float32)[:, None]
-        k = np.stack([np.asarray(b[:2]) + t * (np.asarray(b[2:]) - b[:2]) for b in bboxes])
-        return k, np.full(k.shape[:2], 0.9, np.float32)
+    def preprocess(self, frame, box):
+        self.boxes.append(list(box))
+        x1, y1, x2, y2 = (float(v) for v in box)
+        return box, np.array([(x1 + x2) / 2, (y1 + y2) / 2]), np.array([x2 - x1, y2 - y1])
+
+    def inference(self, box):
+        (w, h), t = self.model_input_size, np.linspace(0, 1, 133)
+        simcc_x, simcc_y = np.zeros((1, 133, 2 * w), np.float32), np.zeros((1, 133, 2 * h), np.float32)
+        simcc_x[0, np.arange(133), np.round(t * (2 * w - 2)).astype(int)] = 0.9
+        simcc_y[0, np.arange(133), np.round(t * (2 * h - 2)).astype(int)] = 0.6
+        return [simcc_x, simcc_y]
+
+
+def _expected(boxes):
+    """What the fake's SimCC decodes to, in frame pixels."""
+    out = []
+    for x1, y1, x2, y2 in boxes:
+        t = np.linspace(0, 1, 133)
+        fx, fy = np.round(t * (2 * 192 - 2)) / 2 / 192, np.round(t * (2 * 256 - 2)) / 2 / 256
+        out.append(np.stack([x1 + fx * (x2 - x1), y1 + fy * (y2 - y1)], -1))
+    return np.stack(out).astype(np.float32), np.full((len(boxes), 133), 0.6, np.float32)
 
 
 @pytest.fixture
@@ -132,9 +151,10 @@ def test_wrapper_wiring(fake_rtmlib):
     poses = est(clip)
     assert poses.num_frames == 3 and poses.frame_size == (24, 30) and poses.poses_per_frame == [2, 0, 2]
     assert np.array_equal(est.detector.frames[0], clip[0])  # RGB frames go in unchanged
-    assert est.pose_model.boxes[0] == [[1, 2, 10, 12], [3, 4, 20, 22]]  # only class 0 (person) boxes
-    k, s = coco_wholebody_to_openpose(*_Pose("")(clip[0], [[1, 2, 10, 12], [3, 4, 20, 22]]))
-    assert np.array_equal(poses.keypoints[0], k) and np.array_equal(poses.scores[2], s)
+    assert est.pose_model.boxes[:2] == [[1, 2, 10, 12], [3, 4, 20, 22]]  # only class 0 (person) boxes
+    k, s = coco_wholebody_to_openpose(*_expected([[1, 2, 10, 12], [3, 4, 20, 22]]))
+    assert np.allclose(poses.keypoints[0], k, atol=1e-4) and np.array_equal(poses.scores[2], s)
+    assert np.allclose(poses.scores[0], 0.6)  # min of the x (0.9) and y (0.6) peaks, not their mean
     assert render_poses(poses, 24, 30)[0].any()
     with pytest.raises(ValueError, match="uint8 RGB clip"):
         est(clip[0])
@@ -153,3 +173,16 @@ def test_prepare_pose_stage_runs_the_real_wrapper(fake_rtmlib):
     poses = decode_poses(sample["pose.xz"])
     assert poses.poses_per_frame == [2] * 4 and meta["pose_max_people"] == 2
     assert np.allclose(poses.keypoints[0], stage.estimator(clip).keypoints[0], atol=0.01)
+
+
+def test_decode_simcc_takes_the_smaller_axis_peak():
+    from disco_train.pose_estimation import decode_simcc
+
+    x, y = np.zeros((1, 2, 8), np.float32), np.zeros((1, 2, 6), np.float32)
+    x[0, 0, 5], y[0, 0, 2] = 0.8, 0.4   # keypoint 0 at bins (5, 2) -> pixels (2.5, 1.0), score 0.4
+    x[0, 1, 1], y[0, 1, 3] = 0.2, 0.7
+    locs, vals = decode_simcc(x, y)
+    assert np.allclose(locs[0, 0], [2.5, 1.0]) and np.allclose(vals[0], [0.4, 0.2])
+    x[0, 1] = 0.0  # no response at all: location -1 as mmpose marks it
+    locs, vals = decode_simcc(x, y)
+    assert np.allclose(locs[0, 1], [-1, -1]) and vals[0, 1] == 0
