@@ -6,7 +6,7 @@
 
 What is timed is `DiscoLoRAModule.reconstruct` minus the T5 call: `sampling.sample_tokens` driving the module's
 own `denoise` (the training code path) with classifier-free guidance (both branches as one batch of 2), then
-`sampling.decode_latents` through the VAE. The transformer has random weights and carries an unmerged rank-r
+`encoders.decode_latents` through the VAE. The transformer has random weights and carries an unmerged rank-r
 LoRA (peft at inference); the condition latents and the T5 states of the caption and of the negative prompt are
 random tensors of the right shapes (decoding one caption with T5 is one encoder call per clip, against 2 × steps
 transformer calls). VAE: tiny -> the tiny VAE of the debug recipe; 2b/13b -> `AutoencoderKLLTXVideo()` with its
@@ -29,7 +29,8 @@ import flops  # noqa: E402
 import torch  # noqa: E402
 
 from disco_train import conditioning as C  # noqa: E402
-from disco_train.sampling import decode_latents, sample_tokens  # noqa: E402
+from disco_train.encoders import decode_latents  # noqa: E402
+from disco_train.sampling import sample_tokens  # noqa: E402
 
 PAPER_DECODE_MS = 396.20  # §4.5, per frame, H100, 13B, 50 steps
 PAPER_ENCODE_MS = 97.89  # §4.5, per frame (not measured here: bench_data.py / bench_dcvc_rt.py cover the encoder)

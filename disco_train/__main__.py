@@ -2,68 +2,36 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 
-def _sweep(argv):
-    from disco_train.sweep import main
-
-    return main(argv)
-
-
-def _evaluate(argv):
-    from disco_train.metrics.evaluate import main
-
-    return main(argv)
-
-
-def _bdrate(argv):
-    from disco_train.metrics.evaluate import bdrate_main
-
-    return bdrate_main(argv)
-
-
-def _plot(argv):
-    from disco_train.metrics.evaluate import plot_main
-
-    return plot_main(argv)
-
-
-def _export(argv):
-    from disco_train.export import main
-
-    return main(argv)
-
-
-def _encode(argv):
-    from disco_train.codec_cli import encode_main
-
-    return encode_main(argv)
-
-
-def _decode(argv):
-    from disco_train.codec_cli import decode_main
-
-    return decode_main(argv)
-
-
+# command -> (module, function, help). Modules are imported only when their command runs.
 COMMANDS = {
-    "export": (_export, "ckpt=<.ckpt> out=<dir>: LoRA (diffusers + ComfyUI safetensors) + disco.json"),
-    "encode": (_encode, "VIDEO OUT.disco [ds= dt= codec=x265|x264|dcvc_rt qp= caption= sketch= pose=]"),
-    "decode": (_decode, "IN.disco OUT.mp4 export=<dir> [steps=50 guidance=3 seed=0 device=]"),
-    "sweep": (_sweep, "one short training per value of sweep.KEY=v1,v2,... and a table of final metrics"),
-    "evaluate": (_evaluate, "refs=DIR recons=DIR [metrics=psnr,ssim,lpips,dists,fid,fvd] out=CSV"),
-    "bdrate": (_bdrate, "ANCHOR.csv TEST.csv [metric=lpips]: BD-rate (bjontegaard, Akima)"),
-    "plot": (_plot, "A.csv B.csv ... metric=lpips out=rd.png: rate-distortion curves"),
+    "export": ("disco_train.export", "main",
+               "ckpt=<.ckpt> out=<dir>: LoRA (diffusers + ComfyUI safetensors) + disco.json"),
+    "encode": ("disco_train.codec_cli", "encode_main",
+               "VIDEO OUT.disco [ds= dt= codec=x265|x264|dcvc_rt qp= caption= sketch= pose=]"),
+    "decode": ("disco_train.codec_cli", "decode_main",
+               "IN.disco OUT.mp4 export=<dir> [steps=50 guidance=3 seed=0 device=]"),
+    "sweep": ("disco_train.sweep", "main",
+              "one short training per value of sweep.KEY=v1,v2,... and a table of final metrics"),
+    "evaluate": ("disco_train.metrics.evaluate", "main",
+                 "refs=DIR recons=DIR [metrics=psnr,ssim,lpips,dists,fid,fvd] out=CSV"),
+    "bdrate": ("disco_train.metrics.evaluate", "bdrate_main",
+               "ANCHOR.csv TEST.csv [metric=lpips]: BD-rate (bjontegaard, Akima)"),
+    "plot": ("disco_train.metrics.evaluate", "plot_main",
+             "A.csv B.csv ... metric=lpips out=rd.png: rate-distortion curves"),
 }
 
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in COMMANDS:
         print("usage: python -m disco_train COMMAND [args]\n" +
-              "\n".join(f"  {name:9s} {help_}" for name, (_, help_) in COMMANDS.items()), file=sys.stderr)
+              "\n".join(f"  {name:9s} {help_}" for name, (_, _, help_) in COMMANDS.items()), file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
-    return COMMANDS[argv[0]][0](argv[1:])
+    module, function, _ = COMMANDS[argv[0]]
+    return getattr(importlib.import_module(module), function)(argv[1:])
 
 
 if __name__ == "__main__":

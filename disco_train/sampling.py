@@ -46,17 +46,3 @@ def sample_tokens(denoise: Denoise, cond: torch.Tensor, copies: int, coords: tor
             velocity = denoise(x, cond, copies, coords, s, text, text_mask).float()
         x = flow.euler_step(x, velocity, sigma, sigma_next)
     return x
-
-
-@torch.no_grad()
-def decode_latents(vae, latents: torch.Tensor, decode_timestep: float = 0.05) -> torch.Tensor:
-    """Normalised latents [B,C,F,h,w] -> uint8 frames [B,T,H,W,3] (inverse of the module's encode_video)."""
-    mean = vae.latents_mean.view(1, -1, 1, 1, 1).to(latents)
-    std = vae.latents_std.view(1, -1, 1, 1, 1).to(latents)
-    z = (latents * std / vae.config.scaling_factor + mean).to(vae.dtype)
-    temb = None
-    if getattr(vae.config, "timestep_conditioning", False):
-        # LTX 0.9.1+ VAEs denoise while decoding; the pipelines decode at t = 0.05 (decode_timestep).
-        temb = torch.full((z.shape[0],), decode_timestep, device=z.device, dtype=z.dtype)
-    video = vae.decode(z, temb=temb, return_dict=False)[0]
-    return ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1)

@@ -16,7 +16,7 @@ from disco_train.lora import add_lora, load_adapter_file, load_lora_state_dict, 
 from disco_train.models import Backbone, load_backbone
 from disco_train.optim import configure_adamw
 from disco_train.reliability import NonFiniteGuard, rng_state, set_rng_state
-from disco_train.sampling import NEGATIVE_PROMPT, decode_latents, sample_tokens
+from disco_train.sampling import NEGATIVE_PROMPT, sample_tokens
 
 SIGMA_BUCKETS = (0.25, 0.5, 0.75)
 """Upper edges of the σ buckets for per-noise-level loss logging: [0,.25) [.25,.5) [.5,.75) [.75,1)."""
@@ -142,7 +142,7 @@ class DiscoLoRAModule(L.LightningModule):
             tokens = sample_tokens(self.denoise, cond, copies, coords, inputs["text"], inputs["text_mask"], negative,
                                    f * h * w, c, steps, guidance, self.cfg.flow.shift_tokens,
                                    self.cfg.flow.shift_values, generator)
-        return decode_latents(self.vae, C.unpack(tokens, f, h, w))
+        return encoders.decode_latents(self.vae, C.unpack(tokens, f, h, w))
 
     def _log_data_health(self, batch: dict) -> None:
         if "bad" not in batch:
