@@ -39,15 +39,10 @@ def load_val_samples(cfg, count: int) -> list[dict]:
 
 
 def _batch(sample: dict, device) -> dict:
-    batch = {}
-    for key, value in sample.items():
-        if isinstance(value, torch.Tensor):
-            batch[key] = value.unsqueeze(0).to(device)
-        elif isinstance(value, float):
-            batch[key] = torch.tensor([value], device=device)
-        else:
-            batch[key] = [value]
-    return batch
+    """One decoded sample as a batch of one on `device`, collated as the training loader does."""
+    from datamodules.shards import collate
+
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in collate([sample]).items()}
 
 
 def _optional_lpips(weights_dir: str = "checkpoints/metrics"):
