@@ -3,7 +3,7 @@
     python bench/bench_train.py --config tiny --device cpu --steps 5          # seconds; what the test runs
     python bench/bench_train.py --config 13b --device cuda --steps 10         # the paper's setup on an H100/H200
     python bench/bench_train.py --config 13b --flops-only                     # analytic FLOPs, any machine
-    python bench/bench_train.py --config 13b --device cuda --grad-ckpt off --attention flash --compile
+    python bench/bench_train.py --config 13b --device cuda --ckpt-blocks 33 --attention flash --compile
 
 Rows, all on the same random-weight transformer + LoRA and the same latent/text shapes (no VAE, no T5: the
 intended training path reads precomputed latents from the shards):
@@ -40,7 +40,8 @@ import flops  # noqa: E402
 import torch  # noqa: E402
 
 from disco_train import conditioning as C  # noqa: E402
-from disco_train import flow  # noqa: E402
+from disco_train import flow, speed  # noqa: E402
+from disco_train.config import ATTENTION_KERNELS  # noqa: E402
 
 PAPER_S_PER_STEP = 4.5 * 3600 / 8000  # §4.5: 8000 steps in ≈ 4.5 h on one H100 -> 2.025 s/step
 TARGET_S_PER_STEP = 1.0
@@ -76,9 +77,10 @@ def parse(argv):
     p.add_argument("--size", type=int, default=None, help="height = width; default: the recipe's (512, 64)")
     p.add_argument("--workers", type=int, default=1, help="DataLoader workers for the datamodule row")
     p.add_argument("--grad-ckpt", choices=("on", "off"), default=None, help="default: the recipe's")
-    p.add_argument("--attention", choices=("default", "math", "efficient", "flash", "cudnn"), default="default",
-                   help="SDPA backend via torch.nn.attention.sdpa_kernel")
-    p.add_argument("--compile", action="store_true", help="torch.compile each transformer block")
+    p.add_argument("--ckpt-blocks", type=int, default=None,
+                   help="with grad-ckpt on: how many blocks recompute (-1 all); default: the recipe's")
+    p.add_argument("--attention", choices=ATTENTION_KERNELS, default=None, help="SDPA kernel; default: the recipe's")
+    p.add_argument("--compile", action="store_true", help="torch.compile each transformer block (model.compile)")
     p.add_argument("--peak-tflops", type=float, default=None, help="peak FLOP/s for MFU (default: H100/H200 989)")
     p.add_argument("--rows", default="bare,lightning,datamodule,loader",
                    help="which rows to run; 'loader' alone builds no model (so runs on the CPU for any config)")
@@ -95,6 +97,12 @@ def setup(args):
         over += [f"data.height={args.size}", f"data.width={args.size}"]
     if args.grad_ckpt:
         over.append(f"model.gradient_checkpointing={args.grad_ckpt == 'on'}")
+    if args.ckpt_blocks is not None:
+        over.append(f"model.checkpoint_blocks={args.ckpt_blocks}")
+    if args.attention:
+        over.append(f"model.attention={args.attention}")
+    if args.compile:
+        over.append("model.compile=true")
     if args.device.startswith("cuda"):
         over.append("trainer.accelerator=gpu")
     cfg = common.recipe_config(args.config, over)
@@ -139,7 +147,7 @@ def bare_loop(module, batch: dict, cfg, device: str, n: int) -> list[float]:
     times = []
     for _ in range(n):
         with common.Timer(device) as t:
-            with autocast(cfg, device):
+            with autocast(cfg, device), speed.attention_context(cfg.model.attention):
                 pred = tr(hidden_states=tokens.to(tr.dtype), encoder_hidden_states=batch["text"].to(tr.dtype),
                           timestep=timesteps, encoder_attention_mask=batch["text_mask"], video_coords=all_coords,
                           return_dict=False)[0]
@@ -245,11 +253,7 @@ def build_module(args, cfg, device: str, dtype: torch.dtype):
     from disco_train.modules.dit_lora import DiscoLoRAModule
 
     transformer = common.random_transformer(args.config, device, dtype)
-    module = DiscoLoRAModule(cfg, Backbone(transformer, None, None, None)).to(device)
-    if args.compile:
-        for block in module.transformer.transformer_blocks:
-            block.compile()
-    return module
+    return DiscoLoRAModule(cfg, Backbone(transformer, None, None, None)).to(device)
 
 
 def run_rows(args, cfg, grid, shapes) -> dict:
@@ -259,17 +263,7 @@ def run_rows(args, cfg, grid, shapes) -> dict:
     rows, n, wanted = {}, args.warmup + args.steps, args.rows.split(",")
     module = build_module(args, cfg, device, dtype) if set(wanted) - {"loader"} else None
     batch = make_batch(cfg, model_cfg, grid, device, dtype)
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    backends = {"math": SDPBackend.MATH, "efficient": SDPBackend.EFFICIENT_ATTENTION,
-                "flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
-    kernel = contextlib.nullcontext()
-    if args.attention != "default":
-        # The cross-attention carries the T5 padding mask, which flash attention cannot take: it falls back to the
-        # memory-efficient kernel (then math); the full-sequence self-attention (the cost) uses the chosen one.
-        order = [backends[args.attention], SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
-        kernel = sdpa_kernel(list(dict.fromkeys(order)), set_priority=True)
-    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp, kernel:
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         shards = write_shards(Path(tmp), {k: v.cpu() for k, v in batch.items()}, cfg, samples=8)
         runs = {"bare": lambda: bare_loop(module, batch, cfg, device, n),
                 "lightning": lambda: lightning_fit(module, Repeat(batch, n), cfg, device, n),
@@ -284,6 +278,12 @@ def run_rows(args, cfg, grid, shapes) -> dict:
         if "loader" in wanted:
             rows["loader"] = (common.median_s(loader_alone(cfg, shards, max(args.steps, 5))), None)
     return rows
+
+
+def ckpt_text(cfg) -> str:
+    m = cfg.model
+    return "off" if not m.gradient_checkpointing else "all blocks" if m.checkpoint_blocks == -1 \
+        else f"first {m.checkpoint_blocks} blocks"
 
 
 def peak_flops(args) -> float | None:
@@ -357,9 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     print(common.header(f"bench_train --config {args.config} ({common.CONFIGS[args.config]['recipe']})",
                         args.device))
     print(f"  {cfg.data.frames}×{cfg.data.height}×{cfg.data.width} clips -> latent {grid}, batch {args.batch}, "
-          f"rank {args.rank}, {cfg.trainer.precision}, grad-ckpt {cfg.model.gradient_checkpointing}, "
-          f"attention {args.attention}, compile {args.compile}, warmup {args.warmup}, steps {args.steps} (median), "
-          f"best of {args.rounds} round(s)")
+          f"rank {args.rank}, {cfg.trainer.precision}, grad-ckpt {ckpt_text(cfg)}, "
+          f"attention {cfg.model.attention}, compile {cfg.model.compile}, warmup {args.warmup}, "
+          f"steps {args.steps} (median), best of {args.rounds} round(s)")
     print(text)
     if args.flops_only:
         return 0

@@ -48,7 +48,7 @@ def resume_checkpoint(cfg, recipe: str) -> Path | None:
         run = latest_run(Path(cfg.output_dir), Path(recipe).stem) or run  # name was generated: adopt the newest
         cfg.name = run.name
     found = find_resume_checkpoint(run)
-    print(f"resume=auto: {'continuing from ' + str(found) if found else 'no checkpoint in ' + str(run) + ', starting fresh'}")
+    print(f"resume=auto: continuing from {found}" if found else f"resume=auto: no checkpoint in {run}, starting fresh")
     return found
 
 
@@ -96,7 +96,8 @@ def build_trainer(cfg, resumed: bool = False) -> tuple[L.Trainer, LossHistory]:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     tc = cfg.trainer
     trainer = L.Trainer(
-        max_steps=tc.max_steps, accelerator=tc.accelerator, devices=tc.devices if tc.devices == "auto" else int(tc.devices),
+        max_steps=tc.max_steps, accelerator=tc.accelerator,
+        devices=tc.devices if tc.devices == "auto" else int(tc.devices),
         num_nodes=tc.num_nodes, strategy=_strategy(tc.strategy), precision=tc.precision,
         accumulate_grad_batches=tc.accumulate_grad_batches, gradient_clip_val=cfg.optim.grad_clip or None,
         log_every_n_steps=tc.log_every_n_steps, logger=logger, callbacks=callbacks, default_root_dir=str(out),

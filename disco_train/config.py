@@ -10,6 +10,9 @@ import re
 from dataclasses import dataclass, field, fields, is_dataclass
 
 
+ATTENTION_KERNELS = ("default", "flash", "efficient", "cudnn", "math")
+"""`model.attention` names (disco_train/speed.py maps them to SDPA backends; config stays torch-free)."""
+
 NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
 """Paper §3.2: the decoded caption is paired with predefined negative prompts such as 'blurry' or 'distorted'."""
 
@@ -57,6 +60,13 @@ class ModelConfig:
     """Storage dtype of the frozen base models: 'bf16', 'fp16' or 'fp32'."""
     gradient_checkpointing: bool = True
     """Recompute transformer blocks in backward: trades ~30% step time for activation memory."""
+    checkpoint_blocks: int = -1
+    """With gradient_checkpointing: how many blocks recompute, the first N (-1: all). The others keep their
+    activations (13B, 4096 tokens: ≈ 1.26 GB each); `python bench/bench_memory.py` picks N for a memory budget."""
+    attention: str = "default"
+    """Attention kernel PyTorch tries first: default, flash, efficient, cudnn or math (disco_train/speed.py)."""
+    compile: bool = False
+    """torch.compile each transformer block (regional compilation; the first steps are slower)."""
     max_text_tokens: int = 128
     """T5 sequence length (LTX-Video pipelines use 128)."""
 
@@ -65,6 +75,9 @@ class ModelConfig:
                f"unknown model {self.name!r}; choose ltxv_13b, ltxv_2b or tiny")
         _check(self.dtype in ("bf16", "fp16", "fp32"), f"{prefix}.dtype", f"unknown dtype {self.dtype!r}")
         _check(self.max_text_tokens > 0, f"{prefix}.max_text_tokens", "must be positive")
+        _check(self.checkpoint_blocks >= -1, f"{prefix}.checkpoint_blocks", "use -1 (all blocks) or a count >= 0")
+        _check(self.attention in ATTENTION_KERNELS, f"{prefix}.attention",
+               f"unknown kernel {self.attention!r}; choose {', '.join(ATTENTION_KERNELS)}")
 
 
 @dataclass

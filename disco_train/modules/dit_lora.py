@@ -10,7 +10,7 @@ import lightning as L
 import torch
 
 from disco_train import conditioning as C
-from disco_train import encoders, flow
+from disco_train import encoders, flow, speed
 from disco_train.config import DiscoLoraConfig, parse_ratio
 from disco_train.lora import add_lora, load_adapter_file, load_lora_state_dict, lora_state_dict, trainable_parameters
 from disco_train.models import Backbone, load_backbone
@@ -33,15 +33,20 @@ class DiscoLoRAModule(L.LightningModule):
                                       cfg.lora.targets)
         if cfg.lora.init_from:
             load_lora_state_dict(self.transformer, load_adapter_file(cfg.lora.init_from))
-        if cfg.model.gradient_checkpointing:
-            self.transformer.enable_gradient_checkpointing()
+        m = cfg.model
+        self.recomputed_blocks = speed.configure_checkpointing(self.transformer, m.gradient_checkpointing,
+                                                               m.checkpoint_blocks, m.attention)
+        if m.compile:
+            speed.compile_blocks(self.transformer)
         self.ratio = parse_ratio(cfg.condition.ratio)
         self.guard = NonFiniteGuard(cfg.trainer.max_nonfinite_in_a_row)
         # Frozen base weights are not in our checkpoints (on_save_checkpoint); loading must not demand them.
         self.strict_loading = False
 
     def describe(self) -> str:
-        return f"{self.cfg.model.name}, {self.num_trainable:,} trainable LoRA parameters (rank {self.cfg.lora.rank})"
+        blocks = len(self.transformer.transformer_blocks)
+        return (f"{self.cfg.model.name}, {self.num_trainable:,} trainable LoRA parameters (rank {self.cfg.lora.rank}), "
+                f"{self.recomputed_blocks} of {blocks} blocks recompute in backward")
 
     # ---- encoders (frozen, no grad) -------------------------------------------------------------------------
     def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
@@ -75,9 +80,10 @@ class DiscoLoRAModule(L.LightningModule):
         """Velocity prediction at the target tokens for [cond ‖ noisy] (shared by training and sampling)."""
         tokens, all_coords, timesteps = C.assemble(noisy, cond, copies, coords, sigmas)
         dtype = self.transformer.dtype
-        pred = self.transformer(hidden_states=tokens.to(dtype), encoder_hidden_states=text.to(dtype),
-                                timestep=timesteps, encoder_attention_mask=text_mask, video_coords=all_coords,
-                                return_dict=False)[0]
+        with speed.attention_context(self.cfg.model.attention):
+            pred = self.transformer(hidden_states=tokens.to(dtype), encoder_hidden_states=text.to(dtype),
+                                    timestep=timesteps, encoder_attention_mask=text_mask,
+                                    video_coords=all_coords, return_dict=False)[0]
         return C.target_slice(pred, noisy.shape[1])
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
