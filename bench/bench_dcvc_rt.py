@@ -3,6 +3,7 @@
     python bench/bench_dcvc_rt.py                 # 256x256 and 512x512, CPU (+ CUDA if available)
     python bench/bench_dcvc_rt.py --tiny          # 64x64, 2 frames: a smoke run that can't rot
     python bench/bench_dcvc_rt.py --ckpt-dir checkpoints/dcvc_rt   # official weights
+    python bench/bench_dcvc_rt.py --threads 2     # CPU threads (default 1)
 
 Without --ckpt-dir the deterministic synthetic weights are used: the networks and the coder do the
 same work, only the rate differs from real content/weights. Timings include entropy coding and
@@ -17,6 +18,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
 
 from disco_train.codecs.dcvc_rt.api import load_codec, synthetic_codec  # noqa: E402
 from disco_train.codecs.dcvc_rt.golden_input import make_frame  # noqa: E402
@@ -46,7 +50,7 @@ def bench_one(codec, size, n_frames, qp):
     return n_frames / t_enc, n_frames / t_dec, res.bpp
 
 
-def main(argv=None):
+def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tiny", action="store_true", help="64x64, 2 frames (smoke test)")
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
@@ -54,7 +58,15 @@ def main(argv=None):
     p.add_argument("--qp", type=int, default=32)
     p.add_argument("--ckpt-dir", default=None)
     p.add_argument("--devices", nargs="+", default=None, help="default: cpu, plus cuda when available")
-    args = p.parse_args(argv)
+    common.add_threads_arg(p)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse(argv)
+    # One CPU thread by default, as the other benches: on a shared host two OpenMP threads stall at every parallel
+    # region, and a small frame has more regions per pixel — that made 256×256 slower than 512×512 (BENCHMARKS.md).
+    torch.set_num_threads(args.threads or 1)
     sizes, n_frames = ([64], 2) if args.tiny else (args.sizes, args.frames)
     devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "

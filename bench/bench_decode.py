@@ -6,8 +6,8 @@
 
 What is timed is `DiscoLoRAModule.reconstruct` minus the T5 call: `sampling.sample_tokens` driving the module's
 own `denoise` (the training code path) with classifier-free guidance (both branches as one batch of 2), then
-`encoders.decode_latents` through the VAE. The transformer has random weights and carries an unmerged rank-r
-LoRA (peft at inference); the condition latents and the T5 states of the caption and of the negative prompt are
+`encoders.decode_latents` through the VAE. The transformer has random weights and carries a rank-r LoRA,
+folded into the base weights as the decode command does (`--lora unmerged`: peft's separate branch); the condition latents and the T5 states of the caption and of the negative prompt are
 random tensors of the right shapes (decoding one caption with T5 is one encoder call per clip, against 2 × steps
 transformer calls). VAE: tiny -> the tiny VAE of the debug recipe; 2b/13b -> `AutoencoderKLLTXVideo()` with its
 default (LTX-Video 0.9, 128 latent channels) config and random weights, in bf16 — the same architecture and
@@ -29,6 +29,8 @@ import flops  # noqa: E402
 import torch  # noqa: E402
 
 from disco_train import conditioning as C  # noqa: E402
+from disco_train import speed  # noqa: E402
+from disco_train.config import ATTENTION_KERNELS  # noqa: E402
 from disco_train.encoders import decode_latents  # noqa: E402
 from disco_train.sampling import sample_tokens  # noqa: E402
 
@@ -48,6 +50,12 @@ def parse(argv):
     p.add_argument("--frames", type=int, default=None, help="default: the recipe's (13b: 57, tiny: 17)")
     p.add_argument("--size", type=int, default=None, help="height = width; default: the recipe's")
     p.add_argument("--autocast", action="store_true", help="bf16 autocast around sampling (LoRA in bf16 too)")
+    p.add_argument("--lora", choices=("merged", "unmerged"), default="merged",
+                   help="merged: folded into the base weights, as `python -m disco_train decode` runs it")
+    p.add_argument("--attention", choices=ATTENTION_KERNELS, default="default", help="SDPA kernel (model.attention)")
+    p.add_argument("--compile", choices=("off", "blocks", "cudagraphs"), default="off",
+                   help="blocks: torch.compile each block (model.compile); cudagraphs: the whole transformer with "
+                        "mode='reduce-overhead' (CUDA graphs: one launch per call instead of thousands)")
     p.add_argument("--repeats", type=int, default=1, help="timed runs per step count (median)")
     return p.parse_args(argv)
 
@@ -57,7 +65,8 @@ def build(args, device: str):
     from disco_train.models import Backbone, tiny_vae
     from disco_train.modules.dit_lora import DiscoLoRAModule
 
-    over = [f"lora.rank={args.rank}"] + ([f"data.frames={args.frames}"] if args.frames else [])
+    over = [f"lora.rank={args.rank}", f"model.attention={args.attention}",
+            f"model.compile={args.compile == 'blocks'}"] + ([f"data.frames={args.frames}"] if args.frames else [])
     if args.size:
         over += [f"data.height={args.size}", f"data.width={args.size}"]
     cfg = common.recipe_config(args.config, over)
@@ -72,6 +81,14 @@ def build(args, device: str):
     vae = vae.to(device=device, dtype=dtype).requires_grad_(False).eval()
     transformer = common.random_transformer(args.config, device, dtype)
     module = DiscoLoRAModule(cfg, Backbone(transformer, vae, None, None)).to(device).eval()
+    if args.lora == "merged":
+        with torch.no_grad():  # a random adapter (lora_B is zero at init): merging must still cost nothing later
+            for name, p in module.transformer.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0.0, 1e-3)
+        speed.merge_lora(module.transformer)
+    if args.compile == "cudagraphs":
+        module.transformer.compile(mode="reduce-overhead")
     grid = C.latent_grid(cfg.data.frames, cfg.data.height, cfg.data.width)
     return module, vae, cfg, grid
 
@@ -120,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     model_cfg = common.CONFIGS[args.config]["model"]
     print(common.header(f"bench_decode --config {args.config} ({common.CONFIGS[args.config]['recipe']})", args.device))
     print(f"  {cfg.data.frames}×{cfg.data.height}×{cfg.data.width} -> latent {grid}, guidance {args.guidance}, "
-          f"LoRA rank {args.rank} unmerged, dtype {module.transformer.dtype}, autocast {args.autocast}")
+          f"LoRA rank {args.rank} {args.lora}, dtype {module.transformer.dtype}, autocast {args.autocast}, "
+          f"attention {args.attention}, compile {args.compile}")
     time_decode(module, vae, cfg, grid, 1, args)  # warm-up: kernels, allocator
     results = {}
     for steps in steps_list:
@@ -131,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     ref = results.get(50)
     for steps, (dit, vae_s) in results.items():
         total_ms = 1000 * (dit + vae_s) / frames
-        work = flops.sampling_flops(model_cfg, shapes, steps, args.guidance != 1.0, args.rank,
-                                    tuple(cfg.lora.targets))
+        rank = args.rank if args.lora == "unmerged" else 0  # a merged adapter adds no work
+        work = flops.sampling_flops(model_cfg, shapes, steps, args.guidance != 1.0, rank, tuple(cfg.lora.targets))
         rel50 = total_ms / (1000 * sum(ref) / frames) if ref else None
         print("  " + f"{steps:>15}{1000 * dit / frames:>15.2f}{1000 * vae_s / frames:>15.2f}{total_ms:>15.2f}"
               f"{total_ms / PAPER_DECODE_MS:>15.3f}{common.fmt(rel50, '.3f', 15)}{work / dit / 1e12:>15.4f}")

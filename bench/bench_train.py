@@ -22,7 +22,6 @@ MFU = analytic FLOPs (bench/flops.py: frozen base, input gradients only) / (s/st
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import io
 import json
@@ -38,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (puts the repository on sys.path)
 import flops  # noqa: E402
 import torch  # noqa: E402
+from step import BareStep, make_batch  # noqa: E402
 
 from disco_train import conditioning as C  # noqa: E402
-from disco_train import flow, speed  # noqa: E402
 from disco_train.config import ATTENTION_KERNELS  # noqa: E402
 
 PAPER_S_PER_STEP = 4.5 * 3600 / 8000  # §4.5: 8000 steps in ≈ 4.5 h on one H100 -> 2.025 s/step
@@ -111,54 +110,15 @@ def setup(args):
     return cfg, (f, h, w), shapes
 
 
-def make_batch(cfg, model_cfg: dict, grid, device: str, dtype: torch.dtype) -> dict:
-    """A precomputed-latent batch as `ShardDataModule` yields it (latents and T5 states in the model dtype)."""
-    g = torch.Generator().manual_seed(0)
-    b, L = cfg.data.batch_size, cfg.model.max_text_tokens
-    lat = (b, model_cfg["in_channels"], *grid)
-    mask = torch.ones(b, L, dtype=torch.int64)
-    mask[:, L // 2:] = 0  # captions are padded: half the T5 positions masked, as for a ~60-word caption
-    batch = {"target": torch.randn(lat, generator=g), "degraded": torch.randn(lat, generator=g),
-             "text": torch.randn(b, L, model_cfg["caption_channels"], generator=g), "text_mask": mask}
-    batch = {k: v.to(dtype) if v.is_floating_point() else v for k, v in batch.items()}
-    batch["fps"] = torch.full((b,), 25.0)
-    return {k: v.to(device) for k, v in batch.items()}
-
-
-def autocast(cfg, device: str):
-    if cfg.trainer.precision.startswith("bf16"):
-        return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def bare_loop(module, batch: dict, cfg, device: str, n: int) -> list[float]:
-    """The same forward/backward/AdamW work with no framework: tokens assembled once, reused every step."""
-    tr = module.transformer
-    x0 = C.pack(batch["target"]).float()
-    noise = torch.randn_like(x0)
-    b, n_tok = x0.shape[:2]
-    sigmas = torch.full((b,), 0.5, device=device)
-    coords = C.latent_coords(*batch["target"].shape[2:], batch["fps"], b, device)
-    tokens, all_coords, timesteps = C.assemble(flow.interpolate(x0, noise, sigmas), C.pack(batch["degraded"]), 1,
-                                               coords, sigmas)
-    goal = flow.velocity_target(x0, noise)
-    params = [p for p in tr.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay)
+    """The same forward/backward/AdamW work with no framework (bench/step.py)."""
+    run = BareStep(module.transformer, batch, cfg, device)
     times = []
     for _ in range(n):
         with common.Timer(device) as t:
-            with autocast(cfg, device), speed.attention_context(cfg.model.attention):
-                pred = tr(hidden_states=tokens.to(tr.dtype), encoder_hidden_states=batch["text"].to(tr.dtype),
-                          timestep=timesteps, encoder_attention_mask=batch["text_mask"], video_coords=all_coords,
-                          return_dict=False)[0]
-                loss = (pred[:, -n_tok:].float() - goal).pow(2).mean()
-            loss.backward()
-            if cfg.optim.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            run()
         times.append(t.seconds)
-    del opt
+    del run
     release(module)
     return times
 

@@ -46,17 +46,21 @@ def recipe_config(config: str, overrides: list[str] = ()):
     return cfg
 
 
-def random_transformer(config: str, device: str, dtype: torch.dtype, seed: int = 0) -> torch.nn.Module:
+def random_transformer(config: str, device: str, dtype: torch.dtype, seed: int = 0,
+                       layers: int | None = None) -> torch.nn.Module:
     """The LTX-Video transformer with random weights, frozen, built directly on `device` (never on the CPU
-    first for 2B/13B: meta device, then `to_empty` on the GPU, then initialised in place)."""
+    first for 2B/13B: meta device, then `to_empty` on the GPU, then initialised in place). `layers` builds
+    only that many blocks of the config's width (bench_memory.py measures 2- and 3-block models)."""
     from diffusers import LTXVideoTransformer3DModel
 
     torch.manual_seed(seed)
-    if config == "tiny":
+    if config == "tiny" and layers is None:
         model = models.tiny_transformer(seed).to(device=device, dtype=dtype)
     else:
+        arch = dict(CONFIGS[config]["model"])
+        arch["num_layers"] = layers or arch["num_layers"]
         with torch.device("meta"):
-            model = LTXVideoTransformer3DModel(**CONFIGS[config]["model"])
+            model = LTXVideoTransformer3DModel(**arch)
         # dtype first, still on meta: materialising fp32 then casting would need 13.0e9 × (4 + 2) B = 78 GB
         model = model.to(dtype).to_empty(device=device)
         with torch.no_grad():

@@ -34,9 +34,9 @@ So the frozen-base step is ≈ 2× forward for the base matmuls rather than the 
 figure to use when comparing with full-finetuning MFU numbers.
 
 Example, 13B at 512×512×57 (S = 4096, L = 128, D = 4096, 48 blocks, rank 256 on q/k/v/out of both
-attentions): forward ≈ 106 TFLOP of which self-attention QKᵀ+AV ≈ 13 TFLOP; the LoRA step ≈ 223 TFLOP, so
-1.0 s/step on a 989 TFLOP/s H100 is ≈ 23 % MFU and the paper's ≈ 2.0 s/step ≈ 11 % (`bench_train.py --flops-only`
-prints the exact figures).
+attentions): forward ≈ 112.4 TFLOP of which self-attention QKᵀ+AV ≈ 13.2 TFLOP; the LoRA step ≈ 241.5 TFLOP,
+so 1.0 s/step on a 989 TFLOP/s H100 is ≈ 24 % MFU and the paper's ≈ 2.0 s/step ≈ 12 % (`bench_train.py
+--flops-only` prints the exact figures).
 """
 
 from __future__ import annotations

@@ -156,7 +156,7 @@ ENCODE_KEYS = {"ds", "dt", "codec", "crf", "qp", "caption", "captioner", "device
                "sketch_ds", "sketch_dt", "sketch_crf", "sketch_qp", "sketch_weights", "pose", "dcvc_weights",
                "export"}
 DECODE_KEYS = {"export", "steps", "guidance", "seed", "negative_prompt", "device", "dcvc_weights", "sketch_weights",
-               "crf"}
+               "crf", "merge_lora"}
 
 
 def parse(argv: list[str], positional: int, known: set[str], dotted: bool = False):
@@ -261,7 +261,8 @@ def decode(path: str | Path, out: str | Path | None, args: dict, overrides: list
     if manifest.get("sketch_codec"):
         args.setdefault("sketch_weights", str(Path(args["export"]) / manifest["sketch_codec"]))
     device = args.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-    module = build_decoder(args["export"], overrides, device)
+    merge = args.get("merge_lora", "true").lower() in ("1", "true", "yes")
+    module = build_decoder(args["export"], overrides, device, merge=merge)
     cfg = module.cfg
     text = decode_text(c.get("text").data) if c.get("text") else ""
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a))[None].to(device)  # noqa: E731

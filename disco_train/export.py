@@ -293,11 +293,15 @@ def decoder_config(folder: str | Path, overrides: list[str] = (), manifest: dict
     return cfg
 
 
-def build_decoder(folder: str | Path, overrides: list[str] = (), device: str = "cpu"):
-    """Rebuild the trained DiscoLoRAModule from an export folder (base weights per the config's model.*)."""
+def build_decoder(folder: str | Path, overrides: list[str] = (), device: str = "cpu", merge: bool = True):
+    """Rebuild the trained DiscoLoRAModule from an export folder (base weights per the config's model.*), with
+    the adapter folded into the base weights unless `merge=False` (disco_train/speed.py: merge_lora)."""
+    from disco_train import speed
     from disco_train.modules.dit_lora import DiscoLoRAModule
 
     module = DiscoLoRAModule(decoder_config(folder, overrides))
+    if merge:
+        speed.merge_lora(module.transformer)
     return module.to(device).eval()
 
 

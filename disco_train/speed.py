@@ -71,3 +71,11 @@ def compile_blocks(transformer: torch.nn.Module) -> None:
     sharing one compiled graph, not the whole model: it compiles once per block shape instead of tracing 48
     blocks, and the peft/diffusers glue around the blocks stays eager."""
     transformer.compile_repeated_blocks()
+
+
+def merge_lora(transformer: torch.nn.Module) -> None:
+    """Fold the trained adapter into the frozen weights for inference, W ← W + (α/r)·B·A (diffusers'
+    `fuse_lora` over peft's layers). The forward then has no rank-r branch: for 13B at rank 256 that is
+    5.0 of 112.4 TFLOP per call (bench/flops.py) and 16 small matmuls per block, ×100 calls per clip at
+    50 steps with guidance. In bf16 the folded weight is rounded once (relative 2⁻⁹), like any bf16 weight."""
+    transformer.fuse_lora()

@@ -100,9 +100,11 @@ def test_bench_train_refuses_large_models_on_cpu():
         bench.main(["--config", "13b", "--device", "cpu"])
 
 
-def test_bench_decode_tiny(capsys):
+@pytest.mark.parametrize("levers", [[], ["--lora", "unmerged", "--attention", "flash"],
+                                    pytest.param(["--compile", "blocks"], marks=pytest.mark.slow)])
+def test_bench_decode_tiny(capsys, levers):
     bench = load("bench_decode")
-    assert bench.main(["--config", "tiny", "--device", "cpu", "--steps", "4,2", "--rank", "8"]) == 0
+    assert bench.main(["--config", "tiny", "--device", "cpu", "--steps", "4,2", "--rank", "8", *levers]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^\s+steps\s+DiT ms/frame\s+VAE ms/frame\s+total ms/frame\s+×paper\s+×50 steps\s+TFLOP/s$",
                      out, re.M), out
@@ -128,3 +130,44 @@ def test_bench_train_loader_row_alone_runs_for_13b_on_cpu(capsys):
     out = capsys.readouterr().out
     assert re.search(r"^\s+loader\s+[\d.]+\s+n/a", out, re.M) and "loader/step at the paper's" in out, out
     assert not re.search(r"^\s+(bare|lightning)\s", out, re.M)
+
+
+def test_bench_memory_tiny_fits_and_plans(capsys, tmp_path):
+    bench = load("bench_memory")
+    png = tmp_path / "mem.png"
+    assert bench.main(["--config", "tiny", "--rank", "8", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    off = float(re.search(r"measured [\d.]+ GB \(([\d.]+) % off\)", out).group(1))
+    assert off < 5.0, out  # the linear model predicts the held-out (3 blocks, 2 recomputing) measurement
+    assert re.search(r"^\s+recompute\s+backward GB\s+optimizer GB\s+peak GB\s+recompute TFLOP$", out, re.M), out
+    rows = re.findall(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", out, re.M)
+    assert [int(r[0]) for r in rows] == [0, 1, 2], out  # the tiny model has 2 blocks
+    assert all(float(r[3]) == max(float(r[1]), float(r[2])) for r in rows)
+    assert "issue target (60 GB): model.checkpoint_blocks=0" in out
+    assert png.stat().st_size > 10_000
+
+
+def test_live_bytes_tracks_a_known_step():
+    """Linear 1024→1024 on 4096 rows, fp32, frozen weight: input 16 MiB + output 16 MiB + weight 4 MiB live."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from memtrack import LiveBytes
+
+    layer = torch.nn.Linear(1024, 1024, bias=False).requires_grad_(False)
+    x = torch.randn(4096, 1024)
+    with LiveBytes([layer.weight, x]) as tracker:
+        y = layer(x)
+        assert tracker.now == (4 + 16 + 16) * 2**20
+        del y
+        assert tracker.now == (4 + 16) * 2**20
+    assert tracker.peak == (4 + 16 + 16) * 2**20
+
+
+def test_gpu_script_calls_only_flags_the_benches_accept():
+    """bench/run_gpu.sh runs on a lent GPU, where a typo costs device time: every bench call in it must parse."""
+    import shlex
+
+    script = (ROOT / "bench" / "run_gpu.sh").read_text().replace("\\\n", " ")
+    calls = re.findall(r"\$B/(bench_\w+)\.py ([^;\n]*)", script)
+    assert {name for name, _ in calls} == {"bench_train", "bench_decode", "bench_dcvc_rt"}
+    for name, args in calls:
+        load(name).parse(shlex.split(args))  # argparse exits (fails the test) on an unknown flag or choice

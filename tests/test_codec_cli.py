@@ -69,6 +69,24 @@ def test_encode_decode_end_to_end_odd_size_and_length(export_dir, odd_video, tmp
     args = {"export": str(export_dir), "steps": "2", "seed": "1"}
     first, again = K.decode(out, None, args), K.decode(out, None, args)
     assert first.shape == (20, 50, 70, 3) and np.array_equal(first, again)  # seeded: receivers agree
+    unmerged = K.decode(out, None, dict(args, merge_lora="false"))  # the adapter as a separate branch
+    assert np.abs(unmerged.astype(int) - first).max() <= 1
+
+
+def test_decoder_folds_the_adapter_into_the_base_weights(export_dir):
+    import torch
+
+    merged, plain = E.build_decoder(export_dir), E.build_decoder(export_dir, merge=False)
+    q_merged, q_plain = (m.transformer.transformer_blocks[0].attn1.to_q for m in (merged, plain))
+    assert q_merged.merged and not q_plain.merged
+    assert not torch.equal(q_merged.base_layer.weight, q_plain.base_layer.weight)  # the trained adapter is not 0
+    g = torch.Generator().manual_seed(0)
+    n, c = 12, merged.transformer.config.in_channels
+    args = (torch.randn(1, n, c, generator=g), torch.randn(1, n, c, generator=g), 1,
+            torch.rand(1, 3, n, generator=g) * 4, torch.full((1,), 0.7), torch.randn(1, 8, 32, generator=g),
+            torch.ones(1, 8, dtype=torch.long))
+    with torch.no_grad():
+        torch.testing.assert_close(merged.denoise(*args), plain.denoise(*args), rtol=1e-4, atol=1e-5)
 
 
 def test_sketch_stream_feeds_an_interleave_decoder(tmp_path, odd_video):
