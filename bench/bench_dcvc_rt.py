@@ -3,8 +3,9 @@
     python bench/bench_dcvc_rt.py                 # 256x256 and 512x512, CPU (+ CUDA if available)
     python bench/bench_dcvc_rt.py --tiny          # 64x64, 2 frames: a smoke run that can't rot
     python bench/bench_dcvc_rt.py --ckpt-dir checkpoints/dcvc_rt   # official weights
-    python bench/bench_dcvc_rt.py --threads 2     # CPU threads (default 1)
 
+The codec always runs with one CPU thread (codec.py: `deterministic`, so that a decoder elsewhere computes the
+same entropy models), so these are single-thread CPU figures whatever the machine.
 Without --ckpt-dir the deterministic synthetic weights are used: the networks and the coder do the
 same work, only the rate differs from real content/weights. Timings include entropy coding and
 the Python container, i.e. what a user of encode_frames/decode_frames gets.
@@ -18,9 +19,6 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common  # noqa: E402
 
 from disco_train.codecs.dcvc_rt.api import load_codec, synthetic_codec  # noqa: E402
 from disco_train.codecs.dcvc_rt.golden_input import make_frame  # noqa: E402
@@ -58,18 +56,14 @@ def parse(argv):
     p.add_argument("--qp", type=int, default=32)
     p.add_argument("--ckpt-dir", default=None)
     p.add_argument("--devices", nargs="+", default=None, help="default: cpu, plus cuda when available")
-    common.add_threads_arg(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse(argv)
-    # One CPU thread by default, as the other benches: on a shared host two OpenMP threads stall at every parallel
-    # region, and a small frame has more regions per pixel — that made 256×256 slower than 512×512 (BENCHMARKS.md).
-    torch.set_num_threads(args.threads or 1)
     sizes, n_frames = ([64], 2) if args.tiny else (args.sizes, args.frames)
     devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+    print(f"torch {torch.__version__}, codec threads 1 (pinned), "
           f"weights {'official' if args.ckpt_dir else 'synthetic'}")
     print(f"{'device':<8}{'dtype':<10}{'size':<10}{'frames':<8}{'enc fps':>10}{'dec fps':>10}{'bpp':>10}")
     with torch.inference_mode():

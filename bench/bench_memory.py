@@ -153,7 +153,7 @@ def block_forward_flops(args, cfg) -> float:
     return tally[1].total("forward") - tally[0].total("forward")
 
 
-def report(args, cfg, grid, backward: Plan, optimizer: Plan, measured: dict) -> tuple[str, list]:
+def report(args, cfg, grid, backward: Plan, optimizer: Plan, measured: dict) -> str:
     depth = common.CONFIGS[args.config]["model"]["num_layers"]
     predicted = backward.peak(3, 2)
     check = abs(predicted - measured[3, 2][0]) / measured[3, 2][0]
@@ -164,10 +164,8 @@ def report(args, cfg, grid, backward: Plan, optimizer: Plan, measured: dict) -> 
              f"  plan for {depth} blocks ({cfg.data.frames}×{cfg.data.height}×{cfg.data.width}, "
              f"{2 * grid[0] * grid[1] * grid[2]} tokens, rank {args.rank}):",
              f"  {'recompute':>9}{'backward GB':>13}{'optimizer GB':>14}{'peak GB':>9}{'recompute TFLOP':>17}"]
-    rows = []
     for k in sorted({0, *range(0, depth + 1, max(1, depth // 6)), depth}):
         gb = [plan.peak(depth, k) / 1e9 for plan in (backward, optimizer)]
-        rows.append((k, max(gb), k * step_fwd / 1e12))
         lines.append(f"  {k:>9}{gb[0]:>13.4f}{gb[1]:>14.4f}{max(gb):>9.4f}{k * step_fwd / 1e12:>17.4f}")
     for label, budget in BUDGETS_GB.items():
         fits = [k for k in range(depth + 1)
@@ -177,24 +175,26 @@ def report(args, cfg, grid, backward: Plan, optimizer: Plan, measured: dict) -> 
                        f"{(depth - min(fits)) * step_fwd / 1e12:.1f} TFLOP/step of recompute")) \
             if fits else "does not fit even with every block recomputing"
         lines.append(f"  {label} ({budget:.0f} GB): {advice}")
-    return "\n".join(lines), rows
+    return "\n".join(lines)
 
 
-def plot(path: str, rows: list, title: str) -> None:
+def plot(path: str, backward: Plan, optimizer: Plan, depth: int, step_fwd: float, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    ks = list(range(depth + 1))
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot([r[0] for r in rows], [r[1] for r in rows], "o-", label="predicted peak (tensor memory)")
+    ax.plot(ks, [max(backward.peak(depth, k), optimizer.peak(depth, k)) / 1e9 for k in ks], ".-",
+            label="predicted peak (tensor memory)")
     for (label, budget), style in zip(BUDGETS_GB.items(), ("--", ":", "-.")):
         ax.axhline(budget, color="grey", linestyle=style, label=f"{label}: {budget:.0f} GB")
     ax.set_xlabel("blocks that recompute in backward (model.checkpoint_blocks)")
     ax.set_ylabel("GB")
     ax.set_title(title)
     extra = ax.twinx()
-    extra.plot([r[0] for r in rows], [r[2] for r in rows], "s--", color="tab:red", alpha=0.6)
+    extra.plot(ks, [k * step_fwd / 1e12 for k in ks], "--", color="tab:red", alpha=0.6)
     extra.set_ylabel("recompute TFLOP per step", color="tab:red")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
@@ -214,10 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {cfg.model.dtype} weights, {cfg.trainer.precision}, attention {cfg.model.attention}, "
           f"grad clip {cfg.optim.grad_clip}, AdamW (fp32 adapter, m, v); 2- and 3-block models of full width")
     backward, optimizer, measured = fit(args, cfg, grid)
-    text, rows = report(args, cfg, grid, backward, optimizer, measured)
-    print(text)
+    print(report(args, cfg, grid, backward, optimizer, measured))
     if args.plot:
-        plot(args.plot, rows, f"{args.config}: peak training memory vs recompute")
+        depth = common.CONFIGS[args.config]["model"]["num_layers"]
+        plot(args.plot, backward, optimizer, depth, block_forward_flops(args, cfg),
+             f"{args.config}: peak training memory vs recompute (measured on {args.device}, extrapolated)")
         print(f"  plot: {args.plot}")
     return 0
 

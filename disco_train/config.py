@@ -62,7 +62,7 @@ class ModelConfig:
     """Recompute transformer blocks in backward: trades ~30% step time for activation memory."""
     checkpoint_blocks: int = -1
     """With gradient_checkpointing: how many blocks recompute, the first N (-1: all). The others keep their
-    activations (13B, 4096 tokens: ≈ 1.26 GB each); `python bench/bench_memory.py` picks N for a memory budget."""
+    activations (13B, 4096 tokens: ≈ 1.2 GB more each); `python bench/bench_memory.py` plans N for a budget."""
     attention: str = "default"
     """Attention kernel PyTorch tries first: default, flash, efficient, cudnn or math (disco_train/speed.py)."""
     compile: bool = False

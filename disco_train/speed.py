@@ -1,10 +1,10 @@
 """Speed levers of the transformer step, chosen in `model.*`: which blocks recompute in backward, the attention
 kernel, regional compilation. `bench/bench_train.py` and `bench/bench_memory.py` measure what each one buys.
 
-Why per-block checkpointing: with LTX-Video 13B at 4096 tokens a block keeps ≈ 1.26 GB of activations for
-backward and the whole step's frozen weights + adapter state are ≈ 39 GB, so all 48 blocks stored (≈ 60 GB)
-overflow an 80 GB card while recomputing all 48 costs a third of the forward again. Recomputing only some of
-the blocks spends the memory there is (`python bench/bench_memory.py` prints the plan for a budget).
+Why per-block checkpointing: with LTX-Video 13B at 4096 tokens a block that keeps its activations for backward
+holds ≈ 1.2 GB more than one that recomputes them. All 48 keeping them peak at ≈ 97 GB, over an 80 GB card; all
+48 recomputing peak at ≈ 41 GB but add 48 block forwards (111 TFLOP, a third of the step's work). Recomputing
+only some blocks spends the memory there is (`python bench/bench_memory.py` measures and prints the plan).
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ def attention_context(name: str):
 
 
 def checkpointed_blocks(num_blocks: int, blocks: int) -> range:
-    """Indices of the blocks that recompute: the first `blocks` (-1: all). Which ones does not change the
-    memory (every block stores the same amount); the first ones keep the rule easy to state."""
+    """Indices of the blocks that recompute: the first `blocks` (-1: all). The first ones, because backward
+    reaches them last: by the time they recompute, every later block has freed its activations, so the
+    recompute's own working set never adds to the stored activations' peak."""
     if blocks < -1:
         raise ValueError(f"model.checkpoint_blocks={blocks}: use -1 (all blocks) or a count >= 0")
     return range(num_blocks if blocks == -1 else min(blocks, num_blocks))

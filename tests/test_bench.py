@@ -137,7 +137,7 @@ def test_bench_memory_tiny_fits_and_plans(capsys, tmp_path):
     png = tmp_path / "mem.png"
     assert bench.main(["--config", "tiny", "--rank", "8", "--plot", str(png)]) == 0
     out = capsys.readouterr().out
-    off = float(re.search(r"measured [\d.]+ GB \(([\d.]+) % off\)", out).group(1))
+    off = float(re.search(r"measured [\d.,]+ MB \(([\d.]+) % off\)", out).group(1))
     assert off < 5.0, out  # the linear model predicts the held-out (3 blocks, 2 recomputing) measurement
     assert re.search(r"^\s+recompute\s+backward GB\s+optimizer GB\s+peak GB\s+recompute TFLOP$", out, re.M), out
     rows = re.findall(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", out, re.M)

@@ -145,3 +145,26 @@ def test_p_frames_need_inter_model(codec, stream):
     intra_only = DcvcRtCodec(codec.intra)
     with pytest.raises(ValueError, match="inter model"):
         intra_only.decode_frames(stream)
+
+
+def test_decoding_does_not_depend_on_the_callers_thread_count(codec):
+    """Shards are written by a process with every core and decoded in DataLoader workers with one thread: the
+    entropy-model parameters must come out bit-identical (without the pin this stream failed to decode)."""
+    frames = smooth_frames(2, 128, 128, seed=5)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        result = encode_video_result(frames, qp=30, codec=codec)
+        assert torch.get_num_threads() == 2  # the caller's setting is restored
+        torch.set_num_threads(1)
+        decoded = codec.decode_frames(result.bitstream)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(decoded, result.recon)
+
+
+def test_a_stream_from_another_numeric_path_fails_clearly(codec):
+    """A float64 decoder computes (slightly) other entropy models than the float32 encoder: a clear error."""
+    stream = encode_video(smooth_frames(2, 128, 128, seed=6), qp=30, codec=codec)
+    with pytest.raises(BitstreamError, match="other weights, device or dtype"):
+        synthetic_codec(dtype=torch.float64).decode_frames(stream)

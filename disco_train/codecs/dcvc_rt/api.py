@@ -6,7 +6,8 @@
 
 QP 0 is the lowest quality and 63 the highest. Decode with the same weights, device and dtype
 that encoded: the entropy models are computed by the networks, so a different numeric path can
-pick different model tables and fail the decode (as with any neural codec).
+pick different model tables and fail the decode (as with any neural codec). The CPU thread count
+does not matter: encoder and decoder always run one thread (codec.py: `deterministic`).
 """
 
 import functools

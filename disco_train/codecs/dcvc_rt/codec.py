@@ -4,8 +4,15 @@ Frame schedule (official test_video.py): frame 0 (and every `intra_period`-th fr
 I-frame at `qp`; P-frame t uses qp_p + [0,8,0,4,0,4,0,4][t % 8] and resets the reference
 feature when reset_interval > 0 and t % reset_interval == 1. The P QP and the reset flag are
 written per frame, so the decoder needs no schedule parameters.
+
+Encoder and decoder must compute bit-identical entropy-model parameters, and a float convolution's result
+depends on how it is split across threads: a stream encoded with 2 CPU threads failed to decode with 1
+(tests/test_dcvc_codec.py). So both run with one intra-op thread and deterministic cuDNN, as the official
+`set_torch_env()` does, whatever the caller's settings (a DataLoader worker has 1 thread, the process that
+wrote the shards had all cores). Different devices, dtypes or CPU instruction sets can still disagree.
 """
 
+import contextlib
 from dataclasses import dataclass, field
 
 import torch
@@ -18,6 +25,19 @@ from .intra import DMCI
 from .intra import QP_NUM as INTRA_QP_NUM
 from .padding import downsampled_shape, pad_frame
 from .prior import DecodeSteps, QuantizeSteps
+
+
+@contextlib.contextmanager
+def deterministic():
+    """One intra-op thread and deterministic cuDNN for the duration (restored after)."""
+    threads, cudnn = torch.get_num_threads(), (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    torch.set_num_threads(1)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
 
 
 @dataclass
@@ -77,6 +97,7 @@ class DcvcRtCodec:
         return self._payload(self.inter, qp, res["z_hat"], source.parts), res["x_hat"]
 
     @torch.no_grad()
+    @deterministic()
     def encode_frames(self, frames, qp, qp_p=None, intra_period=-1, reset_interval=32, kind=None):
         """Encode (T,3,H,W) YCbCr frames in [0,1]. Returns EncodeResult."""
         if frames.ndim != 4 or frames.shape[1] != 3 or frames.shape[0] == 0:
@@ -133,6 +154,7 @@ class DcvcRtCodec:
         return self.inter.decompress(z_hat, DecodeSteps(2, reader.read_y), rec.qp)["x_hat"]
 
     @torch.no_grad()
+    @deterministic()
     def decode_frames(self, data: bytes) -> torch.Tensor:
         """Decode a stream to (T,3,H,W) YCbCr in [0,1]. Raises BitstreamError on bad input."""
         header, records = bs.parse_stream(data)
@@ -143,5 +165,8 @@ class DcvcRtCodec:
                 x_hat = self._decode_record(rec, H, W)
             except (RuntimeError, OverflowError) as e:  # constriction / shape errors on bad data
                 raise BitstreamError(f"failed to decode frame {len(frames)}: {e}") from e
+            except AssertionError as e:  # constriction: the symbols do not fit this entropy model
+                raise BitstreamError(f"failed to decode frame {len(frames)}: {e} (a corrupt stream, or one "
+                                     f"encoded with other weights, device or dtype than this decoder's)") from e
             frames.append(x_hat[:, :, :H, :W])
         return torch.cat(frames)
