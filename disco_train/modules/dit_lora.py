@@ -167,7 +167,8 @@ class DiscoLoRAModule(L.LightningModule):
         if loss is None:  # training_step skipped this batch (non-finite loss)
             return
         grads = [p.grad for p in trainable_parameters(self.transformer) if p.grad is not None]
-        if grads and not torch.isfinite(torch.stack([g.float().norm() for g in grads]).sum()):
+        # One foreach norm over all 768 adapter gradients of 13B, not 768 norm kernels and a stack.
+        if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
             optimizer.zero_grad(set_to_none=True)
             self._skip("gradient")
             return
