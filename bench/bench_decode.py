@@ -17,7 +17,6 @@ ms/frame = seconds for the clip / clip frames (57 at 512×512×57), the paper's 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -40,15 +39,10 @@ COLUMNS = ("steps", "DiT ms/frame", "VAE ms/frame", "total ms/frame", "×paper",
 
 
 def parse(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", choices=tuple(common.CONFIGS), default="tiny")
-    common.add_threads_arg(p)
-    p.add_argument("--device", default="cpu")
+    p = common.parser(__doc__)
     p.add_argument("--steps", default="50,20,8", help="comma-separated denoising step counts")
     p.add_argument("--guidance", type=float, default=3.0, help="CFG scale (1 = no guidance: one branch)")
     p.add_argument("--rank", type=int, default=256, help="LoRA rank (unmerged, as peft runs it)")
-    p.add_argument("--frames", type=int, default=None, help="default: the recipe's (13b: 57, tiny: 17)")
-    p.add_argument("--size", type=int, default=None, help="height = width; default: the recipe's")
     p.add_argument("--autocast", action="store_true", help="bf16 autocast around sampling (LoRA in bf16 too)")
     p.add_argument("--lora", choices=("merged", "unmerged"), default="merged",
                    help="merged: folded into the base weights, as `python -m disco_train decode` runs it")
@@ -66,9 +60,7 @@ def build(args, device: str):
     from disco_train.modules.dit_lora import DiscoLoRAModule
 
     over = [f"lora.rank={args.rank}", f"model.attention={args.attention}",
-            f"model.compile={args.compile == 'blocks'}"] + ([f"data.frames={args.frames}"] if args.frames else [])
-    if args.size:
-        over += [f"data.height={args.size}", f"data.width={args.size}"]
+            f"model.compile={args.compile == 'blocks'}", *common.clip_overrides(args)]
     cfg = common.recipe_config(args.config, over)
     dtype = torch.bfloat16 if cfg.model.dtype == "bf16" and device.startswith("cuda") else torch.float32
     if args.config == "tiny":
@@ -135,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     module, vae, cfg, grid = build(args, args.device)
     shapes = flops.Shapes(2 * grid[0] * grid[1] * grid[2], cfg.model.max_text_tokens)
     model_cfg = common.CONFIGS[args.config]["model"]
-    print(common.header(f"bench_decode --config {args.config} ({common.CONFIGS[args.config]['recipe']})", args.device))
+    print(common.bench_header("bench_decode", args))
     print(f"  {cfg.data.frames}×{cfg.data.height}×{cfg.data.width} -> latent {grid}, guidance {args.guidance}, "
           f"LoRA rank {args.rank} {args.lora}, dtype {module.transformer.dtype}, autocast {args.autocast}, "
           f"attention {args.attention}, compile {args.compile}")

@@ -1,6 +1,6 @@
 """Peak training memory vs how many blocks recompute (`model.checkpoint_blocks`), planned without the big GPU.
 
-    python bench/bench_memory.py --config 13b                    # CPU, ≈ 5 min: the 13B plan at 4096 tokens
+    python bench/bench_memory.py --config 13b                    # CPU, ≈ 10 min: the 13B plan at 4096 tokens
     python bench/bench_memory.py --config 13b --plot mem.png     # + the plot
     python bench/bench_memory.py --config tiny                   # seconds (what the test runs)
 
@@ -24,7 +24,6 @@ tensors are kept for backward, to within a few percent; bench_train.py on the GP
 
 from __future__ import annotations
 
-import argparse
 import gc
 import sys
 from pathlib import Path
@@ -45,13 +44,8 @@ BUDGETS_GB = {"issue target": 60.0, "H100 80 GB": 72.0, "H200 141 GB": 127.0}
 
 
 def parse(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", choices=tuple(common.CONFIGS), default="tiny")
-    common.add_threads_arg(p)
-    p.add_argument("--device", default="cpu", help="where to run the small models (cpu is enough)")
+    p = common.parser(__doc__, device_help="where to run the small models (cpu is enough)")
     p.add_argument("--rank", type=int, default=256, help="LoRA rank (paper: 256)")
-    p.add_argument("--frames", type=int, default=None, help="default: the recipe's (13b: 57)")
-    p.add_argument("--size", type=int, default=None, help="height = width; default: the recipe's (13b: 512)")
     p.add_argument("--attention", default="flash", help="SDPA kernel (model.attention) for the measured steps")
     p.add_argument("--plot", default=None, help="write a PNG of peak GB against recomputing blocks")
     return p.parse_args(argv)
@@ -59,11 +53,7 @@ def parse(argv):
 
 def setup(args):
     over = [f"lora.rank={args.rank}", f"lora.alpha={float(args.rank)}", f"model.attention={args.attention}",
-            "model.gradient_checkpointing=true"]
-    if args.frames:
-        over.append(f"data.frames={args.frames}")
-    if args.size:
-        over += [f"data.height={args.size}", f"data.width={args.size}"]
+            "model.gradient_checkpointing=true", *common.clip_overrides(args)]
     cfg = common.recipe_config(args.config, over)
     if args.config != "tiny":
         cfg.trainer.precision = "bf16-mixed"  # the recipe's GPU precision, also when measured on the CPU
@@ -209,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     common.set_threads(args)
     cfg, grid = setup(args)
-    print(common.header(f"bench_memory --config {args.config} ({common.CONFIGS[args.config]['recipe']})",
-                        args.device))
+    print(common.bench_header("bench_memory", args))
     print(f"  {cfg.model.dtype} weights, {cfg.trainer.precision}, attention {cfg.model.attention}, "
           f"grad clip {cfg.optim.grad_clip}, AdamW (fp32 adapter, m, v); 2- and 3-block models of full width")
     backward, optimizer, measured = fit(args, cfg, grid)

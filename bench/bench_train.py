@@ -3,7 +3,7 @@
     python bench/bench_train.py --config tiny --device cpu --steps 5          # seconds; what the test runs
     python bench/bench_train.py --config 13b --device cuda --steps 10         # the paper's setup on an H100/H200
     python bench/bench_train.py --config 13b --flops-only                     # analytic FLOPs, any machine
-    python bench/bench_train.py --config 13b --device cuda --ckpt-blocks 33 --attention flash --compile
+    python bench/bench_train.py --config 13b --device cuda --ckpt-blocks 21 --attention flash --compile
 
 Rows, all on the same random-weight transformer + LoRA and the same latent/text shapes (no VAE, no T5: the
 intended training path reads precomputed latents from the shards):
@@ -21,7 +21,6 @@ MFU = analytic FLOPs (bench/flops.py: frozen base, input gradients only) / (s/st
 
 from __future__ import annotations
 
-import argparse
 import gc
 import io
 import json
@@ -63,17 +62,12 @@ def quiet() -> None:
 
 
 def parse(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", choices=tuple(common.CONFIGS), default="tiny")
-    common.add_threads_arg(p)
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p = common.parser(__doc__)
     p.add_argument("--steps", type=int, default=5, help="timed steps per row")
     p.add_argument("--rounds", type=int, default=1, help="repeat the rows; report each row's best median")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (allocator, kernels, compile)")
     p.add_argument("--rank", type=int, default=256, help="LoRA rank (paper: 256)")
     p.add_argument("--batch", type=int, default=1, help="clips per step (paper: 1 per GPU)")
-    p.add_argument("--frames", type=int, default=None, help="default: the recipe's (13b: 57, tiny: 17)")
-    p.add_argument("--size", type=int, default=None, help="height = width; default: the recipe's (512, 64)")
     p.add_argument("--workers", type=int, default=1, help="DataLoader workers for the datamodule row")
     p.add_argument("--grad-ckpt", choices=("on", "off"), default=None, help="default: the recipe's")
     p.add_argument("--ckpt-blocks", type=int, default=None,
@@ -89,11 +83,8 @@ def parse(argv):
 
 def setup(args):
     """(training config, token shapes): the recipe's, with this run's overrides."""
-    over = [f"lora.rank={args.rank}", f"data.batch_size={args.batch}", f"data.num_workers={args.workers}"]
-    if args.frames:
-        over.append(f"data.frames={args.frames}")
-    if args.size:
-        over += [f"data.height={args.size}", f"data.width={args.size}"]
+    over = [f"lora.rank={args.rank}", f"data.batch_size={args.batch}", f"data.num_workers={args.workers}",
+            *common.clip_overrides(args)]
     if args.grad_ckpt:
         over.append(f"model.gradient_checkpointing={args.grad_ckpt == 'on'}")
     if args.ckpt_blocks is not None:
@@ -314,8 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         common.refuse_large_on_cpu(args.config, args.device)
     cfg, grid, shapes = setup(args)
     step_flops, text = flops_report(args, shapes, cfg.lora.targets)
-    print(common.header(f"bench_train --config {args.config} ({common.CONFIGS[args.config]['recipe']})",
-                        args.device))
+    print(common.bench_header("bench_train", args))
     print(f"  {cfg.data.frames}×{cfg.data.height}×{cfg.data.width} clips -> latent {grid}, batch {args.batch}, "
           f"rank {args.rank}, {cfg.trainer.precision}, grad-ckpt {ckpt_text(cfg)}, "
           f"attention {cfg.model.attention}, compile {cfg.model.compile}, warmup {args.warmup}, "

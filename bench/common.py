@@ -8,6 +8,7 @@ weights (2 bytes × 13.0e9), and a CPU forward/backward over 4096 tokens would t
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -77,6 +78,25 @@ def random_transformer(config: str, device: str, dtype: torch.dtype, seed: int =
     return model
 
 
+def parser(doc: str, device_help: str = "cpu or cuda") -> argparse.ArgumentParser:
+    """The arguments every model benchmark takes: --config, --threads, --device, --frames, --size."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--config", choices=tuple(CONFIGS), default="tiny")
+    add_threads_arg(p)
+    p.add_argument("--device", default="cpu", help=device_help)
+    p.add_argument("--frames", type=int, default=None, help="default: the recipe's (13b: 57, tiny: 17)")
+    p.add_argument("--size", type=int, default=None, help="height = width; default: the recipe's (13b: 512, tiny: 64)")
+    return p
+
+
+def clip_overrides(args) -> list[str]:
+    """Recipe overrides for --frames / --size."""
+    over = [f"data.frames={args.frames}"] if args.frames else []
+    if args.size:
+        over += [f"data.height={args.size}", f"data.width={args.size}"]
+    return over
+
+
 def add_threads_arg(parser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default 1 with --device cpu, torch's default otherwise)")
@@ -126,6 +146,10 @@ def peak_gb(device: str) -> float | None:
 
 def fmt(value, spec: str = ".3f", width: int = 10) -> str:
     return f"{'n/a':>{width}}" if value is None else f"{value:>{width}{spec}}"
+
+
+def bench_header(script: str, args) -> str:
+    return header(f"{script} --config {args.config} ({CONFIGS[args.config]['recipe']})", args.device)
 
 
 def header(title: str, device: str) -> str:
