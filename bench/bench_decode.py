@@ -7,11 +7,12 @@
 What is timed is `DiscoLoRAModule.reconstruct` minus the T5 call: `sampling.sample_tokens` driving the module's
 own `denoise` (the training code path) with classifier-free guidance (both branches as one batch of 2), then
 `encoders.decode_latents` through the VAE. The transformer has random weights and carries a rank-r LoRA,
-folded into the base weights as the decode command does (`--lora unmerged`: peft's separate branch); the condition latents and the T5 states of the caption and of the negative prompt are
-random tensors of the right shapes (decoding one caption with T5 is one encoder call per clip, against 2 × steps
-transformer calls). VAE: tiny -> the tiny VAE of the debug recipe; 2b/13b -> `AutoencoderKLLTXVideo()` with its
-default (LTX-Video 0.9, 128 latent channels) config and random weights, in bf16 — the same architecture and
-work as the released VAE (the 0.9.1+ VAEs add timestep conditioning: similar cost).
+folded into the base weights as the decode command does (`--lora unmerged`: peft's separate branch); the
+condition latents and the T5 states of the caption and of the negative prompt are random tensors of the right
+shapes (decoding one caption with T5 is one encoder call per clip, against 2 × steps transformer calls).
+VAE: tiny -> the tiny VAE of the debug recipe; 2b/13b -> `AutoencoderKLLTXVideo()` with its default
+(LTX-Video 0.9, 128 latent channels) config and random weights, in bf16 — the same architecture and work as
+the released VAE (the 0.9.1+ VAEs add timestep conditioning: similar cost).
 ms/frame = seconds for the clip / clip frames (57 at 512×512×57), the paper's unit; ×paper = ours / 396.20.
 """
 

@@ -11,15 +11,17 @@ s₀ = a block that stores its activations (bf16 weights + fp32 adapter, gradien
 s₁ = a block that stores only its input, p = its weights and adapter state alone (counted exactly), c = what
 is not a block (embeddings, T5 states, the backward's working set; c₁ also the one block being recomputed).
 The first term is the start of backward; the second the recompute of the last recomputing block, when every
-later block is through backward (`Plan` has the exact form, with block 0's own term). The script measures real training steps of 2- and 3-block models of
-the config's full width at the recipe's real token count (4096 for 13B), fits the model from five of them,
-checks it on a sixth (3 blocks, 2 recomputing), and extrapolates to the full depth (48 blocks for 13B).
+later block is through backward (`Plan` has the exact form, with block 0's own term). The script measures real
+training steps of 2- and 3-block models of the config's full width at the recipe's real token count (4096 for
+13B), fits the model from five of them, checks it on a sixth (3 blocks, 2 recomputing), and extrapolates to the
+full depth (48 blocks for 13B).
 
-What is measured: live tensor bytes, tracked op by op (bench/memtrack.py), over the *second* step (so Adam's m and v exist), separately for forward+backward and for clipping + AdamW.
-That is the quantity `torch.cuda.max_memory_allocated` reports and bench_train.py's "peak GB" column shows;
-the CUDA context, cuBLAS/NCCL workspaces and allocator fragmentation come on top (≈ 5-10 % of the card).
-Measured on the CPU the kernels differ from the GPU's (CPU flash attention, CPU autocast lists): the same
-tensors are kept for backward, to within a few percent; bench_train.py on the GPU gives the real peak.
+What is measured: live tensor bytes, tracked op by op (bench/memtrack.py), over the *second* step (so Adam's m
+and v exist), separately for forward+backward and for clipping + AdamW. That is the quantity
+`torch.cuda.max_memory_allocated` reports and bench_train.py's "peak GB" column shows; the CUDA context,
+cuBLAS/NCCL workspaces and allocator fragmentation come on top (≈ 5-10 % of the card). Measured on the CPU,
+the kernels differ from the GPU's (CPU flash attention, CPU autocast lists); the tensors kept for backward are
+expected to match closely, which is not verified yet: bench_train.py on a GPU prints the real peak.
 """
 
 from __future__ import annotations

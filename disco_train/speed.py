@@ -51,9 +51,8 @@ def configure_checkpointing(transformer: torch.nn.Module, enabled: bool, blocks:
     if not enabled:
         transformer.disable_gradient_checkpointing()
         return 0
-    chosen_blocks = [transformer.transformer_blocks[i]
-                     for i in checkpointed_blocks(len(transformer.transformer_blocks), blocks)]
-    chosen = {id(block) for block in chosen_blocks}
+    all_blocks = transformer.transformer_blocks
+    chosen = {id(all_blocks[i]) for i in checkpointed_blocks(len(all_blocks), blocks)}
 
     def contexts():  # (forward, recompute)
         return attention_context(attention), attention_context(attention)
