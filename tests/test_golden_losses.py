@@ -1,0 +1,59 @@
+"""Golden training losses: the first 20 losses of the two CPU debug recipes, stored in tests/golden/losses.json.
+
+Drift in the flow math, the conditioning layout, the σ sampler, the RD loss or the data path changes these
+numbers, so it fails the fast suite instead of passing silently. Regenerate (after a deliberate change only) with
+`DISCO_REGEN_GOLDEN=1 pytest tests/test_golden_losses.py` and say why in the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import debug_overrides
+
+GOLDEN = Path(__file__).parent / "golden" / "losses.json"
+STEPS = 20
+# Same code, same machine kind: the losses agree to ~1e-6; 1e-4 relative leaves room for BLAS/ISA differences
+# while a change of the math (a shifted σ, a dropped token, another λ) moves them by 1e-2 or more.
+RTOL = 1e-4
+
+
+def _losses(argv: list[str]) -> list[float]:
+    import lightning as L
+
+    from disco_train.build import build_datamodule, build_module, build_trainer
+    from disco_train.recipe import resolve
+
+    cfg, _, _ = resolve(argv)
+    datamodule = build_datamodule(cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = build_module(cfg)
+    trainer, history = build_trainer(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    return history.losses
+
+
+def _check(name: str, losses: list[float]) -> None:
+    assert len(losses) == STEPS
+    stored = json.loads(GOLDEN.read_text()) if GOLDEN.is_file() else {}
+    if os.environ.get("DISCO_REGEN_GOLDEN"):
+        stored[name] = losses
+        GOLDEN.write_text(json.dumps(stored, indent=1) + "\n")
+    assert name in stored, f"no golden losses for {name}; run with DISCO_REGEN_GOLDEN=1"
+    np.testing.assert_allclose(losses, stored[name], rtol=RTOL, err_msg=f"{name}: training losses drifted")
+
+
+def test_disco_lora_debug_losses(demo_shards, tmp_path):
+    argv = debug_overrides(demo_shards, tmp_path, steps=STEPS) + ["checkpoint.every_n_steps=1000"]
+    _check("disco_lora_debug", _losses(argv))
+
+
+def test_sketch_dcvc_stage1_debug_losses(tmp_path):
+    argv = ["recipe=sketch_dcvc_stage1_debug", f"output_dir={tmp_path}", "logger.kind=none",
+            f"data.train_dir={tmp_path / 'clips'}", f"trainer.max_steps={STEPS}", "checkpoint.every_n_steps=1000"]
+    _check("sketch_dcvc_stage1_debug", _losses(argv))
