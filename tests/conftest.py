@@ -14,6 +14,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_globals():
+    """Every test starts with the process's torch thread count and default dtype and leaves them so: a test (or a
+    bench helper it calls) that pins 1 thread or float64 must not change what the next test computes."""
+    import torch
+
+    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
+    yield
+    torch.set_num_threads(threads)
+    torch.set_default_dtype(dtype)
+
+
 def make_video(path: Path, frames: int, height: int, width: int, fps: float = 24.0, codec: str = "libx264",
                seed: int = 0) -> np.ndarray:
     """A real mp4 of a moving gradient (smooth, so the codec keeps it close); returns the frames written."""

@@ -25,11 +25,16 @@ RTOL = 1e-4
 
 def _losses(argv: list[str]) -> list[float]:
     import lightning as L
+    import torch
 
     from disco_train.build import build_datamodule, build_module, build_trainer
     from disco_train.recipe import resolve
 
     cfg, _, _ = resolve(argv)
+    # One intra-op thread: a reduction split over 2 threads adds in another order, and the random-init codec
+    # run amplifies a 1e-7 difference to 5 % within 20 steps at lr 1e-3. (The suite's autouse fixture restores
+    # the thread count afterwards.)
+    torch.set_num_threads(1)
     datamodule = build_datamodule(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = build_module(cfg)
