@@ -4,33 +4,26 @@ from __future__ import annotations
 
 import sys
 
-import lightning as L
+from disco_train.config.cli import Command
+from disco_train.config.recipe import to_yaml
 
-from disco_train.build import build_datamodule, build_module, build_trainer, preflight, resume_checkpoint, run_dir
-from disco_train.config import ConfigError
-from disco_train.recipe import resolve, to_yaml
+COMMAND = Command("python train.py", "Train the task of a recipe (disco_lora: the LoRA decoder; sketch_dcvc: the "
+                  "sketch codec). print_config=true prints the resolved recipe.", task="*")
 
 
-def main(argv: list[str]) -> int:
-    try:
-        cfg, resolved, recipe = resolve(argv)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if cfg.print_config:
-        print(to_yaml(resolved), end="")
-        return 0
-    try:
-        preflight(cfg)  # missing weights, GPU-only strategies: before anything loads
-        ckpt_path = resume_checkpoint(cfg, recipe)
-        resolved.name = cfg.name
-        datamodule = build_datamodule(cfg)  # missing shards fail here, before the model
-    except (ConfigError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+def train(cfg) -> int:
+    import lightning as L
+    from omegaconf import OmegaConf
+
+    from disco_train.train.build import build_datamodule, build_module, build_trainer, preflight, resume_checkpoint
+    from disco_train.train.build import run_dir
+
+    preflight(cfg)  # missing weights, GPU-only strategies: before anything loads
+    ckpt_path = resume_checkpoint(cfg)  # may adopt the name of the run it resumes
+    datamodule = build_datamodule(cfg)  # missing shards fail here, before the model
     out = run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(to_yaml(resolved))
+    (out / "config.yaml").write_text(to_yaml(OmegaConf.structured(cfg)))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = build_module(cfg)
     print(f"{cfg.task}: {module.describe()}; run in {out}")
@@ -42,6 +35,11 @@ def main(argv: list[str]) -> int:
         return 1
     print(history.summary())
     return 0
+
+
+def main(argv: list[str]) -> int:
+    # FileNotFoundError: missing shards or weights, named with the key to fix.
+    return COMMAND.main(argv, train, errors=(FileNotFoundError,))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
     python bench/bench_decode.py --config 13b --device cuda --steps 50,20,8      # paper: 396.20 ms/frame (H100)
     python bench/bench_decode.py --config 2b --device cuda --steps 50,20,8,4
 
-What is timed is `DiscoLoRAModule.reconstruct` minus the T5 call: `sampling.sample_tokens` driving the module's
+What is timed is `DiscoDecoder.reconstruct` minus the T5 call: `sampling.sample_tokens` driving the decoder's
 own `denoise` (the training code path) with classifier-free guidance (both branches as one batch of 2), then
 `encoders.decode_latents` through the VAE. The transformer has random weights and carries a rank-r LoRA,
 folded into the base weights as the decode command does (`--lora unmerged`: peft's separate branch); the
@@ -28,11 +28,12 @@ import common  # noqa: E402  (puts the repository on sys.path)
 import flops  # noqa: E402
 import torch  # noqa: E402
 
-from disco_train import conditioning as C  # noqa: E402
-from disco_train import speed  # noqa: E402
+from disco_train.config.geometry import latent_grid  # noqa: E402
+from disco_train.decoder import conditioning as C  # noqa: E402
+from disco_train.decoder import speed  # noqa: E402
 from disco_train.config import ATTENTION_KERNELS  # noqa: E402
-from disco_train.encoders import decode_latents  # noqa: E402
-from disco_train.sampling import sample_tokens  # noqa: E402
+from disco_train.decoder.encoders import decode_latents  # noqa: E402
+from disco_train.decoder.sampling import sample_tokens  # noqa: E402
 
 PAPER_DECODE_MS = 396.20  # §4.5, per frame, H100, 13B, 50 steps
 PAPER_ENCODE_MS = 97.89  # §4.5, per frame (not measured here: bench_data.py / bench_dcvc_rt.py cover the encoder)
@@ -57,8 +58,8 @@ def parse(argv):
 
 def build(args, device: str):
     """(module, vae, cfg, grid): the recipe's config with a random transformer and VAE."""
-    from disco_train.models import Backbone, tiny_vae
-    from disco_train.modules.dit_lora import DiscoLoRAModule
+    from disco_train.decoder.decoder import DiscoDecoder
+    from disco_train.decoder.models import Backbone, tiny_vae
 
     over = [f"lora.rank={args.rank}", f"model.attention={args.attention}",
             f"model.compile={args.compile == 'blocks'}", *common.clip_overrides(args)]
@@ -73,7 +74,7 @@ def build(args, device: str):
             vae = AutoencoderKLLTXVideo()  # ~0.4e9 parameters: cheap to initialise on the GPU
     vae = vae.to(device=device, dtype=dtype).requires_grad_(False).eval()
     transformer = common.random_transformer(args.config, device, dtype)
-    module = DiscoLoRAModule(cfg, Backbone(transformer, vae, None, None)).to(device).eval()
+    module = DiscoDecoder(cfg, Backbone(transformer, vae, None, None)).to(device).eval()
     if args.lora == "merged":
         with torch.no_grad():  # a random adapter (lora_B is zero at init): merging must still cost nothing later
             for name, p in module.transformer.named_parameters():
@@ -82,7 +83,7 @@ def build(args, device: str):
         speed.merge_lora(module.transformer)
     if args.compile == "cudagraphs":
         module.transformer.compile(mode="reduce-overhead")
-    grid = C.latent_grid(cfg.data.frames, cfg.data.height, cfg.data.width)
+    grid = latent_grid(cfg.data.frames, cfg.data.height, cfg.data.width)
     return module, vae, cfg, grid
 
 

@@ -38,7 +38,8 @@ import torch  # noqa: E402
 from memtrack import LiveBytes, alive_tensors  # noqa: E402
 from step import BareStep, make_batch  # noqa: E402
 
-from disco_train import conditioning as C  # noqa: E402
+from disco_train.config.geometry import latent_grid  # noqa: E402
+from disco_train.decoder import conditioning as C  # noqa: E402
 
 BUDGETS_GB = {"issue target": 60.0, "H100 80 GB": 72.0, "H200 141 GB": 127.0}
 """Tensor-memory budgets (max_memory_allocated): the issue's 60 GB, and 90 % of each card (80 GB → 72,
@@ -59,14 +60,14 @@ def setup(args):
     cfg = common.recipe_config(args.config, over)
     if args.config != "tiny":
         cfg.trainer.precision = "bf16-mixed"  # the recipe's GPU precision, also when measured on the CPU
-    return cfg, C.latent_grid(cfg.data.frames, cfg.data.height, cfg.data.width)
+    return cfg, latent_grid(cfg.data.frames, cfg.data.height, cfg.data.width)
 
 
 def measure(args, cfg, grid, layers: int, recompute: int) -> tuple[float, float, float]:
     """Peak live bytes (forward+backward, clip+AdamW) of the second step of a `layers`-block model, and the
     bytes of one block's weights and adapter state."""
-    from disco_train.models import Backbone
-    from disco_train.modules.dit_lora import DiscoLoRAModule
+    from disco_train.decoder.models import Backbone
+    from disco_train.train.lora_module import DiscoLoRAModule
 
     dtype = torch.bfloat16 if cfg.model.dtype == "bf16" else torch.float32
     cfg.model.checkpoint_blocks = recompute
@@ -138,7 +139,7 @@ def mb(n_bytes: float) -> str:
 def block_forward_flops(args, cfg) -> float:
     """One block's forward FLOPs: the extra work of recomputing it (the forward is the same for every block)."""
     arch = common.CONFIGS[args.config]["model"]
-    f, h, w = C.latent_grid(cfg.data.frames, cfg.data.height, cfg.data.width)
+    f, h, w = latent_grid(cfg.data.frames, cfg.data.height, cfg.data.width)
     shapes = flops.Shapes(seq=2 * f * h * w, text=cfg.model.max_text_tokens, batch=cfg.data.batch_size)
     tally = [flops.transformer_flops(dict(arch, num_layers=n), shapes, args.rank, tuple(cfg.lora.targets))
              for n in (1, 2)]

@@ -38,7 +38,8 @@ import flops  # noqa: E402
 import torch  # noqa: E402
 from step import BareStep, make_batch  # noqa: E402
 
-from disco_train import conditioning as C  # noqa: E402
+from disco_train.config.geometry import latent_grid  # noqa: E402
+from disco_train.decoder import conditioning as C  # noqa: E402
 from disco_train.config import ATTENTION_KERNELS  # noqa: E402
 
 PAPER_S_PER_STEP = 4.5 * 3600 / 8000  # §4.5: 8000 steps in ≈ 4.5 h on one H100 -> 2.025 s/step
@@ -96,7 +97,7 @@ def setup(args):
     if args.device.startswith("cuda"):
         over.append("trainer.accelerator=gpu")
     cfg = common.recipe_config(args.config, over)
-    f, h, w = C.latent_grid(cfg.data.frames, cfg.data.height, cfg.data.width)
+    f, h, w = latent_grid(cfg.data.frames, cfg.data.height, cfg.data.width)
     shapes = flops.Shapes(seq=2 * f * h * w, text=cfg.model.max_text_tokens, batch=args.batch)  # [cond ‖ target]
     return cfg, (f, h, w), shapes
 
@@ -200,8 +201,8 @@ def loader_alone(cfg, shards: str, n: int) -> list[float]:
 
 
 def build_module(args, cfg, device: str, dtype: torch.dtype):
-    from disco_train.models import Backbone
-    from disco_train.modules.dit_lora import DiscoLoRAModule
+    from disco_train.decoder.models import Backbone
+    from disco_train.train.lora_module import DiscoLoRAModule
 
     transformer = common.random_transformer(args.config, device, dtype)
     return DiscoLoRAModule(cfg, Backbone(transformer, None, None, None)).to(device)

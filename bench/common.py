@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
 
-from disco_train import models  # noqa: E402
+from disco_train.decoder import models  # noqa: E402
 
 CONFIGS = {
     "tiny": {"recipe": "disco_lora_debug", "model": models.TINY_TRANSFORMER},
@@ -41,7 +41,7 @@ def refuse_large_on_cpu(config: str, device: str) -> None:
 
 def recipe_config(config: str, overrides: list[str] = ()):
     """The typed training config of the recipe behind `config` (no weights are loaded or checked here)."""
-    from disco_train.recipe import resolve
+    from disco_train.config.recipe import resolve
 
     cfg, _, _ = resolve([f"recipe={CONFIGS[config]['recipe']}", "logger.kind=none", *overrides])
     return cfg

@@ -8,9 +8,9 @@ import contextlib
 
 import torch
 
-from disco_train import conditioning as C
-from disco_train import flow, speed
-from disco_train.optim import configure_adamw
+from disco_train.decoder import conditioning as C
+from disco_train.decoder import flow, speed
+from disco_train.train.optim import configure_adamw
 
 
 def make_batch(cfg, model_cfg: dict, grid, device: str, dtype: torch.dtype) -> dict:

@@ -15,13 +15,13 @@ import json
 import numpy as np
 import torch
 
-from datamodules import codecs
-from datamodules.degrade import restore
 from datamodules.latents import read_latents
 from datamodules.schema import AUX_FIELDS, REQUIRED_FIELDS
+from disco_train.codec.container import Stream
+from disco_train.codec.receiver import restore_aux, restore_video
+from disco_train.codec.videoio import read_video
 from disco_train.config import DataConfig
-from disco_train.modalities import decode_text
-from disco_train.video import read_video
+from disco_train.modalities.text import decode_text
 
 
 def _meta(sample: dict, cfg: DataConfig, exact_frames: bool) -> dict:
@@ -47,19 +47,14 @@ def _fit(frames: np.ndarray, cfg: DataConfig, what: str, key) -> np.ndarray:
 
 
 def aux_frames(sample: dict, meta: dict, cfg: DataConfig, aux: str) -> np.ndarray:
-    """The auxiliary modality as pixel frames aligned with the target: uint8 [T,H,W,3]."""
+    """The auxiliary modality as pixel frames aligned with the target: uint8 [T,H,W,3], restored by the
+    receiver's own functions (sketch: decoded, upsampled, forward-filled; pose: keypoints rendered)."""
     key, field = sample.get("__key__"), AUX_FIELDS[aux]
     if field not in sample:
         raise ValueError(f"sample {key}: missing field {field} (training uses aux={aux})")
-    if aux == "sketch":
-        sketch = codecs.decode(meta["sketch_codec"], sample[field])
-        # Auxiliary frames are always forward-filled: the fill ablation (paper Table 4) is about the video.
-        frames = restore(sketch, cfg.height, cfg.width, int(meta["sketch_dt"]), cfg.frames, "forward")
-    else:
-        from disco_train.pose import decode_poses, render_poses
-
-        frames = render_poses(decode_poses(bytes(sample[field])), cfg.height, cfg.width)
-    return _fit(frames, cfg, aux, key)
+    stream = (Stream("sketch", meta["sketch_codec"], bytes(sample[field]), int(meta["sketch_ds"]),
+                     int(meta["sketch_dt"])) if aux == "sketch" else Stream("pose", "lzma", bytes(sample[field])))
+    return _fit(restore_aux(stream, int(meta["frames"]), cfg.height, cfg.width), cfg, aux, key)
 
 
 def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", latents: bool = False) -> dict:
@@ -79,8 +74,8 @@ def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", l
     if missing:
         raise ValueError(f"sample {key}: missing fields {missing}")
     video, _ = read_video(bytes(sample["video.mp4"]))
-    degraded = codecs.decode(meta["codec"], sample["degraded.bin"])
-    cond = restore(degraded, cfg.height, cfg.width, int(meta["dt"]), cfg.frames, fill)
+    cond = restore_video(bytes(sample["degraded.bin"]), meta["codec"], int(meta["dt"]), int(meta["frames"]),
+                         cfg.height, cfg.width, fill)
     out["video"] = torch.from_numpy(_fit(video, cfg, "target video", key))
     out["cond"] = torch.from_numpy(_fit(cond, cfg, "restored degraded video", key))
     if aux != "none":

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import csv
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from disco_train.video import write_video
+from disco_train.codec.videoio import write_video
+from disco_train.config.cli import REQUIRED, Command
 
 COLORS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 80, 230), "yellow": (235, 210, 40),
           "white": (240, 240, 240), "purple": (150, 60, 200)}
@@ -64,16 +66,25 @@ def make_demo(out: str | Path, videos: int = 12, seed: int = 0) -> Path:
     return out
 
 
+@dataclass
+class DemoArgs:
+    out: str = REQUIRED
+    """Folder to write the demo videos and captions.csv into."""
+    videos: int = 12
+    """Number of videos."""
+    seed: int = 0
+    """Random seed of sizes, rates, lengths and content."""
+
+
+COMMAND = Command("python -m datamodules.demo", "A small demo corpus: synthetic videos (real H.264 mp4) with "
+                  "captions.csv, for `make demo` and tests.", DemoArgs)
+
+
 def main(argv: list[str]) -> int:
-    args = dict(token.split("=", 1) for token in argv)
-    unknown = set(args) - {"out", "videos", "seed"}
-    if unknown or "out" not in args:
-        print(f"usage: python -m datamodules.demo out=DIR [videos=N] [seed=S] (unknown: {sorted(unknown)})",
-              file=sys.stderr)
-        return 2
-    path = make_demo(args["out"], int(args.get("videos", 12)), int(args.get("seed", 0)))
-    print(f"demo videos in {path}")
-    return 0
+    def run(a: DemoArgs) -> None:
+        print(f"demo videos in {make_demo(a.out, a.videos, a.seed)}")
+
+    return COMMAND.main(argv, run, (ValueError, OSError))
 
 
 if __name__ == "__main__":

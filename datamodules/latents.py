@@ -1,6 +1,6 @@
 """Precomputed VAE latents and T5 embeddings (`prepare precompute=true`), and reading them back.
 
-What is encoded is exactly what training would encode on the fly (`disco_train.encoders`, same functions):
+What is encoded is exactly what training would encode on the fly (`disco_train.decoder.encoders`, same functions):
 - `target`: the stored target clip, decoded from `video.mp4` (the pixels training would read), [C,F,h,w];
 - `degraded`: the degraded bitstream decoded as the receiver would, bilinearly upsampled and temporally filled
   (`fill`, recorded in meta) to the clip size, [C,F,h,w];
@@ -15,30 +15,13 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from datamodules import codecs
-from datamodules.degrade import restore
-from disco_train.config import ConfigError
-from disco_train.config_prepare import PrepareConfig
-from disco_train.video import read_video
+from disco_train.codec.container import Stream
+from disco_train.codec.receiver import restore_aux, restore_video
+from disco_train.codec.videoio import read_video
+from disco_train.config import ConfigError, PrepareConfig
 
 LATENT_KEYS = ("target", "degraded", "text", "text_mask")
 AUX_KEYS = ("sketch", "pose")
-
-
-def load_encoders(model_cfg, seed: int):
-    """(vae, text_encoder, tokenizer) exactly as `load_backbone(model_cfg, seed)` makes them, without building
-    the transformer: tiny models use load_backbone's seeds (vae seed+1, T5 seed+2; a test checks they agree),
-    real ones go through load_backbone and drop the transformer."""
-    from disco_train import models
-
-    if model_cfg.name != "tiny":
-        backbone = models.load_backbone(model_cfg, seed)
-        return backbone.vae, backbone.text_encoder, backbone.tokenizer
-    vae, (text_encoder, tokenizer) = models.tiny_vae(seed + 1), models.tiny_text_encoder(seed + 2)
-    dtype = models.DTYPES[model_cfg.dtype]
-    for module in (vae, text_encoder):
-        module.to(dtype).requires_grad_(False).eval()
-    return vae, text_encoder, tokenizer
 
 
 class PrecomputeStage:
@@ -46,7 +29,7 @@ class PrecomputeStage:
         self.cfg, self.vae, self.text_encoder, self.tokenizer = cfg, None, None, None
 
     def preflight(self) -> None:
-        from disco_train.models import MissingWeightsError, check_weights_present
+        from disco_train.decoder.models import MissingWeightsError, check_weights_present, load_encoders
 
         try:
             check_weights_present(self.cfg.model)
@@ -57,28 +40,26 @@ class PrecomputeStage:
         self.text_encoder.to(self.cfg.device)
 
     def _encode(self, frames: np.ndarray) -> torch.Tensor:
-        from disco_train.encoders import encode_video
+        from disco_train.decoder.encoders import encode_video
 
         return encode_video(self.vae, torch.from_numpy(np.ascontiguousarray(frames))[None])[0]
 
     def aux_frames(self, sample: dict, meta: dict) -> dict[str, np.ndarray]:
         cfg, out = self.cfg, {}
         if "sketch.bin" in sample:
-            sketch = codecs.decode(meta["sketch_codec"], sample["sketch.bin"], cfg.dcvc_rt_dir)
-            out["sketch"] = restore(sketch, cfg.height, cfg.width, meta["sketch_dt"], cfg.frames, "forward")
+            stream = Stream("sketch", meta["sketch_codec"], sample["sketch.bin"], meta["sketch_ds"], meta["sketch_dt"])
+            out["sketch"] = restore_aux(stream, cfg.frames, cfg.height, cfg.width, cfg.dcvc_rt_dir)
         if "pose.xz" in sample:
-            from disco_train.pose import decode_poses, render_poses
-
-            out["pose"] = render_poses(decode_poses(sample["pose.xz"]), cfg.height, cfg.width)
+            out["pose"] = restore_aux(Stream("pose", "lzma", sample["pose.xz"]), cfg.frames, cfg.height, cfg.width)
         return out
 
     def apply(self, caption: str, sample: dict, meta: dict) -> None:
-        from disco_train.encoders import encode_text
+        from disco_train.decoder.encoders import encode_text
 
         cfg = self.cfg
         target, _ = read_video(bytes(sample["video.mp4"]))
-        degraded = codecs.decode(meta["codec"], sample["degraded.bin"], cfg.dcvc_rt_dir)
-        cond = restore(degraded, cfg.height, cfg.width, cfg.dt, cfg.frames, cfg.fill)
+        cond = restore_video(sample["degraded.bin"], meta["codec"], cfg.dt, cfg.frames, cfg.height, cfg.width, cfg.fill,
+                             cfg.dcvc_rt_dir)
         tensors = {"target": self._encode(target[:cfg.frames]), "degraded": self._encode(cond)}
         for name, frames in self.aux_frames(sample, meta).items():
             tensors[name] = self._encode(frames)

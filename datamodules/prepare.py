@@ -21,16 +21,16 @@ import numpy as np
 from tqdm import tqdm
 
 from datamodules import captions as caption_table
-from datamodules import codecs
-from datamodules.degrade import degrade, resize_center_crop
 from datamodules.latents import PrecomputeStage
-from datamodules.schema import FORMAT_VERSION, bpp, sample_key
+from datamodules.schema import FORMAT_VERSION, STREAM_FIELDS, bpp, sample_key
 from datamodules.sink import FAILURES, ShardSink, append_jsonl, reconcile
 from datamodules.stages import CaptionStage, PoseStage, SketchStage, check_dcvc
-from disco_train.config import ConfigError
-from disco_train.config_prepare import PrepareConfig
-from disco_train.modalities import encode_text
-from disco_train.video import VideoError, read_video, write_video
+from disco_train.codec import backends
+from disco_train.codec.sender import SenderSettings, send_clip
+from disco_train.codec.videoio import VideoError, read_video, write_video
+from disco_train.config import ConfigError, PrepareConfig
+from disco_train.config.cli import Command
+from disco_train.modalities.degrade import resize_center_crop
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v"}
 
@@ -48,30 +48,22 @@ def list_videos(spec: str) -> list[Path]:
     return found
 
 
-def encode_degraded(clip: np.ndarray, fps: float, cfg: PrepareConfig) -> tuple[bytes, dict]:
-    """Degrade (keep 1/D_t frames, downsample by D_s) and code with the configured backend."""
-    degraded = degrade(clip, cfg.ds, cfg.dt)
-    qp = cfg.qp if cfg.qp >= 0 else None
-    data, info = codecs.encode(cfg.codec, degraded, fps / cfg.dt, crf=cfg.crf, qp=qp, weights_dir=cfg.dcvc_rt_dir)
-    return data, {"degraded_frames": int(degraded.shape[0]), "degraded_height": int(degraded.shape[1]),
-                  "degraded_width": int(degraded.shape[2]), **info}
-
-
 class Pipeline:
     """The per-video work: clips, caption, degraded video and the optional stages (see `datamodules.stages`)."""
 
     def __init__(self, cfg: PrepareConfig):
-        self.cfg = cfg
+        self.cfg, self.settings = cfg, SenderSettings.of(cfg)
         self.table = caption_table.load(cfg.captions, cfg.caption_key, cfg.caption_column) if cfg.captions else {}
         self.captioner = CaptionStage(cfg) if cfg.captioner else None
-        self.aux = [stage(cfg) for flag, stage in ((cfg.sketch, SketchStage), (cfg.pose, PoseStage)) if flag]
+        self.sketch = SketchStage(cfg) if cfg.sketch else None
+        self.pose = PoseStage(cfg) if cfg.pose else None
         self.precompute = PrecomputeStage(cfg) if cfg.precompute else None
 
     def preflight(self) -> None:
         """Load every neural stage (fails on missing modules or weights) before any video is processed."""
         if self.cfg.codec == "dcvc_rt":
             check_dcvc(self.cfg, "codec")
-        for stage in [self.captioner, *self.aux, self.precompute]:
+        for stage in [self.captioner, self.sketch, self.pose, self.precompute]:
             if stage is not None:
                 stage.preflight()
 
@@ -101,19 +93,19 @@ class Pipeline:
         cfg = self.cfg
         clip, resized_up = resize_center_crop(raw, cfg.height, cfg.width)
         caption, caption_source = self.caption(path, clip)
-        text = encode_text(caption)
-        degraded, info = encode_degraded(clip, fps, cfg)
+        sketch = self.sketch.extract(clip) if self.sketch else None
+        poses = self.pose.estimate(clip) if self.pose else None
+        streams, info = send_clip(clip, fps, caption, self.settings, sketch, poses)
         meta = {"source": str(path), "clip_index": index, "start_frame": index * cfg.frames, "fps": fps,
                 "frames": cfg.frames, "height": cfg.height, "width": cfg.width,
                 "source_height": int(raw.shape[1]), "source_width": int(raw.shape[2]), "resized_up": resized_up,
                 "ds": cfg.ds, "dt": cfg.dt, "codec": cfg.codec, "crf": cfg.crf, "qp": cfg.qp,
-                "target_crf": cfg.target_crf, "caption_source": caption_source, **info,
-                "bits": {"text": len(text) * 8, "video": len(degraded) * 8}, "format_version": FORMAT_VERSION}
+                "target_crf": cfg.target_crf, "caption_source": caption_source,
+                **stream_meta(info, cfg, poses), "bits": {s.kind: s.bits for s in streams},
+                "format_version": FORMAT_VERSION}
         sample = {"__key__": sample_key(path.stem, index),
-                  "video.mp4": write_video(None, clip, fps, crf=cfg.target_crf), "caption.zlib": text,
-                  "degraded.bin": degraded}
-        for stage in self.aux:
-            stage.apply(clip, fps, sample, meta)
+                  "video.mp4": write_video(None, clip, fps, crf=cfg.target_crf),
+                  **{STREAM_FIELDS[s.kind]: s.data for s in streams}}
         if self.precompute is not None:
             self.precompute.apply(caption, sample, meta)
         meta["bpp"] = bpp(meta["bits"], cfg.frames, cfg.height, cfg.width)
@@ -121,9 +113,28 @@ class Pipeline:
         return sample
 
 
+def stream_meta(info: dict[str, dict], cfg: PrepareConfig, poses) -> dict:
+    """What meta.json records of the coded streams (schema: `datamodules.schema`)."""
+    video = info["video"]
+    meta = {"degraded_frames": video["frames"], "degraded_height": video["height"],
+            "degraded_width": video["width"]}
+    if "container_overhead_bytes" in video:
+        meta["container_overhead_bytes"] = video["container_overhead_bytes"]
+    if "sketch" in info:
+        sketch = info["sketch"]
+        meta.update({"sketch_codec": cfg.sketch_codec, "sketch_crf": cfg.sketch_crf, "sketch_qp": cfg.sketch_qp,
+                     "sketch_ds": cfg.sketch_ds, "sketch_dt": cfg.sketch_dt, "sketch_frames": sketch["frames"],
+                     "sketch_height": sketch["height"], "sketch_width": sketch["width"]})
+        if "container_overhead_bytes" in sketch:
+            meta["sketch_container_overhead_bytes"] = sketch["container_overhead_bytes"]
+    if poses is not None:
+        meta["pose_max_people"] = int(max(poses.poses_per_frame, default=0))
+    return meta
+
+
 # Keys that may change between runs into the same output without making old and new samples inconsistent.
 RESUMABLE_KEYS = {"input", "output", "captions", "caption_key", "caption_column", "caption_default", "captioner",
-                  "shard_size", "device", "seed"}
+                  "shard_size", "device", "seed", "print_config"}
 
 
 def check_same_settings(output: Path, cfg: PrepareConfig) -> None:
@@ -139,7 +150,7 @@ def check_same_settings(output: Path, cfg: PrepareConfig) -> None:
                           f"or the old values")
 
 
-INPUT_ERRORS = (VideoError, ValueError, OSError, codecs.CodecUnavailable)
+INPUT_ERRORS = (VideoError, ValueError, OSError, backends.CodecUnavailable)
 MAX_UNEXPECTED_IN_A_ROW = 5  # unexpected errors on this many consecutive videos look systematic: stop
 
 
@@ -193,22 +204,18 @@ def run(cfg: PrepareConfig, log=print) -> dict:
     return counts
 
 
-def main(argv: list[str] | None = None) -> int:
-    from disco_train.recipe import resolve
+COMMAND = Command("python -m datamodules.prepare", "Videos -> WebDataset shards of DiSCo modalities (caption, "
+                  "degraded video, and sketch / pose / latents when asked).", PrepareConfig, task="prepare")
 
-    try:
-        cfg, _, _ = resolve(list(sys.argv[1:] if argv is None else argv), default_task="prepare")
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    try:
+
+def main(argv: list[str] | None = None) -> int:
+    def body(cfg: PrepareConfig) -> None:
         counts = run(cfg)
-    except ConfigError as err:  # a stage's module or weights are missing, or the output has other settings
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"prepare: {counts['done']} videos -> {counts['samples']} clips, {counts['failed']} failed, "
-          f"{counts['skipped']} already done; shards in {cfg.output}")
-    return 0
+        print(f"prepare: {counts['done']} videos -> {counts['samples']} clips, {counts['failed']} failed, "
+              f"{counts['skipped']} already done; shards in {cfg.output}")
+
+    # ConfigError also covers a stage's missing module or weights and an output folder with other settings.
+    return COMMAND.main(list(sys.argv[1:] if argv is None else argv), body)
 
 
 if __name__ == "__main__":

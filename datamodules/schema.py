@@ -12,7 +12,7 @@ Fields of a sample (tar members `<key>.<field>`):
 | `caption.zlib`        | the caption, UTF-8, zlib level 9: the exact text bitstream                               |
 | `degraded.bin`        | the degraded-video bitstream: raw Annex-B H.264/HEVC (`codec` x264/x265) or DCVC-RT bytes |
 | `sketch.bin`          | optional (`sketch=true`): the sketch-video bitstream, coded by `sketch_codec`            |
-| `pose.xz`             | optional (`pose=true`): `disco_train.pose.encode_poses` bytes (134 keypoints, uint16, LZMA) |
+| `pose.xz`             | optional (`pose=true`): `disco_train.modalities.pose.encode_poses` bytes (134 keypoints, uint16, LZMA) |
 | `latents.safetensors` | optional (`precompute=true`): VAE `target`, `degraded` (and `sketch` / `pose`) [C,F,h,w]; |
 |                       | T5 `text` [L,D] and `text_mask` [L] (see `datamodules.latents`)                           |
 | `meta.json`           | every parameter and the bits of each modality (below)                                    |
@@ -39,6 +39,8 @@ import re
 FORMAT_VERSION = 2  # 2: optional sketch/pose/latents fields, caption_source, target_crf
 REQUIRED_FIELDS = ("video.mp4", "caption.zlib", "degraded.bin", "meta.json")
 AUX_FIELDS = {"sketch": "sketch.bin", "pose": "pose.xz"}
+STREAM_FIELDS = {"text": "caption.zlib", "video": "degraded.bin", **AUX_FIELDS}
+"""The sender's stream kinds (as in a .disco container) -> the tar member holding each."""
 META_KEYS = ("source", "clip_index", "start_frame", "fps", "frames", "height", "width", "source_height",
              "source_width", "resized_up", "ds", "dt", "codec", "crf", "qp", "target_crf", "caption_source",
              "degraded_frames", "degraded_height", "degraded_width", "bits", "bpp", "format_version")

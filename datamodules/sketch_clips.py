@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import sys
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,7 +29,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from disco_train.config import ConfigError
-from disco_train.config_codec import SketchDataConfig
+from disco_train.config.cli import REQUIRED, Command
+from disco_train.config import SketchDataConfig
 
 VIDEO_SUFFIXES = (".mkv", ".mp4", ".avi", ".mov", ".webm")
 
@@ -190,16 +192,32 @@ class SketchClipDataModule(L.LightningDataModule):
                           persistent_workers=cfg.num_workers > 0)
 
 
+@dataclass
+class SketchClipsArgs:
+    out: str = REQUIRED
+    """Folder to write the synthetic sketch clips (FFV1 gray .mkv) into."""
+    clips: int = 8
+    """Number of clips."""
+    frames: int = 6
+    """Frames per clip."""
+    height: int = 64
+    """Frame height."""
+    width: int = 64
+    """Frame width."""
+    seed: int = 0
+    """Random seed of the strokes."""
+
+
+COMMAND = Command("python -m datamodules.sketch_clips", "Synthetic sketch clips (black strokes on white, moving) "
+                  "for sketch_dcvc debug runs and tests.", SketchClipsArgs)
+
+
 def main(argv: list[str]) -> int:
-    args = dict(token.split("=", 1) for token in argv if "=" in token)
-    known = {"out", "clips", "frames", "height", "width", "seed"}
-    if "out" not in args or set(args) - known or len(args) != len(argv):
-        print("usage: python -m datamodules.sketch_clips out=DIR [clips=8 frames=6 height=64 width=64 seed=0]",
-              file=sys.stderr)
-        return 2
-    paths = make_sketch_clips(args["out"], **{k: int(v) for k, v in args.items() if k != "out"})
-    print(f"{len(paths)} synthetic sketch clips in {args['out']}")
-    return 0
+    def run(a: SketchClipsArgs) -> None:
+        paths = make_sketch_clips(a.out, clips=a.clips, frames=a.frames, height=a.height, width=a.width, seed=a.seed)
+        print(f"{len(paths)} synthetic sketch clips in {a.out}")
+
+    return COMMAND.main(argv, run, (ValueError, OSError))
 
 
 if __name__ == "__main__":

@@ -2,16 +2,15 @@
 
 Each stage imports its neural module lazily (so `prepare` works without them) and checks its weights in
 `preflight`, before any video is touched; a missing module or file is a `ConfigError` naming the key to fix.
-Per clip, `apply(clip, fps, sample, meta)` adds its tar members to `sample` and its parameters and bits to `meta`.
-The calls into the other modules are kept to one adapter function each, so their API is wired in one place:
+Per clip a stage returns its modality (a caption, sketch frames, poses); the sender (`disco_train.codec.sender`)
+codes them. The calls into the modality modules are one adapter each, so their API is wired in one place:
 
-| stage     | module                          | calls                                                            |
-|-----------|---------------------------------|------------------------------------------------------------------|
-| captioner | `disco_train.caption`           | `Captioner(path, device=)`, `.caption(frames uint8 [N,H,W,3]) -> str` |
-| sketch    | `disco_train.sketch`            | `load_sketch_generator(path, device=)`, `extract_sketches(gen, clip)` |
-| pose      | `disco_train.pose_estimation`   | `DWPose(folder, device=)`, `estimator(clip) -> PoseSequence`     |
-|           | `disco_train.pose`              | `encode_poses(PoseSequence) -> bytes`                            |
-| precompute| `disco_train.models`, `.encoders` | `load_backbone(ModelConfig)`, `encode_video`, `encode_text`    |
+| stage     | module                                   | calls                                                    |
+|-----------|------------------------------------------|----------------------------------------------------------|
+| captioner | `disco_train.modalities.caption`         | `Captioner(path, device=)`, `caption_clip(captioner, clip)` |
+| sketch    | `disco_train.modalities.sketch`          | `load_sketch_generator(path, device=)`, `extract_sketches(gen, clip)` |
+| pose      | `disco_train.modalities.pose_estimation` | `DWPose(folder, device=)`, `estimator(clip) -> PoseSequence` |
+| precompute| `disco_train.decoder.models`, `.encoders`| `load_encoders(ModelConfig)`, `encode_video`, `encode_text` |
 """
 
 from __future__ import annotations
@@ -22,12 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datamodules import codecs
-from datamodules.degrade import degrade, restore
-from disco_train.config import ConfigError
-from disco_train.config_prepare import PrepareConfig
+from disco_train.codec import backends
+from disco_train.config import ConfigError, PrepareConfig
 
-CAPTION_FRAMES = 4  # frames sampled evenly from a clip for the captioner (image inputs: no torchvision needed)
 DWPOSE_FILES = ("dw-ll_ucoco_384.onnx", "yolox_l.onnx")
 
 
@@ -64,23 +60,20 @@ class CaptionStage:
     """Captions clips that the captions file does not cover."""
 
     def __init__(self, cfg: PrepareConfig):
-        self.cfg, self.model = cfg, None
+        self.cfg, self.module, self.model = cfg, None, None
 
     def preflight(self) -> None:
         _require(self.cfg.captioner, "captioner", "captioner model folder")
-        module = _import("disco_train.caption", "captioner", "the vision-language captioner")
-        self.model = module.Captioner(self.cfg.captioner, device=self.cfg.device)
+        self.module = _import("disco_train.modalities.caption", "captioner", "the vision-language captioner")
+        self.model = self.module.Captioner(self.cfg.captioner, device=self.cfg.device)
 
     def __call__(self, clip: np.ndarray) -> str:
-        picks = np.linspace(0, len(clip) - 1, CAPTION_FRAMES).round().astype(int)
-        caption = str(self.model.caption(clip[picks])).strip()
-        if not caption:
-            raise ValueError("the captioner returned an empty caption")
-        return caption
+        return self.module.caption_clip(self.model, clip)
 
 
 class SketchStage:
-    """InformativeDrawings line drawings of every frame, degraded by sketch_ds/sketch_dt and coded."""
+    """InformativeDrawings line drawings of every frame (the sender degrades them by sketch_ds/sketch_dt and codes
+    them with sketch_codec)."""
 
     def __init__(self, cfg: PrepareConfig):
         self.cfg, self.module, self.generator = cfg, None, None
@@ -89,55 +82,41 @@ class SketchStage:
         _require(self.cfg.sketch_weights, "sketch_weights", "InformativeDrawings generator netG_A_latest.pth")
         if self.cfg.sketch_codec == "dcvc_rt":
             check_dcvc(self.cfg, "sketch_codec")
-        self.module = _import("disco_train.sketch", "sketch", "the InformativeDrawings generator")
+        self.module = _import("disco_train.modalities.sketch", "sketch", "the InformativeDrawings generator")
         self.generator = self.module.load_sketch_generator(self.cfg.sketch_weights, device=self.cfg.device)
 
-    def apply(self, clip: np.ndarray, fps: float, sample: dict, meta: dict) -> None:
-        cfg = self.cfg
+    def extract(self, clip: np.ndarray) -> np.ndarray:
+        """Line drawings of every frame of the clip, uint8 [T,H,W,3] (dark lines on white)."""
         sketches = as_rgb_uint8(self.module.extract_sketches(self.generator, clip))
         if sketches.shape[:3] != clip.shape[:3]:
             raise ValueError(f"sketch extractor returned {sketches.shape[:3]} for a clip of {clip.shape[:3]}")
-        coded = degrade(sketches, cfg.sketch_ds, cfg.sketch_dt)
-        qp = cfg.sketch_qp if cfg.sketch_qp >= 0 else None
-        data, info = codecs.encode(cfg.sketch_codec, coded, fps / cfg.sketch_dt, crf=cfg.sketch_crf, qp=qp,
-                                   weights_dir=cfg.dcvc_rt_dir)
-        sample["sketch.bin"] = data
-        meta.update({"sketch_codec": cfg.sketch_codec, "sketch_crf": cfg.sketch_crf, "sketch_qp": cfg.sketch_qp,
-                     "sketch_ds": cfg.sketch_ds, "sketch_dt": cfg.sketch_dt,
-                     "sketch_frames": int(coded.shape[0]), "sketch_height": int(coded.shape[1]),
-                     "sketch_width": int(coded.shape[2])})
-        if "container_overhead_bytes" in info:
-            meta["sketch_container_overhead_bytes"] = info["container_overhead_bytes"]
-        meta["bits"]["sketch"] = len(data) * 8
+        return sketches
 
 
 class PoseStage:
     """DWPose keypoints of every frame (clip pixel coordinates), coded losslessly by encode_poses."""
 
     def __init__(self, cfg: PrepareConfig):
-        self.cfg, self.estimator, self.encode = cfg, None, None
+        self.cfg, self.estimator = cfg, None
 
     def preflight(self) -> None:
         folder = _require(self.cfg.pose_dir, "pose_dir", "DWPose ONNX folder")
         for name in DWPOSE_FILES:
             _require(str(folder / name), "pose_dir", f"DWPose file {name}")
-        self.encode = _import("disco_train.pose", "pose", "the pose codec").encode_poses
-        module = _import("disco_train.pose_estimation", "pose", "DWPose")
+        module = _import("disco_train.modalities.pose_estimation", "pose", "DWPose")
         self.estimator = module.DWPose(str(folder), device=self.cfg.device)
 
-    def apply(self, clip: np.ndarray, fps: float, sample: dict, meta: dict) -> None:
+    def estimate(self, clip: np.ndarray):
+        """DWPose keypoints of every frame, in the clip's pixel coordinates (a PoseSequence)."""
         poses = self.estimator(clip)
         if poses.num_frames != len(clip) or tuple(poses.frame_size) != clip.shape[1:3]:
             raise ValueError(f"pose estimator returned {poses.num_frames} frames of {poses.frame_size} for a "
                              f"clip of {clip.shape[:3]}")
-        data = self.encode(poses)
-        sample["pose.xz"] = data
-        meta["pose_max_people"] = int(max(poses.poses_per_frame, default=0))
-        meta["bits"]["pose"] = len(data) * 8
+        return poses
 
 
 def check_dcvc(cfg: PrepareConfig, key: str) -> None:
     try:
-        codecs.check_dcvc_weights(cfg.dcvc_rt_dir)
-    except codecs.CodecUnavailable as err:
+        backends.check_dcvc_weights(cfg.dcvc_rt_dir)
+    except backends.CodecUnavailable as err:
         raise ConfigError(f"{key}=dcvc_rt: {err}") from None

@@ -1,20 +1,22 @@
-"""`python -m disco_train COMMAND [key=value ...]`: the project's commands other than training."""
+"""`python -m disco_train COMMAND [PATH ...] [key=value ...]`: the project's commands other than training.
+
+Every command speaks the grammar of `disco_train.config.cli`: `--help` lists its keys with defaults and docs.
+"""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-
 # command -> (module, function, help). Modules are imported only when their command runs.
 COMMANDS = {
-    "export": ("disco_train.export", "main",
+    "export": ("disco_train.train.export", "main",
                "ckpt=<.ckpt> out=<dir>: LoRA (diffusers + ComfyUI safetensors) + disco.json"),
-    "encode": ("disco_train.codec_cli", "encode_main",
-               "VIDEO OUT.disco [ds= dt= codec=x265|x264|dcvc_rt qp= caption= sketch= pose=]"),
-    "decode": ("disco_train.codec_cli", "decode_main",
+    "encode": ("disco_train.codec.cli", "encode_main",
+               "VIDEO OUT.disco [caption= export= ds= dt= codec=x265|x264|dcvc_rt qp= sketch= pose=]"),
+    "decode": ("disco_train.codec.cli", "decode_main",
                "IN.disco OUT.mp4 export=<dir> [steps=50 guidance=3 seed=0 device=]"),
-    "sweep": ("disco_train.sweep", "main",
+    "sweep": ("disco_train.train.sweep", "main",
               "one short training per value of sweep.KEY=v1,v2,... and a table of final metrics"),
     "evaluate": ("disco_train.metrics.evaluate", "main",
                  "refs=DIR recons=DIR [metrics=psnr,ssim,lpips,dists,fid,fvd] out=CSV"),
@@ -27,7 +29,7 @@ COMMANDS = {
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in COMMANDS:
-        print("usage: python -m disco_train COMMAND [args]\n" +
+        print("usage: python -m disco_train COMMAND [args]   (COMMAND --help lists its keys)\n" +
               "\n".join(f"  {name:9s} {help_}" for name, (_, _, help_) in COMMANDS.items()), file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     module, function, _ = COMMANDS[argv[0]]

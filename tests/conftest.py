@@ -29,7 +29,7 @@ def _restore_torch_globals():
 def make_video(path: Path, frames: int, height: int, width: int, fps: float = 24.0, codec: str = "libx264",
                seed: int = 0) -> np.ndarray:
     """A real mp4 of a moving gradient (smooth, so the codec keeps it close); returns the frames written."""
-    from disco_train.video import write_video
+    from disco_train.codec.videoio import write_video
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width]
@@ -45,7 +45,7 @@ def demo_shards(tmp_path_factory) -> Path:
     """Demo videos -> shards with the project's own preprocessing (64×64×17 clips, x264)."""
     from datamodules.demo import make_demo
     from datamodules.prepare import run
-    from disco_train.config_prepare import PrepareConfig
+    from disco_train.config import PrepareConfig
 
     root = tmp_path_factory.mktemp("demo")
     videos = make_demo(root / "videos", videos=6, seed=1)
@@ -53,6 +53,25 @@ def demo_shards(tmp_path_factory) -> Path:
                         frames=17, height=64, width=64, max_clips_per_video=2, codec="x264", crf=30, shard_size=4)
     run(cfg, log=lambda *_: None)
     return root / "shards"
+
+
+@pytest.fixture(scope="session")
+def stage_files(tmp_path_factory) -> dict:
+    """Weights of the real sketch generator and captioner, built in code once per session (see tests/stages.py)."""
+    from stages import build_llava, sketch_weights
+
+    root = tmp_path_factory.mktemp("stage-weights")
+    return {"sketch_weights": str(sketch_weights(root / "sketch")), "captioner": str(build_llava(root / "llava"))}
+
+
+@pytest.fixture
+def stage_weights(stage_files, tmp_path, monkeypatch) -> dict:
+    """PrepareConfig keys of every optional stage's weights: the real sketch generator and captioner, DWPose on
+    rtmlib stand-ins, and DCVC-RT's synthetic test weights."""
+    from stages import install_rtmlib
+
+    return {**stage_files, "pose_dir": str(install_rtmlib(monkeypatch, tmp_path / "dwpose")),
+            "dcvc_rt_dir": "synthetic"}
 
 
 def debug_overrides(shards: Path, out: Path, steps: int = 2) -> list[str]:

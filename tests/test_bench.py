@@ -20,9 +20,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import flops  # noqa: E402
 
-from disco_train import conditioning as C  # noqa: E402
-from disco_train import models  # noqa: E402
-from disco_train.lora import add_lora  # noqa: E402
+from disco_train.decoder import conditioning as C  # noqa: E402
+from disco_train.decoder import models  # noqa: E402
+from disco_train.decoder.lora import add_lora  # noqa: E402
 
 ATTN = ("to_q", "to_k", "to_v", "to_out.0")
 ATTN_FFN = ATTN + ("ff.net.0.proj", "ff.net.2")

@@ -5,55 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from disco_train.caption import Captioner, frame_grid
-
-WORDS = ["video", "a", "cat", "runs", "the", "frames"]  # "video" is id 0: a zeroed final norm makes it the argmax
-SPECIALS = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
-
-
-def _tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {w: i for i, w in enumerate(WORDS + SPECIALS)}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.decoder = decoders.WordPiece()  # joins word tokens with spaces
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>", extra_special_tokens={"image_token": "<image>"})
-
-
-def _build(folder, chat_template=None, silent=True):
-    from transformers import (CLIPImageProcessorPil, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
-
-    tokenizer = _tokenizer()
-    image_token_id = tokenizer.convert_tokens_to_ids("<image>")
-    vision = CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                              image_size=28, patch_size=14, projection_dim=16)
-    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                       num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
-                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                       pad_token_id=tokenizer.pad_token_id)
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=image_token_id,
-                         vision_feature_select_strategy="default", vision_feature_layer=-1)
-    torch.manual_seed(0)
-    model = LlavaForConditionalGeneration(config).eval()
-    if silent:  # all logits equal -> greedy picks id 0 ("video") every step: a known caption
-        with torch.no_grad():
-            model.model.language_model.norm.weight.zero_()
-    image_processor = CLIPImageProcessorPil(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28})
-    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=14,
-                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
-                               chat_template=chat_template)
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+from disco_train.modalities.caption import Captioner, frame_grid
+from stages import build_llava
 
 
 @pytest.fixture(scope="module")
 def llava_dir(tmp_path_factory):
-    return _build(tmp_path_factory.mktemp("llava"))
+    return build_llava(tmp_path_factory.mktemp("llava"))
 
 
 def _frames(n=4, h=20, w=24, seed=0):
@@ -88,7 +46,7 @@ def test_caption_from_a_saved_tiny_llava(llava_dir):
 
 
 def test_random_model_returns_a_string(tmp_path):
-    captioner = Captioner(_build(tmp_path / "m", silent=False), max_new_tokens=4)
+    captioner = Captioner(build_llava(tmp_path / "m", silent=False), max_new_tokens=4)
     caption = captioner.caption(_frames(n=1))
     assert isinstance(caption, str) and caption == caption.strip()
     assert captioner.caption(_frames(n=1)) == caption  # greedy: deterministic
@@ -96,7 +54,7 @@ def test_random_model_returns_a_string(tmp_path):
 
 def test_chat_template_is_used_when_present(tmp_path):
     template = "{% for m in messages %}USER: <image>\nCHAT {{ m['content'][1]['text'] }}{% endfor %} ASSISTANT:"
-    captioner = Captioner(_build(tmp_path / "m", chat_template=template), prompt="{n} frames", max_new_tokens=2)
+    captioner = Captioner(build_llava(tmp_path / "m", chat_template=template), prompt="{n} frames", max_new_tokens=2)
     assert captioner._text(4) == "USER: <image>\nCHAT 4 frames ASSISTANT:"
     assert captioner.caption(_frames()) == "video video"
 
@@ -111,7 +69,7 @@ def test_missing_or_bad_folder(tmp_path):
 
 def test_prepare_caption_stage_uses_the_real_captioner(llava_dir):
     from datamodules.stages import CaptionStage
-    from disco_train.config_prepare import PrepareConfig
+    from disco_train.config import PrepareConfig
 
     stage = CaptionStage(PrepareConfig(input="unused", output="unused", captioner=str(llava_dir)))
     stage.preflight()

@@ -12,13 +12,13 @@ import torch
 
 from datamodules.sketch_clips import (SketchClipDataModule, count_frames, gray_to_ycbcr, make_sketch_clips,
                                       read_gray_video, sketch_frames, write_gray_video)
-from disco_train.codecs.dcvc_rt import DMC, DMCI, DcvcRtCodec
-from disco_train.codecs.dcvc_rt import bitstream as bs
-from disco_train.codecs.dcvc_rt import train_forward as tf
+from disco_train.codec.dcvc_rt import DMC, DMCI, DcvcRtCodec
+from disco_train.codec.dcvc_rt import bitstream as bs
+from disco_train.codec.dcvc_rt import train_forward as tf
 from disco_train.config import ConfigError
-from disco_train.config_codec import SketchCodecConfig, SketchDataConfig
-from disco_train.modules.codec_finetune import SketchCodecModule, check_weights
-from disco_train.recipe import resolve
+from disco_train.config import SketchCodecConfig, SketchDataConfig
+from disco_train.train.codec_module import SketchCodecModule, check_weights
+from disco_train.config.recipe import resolve
 
 
 def _cfg(train: str = "intra", **stage) -> SketchCodecConfig:

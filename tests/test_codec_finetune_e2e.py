@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from disco_train.codecs.dcvc_rt.export import load_exported
-from disco_train.recipe import resolve
+from disco_train.codec.dcvc_rt.export import load_exported
+from disco_train.config.recipe import resolve
 
 
 def _run(recipe: str, tmp_path, *extra: str):
-    from disco_train.build import build_datamodule, build_module, build_trainer
+    from disco_train.train.build import build_datamodule, build_module, build_trainer
 
     import lightning as L
 

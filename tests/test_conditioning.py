@@ -1,6 +1,8 @@
 import torch
 
-from disco_train import conditioning as C
+from disco_train.config.geometry import latent_grid
+
+from disco_train.decoder import conditioning as C
 
 
 def test_pack_unpack_round_trip():
@@ -12,7 +14,7 @@ def test_pack_unpack_round_trip():
 
 
 def test_latent_grid_of_paper_clip():
-    assert C.latent_grid(57, 512, 512) == (8, 16, 16)  # 2048 target tokens
+    assert latent_grid(57, 512, 512) == (8, 16, 16)  # 2048 target tokens
 
 
 def test_coords_units_and_causal_time():

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from disco_train import container as C
+from disco_train.codec import container as C
 
 
 def sample() -> C.Container:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from datamodules.shards import ShardDataModule
-from disco_train.recipe import resolve
+from disco_train.config.recipe import resolve
 
 
 def _keys(loader, count):

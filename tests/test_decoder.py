@@ -1,11 +1,12 @@
-"""The DiSCo decoder module on tiny models: what reaches the transformer, what the loss sees, sampling."""
+"""The DiSCo decoder (a plain nn.Module, no Lightning) on tiny models: what reaches the transformer, what the loss
+sees, sampling; and the training system that wraps it."""
 
 import numpy as np
 import pytest
 import torch
 
 from disco_train.config import DiscoLoraConfig
-from disco_train.recipe import resolve
+from disco_train.config.recipe import resolve
 
 
 def _cfg(*overrides) -> DiscoLoraConfig:
@@ -14,9 +15,14 @@ def _cfg(*overrides) -> DiscoLoraConfig:
 
 
 def _module(*overrides):
-    from disco_train.modules.dit_lora import DiscoLoRAModule
+    from disco_train.decoder.decoder import DiscoDecoder
 
-    return DiscoLoRAModule(_cfg(*overrides))
+    return DiscoDecoder(_cfg(*overrides))
+
+
+def _loss(decoder, batch, seed=0):
+    per_sample, _ = decoder.training_loss(decoder.prepare_batch(batch), torch.Generator().manual_seed(seed))
+    return per_sample.mean()
 
 
 def _batch(b=1, t=17, h=64, w=64, aux=False):
@@ -48,7 +54,7 @@ def test_sequence_layout_timesteps_and_rope(mode, aux, copies):
     extra = [] if mode == "video_only" else [f"condition.mode={mode}", "condition.aux=sketch"]
     module = _module(*extra)
     spy = Spy(module)
-    loss = module.training_step(_batch(aux=aux), 0)
+    loss = _loss(module, _batch(aux=aux))
     assert torch.isfinite(loss)
     call = spy.calls[0]
     n = 3 * 2 * 2  # 17×64×64 -> latent 3×2×2
@@ -70,11 +76,9 @@ def test_loss_ignores_condition_token_outputs():
         out[:, :-n] = 1e6  # garbage at condition positions must not reach the loss
         return out
 
-    torch.manual_seed(1)
-    clean = module.training_step(_batch(), 0)
+    clean = _loss(module, _batch())
     Spy(module, replace=poison)
-    torch.manual_seed(1)
-    poisoned = module.training_step(_batch(), 0)
+    poisoned = _loss(module, _batch())
     assert torch.allclose(clean, poisoned)
 
 
@@ -82,8 +86,8 @@ def test_interleave_condition_mixes_video_and_aux_tokens():
     module = _module("condition.mode=interleave", "condition.aux=pose", "condition.ratio=1:3")
     spy = Spy(module)
     batch = _batch(aux=True)
-    module.training_step(batch, 0)
-    from disco_train import conditioning as C
+    _loss(module, batch)
+    from disco_train.decoder import conditioning as C
 
     video = C.pack(module.encode_video(batch["cond"]))
     aux = C.pack(module.encode_video(batch["aux"]))
@@ -94,12 +98,22 @@ def test_interleave_condition_mixes_video_and_aux_tokens():
 
 def test_only_adapter_trains_and_gradients_flow():
     module = _module()
-    loss = module.training_step(_batch(), 0)
+    loss = _loss(module, _batch())
     loss.backward()
     grads = {n: p.grad for n, p in module.named_parameters() if p.requires_grad}
     assert grads and all("lora_" in n for n in grads)
     assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if "lora_A" in n or "lora_B" in n)
     assert not any(p.requires_grad for n, p in module.vae.named_parameters())
+
+
+def test_training_system_wraps_the_decoder():
+    """The LightningModule's step is the decoder's rectified-flow loss at the step's own generator."""
+    from disco_train.train.lora_module import DiscoLoRAModule
+
+    system = DiscoLoRAModule(_cfg())
+    assert isinstance(system.decoder, torch.nn.Module) and system.transformer is system.decoder.transformer
+    expected = system.decoder.training_loss(system.decoder.prepare_batch(_batch()), system.step_generator())[0]
+    assert torch.allclose(system.training_step(_batch(), 0), expected.mean())
 
 
 def test_reconstruct_two_step_schedule_with_guidance():
@@ -113,7 +127,7 @@ def test_reconstruct_two_step_schedule_with_guidance():
 def test_init_from_exported_adapter(tmp_path):
     from safetensors.torch import save_file
 
-    from disco_train.lora import lora_state_dict
+    from disco_train.decoder.lora import lora_state_dict
 
     source = _module()
     for name, p in source.transformer.named_parameters():
@@ -138,7 +152,7 @@ def test_validation_sampling_in_a_debug_run(demo_shards, tmp_path):
     assert train.main(argv) == 0
     folder = tmp_path / "test" / "samples" / "step000002"
     (video,) = folder.glob("*.mp4")
-    from disco_train.video import read_video
+    from disco_train.codec.videoio import read_video
 
     frames, _ = read_video(video)
     assert frames.shape == (17, 64, 3 * 64, 3)  # original | degraded | reconstruction
@@ -150,8 +164,8 @@ def test_validation_sampling_in_a_debug_run(demo_shards, tmp_path):
 def test_13b_lora_parameter_counts_on_meta_device():
     """Paper: 'rank 256 ... 625 million'. Attention-only rank 256 gives 805,306,368; rank 128 on attention +
     FFN gives 654,311,424 (= 624 Mi, the paper's figure counted in binary millions). See recipes/README.md."""
-    from disco_train.lora import add_lora
-    from disco_train.models import meta_transformer
+    from disco_train.decoder.lora import add_lora
+    from disco_train.decoder.models import meta_transformer
 
     attn = ["to_q", "to_k", "to_v", "to_out.0"]
     assert add_lora(meta_transformer("ltxv_13b"), 256, 256, 0.0, attn) == 805_306_368

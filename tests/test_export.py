@@ -5,17 +5,18 @@ import json
 import pytest
 import torch
 
-from disco_train import export as E
+from disco_train.decoder import export as E
+from disco_train.decoder.decoder import DiscoDecoder
+from disco_train.train.export import export
 
 RANK, ALPHA = 4, 8.0  # alpha != rank: a loader that ignored the exported alpha would give different outputs
 
 
 def make_run(root, *overrides, step=3):
     """A run folder as train.py leaves it (config.yaml + a Lightning checkpoint) with non-zero LoRA weights.
-    Returns (module, checkpoint path)."""
-    from disco_train.lora import lora_state_dict
-    from disco_train.modules.dit_lora import DiscoLoRAModule
-    from disco_train.recipe import resolve, to_yaml
+    Returns (decoder, checkpoint path)."""
+    from disco_train.config.recipe import resolve, to_yaml
+    from disco_train.decoder.lora import lora_state_dict
 
     cfg, merged, _ = resolve(["recipe=disco_lora_debug", f"lora.rank={RANK}", f"lora.alpha={ALPHA}",
                               f"output_dir={root}", "name=run",
@@ -23,7 +24,7 @@ def make_run(root, *overrides, step=3):
     run = root / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.yaml").write_text(to_yaml(merged))
-    module = DiscoLoRAModule(cfg)
+    module = DiscoDecoder(cfg)
     torch.manual_seed(5)
     for name, p in module.transformer.named_parameters():
         if "lora_" in name:
@@ -53,14 +54,14 @@ CODEC = {"ds": 4, "dt": 4, "codec": "x264", "crf": 30, "qp": -1}  # the demo_sha
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     module, ckpt = make_run(root)
-    out = E.export(ckpt, root / "export", codec=CODEC)
+    out = export(ckpt, root / "export", codec=CODEC)
     return module, out
 
 
 def test_diffusers_loader_reproduces_the_trained_transformer(exported):
     from diffusers import LTXPipeline
 
-    from disco_train.models import tiny_transformer
+    from disco_train.decoder.models import tiny_transformer
 
     module, out = exported
     expected = outputs(module.transformer)
@@ -81,7 +82,7 @@ def test_comfyui_file_loads_through_diffusers_converter(exported):
     from diffusers import LTXPipeline
     from safetensors import safe_open
 
-    from disco_train.models import tiny_transformer
+    from disco_train.decoder.models import tiny_transformer
 
     module, out = exported
     with safe_open(str(out / E.COMFYUI_FILE), "pt") as f:
@@ -112,7 +113,7 @@ def test_metadata_and_manifest(exported):
 
 def test_rebuilt_decoder_matches_trained_module(exported):
     module, out = exported
-    decoder = E.build_decoder(out)
+    decoder = DiscoDecoder.from_export(out)
     assert decoder.cfg.lora.init_from.endswith(E.DIFFUSERS_FILE)
     torch.testing.assert_close(outputs(decoder.transformer), outputs(module.transformer), atol=1e-6, rtol=1e-6)
 
@@ -151,7 +152,7 @@ def test_wrong_keys_rejected_before_writing(tmp_path, edit, message):
     _, ckpt = make_run(tmp_path)
     _corrupt(ckpt, edit)
     with pytest.raises(E.ExportError, match=message):
-        E.export(ckpt, tmp_path / "export", codec=CODEC)
+        export(ckpt, tmp_path / "export", codec=CODEC)
     assert not (tmp_path / "export").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary folder left behind
 
@@ -174,9 +175,9 @@ def test_existing_output_kept_unless_forced(tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(E.ExportError, match="exists"):
-        E.export(ckpt, out, codec=CODEC)
+        export(ckpt, out, codec=CODEC)
     assert (out / "keep.txt").read_text() == "mine"
-    E.export(ckpt, out, codec=CODEC, force=True)
+    export(ckpt, out, codec=CODEC, force=True)
     assert not (out / "keep.txt").exists() and (out / E.MANIFEST).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "run"]
 
@@ -204,7 +205,7 @@ def test_export_after_real_training_reads_codec_from_shards(demo_shards, tmp_pat
     from conftest import debug_overrides
 
     assert train.main(debug_overrides(demo_shards, tmp_path, steps=1)) == 0
-    out = E.export(tmp_path / "test" / "checkpoints" / "last.ckpt", tmp_path / "export")
+    out = export(tmp_path / "test" / "checkpoints" / "last.ckpt", tmp_path / "export")
     manifest = E.read_manifest(out)
     assert manifest["codec"]["ds"] == 4 and manifest["codec"]["dt"] == 4 and manifest["codec"]["codec"] == "x264"
     assert manifest["source"]["global_step"] == 1

@@ -1,6 +1,6 @@
 import torch
 
-from disco_train import flow
+from disco_train.decoder import flow
 
 
 def test_interpolation_endpoints_and_target():

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from disco_train.modalities import decode_text, encode_text
-from disco_train.video import VideoError, decode_bitstream, encode_bitstream
+from disco_train.modalities.text import decode_text, encode_text
+from disco_train.codec.videoio import VideoError
+from disco_train.codec.standard import decode_bitstream, encode_bitstream
 
 FUZZ = settings(max_examples=60, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -66,7 +67,7 @@ def test_video_bitstream_decoder_on_noise(noise):
 
 @pytest.fixture(scope="module")
 def dcvc():
-    from disco_train.codecs.dcvc_rt.api import encode_video, synthetic_codec
+    from disco_train.codec.dcvc_rt.api import encode_video, synthetic_codec
 
     codec = synthetic_codec()
     rng = np.random.default_rng(1)
@@ -77,8 +78,8 @@ def dcvc():
 @given(edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=5),
        cut_fraction=st.floats(0.0, 1.0))
 def test_dcvc_rt_bitstream_decoder(dcvc, edits, cut_fraction):
-    from disco_train.codecs.dcvc_rt.api import decode_video
-    from disco_train.codecs.dcvc_rt.coding import BitstreamError
+    from disco_train.codec.dcvc_rt.api import decode_video
+    from disco_train.codec.dcvc_rt.coding import BitstreamError
 
     codec, data = dcvc
     mutated = _mutate(data, edits, int(len(data) * cut_fraction) if cut_fraction < 1.0 else len(data))

@@ -27,8 +27,8 @@ def _losses(argv: list[str]) -> list[float]:
     import lightning as L
     import torch
 
-    from disco_train.build import build_datamodule, build_module, build_trainer
-    from disco_train.recipe import resolve
+    from disco_train.train.build import build_datamodule, build_module, build_trainer
+    from disco_train.config.recipe import resolve
 
     cfg, _, _ = resolve(argv)
     # One intra-op thread: a reduction split over 2 threads adds in another order, and the random-init codec

@@ -1,7 +1,7 @@
 import torch
 
-from disco_train.lora import add_lora, load_lora_state_dict, lora_state_dict
-from disco_train.models import tiny_transformer
+from disco_train.decoder.lora import add_lora, load_lora_state_dict, lora_state_dict
+from disco_train.decoder.models import tiny_transformer
 
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 

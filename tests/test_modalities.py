@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from disco_train.modalities import (decode_text, encode_text, forward_fill, interleave_mask, interleave_tokens,
-                                    kept_frame_indices)
+from disco_train.modalities.text import decode_text, encode_text
+from disco_train.modalities.degrade import forward_fill, kept_frame_indices
+from disco_train.modalities.interleave import interleave_mask, interleave_tokens
 
 
 def test_text_round_trip_and_corrupt_bytes():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from disco_train.config import ModelConfig
-from disco_train.models import MissingWeightsError, load_backbone, tiny_text_encoder, tiny_transformer, tiny_vae
+from disco_train.decoder.models import MissingWeightsError, load_backbone, tiny_text_encoder, tiny_transformer, tiny_vae
 
 
 @pytest.fixture(scope="module")

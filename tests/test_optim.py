@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from disco_train.config import OptimConfig
-from disco_train.optim import configure_adamw, lr_factor
+from disco_train.train.optim import configure_adamw, lr_factor
 
 
 def test_lr_factor_shapes():

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from disco_train import pose as P
-from disco_train.pose import NUM_KEYPOINTS, PoseSequence, decode_poses, encode_poses, render_poses
+from disco_train.modalities import pose as P
+from disco_train.modalities.pose import NUM_KEYPOINTS, PoseSequence, decode_poses, encode_poses, render_poses
 
 # A plausible standing person in a 256x192 (H x W) frame, OpenPose-18 body order.
 _BODY = np.array([[96, 40], [96, 64], [76, 64], [70, 92], [66, 118], [116, 64], [122, 92], [126, 118],

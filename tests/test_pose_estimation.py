@@ -3,14 +3,12 @@
 Real DWPose inference needs the two official ONNX files, which tests cannot build; the wrapper is exercised with
 stand-in rtmlib tools instead (and, where rtmlib is installed, with real onnxruntime on invalid files)."""
 
-import sys
-import types
-
 import numpy as np
 import pytest
 
-from disco_train.pose import decode_poses, render_poses
-from disco_train.pose_estimation import DWPose, coco_wholebody_to_openpose
+from disco_train.modalities.pose import decode_poses, render_poses
+from disco_train.modalities.pose_estimation import DWPose, coco_wholebody_to_openpose
+from stages import expected_poses, install_rtmlib
 
 # OpenPose-18 body point -> its COCO-17 index (None: the neck, computed), written out by name.
 COCO = ["nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow", "l_wrist",
@@ -86,57 +84,9 @@ def test_invalid_onnx_file_is_named(tmp_path):
         DWPose(tmp_path)
 
 
-class _Detector:
-    """Stand-in for rtmlib.YOLOX in 'multiclass' mode: (boxes, class ids); frames whose mean is 0 hold nobody."""
-
-    def __init__(self, path, **kwargs):
-        self.path, self.kwargs, self.frames = path, kwargs, []
-
-    def __call__(self, frame):
-        self.frames.append(frame)
-        if frame.mean() == 0:
-            return np.array([]), np.array([])
-        return np.array([[1, 2, 10, 12], [0, 0, 5, 5], [3, 4, 20, 22]], np.float32), np.array([0, 2, 0])
-
-
-class _Pose:
-    """Stand-in for rtmlib.RTMPose's preprocess/inference: SimCC peaks that decode to COCO-WholeBody points
-    spread along each box's diagonal, with x peaks 0.9 and y peaks 0.6 (DWPose's score: the smaller, 0.6)."""
-
-    model_input_size = (192, 256)  # (w, h); SimCC has 2 bins per input pixel
-
-    def __init__(self, path, **kwargs):
-        self.path, self.kwargs, self.boxes = path, kwargs, []
-
-    def preprocess(self, frame, box):
-        self.boxes.append(list(box))
-        x1, y1, x2, y2 = (float(v) for v in box)
-        return box, np.array([(x1 + x2) / 2, (y1 + y2) / 2]), np.array([x2 - x1, y2 - y1])
-
-    def inference(self, box):
-        (w, h), t = self.model_input_size, np.linspace(0, 1, 133)
-        simcc_x, simcc_y = np.zeros((1, 133, 2 * w), np.float32), np.zeros((1, 133, 2 * h), np.float32)
-        simcc_x[0, np.arange(133), np.round(t * (2 * w - 2)).astype(int)] = 0.9
-        simcc_y[0, np.arange(133), np.round(t * (2 * h - 2)).astype(int)] = 0.6
-        return [simcc_x, simcc_y]
-
-
-def _expected(boxes):
-    """What the fake's SimCC decodes to, in frame pixels."""
-    out = []
-    for x1, y1, x2, y2 in boxes:
-        t = np.linspace(0, 1, 133)
-        fx, fy = np.round(t * (2 * 192 - 2)) / 2 / 192, np.round(t * (2 * 256 - 2)) / 2 / 256
-        out.append(np.stack([x1 + fx * (x2 - x1), y1 + fy * (y2 - y1)], -1))
-    return np.stack(out).astype(np.float32), np.full((len(boxes), 133), 0.6, np.float32)
-
-
 @pytest.fixture
 def fake_rtmlib(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "rtmlib", types.SimpleNamespace(YOLOX=_Detector, RTMPose=_Pose))
-    for name in ("dw-ll_ucoco_384.onnx", "yolox_l.onnx"):
-        (tmp_path / name).write_bytes(b"")
-    return tmp_path
+    return install_rtmlib(monkeypatch, tmp_path)
 
 
 def test_wrapper_wiring(fake_rtmlib):
@@ -152,7 +102,7 @@ def test_wrapper_wiring(fake_rtmlib):
     assert poses.num_frames == 3 and poses.frame_size == (24, 30) and poses.poses_per_frame == [2, 0, 2]
     assert np.array_equal(est.detector.frames[0], clip[0])  # RGB frames go in unchanged
     assert est.pose_model.boxes[:2] == [[1, 2, 10, 12], [3, 4, 20, 22]]  # only class 0 (person) boxes
-    k, s = coco_wholebody_to_openpose(*_expected([[1, 2, 10, 12], [3, 4, 20, 22]]))
+    k, s = coco_wholebody_to_openpose(*expected_poses([[1, 2, 10, 12], [3, 4, 20, 22]]))
     assert np.allclose(poses.keypoints[0], k, atol=1e-4) and np.array_equal(poses.scores[2], s)
     assert np.allclose(poses.scores[0], 0.6)  # min of the x (0.9) and y (0.6) peaks, not their mean
     assert render_poses(poses, 24, 30)[0].any()
@@ -162,21 +112,21 @@ def test_wrapper_wiring(fake_rtmlib):
 
 def test_prepare_pose_stage_runs_the_real_wrapper(fake_rtmlib):
     from datamodules.stages import PoseStage
-    from disco_train.config_prepare import PrepareConfig
+    from disco_train.codec.sender import code_pose
+    from disco_train.config import PrepareConfig
 
     stage = PoseStage(PrepareConfig(input="unused", output="unused", pose=True, pose_dir=str(fake_rtmlib)))
     stage.preflight()
     assert isinstance(stage.estimator, DWPose)
     clip = np.full((4, 24, 30, 3), 128, np.uint8)
-    sample, meta = {}, {"bits": {}}
-    stage.apply(clip, 24.0, sample, meta)
-    poses = decode_poses(sample["pose.xz"])
-    assert poses.poses_per_frame == [2] * 4 and meta["pose_max_people"] == 2
-    assert np.allclose(poses.keypoints[0], stage.estimator(clip).keypoints[0], atol=0.01)
+    poses = stage.estimate(clip)
+    assert poses.poses_per_frame == [2] * 4 and poses.frame_size == (24, 30)
+    coded = decode_poses(code_pose(poses).data)  # what the sender writes into the shard
+    assert np.allclose(coded.keypoints[0], poses.keypoints[0], atol=0.01)
 
 
 def test_decode_simcc_takes_the_smaller_axis_peak():
-    from disco_train.pose_estimation import decode_simcc
+    from disco_train.modalities.pose_estimation import decode_simcc
 
     x, y = np.zeros((1, 2, 8), np.float32), np.zeros((1, 2, 6), np.float32)
     x[0, 0, 5], y[0, 0, 2] = 0.8, 0.4   # keypoint 0 at bins (5, 2) -> pixels (2.5, 1.0), score 0.4

@@ -9,9 +9,10 @@ from conftest import make_video
 from datamodules.prepare import run
 from datamodules.schema import META_KEYS, REQUIRED_FIELDS, bpp
 from disco_train.config import ConfigError
-from disco_train.config_prepare import PrepareConfig
-from disco_train.modalities import decode_text
-from disco_train.video import decode_bitstream, read_video
+from disco_train.config import PrepareConfig
+from disco_train.modalities.text import decode_text
+from disco_train.codec.standard import decode_bitstream
+from disco_train.codec.videoio import read_video
 
 
 def _cfg(tmp_path, **kw):

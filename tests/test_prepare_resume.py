@@ -12,7 +12,7 @@ import webdataset as wds
 from conftest import ROOT, make_video
 from datamodules import sink
 from datamodules.prepare import run
-from disco_train.config_prepare import PrepareConfig
+from disco_train.config import PrepareConfig
 
 VIDEOS = 10
 

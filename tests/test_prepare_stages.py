@@ -8,29 +8,14 @@ import torch
 import webdataset as wds
 from safetensors.torch import load as load_safetensors
 
-import stage_fakes
 from conftest import make_video
-from datamodules import codecs
-from datamodules.degrade import degrade, restore
 from datamodules.prepare import main, run
 from datamodules.schema import META_KEYS, POSE_META_KEYS, SKETCH_META_KEYS, bpp
-from disco_train.config import ConfigError, ModelConfig
-from disco_train.config_prepare import PrepareConfig
-from disco_train.modalities import decode_text
-
-
-def _weights(tmp_path):
-    """Empty stand-in weight files at the paths the stages check (the fakes do not read them)."""
-    (tmp_path / "w" / "dwpose").mkdir(parents=True)
-    (tmp_path / "w" / "dcvc").mkdir()
-    for name in ("dw-ll_ucoco_384.onnx", "yolox_l.onnx"):
-        (tmp_path / "w" / "dwpose" / name).write_bytes(b"")
-    for name in codecs.DCVC_WEIGHTS:
-        (tmp_path / "w" / "dcvc" / name).write_bytes(b"")
-    (tmp_path / "w" / "netG_A_latest.pth").write_bytes(b"")
-    (tmp_path / "w" / "llava").mkdir()
-    return dict(sketch_weights=str(tmp_path / "w" / "netG_A_latest.pth"), pose_dir=str(tmp_path / "w" / "dwpose"),
-                dcvc_rt_dir=str(tmp_path / "w" / "dcvc"), captioner=str(tmp_path / "w" / "llava"))
+from disco_train.codec import backends as codecs
+from disco_train.codec.videoio import read_video
+from disco_train.config import ConfigError, ModelConfig, PrepareConfig
+from disco_train.modalities.degrade import degrade, resize_center_crop, restore
+from disco_train.modalities.text import decode_text
 
 
 def _cfg(tmp_path, **kw):
@@ -52,21 +37,19 @@ def videos(tmp_path):
     return tmp_path / "in"
 
 
-def test_sketch_pose_and_captioner_stages(tmp_path, videos, monkeypatch):
-    stage_fakes.install(monkeypatch)
-    paths = _weights(tmp_path)
-    cfg = _cfg(tmp_path, caption_default="", sketch=True, sketch_ds=2, sketch_dt=2, pose=True, **paths)
+def test_sketch_pose_and_captioner_stages(tmp_path, videos, stage_weights):
+    cfg = _cfg(tmp_path, caption_default="", sketch=True, sketch_ds=2, sketch_dt=2, pose=True, **stage_weights)
     assert run(cfg, log=lambda *_: None)["done"] == 2
     for s in _samples(tmp_path / "out"):
         meta = json.loads(s["meta.json"])
         assert set(meta) == {*META_KEYS, *SKETCH_META_KEYS, *POSE_META_KEYS, "container_overhead_bytes",
                              "sketch_container_overhead_bytes"}
-        assert meta["caption_source"] == "captioner" and decode_text(s["caption.zlib"]).startswith("4 frames")
+        assert meta["caption_source"] == "captioner" and decode_text(s["caption.zlib"]).startswith("video video")
         # sketch: 9 frames, keep 1 of 2 -> 5, 32/2 = 16 px; coded by x264 and decodable through the registry
         sketch = codecs.decode(meta["sketch_codec"], s["sketch.bin"])
         assert sketch.shape == (5, 16, 16, 3) == (meta["sketch_frames"], meta["sketch_height"],
                                                    meta["sketch_width"], 3)
-        from disco_train.pose import decode_poses
+        from disco_train.modalities.pose import decode_poses
 
         poses = decode_poses(s["pose.xz"])
         assert poses.num_frames == 9 and tuple(poses.frame_size) == (32, 32)
@@ -75,16 +58,19 @@ def test_sketch_pose_and_captioner_stages(tmp_path, videos, monkeypatch):
         assert meta["bpp"] == pytest.approx(bpp(meta["bits"], 9, 32, 32))
 
 
-def test_dcvc_rt_goes_through_the_registry(tmp_path, videos, monkeypatch):
-    stage_fakes.install(monkeypatch)
-    cfg = _cfg(tmp_path, codec="dcvc_rt", qp=16, dcvc_rt_dir=_weights(tmp_path)["dcvc_rt_dir"])
+def test_dcvc_rt_goes_through_the_registry(tmp_path, videos):
+    from disco_train.codec.dcvc_rt import api
+
+    cfg = _cfg(tmp_path, codec="dcvc_rt", qp=16, dcvc_rt_dir="synthetic")
     run(cfg, log=lambda *_: None)
-    sample = _samples(tmp_path / "out")[0]
+    sample = next(s for s in _samples(tmp_path / "out") if json.loads(s["meta.json"])["source"].endswith("b.mp4"))
     meta = json.loads(sample["meta.json"])
-    assert sample["degraded.bin"][:4] == b"TOY" + bytes([16])  # the qp reached the backend
     assert "container_overhead_bytes" not in meta  # a neural bitstream has no container to report
     frames = codecs.decode("dcvc_rt", sample["degraded.bin"], cfg.dcvc_rt_dir)
     assert frames.shape == (3, 16, 16, 3)
+    # the qp reached the codec: the stream is the one the API writes at qp 16 for these degraded frames
+    clip = resize_center_crop(read_video(tmp_path / "in" / "b.mp4")[0][:9], 32, 32)[0]
+    assert sample["degraded.bin"] == api.encode_video(degrade(clip, 2, 4), 16, codec=api.synthetic_codec())
 
 
 @pytest.mark.parametrize("override,key", [
@@ -101,12 +87,12 @@ def test_missing_weights_fail_before_any_video(tmp_path, videos, override, key):
     assert not list((tmp_path / "out").glob("train-*")) and not (tmp_path / "out" / "failures.jsonl").exists()
 
 
-def test_missing_stage_module_is_a_clear_error(tmp_path, videos, monkeypatch):
+def test_missing_stage_module_is_a_clear_error(tmp_path, videos, monkeypatch, stage_files):
     import sys
 
-    monkeypatch.setitem(sys.modules, "disco_train.sketch", None)  # None in sys.modules makes import fail
-    cfg = _cfg(tmp_path, sketch=True, sketch_weights=_weights(tmp_path)["sketch_weights"])
-    with pytest.raises(ConfigError, match="sketch: needs disco_train.sketch"):
+    monkeypatch.setitem(sys.modules, "disco_train.modalities.sketch", None)  # None in sys.modules makes import fail
+    cfg = _cfg(tmp_path, sketch=True, sketch_weights=stage_files["sketch_weights"])
+    with pytest.raises(ConfigError, match="sketch: needs disco_train.modalities.sketch"):
         run(cfg, log=lambda *_: None)
 
 
@@ -118,9 +104,10 @@ def test_cli_reports_stage_errors_without_traceback(tmp_path, videos, capsys):
 
 
 def test_precompute_latents_match_on_the_fly_encoding(tmp_path, videos):
-    from disco_train.encoders import encode_text, encode_video
-    from disco_train.models import load_backbone
-    from disco_train.video import decode_bitstream, read_video
+    from disco_train.decoder.encoders import encode_text, encode_video
+    from disco_train.decoder.models import load_backbone
+    from disco_train.codec.standard import decode_bitstream
+    from disco_train.codec.videoio import read_video
 
     cfg = _cfg(tmp_path, precompute=True, model=ModelConfig(name="tiny", dtype="fp32", max_text_tokens=16))
     run(cfg, log=lambda *_: None)
@@ -159,22 +146,21 @@ def test_sketch_frames_normalised():
     assert degrade(out, 2, 2).shape == (1, 2, 2, 3)
 
 
-def test_stage_crash_is_retried_and_systematic_crashes_stop(tmp_path, monkeypatch):
-    from datamodules.stages import SketchStage
+def test_stage_crash_is_retried_and_systematic_crashes_stop(tmp_path, monkeypatch, stage_files):
+    from datamodules.prepare import Pipeline
 
-    stage_fakes.install(monkeypatch)
     (tmp_path / "in").mkdir()
     for i in range(7):
         make_video(tmp_path / "in" / f"v{i}.mp4", 9, 32, 32, seed=i)
-    cfg = _cfg(tmp_path, sketch=True, sketch_weights=_weights(tmp_path)["sketch_weights"], shard_size=1)
-    real, broken = SketchStage.apply, {"v1"}
+    cfg = _cfg(tmp_path, sketch=True, sketch_weights=stage_files["sketch_weights"], shard_size=1)
+    real, broken = Pipeline.clip_sample, {"v1"}
 
-    def flaky(self, clip, fps, sample, meta):  # a stage crash that has nothing to do with the input video
-        if broken & {"all", sample["__key__"].split("_")[0]}:
+    def flaky(self, path, *args):  # a stage crash that has nothing to do with the input video
+        if broken & {"all", path.stem}:
             raise RuntimeError("CUDA out of memory")
-        real(self, clip, fps, sample, meta)
+        return real(self, path, *args)
 
-    monkeypatch.setattr(SketchStage, "apply", flaky)
+    monkeypatch.setattr(Pipeline, "clip_sample", flaky)
     logs = []
     counts = run(cfg, log=logs.append)
     assert (counts["done"], counts["failed"]) == (6, 1)

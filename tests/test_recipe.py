@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from disco_train.config import ConfigError, DiscoLoraConfig
-from disco_train.recipe import RECIPES_DIR, available_recipes, resolve
+from disco_train.config.recipe import RECIPES_DIR, available_recipes, resolve
 
 RECIPES = available_recipes()
 

@@ -8,7 +8,7 @@ import torch
 
 import train
 from conftest import ROOT, debug_overrides
-from disco_train.reliability import (AtomicCheckpointIO, NonFiniteGuard, find_resume_checkpoint, readable_checkpoint,
+from disco_train.train.reliability import (AtomicCheckpointIO, NonFiniteGuard, find_resume_checkpoint, readable_checkpoint,
                                      rng_state, set_rng_state)
 
 

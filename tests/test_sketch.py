@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from disco_train.sketch import SketchGenerator, extract_sketches, load_sketch_generator
+from disco_train.modalities.sketch import SketchGenerator, extract_sketches, load_sketch_generator
 
 # The official netG_A_latest.pth keys and shapes, written out from upstream model.py
 # (carolineec/informative-drawings, Generator(3, 1, n_residual_blocks=3)): conv weights and biases only.
@@ -106,14 +106,17 @@ def test_corrupt_file_is_a_clear_error(tmp_path):
 
 def test_prepare_sketch_stage_runs_the_real_generator(weights):
     from datamodules.stages import SketchStage
-    from disco_train.config_prepare import PrepareConfig
+    from disco_train.codec.sender import SenderSettings, send_clip
+    from disco_train.config import PrepareConfig
 
     cfg = PrepareConfig(input="unused", output="unused", sketch=True, sketch_weights=str(weights[0]),
-                        sketch_codec="x264", sketch_ds=2, sketch_dt=2)
+                        codec="x264", ds=2, sketch_codec="x264", sketch_ds=2, sketch_dt=2)
     stage = SketchStage(cfg)
     stage.preflight()
     assert isinstance(stage.generator, SketchGenerator)
-    sample, meta = {}, {"bits": {}}
-    stage.apply(_clip(t=5, h=16, w=16), 24.0, sample, meta)
-    assert (meta["sketch_frames"], meta["sketch_height"], meta["sketch_width"]) == (3, 8, 8)
-    assert meta["bits"]["sketch"] == len(sample["sketch.bin"]) * 8 > 0
+    clip = _clip(t=5, h=16, w=16)
+    sketch = stage.extract(clip)
+    assert sketch.shape == clip.shape and sketch.dtype == np.uint8
+    streams, info = send_clip(clip, 24.0, "x", SenderSettings.of(cfg), sketch=sketch)
+    assert (info["sketch"]["frames"], info["sketch"]["height"], info["sketch"]["width"]) == (3, 8, 8)
+    assert streams[-1].kind == "sketch" and streams[-1].bits > 0

@@ -4,13 +4,13 @@ regional compilation. Each must leave the step's arithmetic unchanged."""
 import pytest
 import torch
 
-from disco_train import speed
+from disco_train.decoder import speed
 from disco_train.config import ATTENTION_KERNELS, ConfigError
-from disco_train.recipe import resolve
+from disco_train.config.recipe import resolve
 
 
 def _module(*overrides):
-    from disco_train.modules.dit_lora import DiscoLoRAModule
+    from disco_train.train.lora_module import DiscoLoRAModule
 
     cfg, _, _ = resolve(["recipe=disco_lora_debug", "lora.rank=4", "lora.alpha=4", "seed=3", *overrides])
     module = DiscoLoRAModule(cfg)

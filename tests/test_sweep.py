@@ -4,14 +4,15 @@ import pytest
 import yaml
 
 from disco_train.config import ConfigError
-from disco_train.recipe import resolve
-from disco_train.sweep import final_metrics, grid, parse, run_sweep
+from disco_train.config.recipe import resolve
+from disco_train.train.sweep import COMMAND, final_metrics, grid, parse, run_sweep
 
 
 def test_parse_and_grid():
-    common, axes, out = parse(["recipe=disco_lora_debug", "sweep.condition.ratio=1:1,1:3", "sweep.lora.rank=4,8",
-                               "trainer.max_steps=3", "sweep_out=/tmp/s"])
-    assert common == ["recipe=disco_lora_debug", "trainer.max_steps=3"] and out == "/tmp/s"
+    cfg, _ = COMMAND.parse(["recipe=disco_lora_debug", "sweep.condition.ratio=1:1,1:3", "sweep.lora.rank=4,8",
+                            "trainer.max_steps=3", "sweep_out=/tmp/s"])
+    common, axes = parse(cfg.overrides)
+    assert common == ["recipe=disco_lora_debug", "trainer.max_steps=3"] and cfg.sweep_out == "/tmp/s"
     points = grid(axes)
     assert len(points) == 4 and {"condition.ratio": "1:3", "lora.rank": "8"} in points
     with pytest.raises(ConfigError, match="at least one axis"):

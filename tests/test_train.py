@@ -27,7 +27,7 @@ def test_missing_shards_fail_before_model(tmp_path, capsys):
 
 def test_datamodule_batches(demo_shards):
     from datamodules.shards import ShardDataModule
-    from disco_train.recipe import resolve
+    from disco_train.config.recipe import resolve
 
     cfg, _, _ = resolve(debug_overrides(demo_shards, demo_shards.parent))
     batch = next(iter(ShardDataModule(cfg.data, fill="forward").train_dataloader()))
@@ -41,7 +41,7 @@ def test_datamodule_batches(demo_shards):
 
 @pytest.mark.slow
 def test_debug_run_loss_falls(demo_shards, tmp_path, capsys):
-    from disco_train.callbacks import LossHistory
+    from disco_train.train.callbacks import LossHistory
 
     seen = {}
     original = LossHistory.summary

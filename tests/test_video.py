@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from conftest import make_video
-from disco_train.video import (VideoError, container_overhead, decode_bitstream, encode_bitstream, read_video,
-                               write_video)
+from disco_train.codec.videoio import VideoError, read_video, write_video
+from disco_train.codec.standard import container_overhead, decode_bitstream, encode_bitstream
 
 
 @pytest.mark.parametrize("frames,height,width,fps,codec", [

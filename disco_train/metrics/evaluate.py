@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import csv
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from disco_train.config import ConfigError
+from disco_train.config.cli import REQUIRED, Command
 
 from .results import LOWER_IS_BETTER, OVERALL
 
@@ -30,58 +30,64 @@ BASE_COLUMNS = ["video", "frames", "height", "width", "bpp"]
 
 @dataclass
 class EvaluateConfig:
-    refs: str = MISSING  # folder of reference videos
-    recons: str = MISSING  # folder of reconstructions, same file stems
-    out: str = MISSING  # csv to write
-    metrics: str = "psnr,ssim,lpips,dists,fid,fvd"  # comma-separated; also lpips_vgg
-    ext: str = "mp4"  # video file extension in both folders
-    bpp: Optional[float] = None  # rate of this run, written to every row ...
-    bitstreams: Optional[str] = None  # ... or folder with <stem>.* bitstream files (or <stem>/ folders)
+    refs: str = REQUIRED
+    """Folder of reference videos."""
+    recons: str = REQUIRED
+    """Folder of reconstructions, with the same file stems."""
+    out: str = REQUIRED
+    """The csv to write."""
+    metrics: str = "psnr,ssim,lpips,dists,fid,fvd"
+    """Comma-separated metric names (also lpips_vgg)."""
+    ext: str = "mp4"
+    """Video file extension in both folders."""
+    bpp: Optional[float] = None
+    """The rate of this run, written to every row ..."""
+    bitstreams: Optional[str] = None
+    """... or a folder with <stem>.* bitstream files (or <stem>/ folders) whose sizes give each video's rate."""
     weights_dir: str = "checkpoints/metrics"
+    """Folder of the metric networks' weight files."""
     device: str = "cpu"
-    batch_size: int = 4  # frames per forward pass of the perceptual networks
+    """Torch device of the metric networks."""
+    batch_size: int = 4
+    """Frames per forward pass of the perceptual networks."""
     fvd_clip_len: int = 16
-    append: bool = False  # add rows to an existing csv (same columns) instead of overwriting it
+    """Frames per FVD clip."""
+    append: bool = False
+    """Add rows to an existing csv (same columns) instead of overwriting it."""
 
 
 @dataclass
 class BDRateConfig:
+    anchor: str = REQUIRED
+    """RD points of the anchor (an evaluate csv)."""
+    test: str = REQUIRED
+    """RD points of the tested method."""
     metric: str = "lpips"
+    """Quality column to integrate."""
     interpolation: str = "akima"
+    """Curve interpolation of bjontegaard: akima or pchip."""
     min_overlap: float = 0.75
+    """Least overlap of the two quality ranges, as a fraction of the smaller one."""
 
 
 @dataclass
 class PlotConfig:
-    metric: str = MISSING
-    out: str = MISSING
+    csvs: list[str] = field(default_factory=list)
+    """Evaluate csvs, one curve each."""
+    metric: str = REQUIRED
+    """Quality column on the y axis."""
+    out: str = REQUIRED
+    """PNG to write."""
     title: Optional[str] = None
+    """Plot title."""
 
 
-class UsageError(ValueError):
-    """Bad command-line arguments."""
-
-
-def parse_args(schema: type, argv: list[str]):
-    """Strictly parse key=value args into ``schema``; unknown keys, bad types and missing values raise."""
-    bad = [a for a in argv if "=" not in a or a.startswith("=")]
-    if bad:
-        raise UsageError(f"arguments must be key=value, got {bad}")
-    cfg = OmegaConf.structured(schema)
-    OmegaConf.set_struct(cfg, True)  # structured configs already are; explicit so unknown keys always fail
-    try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(argv)))
-        missing = sorted(OmegaConf.missing_keys(cfg))
-        if missing:
-            allowed = ", ".join(f.name for f in fields(schema))
-            raise UsageError(f"missing required argument(s): {', '.join(missing)} (arguments: {allowed})")
-        return OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as exc:
-        allowed = ", ".join(f.name for f in fields(schema))
-        msg = str(exc).splitlines()[0]
-        key = getattr(exc, "full_key", None)  # OmegaConf puts the offending key on a later line; name it first
-        prefix = f"argument {key!r}: " if key and key not in msg else ""
-        raise UsageError(f"{prefix}{msg} (valid arguments: {allowed})") from None
+EVALUATE = Command("python -m disco_train evaluate", "Reference vs reconstructed videos -> one csv row per video "
+                   "and an overall row (per-frame metrics averaged, FID/FVD pooled).", EvaluateConfig)
+BDRATE = Command("python -m disco_train bdrate", "BD-rate (%) of one evaluate csv against another.", BDRateConfig,
+                 ("anchor", "test"))
+PLOT = Command("python -m disco_train plot", "Rate-distortion curves of evaluate csvs as a PNG.", PlotConfig,
+               ("csvs",))
 
 
 def pair_videos(refs: Path, recons: Path, ext: str) -> list[tuple[str, Path, Path]]:
@@ -146,7 +152,7 @@ def run_evaluate(cfg: EvaluateConfig) -> list[dict]:
 
     names = parse_metric_names(cfg.metrics)
     if cfg.bpp is not None and cfg.bitstreams is not None:
-        raise UsageError("give either bpp= or bitstreams=, not both")
+        raise ConfigError("bpp, bitstreams: give either bpp= or bitstreams=, not both")
     if cfg.bitstreams is not None and not Path(cfg.bitstreams).is_dir():
         raise FileNotFoundError(f"bitstreams folder not found: {cfg.bitstreams}")
     pairs = pair_videos(Path(cfg.refs), Path(cfg.recons), cfg.ext)
@@ -173,60 +179,43 @@ def run_evaluate(cfg: EvaluateConfig) -> list[dict]:
     return rows
 
 
-def _run(command: str, fn, argv: list[str]) -> int:
-    try:
-        return fn(argv)
-    except (ValueError, FileNotFoundError) as exc:  # user errors: one clear line, no traceback
-        print(f"{command}: error: {exc}", file=sys.stderr)
-        return 2
+ERRORS = (ValueError, FileNotFoundError)  # input errors: one clear line, no traceback
 
 
 def main(argv: list[str]) -> int:
     """``evaluate key=value ...``; returns a process exit code (0 ok, 2 usage/input error)."""
-    def go(args):
-        cfg = parse_args(EvaluateConfig, args)
+    def run(cfg: EvaluateConfig) -> None:
         rows = run_evaluate(cfg)
         summary = ", ".join(f"{k}={_fmt(v)}" for k, v in rows[-1].items() if k not in ("video",))
         print(f"evaluated {len(rows) - 1} video(s) -> {cfg.out}: {summary}")
-        return 0
-    return _run("evaluate", go, argv)
 
-
-def _split_positional(argv: list[str]) -> tuple[list[str], list[str]]:
-    return [a for a in argv if "=" not in a], [a for a in argv if "=" in a]
+    return EVALUATE.main(argv, run, ERRORS)
 
 
 def bdrate_main(argv: list[str]) -> int:
     """``bdrate anchor.csv test.csv [metric=lpips] [interpolation=akima]``: print the BD-rate in percent."""
-    def go(args):
+    def run(cfg: BDRateConfig) -> None:
         from .bdrate import bd_rate
         from .results import read_rd_points
 
-        paths, kv = _split_positional(args)
-        if len(paths) != 2:
-            raise UsageError(f"bdrate needs exactly 2 csv files (anchor, test), got {paths}")
-        cfg = parse_args(BDRateConfig, kv)
-        (ra, qa), (rt, qt) = (read_rd_points(p, cfg.metric) for p in paths)
+        (ra, qa), (rt, qt) = (read_rd_points(p, cfg.metric) for p in (cfg.anchor, cfg.test))
         value = bd_rate(ra, qa, rt, qt, interpolation=cfg.interpolation,
                         lower_is_better=cfg.metric in LOWER_IS_BETTER, min_overlap=cfg.min_overlap)
-        print(f"BD-rate {cfg.metric} ({cfg.interpolation}) of {paths[1]} vs {paths[0]}: {value:.4f} %")
-        return 0
-    return _run("bdrate", go, argv)
+        print(f"BD-rate {cfg.metric} ({cfg.interpolation}) of {cfg.test} vs {cfg.anchor}: {value:.4f} %")
+
+    return BDRATE.main(argv, run, ERRORS)
 
 
 def plot_main(argv: list[str]) -> int:
     """``plot a.csv [b.csv ...] metric=lpips out=rd.png [title=...]``: RD-curve PNG, one line per csv."""
-    def go(args):
+    def run(cfg: PlotConfig) -> None:
         from .plot import plot_rd
 
-        paths, kv = _split_positional(args)
-        if not paths:
-            raise UsageError("plot needs at least one csv file")
-        cfg = parse_args(PlotConfig, kv)
-        out = plot_rd(paths, cfg.metric, cfg.out, title=cfg.title)
-        print(f"wrote {out}")
-        return 0
-    return _run("plot", go, argv)
+        if not cfg.csvs:
+            raise ConfigError("csvs: plot needs at least one csv file")
+        print(f"wrote {plot_rd(cfg.csvs, cfg.metric, cfg.out, title=cfg.title)}")
+
+    return PLOT.main(argv, run, ERRORS)
 
 
 if __name__ == "__main__":

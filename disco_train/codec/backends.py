@@ -1,0 +1,110 @@
+"""Video codec backends by name: the one registry every sender and receiver codes video-like streams through.
+
+The degraded video (`codec`) and the sketch video (`sketch_codec`) of `prepare`, `encode`, training-data
+decoding and `decode` all go through `encode`/`decode` here, so a shard's `meta.codec` / `meta.sketch_codec` and a
+`.disco` stream's codec name a key of `BACKENDS`.
+
+- `x264` / `x265`: PyAV (libx264 / libx265) at a CRF or a constant QP, raw Annex-B streams (no container).
+- `dcvc_rt`: the project's DCVC-RT (`disco_train.codec.dcvc_rt`), imported lazily because it needs its weights
+  under `checkpoints/dcvc_rt/` (or `weights_dir='synthetic'`: the deterministic test weights); QP 0 (lowest
+  quality) to 63, `DCVC_DEFAULT_QP` when none is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from disco_train.config.codec import DCVC_RT_DIR as DCVC_DEFAULT_DIR
+from disco_train.codec.standard import container_overhead, decode_bitstream, encode_bitstream
+from disco_train.codec.videoio import VideoError
+
+DCVC_DEFAULT_QP = 32  # the paper's lowest-quality DCVC-RT setting of {0, 8, 16, 24, 32} (§4.2)
+DCVC_WEIGHTS = ("cvpr2025_image.pth.tar", "cvpr2025_video.pth.tar")
+SYNTHETIC = "synthetic"
+"""`weights_dir` naming DCVC-RT's deterministic golden-rule weights (tests and benchmarks without checkpoints; the
+streams are real, the reconstructions are not meaningful). Encoder and decoder must both use them."""
+
+
+class CodecUnavailable(RuntimeError):
+    """A backend whose module or weights are missing from this installation."""
+
+
+@dataclass(frozen=True)
+class CodecBackend:
+    name: str
+    encode: Callable[..., bytes]
+    """(frames uint8 [T,H,W,3], fps, crf | None, qp | None, weights_dir) -> bitstream bytes."""
+    decode: Callable[..., np.ndarray]
+    """(bitstream, weights_dir) -> frames uint8 [T,H,W,3]."""
+    has_container: bool
+    """Whether an mp4 container could hold this stream (then its overhead is reported beside the rate)."""
+
+
+def _pyav(name: str) -> CodecBackend:
+    def encode(frames, fps, crf, qp, weights_dir=None):
+        return encode_bitstream(frames, fps, name, crf=crf, qp=qp)
+
+    def decode(data, weights_dir=None):
+        return decode_bitstream(data, name)
+
+    return CodecBackend(name, encode, decode, True)
+
+
+def _dcvc_api(weights_dir: str | None):
+    """The DCVC-RT API and a codec: loaded from `weights_dir`, or the synthetic test weights ('synthetic')."""
+    from disco_train.codec.dcvc_rt import api
+
+    if weights_dir == SYNTHETIC:
+        return api, api.synthetic_codec()
+    check_dcvc_weights(weights_dir)
+    return api, api.load_codec(weights_dir)
+
+
+def check_dcvc_weights(weights_dir: str | None, key: str = "dcvc_rt_dir") -> None:
+    if weights_dir == SYNTHETIC:
+        return
+    folder = Path(weights_dir or DCVC_DEFAULT_DIR)
+    missing = [name for name in DCVC_WEIGHTS if not (folder / name).is_file()]
+    if missing:
+        raise CodecUnavailable(f"{key}={folder}: DCVC-RT weights {missing} not found; put the official release "
+                               f"files there (see checkpoints/README.md)")
+
+
+def _dcvc_encode(frames, fps, crf, qp, weights_dir=None):
+    api, codec = _dcvc_api(weights_dir)
+    return api.encode_video(frames, qp=DCVC_DEFAULT_QP if qp is None else qp, codec=codec)
+
+
+def _dcvc_decode(data, weights_dir=None):
+    api, codec = _dcvc_api(weights_dir)
+    return api.decode_video(bytes(data), codec=codec)
+
+
+BACKENDS: dict[str, CodecBackend] = {
+    "x264": _pyav("x264"),
+    "x265": _pyav("x265"),
+    "dcvc_rt": CodecBackend("dcvc_rt", _dcvc_encode, _dcvc_decode, False),
+}
+
+
+def get(name: str) -> CodecBackend:
+    if name not in BACKENDS:
+        raise VideoError(f"unknown codec backend {name!r}; choose one of {sorted(BACKENDS)}")
+    return BACKENDS[name]
+
+
+def encode(name: str, frames: np.ndarray, fps: float, crf: int | None = None, qp: int | None = None,
+           weights_dir: str | None = None) -> tuple[bytes, dict]:
+    """Code frames; returns (bitstream, info) with info['container_overhead_bytes'] where a container applies."""
+    backend = get(name)
+    data = backend.encode(frames, fps, crf, qp, weights_dir)
+    info = {"container_overhead_bytes": container_overhead(data, name, fps)} if backend.has_container else {}
+    return data, info
+
+
+def decode(name: str, data: bytes, weights_dir: str | None = None) -> np.ndarray:
+    return get(name).decode(bytes(data), weights_dir)

@@ -1,0 +1,217 @@
+"""`python -m disco_train encode|decode`: the DiSCo codec end to end (paper §3).
+
+    python -m disco_train encode video.mp4 out.disco caption="a red car" [export=DIR ds=4 dt=4 codec=x265 qp=N ...]
+    python -m disco_train decode out.disco recon.mp4 export=DIR [steps=50 guidance=3 seed=0 device=cuda model.path=...]
+
+`encode` takes its coding settings from the command line, else from the export (the decoder's training data),
+else from `prepare`'s defaults. `decode` builds only the `DiscoDecoder` (never the training system, never
+Lightning) from the export folder.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from disco_train.codec import container as C
+from disco_train.codec.sender import CodecError, SenderSettings, read_pose_file, send_video
+from disco_train.config import DiscoLoraConfig
+from disco_train.config.cli import REQUIRED, Command
+
+
+@dataclass
+class EncodeConfig:
+    video: str = REQUIRED
+    """The video to send (any size and length)."""
+    out: str = REQUIRED
+    """The .disco file to write."""
+    caption: Optional[str] = None
+    """The caption; without it the captioner writes one."""
+    captioner: str = ""
+    """A local LLaVA-family folder that captions the video when no caption is given."""
+    device: str = "cpu"
+    """Torch device of the captioner."""
+    export: str = ""
+    """Export folder of the decoder: its training data's coding settings become the defaults."""
+    ds: Optional[int] = None
+    """Spatial downsampling D_s (default: the export's, else prepare's 4)."""
+    dt: Optional[int] = None
+    """Temporal downsampling D_t (default: the export's, else prepare's 4)."""
+    codec: Optional[str] = None
+    """Degraded-video codec x264, x265 or dcvc_rt (default: the export's, else x265)."""
+    crf: Optional[int] = None
+    """x264/x265 CRF (default: the export's, else 35)."""
+    qp: Optional[int] = None
+    """Constant QP; -1 = CRF (x264/x265) or QP 32 (dcvc_rt)."""
+    dcvc_weights: str = ""
+    """DCVC-RT weights folder of the video ('' = checkpoints/dcvc_rt; 'synthetic' = test weights)."""
+    sketch: str = ""
+    """A sketch video of the same frames × height × width to send as the sketch stream."""
+    sketch_codec: Optional[str] = None
+    """Sketch codec (default: prepare's x264)."""
+    sketch_ds: Optional[int] = None
+    """Sketch spatial downsampling (default 1)."""
+    sketch_dt: Optional[int] = None
+    """Sketch temporal downsampling (default 1)."""
+    sketch_crf: Optional[int] = None
+    """Sketch CRF (default 35)."""
+    sketch_qp: Optional[int] = None
+    """Sketch constant QP (default -1: CRF)."""
+    sketch_weights: str = ""
+    """DCVC-RT weights of the sketch codec ('' = the export's sketch_codec/, else the video's)."""
+    pose: str = ""
+    """A pose bitstream (`encode_poses` bytes, .xz) of the video to send as the pose stream."""
+
+
+def settings(a: EncodeConfig) -> SenderSettings:
+    """prepare's defaults < the export's training-data settings < the command line."""
+    s = SenderSettings()
+    if a.export:
+        from disco_train.decoder.export import read_manifest
+
+        manifest = read_manifest(a.export, verify=False)
+        for key, value in manifest["codec"].items():
+            if value is not None and hasattr(s, key):
+                setattr(s, key, value)
+        if manifest.get("sketch_codec"):
+            s.sketch_dcvc_dir = str(Path(a.export) / manifest["sketch_codec"])
+    for f in fields(s):
+        value = getattr(a, f.name, None)
+        if value is not None:
+            setattr(s, f.name, value)
+    s.dcvc_rt_dir = a.dcvc_weights or s.dcvc_rt_dir
+    s.sketch_dcvc_dir = a.sketch_weights or s.sketch_dcvc_dir
+    return s
+
+
+def _caption(frames: np.ndarray, a: EncodeConfig) -> str:
+    if a.caption is not None:
+        return a.caption
+    if not a.captioner:
+        raise CodecError("caption=TEXT or captioner=DIR (a LLaVA-family model folder) is required")
+    from disco_train.modalities.caption import Captioner, caption_clip
+
+    return caption_clip(Captioner(a.captioner, device=a.device), frames)
+
+
+def encode(a: EncodeConfig) -> C.Container:
+    """Video file -> .disco container (text, degraded video, and sketch / pose when given)."""
+    from disco_train.codec.videoio import read_video
+
+    s = settings(a)
+    frames, fps = read_video(a.video)
+    sketch = read_video(a.sketch)[0] if a.sketch else None
+    poses = read_pose_file(a.pose, len(frames)) if a.pose else None
+    result = send_video(frames, fps, _caption(frames, a), s, sketch, poses)
+    C.write(a.out, result)
+    return result
+
+
+def report(c: C.Container) -> str:
+    g = c.geometry
+    lines = [f"{g.frames} frames {g.width}×{g.height} @ {float(g.fps):.3f} fps (generated as "
+             f"{g.coded_frames}×{g.coded_width}×{g.coded_height})"]
+    lines += [f"  {s.kind:7s} {s.codec:8s} {s.bits:>12,} bits" for s in c.streams]
+    lines.append(f"  total            {sum(c.bits().values()):>12,} bits  {c.bpp():.6f} bpp "
+                 f"({c.bpp(with_overhead=True):.6f} with the {c.overhead_bytes}-byte header)")
+    return "\n".join(lines)
+
+
+# ---- decode ---------------------------------------------------------------------------------------------------
+DECODER_SECTIONS = tuple(f"{f.name}." for f in fields(DiscoLoraConfig) if f.default_factory is not MISSING)
+"""Prefixes of decoder-config overrides on the decode command line (model., lora., condition., ...)."""
+
+
+@dataclass
+class DecodeConfig:
+    input: str = REQUIRED
+    """The .disco file."""
+    out: str = ""
+    """Where to write the reconstruction ('' = do not write)."""
+    export: str = REQUIRED
+    """Export folder of the decoder (`python -m disco_train export`)."""
+    steps: Optional[int] = None
+    """Euler steps (default: the export's validation.steps, the paper's 50)."""
+    guidance: Optional[float] = None
+    """Classifier-free guidance scale (default: the export's validation.guidance)."""
+    seed: int = 0
+    """Noise seed."""
+    negative_prompt: Optional[str] = None
+    """Negative prompt (default: the export's)."""
+    device: str = ""
+    """Torch device ('' = cuda when available, else cpu)."""
+    dcvc_weights: str = ""
+    """DCVC-RT weights of the video stream ('' = checkpoints/dcvc_rt; 'synthetic' = test weights)."""
+    sketch_weights: str = ""
+    """DCVC-RT weights of the sketch stream ('' = the export's sketch_codec/, else the video's)."""
+    crf: int = 18
+    """x264 CRF of the written reconstruction."""
+    merge_lora: bool = True
+    """Fold the adapter into the base weights (faster); false keeps it as a separate branch."""
+    overrides: list[str] = field(default_factory=list)
+    """Decoder-config overrides given as section.key=value (e.g. model.path=..., model.dtype=fp32)."""
+
+
+def decode(a: DecodeConfig) -> np.ndarray:
+    """.disco container + export folder -> reconstructed frames [T,H,W,3] (written as mp4 when `out`)."""
+    import torch
+
+    from disco_train.codec.receiver import crop, receive, required
+    from disco_train.decoder.decoder import DiscoDecoder
+    from disco_train.decoder.export import read_manifest
+
+    c = C.read(a.input)
+    manifest = read_manifest(a.export)
+    video, trained = required(c, "video", "decoding"), manifest["codec"]
+    if (video.ds, video.dt, video.codec) != (trained.get("ds"), trained.get("dt"), trained.get("codec")):
+        print(f"decode: warning: video coded with ds={video.ds} dt={video.dt} {video.codec}; the decoder was "
+              f"trained on ds={trained.get('ds')} dt={trained.get('dt')} {trained.get('codec')}", file=sys.stderr)
+    sketch_weights = a.sketch_weights or (str(Path(a.export) / manifest["sketch_codec"])
+                                          if manifest.get("sketch_codec") else a.dcvc_weights)
+    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    decoder = DiscoDecoder.from_export(a.export, a.overrides, device, merge=a.merge_lora)
+    cfg = decoder.cfg
+    got = receive(c, cfg.condition.fill, cfg.condition.aux, a.dcvc_weights or None, sketch_weights or None)
+    as_tensor = lambda x: torch.from_numpy(np.ascontiguousarray(x))[None].to(device)  # noqa: E731
+    batch = {"cond": as_tensor(got["cond"]), "caption": [got["caption"]],
+             "fps": torch.tensor([float(c.geometry.fps)], device=device)}
+    if "aux" in got:
+        batch["aux"] = as_tensor(got["aux"])
+    frames = decoder.reconstruct(batch, steps=cfg.validation.steps if a.steps is None else a.steps,
+                                 guidance=cfg.validation.guidance if a.guidance is None else a.guidance, seed=a.seed,
+                                 negative_prompt=a.negative_prompt or cfg.validation.negative_prompt)
+    frames = crop(frames[0].cpu().numpy(), c.geometry)
+    if a.out:
+        from disco_train.codec.videoio import write_video
+
+        write_video(a.out, frames, float(c.geometry.fps), crf=a.crf)
+    return frames
+
+
+# ---- command line ---------------------------------------------------------------------------------------------
+ENCODE = Command("python -m disco_train encode", "A video -> one .disco file (text, degraded video, and sketch / "
+                 "pose when given); prints each modality's bits and the bpp.", EncodeConfig, ("video", "out"))
+DECODE = Command("python -m disco_train decode", "A .disco file -> the reconstructed video, with the exported "
+                 "decoder (DiscoDecoder only; no training system).", DecodeConfig, ("input", "out"),
+                 passthrough=DECODER_SECTIONS)
+ERRORS = (ValueError, OSError)  # CodecError, ContainerError, VideoError, BitstreamError, ExportError, missing files
+
+
+def encode_main(argv: list[str]) -> int:
+    def run(a: EncodeConfig) -> None:
+        result = encode(a)
+        print(f"wrote {a.out} ({Path(a.out).stat().st_size:,} bytes): " + report(result))
+
+    return ENCODE.main(argv, run, ERRORS)
+
+
+def decode_main(argv: list[str]) -> int:
+    def run(a: DecodeConfig) -> None:
+        frames = decode(a)
+        print(f"wrote {a.out or '(nothing)'}: {frames.shape[0]} frames {frames.shape[2]}×{frames.shape[1]}")
+
+    return DECODE.main(argv, run, ERRORS)

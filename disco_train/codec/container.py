@@ -1,0 +1,195 @@
+"""The `.disco` file: every modality's bitstream behind one small header.
+
+Layout (little-endian; all sizes in bytes):
+
+    header   32  magic b"DSCO", version u8 (1), flags u8 (0), stream count u16,
+                 frames u32, height u16, width u16            -- the sender's video
+                 coded frames u32, coded height u16, coded width u16  -- what the decoder generates
+                 fps numerator u32, fps denominator u32
+    table    12 per stream: kind u8, codec u8, ds u8, dt u8, length u32, crc32 u32 (of the payload)
+    crc      4   crc32 of header + table
+    payloads the streams' bytes, in table order, nothing after them
+
+Coded sizes are what the LTX-Video VAE accepts (frames 8k+1, sides multiples of 32), >= the video's: the sender
+pads at the bottom, right and end; the receiver generates the coded size and crops the top-left
+frames × height × width. The rate of a stream is its payload length; the header and table are the container's
+overhead (36 + 12 per stream bytes), reported apart.
+
+Anything malformed — truncation, a flipped byte (every byte is under a CRC), unknown kinds or codecs, sizes that do
+not add up — raises `ContainerError` naming what was wrong; parsing is a bounded number of steps, never a loop
+over attacker-chosen lengths.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from disco_train.config.geometry import SPATIAL, TEMPORAL
+
+MAGIC = b"DSCO"
+VERSION = 1
+MAX_STREAMS = 16
+HEADER = struct.Struct("<4sBBHIHHIHHII")
+ENTRY = struct.Struct("<BBBBII")
+CRC = struct.Struct("<I")
+KINDS = {1: "text", 2: "video", 3: "sketch", 4: "pose"}
+CODECS = {1: "zlib", 2: "x264", 3: "x265", 4: "dcvc_rt", 5: "lzma"}
+_KIND_IDS = {v: k for k, v in KINDS.items()}
+_CODEC_IDS = {v: k for k, v in CODECS.items()}
+
+
+class ContainerError(ValueError):
+    """A .disco container is malformed, truncated or corrupt (or a container to write is invalid)."""
+
+
+@dataclass(frozen=True)
+class Geometry:
+    frames: int
+    height: int
+    width: int
+    coded_frames: int
+    coded_height: int
+    coded_width: int
+    fps: Fraction
+
+    def check(self) -> None:
+        problems = []
+        if min(self.frames, self.height, self.width) < 1:
+            problems.append(f"empty video {self.frames}×{self.height}×{self.width}")
+        if (self.coded_frames - 1) % TEMPORAL or self.coded_frames < self.frames:
+            problems.append(f"coded frames {self.coded_frames} not 8k+1 >= {self.frames}")
+        for side in ("height", "width"):
+            coded = getattr(self, f"coded_{side}")
+            if coded % SPATIAL or coded < max(getattr(self, side), SPATIAL):
+                problems.append(f"coded {side} {coded} not a multiple of 32 >= {getattr(self, side)}")
+        if self.fps <= 0:
+            problems.append(f"fps {self.fps} not positive")
+        if problems:
+            raise ContainerError("bad geometry: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Stream:
+    kind: str
+    codec: str
+    data: bytes
+    ds: int = 1
+    dt: int = 1
+
+    @property
+    def bits(self) -> int:
+        return 8 * len(self.data)
+
+
+@dataclass
+class Container:
+    geometry: Geometry
+    streams: list[Stream] = field(default_factory=list)
+
+    def get(self, kind: str) -> Stream | None:
+        return next((s for s in self.streams if s.kind == kind), None)
+
+    def bits(self) -> dict[str, int]:
+        return {s.kind: s.bits for s in self.streams}
+
+    @property
+    def overhead_bytes(self) -> int:
+        return HEADER.size + ENTRY.size * len(self.streams) + CRC.size
+
+    def bpp(self, with_overhead: bool = False) -> float:
+        """Bits per pixel of the sender's video (not the padded size): the paper's rate measure."""
+        g = self.geometry
+        bits = sum(self.bits().values()) + (8 * self.overhead_bytes if with_overhead else 0)
+        return bits / (g.frames * g.height * g.width)
+
+
+def pack(container: Container) -> bytes:
+    g = container.geometry
+    g.check()
+    streams = container.streams
+    if not 1 <= len(streams) <= MAX_STREAMS:
+        raise ContainerError(f"a container holds 1 to {MAX_STREAMS} streams, got {len(streams)}")
+    kinds = [s.kind for s in streams]
+    if len(set(kinds)) != len(kinds):
+        raise ContainerError(f"duplicate stream kinds {kinds}")
+    fps = Fraction(g.fps).limit_denominator(1_000_000)
+    try:
+        head = HEADER.pack(MAGIC, VERSION, 0, len(streams), g.frames, g.height, g.width, g.coded_frames,
+                           g.coded_height, g.coded_width, fps.numerator, fps.denominator)
+        table = b"".join(ENTRY.pack(_KIND_IDS[s.kind], _CODEC_IDS[s.codec], s.ds, s.dt, len(s.data),
+                                    zlib.crc32(s.data)) for s in streams)
+    except KeyError as err:
+        raise ContainerError(f"unknown stream kind or codec {err}; kinds {sorted(_KIND_IDS)}, codecs "
+                             f"{sorted(_CODEC_IDS)}") from None
+    except struct.error as err:
+        raise ContainerError(f"a value does not fit the container's fields: {err}") from None
+    return head + table + CRC.pack(zlib.crc32(head + table)) + b"".join(bytes(s.data) for s in streams)
+
+
+def unpack(data: bytes) -> Container:
+    data = bytes(data)
+    if len(data) < HEADER.size + CRC.size:
+        raise ContainerError(f"truncated: {len(data)} bytes, a container has at least {HEADER.size + CRC.size}")
+    (magic, version, flags, count, frames, height, width, coded_frames, coded_height, coded_width, fps_num,
+     fps_den) = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise ContainerError(f"not a .disco container (magic {magic!r}, expected {MAGIC!r})")
+    if version != VERSION:
+        raise ContainerError(f"container version {version}; this reader knows version {VERSION}")
+    if not 1 <= count <= MAX_STREAMS:
+        raise ContainerError(f"corrupt header: {count} streams (1 to {MAX_STREAMS})")
+    table_end = HEADER.size + count * ENTRY.size
+    if len(data) < table_end + CRC.size:
+        raise ContainerError(f"truncated: {len(data)} bytes, the header and stream table need {table_end + 4}")
+    (stored,) = CRC.unpack_from(data, table_end)
+    if zlib.crc32(data[:table_end]) != stored:
+        raise ContainerError("corrupt header: CRC mismatch")
+    if flags != 0 or fps_den == 0:
+        raise ContainerError(f"corrupt header: flags {flags}, fps {fps_num}/{fps_den}")
+    geometry = Geometry(frames, height, width, coded_frames, coded_height, coded_width, Fraction(fps_num, fps_den))
+    geometry.check()
+    return Container(geometry, _streams(data, count, table_end + CRC.size))
+
+
+def _streams(data: bytes, count: int, offset: int) -> list[Stream]:
+    entries = [ENTRY.unpack_from(data, HEADER.size + i * ENTRY.size) for i in range(count)]
+    total = offset + sum(e[4] for e in entries)
+    if len(data) != total:
+        state = "truncated" if len(data) < total else "trailing bytes"
+        raise ContainerError(f"{state}: {len(data)} bytes, the stream table says {total}")
+    streams, seen = [], set()
+    for kind_id, codec_id, ds, dt, length, crc in entries:
+        kind, codec = KINDS.get(kind_id), CODECS.get(codec_id)
+        if kind is None or codec is None or ds == 0 or dt == 0 or kind in seen:
+            raise ContainerError(f"corrupt stream table entry: kind {kind_id}, codec {codec_id}, ds {ds}, dt {dt}")
+        payload = data[offset:offset + length]
+        if zlib.crc32(payload) != crc:
+            raise ContainerError(f"corrupt {kind} stream: CRC mismatch ({length} bytes)")
+        streams.append(Stream(kind, codec, payload, ds, dt))
+        seen.add(kind)
+        offset += length
+    return streams
+
+
+def write(path: str | Path, container: Container) -> int:
+    """Write a container (to a temporary sibling, then rename); returns its size in bytes."""
+    data = pack(container)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return len(data)
+
+
+def read(path: str | Path) -> Container:
+    path = Path(path)
+    if not path.is_file():
+        raise ContainerError(f"{path}: no such file")
+    try:
+        return unpack(path.read_bytes())
+    except ContainerError as err:
+        raise ContainerError(f"{path}: {err}") from None

@@ -1,0 +1,120 @@
+"""DCVC-RT command line.
+
+    python -m disco_train.codec.dcvc_rt.cli encode in.mp4 out.bin qp=32 [qp_p=..] [intra_period=-1]
+        [reset_interval=32] [max_frames=0] [ckpt_dir=checkpoints/dcvc_rt] [device=cpu]
+    python -m disco_train.codec.dcvc_rt.cli decode in.bin out.mp4 [fps=25] [vcodec=libx264rgb] [ckpt_dir=..]
+
+Inputs/outputs ending in .npy are exact uint8 (T,H,W,3) RGB arrays; other paths go through PyAV.
+`weights=synthetic` uses the deterministic test weights instead of checkpoints (smoke tests only).
+"""
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from disco_train.config.cli import REQUIRED, Command
+
+from .api import load_codec, synthetic_codec
+from .coding import BitstreamError
+from .loading import CheckpointMismatchError
+from .color import uint8_frames_to_ycbcr, ycbcr_to_uint8_frames
+from .video_io import read_frames, write_frames
+
+@dataclass
+class EncodeArgs:
+    src: str = REQUIRED
+    """Input video (.npy: exact uint8 (T,H,W,3) RGB; else read with PyAV)."""
+    dst: str = REQUIRED
+    """Output bitstream."""
+    qp: int = REQUIRED  # type: ignore[assignment]
+    """I-frame QP, 0 (lowest quality) to 63."""
+    qp_p: Optional[int] = None
+    """P-frame base QP (default: qp)."""
+    intra_period: int = -1
+    """Frames between I-frames (-1: only the first)."""
+    reset_interval: int = 32
+    """P-frames between feature-buffer resets."""
+    max_frames: int = 0
+    """Read at most this many frames (0: all)."""
+    ckpt_dir: str = ""
+    """Folder of the official checkpoints ('' = checkpoints/dcvc_rt)."""
+    device: str = "cpu"
+    """Torch device."""
+    weights: str = "official"
+    """'official' (ckpt_dir) or 'synthetic' (the deterministic test weights; smoke tests only)."""
+
+
+@dataclass
+class DecodeArgs:
+    src: str = REQUIRED
+    """Input bitstream."""
+    dst: str = REQUIRED
+    """Output video (.npy: exact uint8 (T,H,W,3) RGB; else written with PyAV)."""
+    fps: int = 25
+    """Frame rate of the written video."""
+    vcodec: str = "libx264rgb"
+    """PyAV encoder of the written video."""
+    crf: int = 0
+    """CRF of the written video (0 with libx264rgb: lossless)."""
+    ckpt_dir: str = ""
+    """Folder of the official checkpoints ('' = checkpoints/dcvc_rt)."""
+    device: str = "cpu"
+    """Torch device."""
+    weights: str = "official"
+    """'official' (ckpt_dir) or 'synthetic' (the deterministic test weights)."""
+
+
+PROG = "python -m disco_train.codec.dcvc_rt.cli"
+COMMANDS = {"encode": Command(f"{PROG} encode", "Video -> DCVC-RT bitstream.", EncodeArgs, ("src", "dst")),
+            "decode": Command(f"{PROG} decode", "DCVC-RT bitstream -> video.", DecodeArgs, ("src", "dst"))}
+
+
+def make_codec(a):
+    if a.weights == "synthetic":
+        return synthetic_codec(device=a.device)
+    return load_codec(a.ckpt_dir or None, device=a.device)
+
+
+def cmd_encode(a: EncodeArgs) -> None:
+    frames = read_frames(a.src, a.max_frames)
+    codec = make_codec(a)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        res = codec.encode_frames(uint8_frames_to_ycbcr(frames, codec.dtype, codec.device), a.qp, qp_p=a.qp_p,
+                                  intra_period=a.intra_period, reset_interval=a.reset_interval)
+    dt = time.perf_counter() - t0
+    with open(a.dst, "wb") as f:
+        f.write(res.bitstream)
+    T, H, W = frames.shape[:3]
+    print(f"encoded {T} frames {W}x{H} -> {len(res.bitstream)} bytes, {res.bpp:.4f} bpp, {T / dt:.2f} fps")
+
+
+def cmd_decode(a: DecodeArgs) -> None:
+    with open(a.src, "rb") as f:
+        data = f.read()
+    codec = make_codec(a)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        frames = ycbcr_to_uint8_frames(codec.decode_frames(data))
+    dt = time.perf_counter() - t0
+    write_frames(a.dst, frames, fps=a.fps, vcodec=a.vcodec, crf=a.crf)
+    print(f"decoded {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]} -> {a.dst}, "
+          f"{frames.shape[0] / dt:.2f} fps")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: {PROG} encode|decode SRC DST [key=value ...]   (encode --help lists the keys)",
+              file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    run = cmd_encode if argv[0] == "encode" else cmd_decode
+    return COMMANDS[argv[0]].main(argv[1:], run, (FileNotFoundError, BitstreamError, CheckpointMismatchError,
+                                                  ValueError))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

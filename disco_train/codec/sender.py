@@ -1,0 +1,143 @@
+"""The sender (paper §3.1): a clip becomes its modalities' bitstreams. `prepare` (training shards) and `encode`
+(a `.disco` file) both call `send_clip`, so training data and transmitted files are coded the same way.
+
+Per clip: the caption as zlib text; the degraded video (keep 1 of D_t frames, bilinear /D_s, a codec from
+`codec.backends`); optionally the sketch video (degraded by its own sketch_ds / sketch_dt and coded by its own
+codec and weights) and the pose bitstream (uint16 keypoints, LZMA).
+
+Any size and length works for `encode` (paper §4.3: trained at 512×512×57, decoded at 1440×768×233): the video is
+edge-padded at the bottom/right to multiples of 32 (the LTX VAE's spatial factor) and only its own frames are
+coded; the receiver generates 8k+1 frames at the padded size and crops back (`codec.receiver`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from disco_train.codec import backends
+from disco_train.codec.container import Container, Geometry, Stream
+from disco_train.config import PrepareConfig
+from disco_train.config.geometry import coded_size
+from disco_train.modalities.degrade import degrade
+from disco_train.modalities.text import encode_text
+
+
+class CodecError(ValueError):
+    """Bad settings or inputs to the sender or receiver; the message names the setting."""
+
+
+@dataclass
+class SenderSettings:
+    """How each stream is coded. Field names and defaults are `prepare`'s (one vocabulary for shards and `.disco`)."""
+
+    ds: int = PrepareConfig.ds
+    """Spatial downsampling D_s of the degraded video."""
+    dt: int = PrepareConfig.dt
+    """Temporal downsampling D_t: keep 1 of every dt frames."""
+    codec: str = PrepareConfig.codec
+    """Degraded-video codec: a key of codec.backends.BACKENDS."""
+    crf: int = PrepareConfig.crf
+    """x264/x265 CRF (ignored when qp >= 0)."""
+    qp: int = PrepareConfig.qp
+    """Constant QP (x264/x265 0-51, dcvc_rt 0-63); -1: crf (x264/x265) or DCVC_DEFAULT_QP (dcvc_rt)."""
+    dcvc_rt_dir: str = PrepareConfig.dcvc_rt_dir
+    """DCVC-RT weights of the degraded video ('synthetic': the test weights)."""
+    sketch_codec: str = PrepareConfig.sketch_codec
+    """Sketch-video codec."""
+    sketch_crf: int = PrepareConfig.sketch_crf
+    """CRF of the sketch video."""
+    sketch_qp: int = PrepareConfig.sketch_qp
+    """Constant QP of the sketch video; -1: sketch_crf."""
+    sketch_ds: int = PrepareConfig.sketch_ds
+    """Spatial downsampling of the sketch video."""
+    sketch_dt: int = PrepareConfig.sketch_dt
+    """Temporal downsampling of the sketch video."""
+    sketch_dcvc_dir: str = ""
+    """DCVC-RT weights of the sketch video (the finetuned sketch codec); '' = dcvc_rt_dir."""
+
+    @classmethod
+    def of(cls, cfg) -> "SenderSettings":
+        """The settings a config holds under the same names (a PrepareConfig, an encode config)."""
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls) if getattr(cfg, f.name, None) is not None})
+
+    def sketch_weights(self) -> str:
+        return self.sketch_dcvc_dir or self.dcvc_rt_dir
+
+
+def _qp(qp: int) -> int | None:
+    return qp if qp >= 0 else None
+
+
+def code_video(frames: np.ndarray, fps: float, kind: str, ds: int, dt: int, codec: str, crf: int, qp: int,
+               weights: str | None) -> tuple[Stream, dict]:
+    """Degrade (keep 1 of dt frames, downsample by ds) and code; returns the stream and what to record of it."""
+    h, w = frames.shape[1:3]
+    if h % (2 * ds) or w % (2 * ds):
+        raise CodecError(f"{kind}: ds={ds}: {h}×{w}/ds must be even integers (4:2:0 video)")
+    small = degrade(frames, ds, dt)
+    data, info = backends.encode(codec, small, fps / dt, crf=crf, qp=_qp(qp), weights_dir=weights)
+    info = {"frames": int(small.shape[0]), "height": int(small.shape[1]), "width": int(small.shape[2]), **info}
+    return Stream(kind, codec, data, ds, dt), info
+
+
+def code_pose(poses) -> Stream:
+    """A PoseSequence (or pose bytes already coded) -> the pose stream (lossless uint16 + LZMA)."""
+    from disco_train.modalities.pose import encode_poses
+
+    data = bytes(poses) if isinstance(poses, (bytes, bytearray)) else encode_poses(poses)
+    return Stream("pose", "lzma", data)
+
+
+def send_clip(frames: np.ndarray, fps: float, caption: str, s: SenderSettings, sketch: np.ndarray | None = None,
+              poses=None) -> tuple[list[Stream], dict[str, dict]]:
+    """One clip uint8 [T,H,W,3] (sides even multiples of ds) -> its streams and per-stream coding info
+    (`{kind: {frames, height, width[, container_overhead_bytes]}}` for the video-like streams)."""
+    video, video_info = code_video(frames, fps, "video", s.ds, s.dt, s.codec, s.crf, s.qp, s.dcvc_rt_dir)
+    streams, info = [Stream("text", "zlib", encode_text(caption)), video], {"video": video_info}
+    if sketch is not None:
+        if sketch.shape[:3] != frames.shape[:3]:
+            raise CodecError(f"sketch: {sketch.shape[:3]} frames×height×width, the video has {frames.shape[:3]}")
+        stream, info["sketch"] = code_video(sketch, fps, "sketch", s.sketch_ds, s.sketch_dt, s.sketch_codec,
+                                            s.sketch_crf, s.sketch_qp, s.sketch_weights())
+        streams.append(stream)
+    if poses is not None:
+        streams.append(code_pose(poses))
+    return streams, info
+
+
+# ---- a whole video into a .disco file ---------------------------------------------------------------------------
+def geometry_for(frames: int, height: int, width: int, fps: float) -> Geometry:
+    """The video's size and the size the decoder generates (8k+1 frames, sides multiples of 32)."""
+    return Geometry(frames, height, width, *coded_size(frames, height, width), Fraction(fps).limit_denominator(1001))
+
+
+def pad_to(frames: np.ndarray, frames_to: int, height: int, width: int) -> np.ndarray:
+    """Edge-pad [T,H,W,C] at the end / bottom / right (edges, not zeros: no artificial borders to code)."""
+    t, h, w = frames.shape[:3]
+    return np.pad(frames, ((0, frames_to - t), (0, height - h), (0, width - w), (0, 0)), mode="edge")
+
+
+def send_video(frames: np.ndarray, fps: float, caption: str, s: SenderSettings, sketch: np.ndarray | None = None,
+               poses=None) -> Container:
+    """A whole video of any size -> the container: padded to the coded size, only its own frames coded."""
+    g = geometry_for(*frames.shape[:3], fps)
+    if poses is not None and not isinstance(poses, (bytes, bytearray)) and poses.num_frames != g.frames:
+        raise CodecError(f"pose: {poses.num_frames} frames of poses for a {g.frames}-frame video")
+    pad = lambda x: pad_to(x, len(x), g.coded_height, g.coded_width)  # noqa: E731
+    streams, _ = send_clip(pad(frames), float(g.fps), caption, s, None if sketch is None else pad(sketch), poses)
+    return Container(g, streams)
+
+
+def read_pose_file(path: str | Path, frames: int) -> bytes:
+    """A pose bitstream from disk, checked to decode to `frames` frames (never send what the receiver cannot read)."""
+    from disco_train.modalities.pose import decode_poses
+
+    data = Path(path).read_bytes()
+    poses = decode_poses(data)
+    if poses.num_frames != frames:
+        raise CodecError(f"pose={path}: {poses.num_frames} frames of poses for a {frames}-frame video")
+    return data

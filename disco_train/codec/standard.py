@@ -1,0 +1,85 @@
+"""The standard codecs x264 and x265 through PyAV, as raw Annex-B elementary streams.
+
+A degraded-video bitstream is the elementary stream alone: its length is the rate, with no container bytes
+(`container_overhead` says what an mp4 would add, reported apart).
+"""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from disco_train.codec.videoio import X265_MIN_SIDE, VideoError, check_frames
+
+CODECS = {"x264": ("libx264", "h264"), "x265": ("libx265", "hevc")}
+"""Backend name -> (PyAV encoder, PyAV decoder)."""
+
+
+def encode_bitstream(frames: np.ndarray, fps: float, codec: str = "x265", crf: int | None = 35,
+                     qp: int | None = None, preset: str = "medium") -> bytes:
+    """Encode to a raw Annex-B elementary stream (no container) at a CRF or a constant QP."""
+    if codec not in CODECS:
+        raise VideoError(f"unknown codec {codec!r}; choose one of {sorted(CODECS)}")
+    check_frames(frames)
+    encoder, _ = CODECS[codec]
+    ctx = av.CodecContext.create(encoder, "w")
+    ctx.width, ctx.height, ctx.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+    rate = Fraction(fps).limit_denominator(1001)
+    ctx.framerate, ctx.time_base = rate, 1 / rate
+    if codec == "x265":
+        if min(frames.shape[1:3]) < X265_MIN_SIDE:
+            raise VideoError(f"x265 needs frames of at least {X265_MIN_SIDE} px per side (got "
+                             f"{frames.shape[1]}×{frames.shape[2]}); use codec x264 for smaller degraded videos")
+        # libx265 takes its rate control through x265-params; its top-level 'crf' is ignored with some builds.
+        rc = f"qp={qp}" if qp is not None else f"crf={crf}"
+        options = {"preset": preset, "x265-params": f"{rc}:log-level=error"}
+    else:
+        options = {"preset": preset, **({"qp": str(qp)} if qp is not None else {"crf": str(crf)})}
+    ctx.options = options
+    out = bytearray()
+    for i, frame in enumerate(frames):
+        vf = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
+        vf.pts = i
+        for packet in ctx.encode(vf):
+            out += bytes(packet)
+    for packet in ctx.encode(None):
+        out += bytes(packet)
+    return bytes(out)
+
+
+def decode_bitstream(data: bytes, codec: str) -> np.ndarray:
+    """Raw Annex-B stream -> frames [T,H,W,3] uint8. Corrupt or empty streams raise VideoError."""
+    if codec not in CODECS:
+        raise VideoError(f"unknown codec {codec!r}; choose one of {sorted(CODECS)}")
+    ctx = av.CodecContext.create(CODECS[codec][1], "r")
+    frames = []
+    try:
+        for packet in ctx.parse(bytes(data)) + ctx.parse(b""):
+            frames.extend(f.to_ndarray(format="rgb24") for f in ctx.decode(packet))
+        frames.extend(f.to_ndarray(format="rgb24") for f in ctx.decode(None))
+    except av.FFmpegError as err:
+        raise VideoError(f"corrupt {codec} bitstream ({len(data)} bytes): {err}") from None
+    if not frames:
+        raise VideoError(f"{codec} bitstream ({len(data)} bytes) holds no decodable frame")
+    return np.stack(frames)
+
+
+def container_overhead(bitstream: bytes, codec: str, fps: float) -> int:
+    """Bytes an mp4 container would add around this elementary stream (reported, not counted as rate)."""
+    _, decoder = CODECS[codec]
+    buffer = io.BytesIO()
+    parser = av.CodecContext.create(decoder, "r")
+    packets = parser.parse(bitstream) + parser.parse(b"")
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream(decoder, rate=rate)
+        stream.width, stream.height = parser.width or 16, parser.height or 16
+        if codec == "x265":
+            stream.options = {"x265-params": "log-level=none"}  # the muxer opens an encoder for headers
+        for i, packet in enumerate(packets):
+            packet.stream, packet.pts, packet.dts, packet.time_base = stream, i, i, 1 / rate
+            container.mux(packet)
+    return max(0, len(buffer.getvalue()) - len(bitstream))

@@ -1,1 +1,0 @@
-"""Neural codecs used by disco-train (DCVC-RT for the sketch / structure stream)."""

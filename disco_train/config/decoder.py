@@ -1,0 +1,137 @@
+"""Schema of the generative decoder: backbone, LoRA, flow (σ) schedule, conditioning, sampling.
+
+These sections are what an export carries to the receiver (`disco_train.decoder`), so they live apart from the
+training-only sections (`disco_train.config.training`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from disco_train.config.base import check, parse_ratio
+
+ATTENTION_KERNELS = ("default", "flash", "efficient", "cudnn", "math")
+"""`model.attention` names (disco_train/decoder/speed.py maps them to SDPA backends; config stays torch-free)."""
+
+NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
+"""Paper §3.2: the decoded caption is paired with predefined negative prompts such as 'blurry' or 'distorted'."""
+
+SHIFT_TOKENS = (1024, 4096)
+"""Target-token counts at which the σ logit mean equals SHIFT_VALUES (LTX-Video's trainers)."""
+SHIFT_VALUES = (0.95, 2.05)
+"""Logit means at SHIFT_TOKENS: longer sequences are trained (and sampled) at higher noise."""
+
+FILL_MODES = ("forward", "zero", "none")
+"""Temporal filling of the degraded video's dropped frames (paper Fig. 3, Table 4)."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = "ltxv_13b"
+    """Backbone: 'ltxv_13b' (0.9.7/0.9.8 dev), 'ltxv_2b' (0.9.x distilled) or 'tiny' (random, built in code)."""
+    path: str = "checkpoints/ltx-video-13b"
+    """Local LTX-Video weights: a diffusers folder (transformer/, vae/) or one single-file .safetensors."""
+    text_encoder_path: str = "checkpoints/t5-v1_1-xxl"
+    """Local T5 folder (text_encoder/ + tokenizer/ or a plain transformers folder)."""
+    dtype: str = "bf16"
+    """Storage dtype of the frozen base models: 'bf16', 'fp16' or 'fp32'."""
+    gradient_checkpointing: bool = True
+    """Recompute transformer blocks in backward: trades ~30% step time for activation memory."""
+    checkpoint_blocks: int = -1
+    """With gradient_checkpointing: how many blocks recompute, the first N (-1: all). The others keep their
+    activations (13B, 4096 tokens: ≈ 1.2 GB more each); `python bench/bench_memory.py` plans N for a budget."""
+    attention: str = "default"
+    """Attention kernel PyTorch tries first: default, flash, efficient, cudnn or math (disco_train/speed.py)."""
+    compile: bool = False
+    """torch.compile each transformer block (regional compilation; the first steps are slower)."""
+    max_text_tokens: int = 128
+    """T5 sequence length (LTX-Video pipelines use 128)."""
+
+    def validate(self, prefix: str) -> None:
+        check(self.name in ("ltxv_13b", "ltxv_2b", "tiny"), f"{prefix}.name",
+               f"unknown model {self.name!r}; choose ltxv_13b, ltxv_2b or tiny")
+        check(self.dtype in ("bf16", "fp16", "fp32"), f"{prefix}.dtype", f"unknown dtype {self.dtype!r}")
+        check(self.max_text_tokens > 0, f"{prefix}.max_text_tokens", "must be positive")
+        check(self.checkpoint_blocks >= -1, f"{prefix}.checkpoint_blocks", "use -1 (all blocks) or a count >= 0")
+        check(self.attention in ATTENTION_KERNELS, f"{prefix}.attention",
+               f"unknown kernel {self.attention!r}; choose {', '.join(ATTENTION_KERNELS)}")
+
+
+@dataclass
+class LoraConfig:
+    rank: int = 256
+    """LoRA rank (paper: 256)."""
+    alpha: float = 256.0
+    """LoRA alpha; the update is scaled by alpha / rank."""
+    dropout: float = 0.0
+    """Dropout on the LoRA branch input."""
+    targets: list[str] = field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"])
+    """Module-name suffixes (peft matching): these four hit attn1 (self) and attn2 (cross) of every block."""
+    init_from: str = ""
+    """Start from trained adapter weights (exported LoRA .safetensors or a training checkpoint): new domains."""
+
+    def validate(self, prefix: str) -> None:
+        check(self.rank > 0, f"{prefix}.rank", "must be positive")
+        check(self.alpha > 0, f"{prefix}.alpha", "must be positive")
+        check(0.0 <= self.dropout < 1.0, f"{prefix}.dropout", "must be in [0, 1)")
+        check(len(self.targets) > 0, f"{prefix}.targets", "needs at least one module name")
+
+
+@dataclass
+class FlowConfig:
+    sampler: str = "shifted_logit_normal"
+    """σ sampler for training: 'shifted_logit_normal' (LTX trainers) or 'uniform'."""
+    logit_std: float = 1.0
+    """Std of the normal before the sigmoid."""
+    shift_tokens: tuple[int, int] = SHIFT_TOKENS
+    """Target-token counts at which the logit mean equals shift_values (linear in between and beyond)."""
+    shift_values: tuple[float, float] = SHIFT_VALUES
+    """Logit means at shift_tokens: longer sequences are trained at higher noise."""
+
+    def validate(self, prefix: str) -> None:
+        check(self.sampler in ("shifted_logit_normal", "uniform"), f"{prefix}.sampler",
+               f"unknown sampler {self.sampler!r}")
+        check(self.logit_std > 0, f"{prefix}.logit_std", "must be positive")
+        check(self.shift_tokens[1] > self.shift_tokens[0], f"{prefix}.shift_tokens", "must be increasing")
+
+
+@dataclass
+class ConditionConfig:
+    mode: str = "video_only"
+    """'video_only' (text + degraded video), 'interleave' (paper Fig. 4) or 'concat' (both token sets)."""
+    aux: str = "none"
+    """Auxiliary modality for interleave/concat: 'none', 'sketch' or 'pose'."""
+    ratio: str = "1:3"
+    """Interleave ratio video:aux tokens (paper: one video token then three auxiliary tokens)."""
+    fill: str = "forward"
+    """Temporal filling of dropped frames: 'forward' (repeat last kept frame), 'zero' or 'none' (D_t = 1)."""
+
+    def validate(self, prefix: str) -> None:
+        check(self.mode in ("video_only", "interleave", "concat"), f"{prefix}.mode", f"unknown mode {self.mode!r}")
+        check(self.aux in ("none", "sketch", "pose"), f"{prefix}.aux", f"unknown modality {self.aux!r}")
+        check((self.mode == "video_only") == (self.aux == "none"), f"{prefix}.aux",
+               f"mode {self.mode!r} needs aux {'none' if self.mode == 'video_only' else 'sketch or pose'}")
+        parse_ratio(self.ratio, f"{prefix}.ratio")
+        check(self.fill in FILL_MODES, f"{prefix}.fill", f"unknown fill {self.fill!r}")
+
+
+@dataclass
+class ValidationConfig:
+    every_n_steps: int = 500
+    """Sample held-out clips (data.val_shards) every N optimizer steps; 0 = never."""
+    num_samples: int = 2
+    """Held-out clips sampled at each validation."""
+    steps: int = 50
+    """Euler steps (paper: 50)."""
+    guidance: float = 3.0
+    """Classifier-free guidance scale against the negative prompt (1 = off)."""
+    negative_prompt: str = NEGATIVE_PROMPT
+    """Negative prompt paired with every decoded caption (paper §3.2)."""
+    seed: int = 0
+    """Noise seed of validation samples: the same clips get the same noise at every validation."""
+
+    def validate(self, prefix: str) -> None:
+        check(self.every_n_steps >= 0, f"{prefix}.every_n_steps", "must be >= 0")
+        check(self.num_samples > 0, f"{prefix}.num_samples", "must be positive")
+        check(self.steps > 0, f"{prefix}.steps", "must be positive")
+        check(self.guidance >= 1.0, f"{prefix}.guidance", "must be >= 1 (1 disables guidance)")

@@ -1,0 +1,111 @@
+"""Schema of the `prepare` task: videos -> WebDataset shards (`python -m datamodules.prepare`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from disco_train.config.base import check, check_clip_size
+from disco_train.config.codec import DCVC_RT_DIR
+from disco_train.config.decoder import FILL_MODES, ModelConfig
+
+
+@dataclass
+class PrepareConfig:
+    """Preprocessing: videos -> WebDataset shards of DiSCo modalities (`python -m datamodules.prepare`)."""
+
+    task: str = "prepare"
+    """Schema selector."""
+    input: str = ""
+    """A folder (searched recursively for videos), a glob, or a csv/jsonl listing video paths."""
+    output: str = ""
+    """Shard folder; holds train-NNNNNN.tar, index.jsonl (done videos) and failures.jsonl."""
+    frames: int = 57
+    """Frames per clip (8k+1), cut at the source frame rate."""
+    height: int = 512
+    """Clip height (multiple of 32)."""
+    width: int = 512
+    """Clip width (multiple of 32)."""
+    max_clips_per_video: int = 1
+    """Non-overlapping clips taken from the start of each video (0 = as many as fit)."""
+    ds: int = 4
+    """Spatial downsampling factor D_s (paper: 1, 2, 4)."""
+    dt: int = 4
+    """Temporal downsampling factor D_t: keep 1 of every D_t frames (paper: 2, 4, 8)."""
+    codec: str = "x265"
+    """Degraded-video codec backend: 'x264', 'x265' or 'dcvc_rt'."""
+    crf: int = 35
+    """CRF for x264/x265 (ignored when qp >= 0)."""
+    qp: int = -1
+    """Constant QP (x264/x265: 0-51; dcvc_rt: 0-63); -1 = use crf."""
+    target_crf: int = 12
+    """CRF of the stored H.264 training target (12: visually lossless at a fraction of raw size)."""
+    captions: str = ""
+    """csv or jsonl with captions (OpenVid-1M ships a csv); '' = caption_default for every video."""
+    caption_key: str = "video"
+    """Column holding the video file name in the captions file."""
+    caption_column: str = "caption"
+    """Column holding the caption text."""
+    caption_default: str = ""
+    """Caption used when a video has none in the captions file ('' = such videos are failures)."""
+    captioner: str = ""
+    """Local LLaVA-family folder (transformers save_pretrained) that captions clips the captions file lacks."""
+    sketch: bool = False
+    """Add the sketch modality: InformativeDrawings line drawings of every frame, coded by `sketch_codec`."""
+    sketch_weights: str = "checkpoints/informative_drawings/netG_A_latest.pth"
+    """InformativeDrawings generator weights (loaded strictly: 4,290,945 parameters in 24 tensors)."""
+    sketch_codec: str = "x264"
+    """Sketch codec backend: 'x264', 'x265' or 'dcvc_rt' (the paper fine-tunes DCVC-RT on sketches)."""
+    sketch_crf: int = 35
+    """CRF of the sketch video for x264/x265 (ignored when sketch_qp >= 0)."""
+    sketch_qp: int = -1
+    """Constant QP of the sketch video (x264/x265: 0-51; dcvc_rt: 0-63); -1 = use sketch_crf."""
+    sketch_ds: int = 1
+    """Spatial downsampling of the sketch video before coding (the paper does not give one; 1 = none)."""
+    sketch_dt: int = 1
+    """Temporal downsampling of the sketch video: keep 1 of every sketch_dt frames (1 = all)."""
+    pose: bool = False
+    """Add the pose modality: DWPose keypoints (134-point OpenPose layout), uint16-quantised, LZMA."""
+    pose_dir: str = "checkpoints/dwpose"
+    """Folder with the DWPose ONNX files dw-ll_ucoco_384.onnx and yolox_l.onnx."""
+    dcvc_rt_dir: str = DCVC_RT_DIR
+    """DCVC-RT weights, used when codec or sketch_codec is dcvc_rt."""
+    precompute: bool = False
+    """Also store VAE latents (target, degraded, sketch/pose) and T5 embeddings: needs the model weights."""
+    fill: str = "forward"
+    """Temporal filling baked into precomputed condition latents; training re-encodes if condition.fill differs."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """VAE + T5 used by precompute (same keys as the training recipe's model section; 'tiny' for tests)."""
+    device: str = "cpu"
+    """Torch device of the neural stages (captioner, sketch, precompute): 'cpu' or 'cuda'."""
+    shard_size: int = 64
+    """Samples per shard."""
+    seed: int = 0
+    """Seed of the neural stages (tiny models) and recorded in prepare_config.json."""
+    print_config: bool = False
+    """Print the resolved YAML and exit."""
+
+    def validate(self, prefix: str = "") -> None:
+        check(bool(self.input), "input", "is required (a folder, glob, or csv/jsonl of video paths)")
+        check(bool(self.output), "output", "is required (the shard folder)")
+        check_clip_size(self, "")
+        for key in ("height", "width"):
+            value = getattr(self, key)
+            check(value % self.ds == 0 and (value // self.ds) % 2 == 0, key,
+                   f"{value}/ds={self.ds} must be an even integer (4:2:0 video)")
+        check(self.ds >= 1, "ds", "must be >= 1")
+        check(self.dt >= 1, "dt", "must be >= 1")
+        codecs = ("x264", "x265", "dcvc_rt")
+        check(self.codec in codecs, "codec", f"unknown codec {self.codec!r}; choose one of {codecs}")
+        check(self.sketch_codec in codecs, "sketch_codec",
+               f"unknown codec {self.sketch_codec!r}; choose one of {codecs}")
+        check(self.sketch_ds >= 1 and self.sketch_dt >= 1, "sketch_ds", "sketch_ds and sketch_dt must be >= 1")
+        for key in ("height", "width"):
+            value = getattr(self, key)
+            check(value % self.sketch_ds == 0 and (value // self.sketch_ds) % 2 == 0, "sketch_ds",
+                   f"{key} {value}/sketch_ds={self.sketch_ds} must be an even integer (4:2:0 video)")
+        check(self.fill in FILL_MODES, "fill", f"unknown fill {self.fill!r}")
+        check(self.fill != "none" or self.dt == 1, "fill", "'none' needs dt=1 (no dropped frames to fill)")
+        check(self.device == "cpu" or self.device.startswith("cuda"), "device", f"unknown device {self.device!r}")
+        check(self.shard_size > 0, "shard_size", "must be positive")
+        check(self.max_clips_per_video >= 0, "max_clips_per_video", "must be >= 0")
+        self.model.validate("model")

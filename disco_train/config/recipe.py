@@ -1,0 +1,176 @@
+"""Recipe resolution: `recipe=NAME [dotted.key=value ...]` -> a validated, typed config.
+
+Order of precedence (later wins): dataclass defaults < base chain (depth first) < recipe < command line.
+Unknown keys, wrong types and invalid values raise `ConfigError` naming the full dotted key (and the closest
+valid key), before anything heavy is built. OmegaConf only, no Hydra: one composition axis (the recipe) and
+Lightning's launchers re-execute argv, which Hydra's run-folder handling fights.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from disco_train.config.base import ConfigError
+from disco_train.config.codec import SketchCodecConfig
+from disco_train.config.prepare import PrepareConfig
+from disco_train.config.training import DiscoLoraConfig
+
+TASKS: dict[str, type] = {"disco_lora": DiscoLoraConfig, "sketch_dcvc": SketchCodecConfig, "prepare": PrepareConfig}
+"""Task name -> top-level schema. A recipe's `task:` key picks one."""
+
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+MAX_BASE_DEPTH = 4
+
+
+def available_recipes(recipes_dir: Path = RECIPES_DIR, task: str | None = None) -> list[str]:
+    """Recipe names (of one task, when given)."""
+    names = sorted(p.stem for p in recipes_dir.glob("*.yaml"))
+    if task is None:
+        return names
+    return [n for n in names if _task_of(recipes_dir / f"{n}.yaml", recipes_dir) == task]
+
+
+def _task_of(path: Path, recipes_dir: Path) -> str | None:
+    try:
+        return load_recipe_chain(str(path), recipes_dir).get("task")
+    except ConfigError:
+        return None
+
+
+def _recipe_path(name: str, recipes_dir: Path) -> Path:
+    if "/" in name or name.endswith(".yaml"):
+        path = Path(name)
+    else:
+        path = recipes_dir / f"{name}.yaml"
+    if not path.is_file():
+        names = ", ".join(available_recipes(recipes_dir)) or "(none)"
+        raise ConfigError(f"recipe: no recipe {name!r} ({path}); available: {names}")
+    return path
+
+
+def load_recipe_chain(name: str, recipes_dir: Path = RECIPES_DIR, _stack: tuple[str, ...] = ()) -> DictConfig:
+    """Load a recipe with its `base:` chain merged in (bases first, the recipe itself last)."""
+    if name in _stack:
+        raise ConfigError(f"base: cycle {' -> '.join(_stack + (name,))}")
+    if len(_stack) >= MAX_BASE_DEPTH:
+        raise ConfigError(f"base: chain deeper than {MAX_BASE_DEPTH}: {' -> '.join(_stack + (name,))}")
+    path = _recipe_path(name, recipes_dir)
+    raw = OmegaConf.load(path)
+    if not isinstance(raw, DictConfig):
+        raise ConfigError(f"recipe {name!r}: {path} must hold a mapping")
+    bases = raw.pop("base", None) or []
+    bases = [bases] if isinstance(bases, str) else list(bases)
+    merged = OmegaConf.create({})
+    for base in bases:
+        merged = OmegaConf.merge(merged, load_recipe_chain(str(base), recipes_dir, _stack + (name,)))
+    return OmegaConf.merge(merged, raw)
+
+
+def _default(f) -> Any:
+    return f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+
+
+def valid_keys(schema: type, prefix: str = "") -> list[str]:
+    """Every dotted key of a schema, sections and their fields."""
+    keys = []
+    for f in fields(schema):
+        full = f"{prefix}{f.name}"
+        keys.append(full)
+        if is_dataclass(_default(f)):
+            keys.extend(valid_keys(type(_default(f)), full + "."))
+    return keys
+
+
+def check_keys(values: Any, schema: type, source: str, prefix: str = "") -> None:
+    """Reject keys that the schema does not have, naming the full key and the closest valid one."""
+    known = {f.name: f for f in fields(schema)}
+    for key, value in values.items():
+        full = f"{prefix}{key}"
+        if key not in known:
+            close = difflib.get_close_matches(full, valid_keys(schema, prefix), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(prefix + k for k in known)}"
+            raise ConfigError(f"{full}: unknown key (from {source}){hint}")
+        default = _default(known[key])
+        if is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{full}: expected a mapping of {type(default).__name__} fields, got {value!r}")
+            check_keys(value, type(default), source, full + ".")
+
+
+_RATIO = re.compile(r"\d+:\d+")
+
+
+def dotlist(tokens: list[str]) -> list[str]:
+    """key=value tokens as an OmegaConf dotlist. YAML 1.1 reads 1:3 as the base-60 integer 63; a ratio on the
+    command line is meant as text, so it is quoted."""
+    out = []
+    for token in tokens:
+        key, _, value = token.partition("=")
+        out.append(f'{key}="{value}"' if _RATIO.fullmatch(value) else token)
+    return out
+
+
+def merge(schema: type, layers: list[tuple[Any, str]]) -> tuple[Any, DictConfig]:
+    """Typed defaults < each (mapping, source) layer, strictly: unknown keys, wrong types and invalid values
+    raise ConfigError naming the key. Returns (validated dataclass instance, merged DictConfig)."""
+    for values, source in layers:
+        check_keys(OmegaConf.to_container(values) if isinstance(values, DictConfig) else values, schema, source)
+    base = OmegaConf.structured(schema)
+    OmegaConf.set_struct(base, True)
+    try:
+        merged = OmegaConf.merge(base, *[values for values, _ in layers])
+        config = OmegaConf.to_object(merged)
+    except MissingMandatoryValue as err:
+        key = getattr(err, "full_key", None) or "config"
+        raise ConfigError(f"{key}: is required (give {key}=...)") from None
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "config"
+        raise ConfigError(f"{key}: {str(err).splitlines()[0]}") from None
+    if hasattr(config, "validate"):
+        config.validate()
+    return config, merged
+
+
+def resolve(argv: list[str], recipes_dir: Path = RECIPES_DIR,
+            default_task: str | None = None) -> tuple[Any, DictConfig, str]:
+    """Resolve `recipe=NAME key=value ...` into (typed config, resolved DictConfig, recipe name).
+
+    Without `recipe=`, `default_task` (if given) supplies a recipe of pure defaults: `prepare input=...`.
+    """
+    name, overrides = None, []
+    for token in argv:
+        if token.startswith("-") or "=" not in token:
+            raise ConfigError(f"argument {token!r}: expected key=value (e.g. recipe=disco_lora trainer.max_steps=10)")
+        if token.startswith("recipe="):
+            name = token.split("=", 1)[1]
+        else:
+            overrides.append(token)
+    if not name and default_task is None:
+        raise ConfigError(f"recipe: missing recipe=NAME; available: {', '.join(available_recipes(recipes_dir))}")
+    recipe = load_recipe_chain(name, recipes_dir) if name else OmegaConf.create({"task": default_task})
+    name = name or default_task
+    if default_task is not None and recipe.get("task") != default_task:
+        raise ConfigError(f"task: recipe {name!r} is a {recipe.get('task')!r} recipe, this command needs "
+                          f"{default_task!r}")
+    task = recipe.get("task")
+    if task not in TASKS:
+        raise ConfigError(f"task: recipe {name!r} has task {task!r}; known tasks: {', '.join(TASKS)}")
+    config, merged = merge(TASKS[task], [(recipe, f"recipe {name}"),
+                                         (OmegaConf.from_dotlist(dotlist(overrides)), "command line")])
+    if hasattr(config, "name") and not config.name:
+        from datetime import datetime
+
+        config.name = f"{Path(name).stem}-{datetime.now():%Y%m%d-%H%M%S}"
+        merged.name = config.name
+    return config, merged, name
+
+
+def to_yaml(resolved: DictConfig) -> str:
+    return OmegaConf.to_yaml(resolved)

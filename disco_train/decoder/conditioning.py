@@ -1,0 +1,83 @@
+"""In-context conditioning for LTX-Video, as pure tensor functions (paper §3.2; the in-context LoRA layout).
+
+Sequence layout: [condition tokens ‖ target tokens]. Condition tokens are clean latents with timestep 0 and the
+RoPE coordinates of the target token they align with; target tokens carry x_t and σ·1000. Attention is full and
+bidirectional, so token order only matters for the slicing done here (loss on the last N tokens).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from disco_train.config.geometry import SPATIAL, TEMPORAL
+from disco_train.decoder.flow import TIMESTEP_SCALE
+from disco_train.modalities.interleave import interleave_tokens
+
+
+
+def pack(latents: torch.Tensor) -> torch.Tensor:
+    """[B, C, F, H, W] -> [B, F·H·W, C] (patch size 1: one token per latent voxel, frame-major)."""
+    b, c = latents.shape[:2]
+    return latents.permute(0, 2, 3, 4, 1).reshape(b, -1, c)
+
+
+def unpack(tokens: torch.Tensor, frames: int, height: int, width: int) -> torch.Tensor:
+    """[B, F·H·W, C] -> [B, C, F, H, W]."""
+    b, n, c = tokens.shape
+    if n != frames * height * width:
+        raise ValueError(f"{n} tokens do not form a {frames}×{height}×{width} latent grid")
+    return tokens.reshape(b, frames, height, width, c).permute(0, 4, 1, 2, 3)
+
+
+def latent_coords(frames: int, height: int, width: int, fps: float | torch.Tensor, batch: int,
+                  device=None) -> torch.Tensor:
+    """RoPE coordinates [B, 3, F·H·W] in the units LTX-Video expects (seconds, pixels, pixels).
+
+    Latent frame f covers pixel frames up to 8f (frame 0 alone, causal VAE), so its time is max(0, 8f+1-8)/fps —
+    the convention of diffusers' LTXConditionPipeline, used for training AND sampling here so they agree.
+    """
+    f = torch.arange(frames, device=device, dtype=torch.float32)
+    h = torch.arange(height, device=device, dtype=torch.float32)
+    w = torch.arange(width, device=device, dtype=torch.float32)
+    grid = torch.stack(torch.meshgrid(f, h, w, indexing="ij"), 0).flatten(1)  # [3, N]
+    t = (grid[0] * TEMPORAL + 1 - TEMPORAL).clamp_min(0)
+    fps = torch.as_tensor(fps, dtype=torch.float32, device=device).reshape(-1, 1).expand(batch, 1)
+    coords = torch.stack([t.expand(batch, -1) / fps,
+                          (grid[1] * SPATIAL).expand(batch, -1),
+                          (grid[2] * SPATIAL).expand(batch, -1)], dim=1)
+    return coords
+
+
+def condition_tokens(video: torch.Tensor, aux: torch.Tensor | None, mode: str,
+                     ratio: tuple[int, int]) -> tuple[torch.Tensor, int]:
+    """Condition tokens for a mode and how many target-grid copies they span (1, or 2 for 'concat')."""
+    if mode == "video_only":
+        return video, 1
+    if aux is None:
+        raise ValueError(f"condition mode {mode!r} needs auxiliary tokens")
+    if mode == "interleave":
+        return interleave_tokens(video, aux, ratio), 1
+    if mode == "concat":
+        return torch.cat([video, aux], dim=1), 2
+    raise ValueError(f"unknown condition mode {mode!r}")
+
+
+def assemble(noisy: torch.Tensor, cond: torch.Tensor, copies: int, coords: torch.Tensor,
+             sigmas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Join condition and noisy target tokens. Returns (tokens, coords, per-token timesteps).
+
+    Condition copy k reuses the target coordinates, so condition token i and target token i share a position.
+    """
+    b, n, _ = noisy.shape
+    if cond.shape[1] != copies * n:
+        raise ValueError(f"{cond.shape[1]} condition tokens for {n} target tokens × {copies}")
+    tokens = torch.cat([cond.to(noisy.dtype), noisy], dim=1)
+    all_coords = torch.cat([coords] * (copies + 1), dim=2)
+    target_t = (sigmas.float() * TIMESTEP_SCALE).reshape(b, 1).expand(b, n)
+    timesteps = torch.cat([torch.zeros(b, copies * n, device=noisy.device), target_t.to(noisy.device)], dim=1)
+    return tokens, all_coords, timesteps
+
+
+def target_slice(pred: torch.Tensor, num_target: int) -> torch.Tensor:
+    """The model output at the target tokens (the last `num_target`): the only tokens the loss sees."""
+    return pred[:, -num_target:]

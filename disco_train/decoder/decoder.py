@@ -1,0 +1,130 @@
+"""DiscoDecoder: the DiSCo generative decoder as a plain `nn.Module` (paper §3.2), used by decoding without
+Lightning and wrapped by the training system (`disco_train.train.lora_module.DiscoLoRAModule`).
+
+It holds the frozen LTX-Video transformer carrying the peft LoRA, the frozen VAE and T5. `training_loss` is the
+rectified-flow objective on the target tokens; `reconstruct` samples a clip from the transmitted modalities. The
+math comes from `flow` and `conditioning`, the models from `models`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from disco_train.config import DiscoLoraConfig, NEGATIVE_PROMPT, parse_ratio
+from disco_train.decoder import conditioning as C
+from disco_train.decoder import encoders, flow, speed
+from disco_train.decoder.lora import add_lora, load_adapter_file, load_lora_state_dict
+from disco_train.decoder.models import Backbone, load_backbone
+from disco_train.decoder.sampling import sample_tokens
+
+
+class DiscoDecoder(nn.Module):
+    def __init__(self, cfg: DiscoLoraConfig, backbone: Backbone | None = None):
+        super().__init__()
+        self.cfg = cfg
+        backbone = backbone or load_backbone(cfg.model, cfg.seed)
+        self.transformer, self.vae = backbone.transformer, backbone.vae
+        self.text_encoder, self.tokenizer = backbone.text_encoder, backbone.tokenizer
+        self.num_trainable = add_lora(self.transformer, cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout,
+                                      cfg.lora.targets)
+        if cfg.lora.init_from:
+            load_lora_state_dict(self.transformer, load_adapter_file(cfg.lora.init_from))
+        self.ratio = parse_ratio(cfg.condition.ratio)
+
+    @classmethod
+    def from_export(cls, folder: str | Path, overrides: list[str] = (), device: str = "cpu",
+                    merge: bool = True) -> "DiscoDecoder":
+        """The trained decoder from an export folder (base weights per its config's model.*, which `overrides`
+        may change), with the adapter folded into the base weights unless `merge=False`."""
+        from disco_train.decoder.export import decoder_config
+
+        decoder = cls(decoder_config(folder, overrides))
+        if merge:
+            speed.merge_lora(decoder.transformer)
+        return decoder.to(device).eval()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    # ---- encoders (frozen, no grad) -------------------------------------------------------------------------
+    def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 [B,T,H,W,3] -> normalised VAE latents [B,C,F,h,w] (shared with `prepare precompute=true`)."""
+        return encoders.encode_video(self.vae, frames)
+
+    def encode_text(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Captions -> T5 hidden states [B,L,D] and attention mask [B,L] (padded to max_text_tokens)."""
+        return encoders.encode_text(self.text_encoder, self.tokenizer, captions, self.cfg.model.max_text_tokens,
+                                    self.device)
+
+    def prepare_batch(self, batch: dict, need_target: bool = True) -> dict:
+        """Latents, condition latents, text embeddings: precomputed in the shard if present, else encoded here.
+        Sampling needs no target (`need_target=False`): the decoder side has only the transmitted modalities."""
+        target = None
+        if need_target:
+            target = batch["target"] if "target" in batch else self.encode_video(batch["video"])
+        cond = batch["degraded"] if "degraded" in batch else self.encode_video(batch["cond"])
+        aux = None
+        if self.cfg.condition.mode != "video_only":
+            aux = batch["aux_latents"] if "aux_latents" in batch else self.encode_video(batch["aux"])
+        if "text" in batch:
+            text, mask = batch["text"], batch["text_mask"]
+        else:
+            text, mask = self.encode_text(batch["caption"])
+        return {"target": target, "cond": cond, "aux": aux, "text": text, "text_mask": mask, "fps": batch["fps"]}
+
+    def condition(self, inputs: dict) -> tuple[torch.Tensor, int]:
+        """Condition tokens of the configured mode and how many target-grid copies they span."""
+        aux = None if inputs["aux"] is None else C.pack(inputs["aux"])
+        return C.condition_tokens(C.pack(inputs["cond"]), aux, self.cfg.condition.mode, self.ratio)
+
+    # ---- the model call shared by training and sampling ----------------------------------------------------
+    def denoise(self, noisy: torch.Tensor, cond: torch.Tensor, copies: int, coords: torch.Tensor,
+                sigmas: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """Velocity prediction at the target tokens for [cond ‖ noisy]."""
+        tokens, all_coords, timesteps = C.assemble(noisy, cond, copies, coords, sigmas)
+        dtype = self.transformer.dtype
+        with speed.attention_context(self.cfg.model.attention):
+            pred = self.transformer(hidden_states=tokens.to(dtype), encoder_hidden_states=text.to(dtype),
+                                    timestep=timesteps, encoder_attention_mask=text_mask,
+                                    video_coords=all_coords, return_dict=False)[0]
+        return C.target_slice(pred, noisy.shape[1])
+
+    def training_loss(self, inputs: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rectified flow on the target tokens: σ from the shifted logit-normal, x_t = (1−σ)·x0 + σ·ε, MSE of the
+        predicted velocity against ε − x0. Returns (per-sample loss [B], σ [B])."""
+        target = inputs["target"]
+        b, _, f, h, w = target.shape
+        x0 = C.pack(target).float()
+        cond, copies = self.condition(inputs)
+        fc, device = self.cfg.flow, target.device
+        sigmas = flow.sample_sigmas(b, x0.shape[1], fc.sampler, fc.logit_std, fc.shift_tokens, fc.shift_values,
+                                    generator=generator, device=device)
+        noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
+        coords = C.latent_coords(f, h, w, inputs["fps"], b, device)
+        pred = self.denoise(flow.interpolate(x0, noise, sigmas), cond, copies, coords, sigmas, inputs["text"],
+                            inputs["text_mask"])
+        return flow.flow_loss(pred, flow.velocity_target(x0, noise)), sigmas
+
+    # ---- sampling (validation, decoding) --------------------------------------------------------------------
+    @torch.no_grad()
+    def reconstruct(self, batch: dict, steps: int = 50, guidance: float = 3.0, seed: int = 0,
+                    negative_prompt: str = NEGATIVE_PROMPT) -> torch.Tensor:
+        """Decoder side of DiSCo for a batch: condition tokens + caption -> sampled clip, uint8 [B,T,H,W,3]."""
+        inputs = self.prepare_batch(batch, need_target=False)
+        b, c, f, h, w = inputs["cond"].shape  # the target grid equals the condition grid
+        cond, copies = self.condition(inputs)
+        coords = C.latent_coords(f, h, w, inputs["fps"], b, self.device)
+        negative = self.encode_text([negative_prompt]) if guidance != 1.0 else None
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        # Training runs under bf16 autocast; without it peft would run the adapter in fp32 here (slower, and not
+        # the arithmetic the adapter was trained with).
+        dtype = self.transformer.dtype
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
+            tokens = sample_tokens(self.denoise, cond, copies, coords, inputs["text"], inputs["text_mask"], negative,
+                                   f * h * w, c, steps, guidance, self.cfg.flow.shift_tokens,
+                                   self.cfg.flow.shift_values, generator)
+        return encoders.decode_latents(self.vae, C.unpack(tokens, f, h, w))

@@ -1,0 +1,168 @@
+"""One place where models come from: local LTX-Video / T5 weights under checkpoints/, or tiny random models.
+
+Nothing here downloads: every loader reads a local path and fails with a message naming the missing file and
+where to put it. Tiny models use the real diffusers / transformers classes with small configs, so tests and
+`*_debug` recipes exercise the same code paths as the 13B run (same 32× spatial / 8× temporal VAE geometry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+# Transformer configs of the released checkpoints (diffusers config.json), used for meta-device instantiation
+# (parameter counts, memory planning) and as the architecture to check exported keys against.
+LTXV_CONFIGS = {
+    "ltxv_13b": dict(in_channels=128, out_channels=128, num_attention_heads=32, attention_head_dim=128,
+                     cross_attention_dim=4096, num_layers=48, caption_channels=4096),
+    "ltxv_2b": dict(in_channels=128, out_channels=128, num_attention_heads=32, attention_head_dim=64,
+                    cross_attention_dim=2048, num_layers=28, caption_channels=4096),
+}
+
+TINY_TEXT_DIM = 32
+TINY_TRANSFORMER = dict(in_channels=16, out_channels=16, num_attention_heads=2, attention_head_dim=16,
+                        cross_attention_dim=32, num_layers=2, caption_channels=TINY_TEXT_DIM)
+# 4 (patch) × 2 × 2 × 2 (three spatio-temporal downsamplers) = 32× spatial; 2 × 2 × 2 = 8× temporal, as LTX.
+TINY_VAE = dict(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(16, 32, 32, 32),
+                decoder_block_out_channels=(16, 32, 32, 32), layers_per_block=(1, 1, 1, 1, 1),
+                decoder_layers_per_block=(1, 1, 1, 1, 1), spatio_temporal_scaling=(True, True, True, False),
+                decoder_spatio_temporal_scaling=(True, True, True, False),
+                decoder_inject_noise=(False, False, False, False, False), upsample_residual=(False,) * 4,
+                upsample_factor=(1, 1, 1, 1), timestep_conditioning=False, patch_size=4, patch_size_t=1,
+                encoder_causal=True, decoder_causal=False)
+
+
+class MissingWeightsError(FileNotFoundError):
+    """A weight file or folder the chosen model needs is not under checkpoints/."""
+
+
+@dataclass
+class Backbone:
+    """The frozen parts of the decoder plus the transformer that carries the LoRA."""
+
+    transformer: torch.nn.Module
+    vae: torch.nn.Module
+    text_encoder: torch.nn.Module
+    tokenizer: object
+
+
+def require_path(path: str | Path, what: str, key: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise MissingWeightsError(
+            f"{key}={path}: {what} not found. Put it there (see checkpoints/README.md for the expected layout) "
+            f"or point {key} at it.")
+    return p
+
+
+def tiny_transformer(seed: int = 0):
+    from diffusers import LTXVideoTransformer3DModel
+
+    torch.manual_seed(seed)
+    return LTXVideoTransformer3DModel(**TINY_TRANSFORMER)
+
+
+def tiny_vae(seed: int = 0):
+    from diffusers import AutoencoderKLLTXVideo
+
+    torch.manual_seed(seed)
+    return AutoencoderKLLTXVideo(**TINY_VAE)
+
+
+def tiny_text_encoder(seed: int = 0):
+    """A 2-layer T5 encoder with a byte-level tokenizer (ByT5: needs no vocabulary file, so works offline)."""
+    from transformers import ByT5Tokenizer, T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    tokenizer = ByT5Tokenizer()
+    config = T5Config(vocab_size=len(tokenizer), d_model=TINY_TEXT_DIM, d_ff=64, d_kv=16, num_layers=2,
+                      num_heads=2, relative_attention_num_buckets=8, dropout_rate=0.0)
+    return T5EncoderModel(config), tokenizer
+
+
+def meta_transformer(name: str):
+    """The transformer of `model.name` on the meta device: architecture without memory or weights (parameter
+    counts, memory planning, checking an exported adapter). KeyError for an unknown name."""
+    from diffusers import LTXVideoTransformer3DModel
+
+    config = TINY_TRANSFORMER if name == "tiny" else LTXV_CONFIGS[name]
+    with torch.device("meta"):
+        return LTXVideoTransformer3DModel(**config)
+
+
+def _load_ltx(path: Path, cls_name: str, subfolder: str, dtype: torch.dtype):
+    """One LTX-Video component (transformer or vae) from a diffusers folder or a single-file checkpoint."""
+    import diffusers
+
+    cls = getattr(diffusers, cls_name)
+    if path.is_dir():
+        require_path(path / subfolder / "config.json", f"LTX-Video {subfolder} config", "model.path")
+        return cls.from_pretrained(path, subfolder=subfolder, torch_dtype=dtype, local_files_only=True)
+    # Single-file checkpoints carry no config; diffusers maps their keys, configs come from a local folder
+    # beside the file (<file stem>-config/{transformer,vae}) so nothing is fetched.
+    config_dir = require_path(path.with_name(path.stem + "-config"), "diffusers config folder for the single file",
+                              "model.path")
+    return cls.from_single_file(str(path), config=str(config_dir), subfolder=subfolder, torch_dtype=dtype,
+                                local_files_only=True)
+
+
+def _load_t5(path: Path, dtype: torch.dtype):
+    from transformers import AutoTokenizer, T5EncoderModel
+
+    enc_dir = path / "text_encoder" if (path / "text_encoder").is_dir() else path
+    tok_dir = path / "tokenizer" if (path / "tokenizer").is_dir() else path
+    require_path(enc_dir / "config.json", "T5 encoder config", "model.text_encoder_path")
+    encoder = T5EncoderModel.from_pretrained(enc_dir, torch_dtype=dtype, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
+    return encoder, tokenizer
+
+
+def check_weights_present(model_cfg) -> None:
+    """Fail fast (before any loading) when the chosen model's files are missing."""
+    if model_cfg.name == "tiny":
+        return
+    require_path(model_cfg.path, f"LTX-Video {model_cfg.name} weights", "model.path")
+    require_path(model_cfg.text_encoder_path, "T5 text encoder", "model.text_encoder_path")
+
+
+def _frozen(*modules):
+    for module in modules:
+        module.requires_grad_(False)
+        module.eval()
+    return modules
+
+
+def load_transformer(model_cfg, seed: int = 0) -> torch.nn.Module:
+    """The LTX-Video transformer per `ModelConfig` (tiny: random, seeded), frozen."""
+    dtype = DTYPES[model_cfg.dtype]
+    if model_cfg.name == "tiny":
+        transformer = tiny_transformer(seed).to(dtype)
+    else:
+        check_weights_present(model_cfg)
+        transformer = _load_ltx(Path(model_cfg.path), "LTXVideoTransformer3DModel", "transformer", dtype)
+    return _frozen(transformer)[0]
+
+
+def load_encoders(model_cfg, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module, object]:
+    """(VAE, T5 encoder, tokenizer) per `ModelConfig`, frozen: what the decoder and `prepare precompute=true`
+    encode with (tiny: random, seeded seed+1 and seed+2, as inside `load_backbone`)."""
+    dtype = DTYPES[model_cfg.dtype]
+    if model_cfg.name == "tiny":
+        vae, (text_encoder, tokenizer) = tiny_vae(seed + 1), tiny_text_encoder(seed + 2)
+        vae, text_encoder = vae.to(dtype), text_encoder.to(dtype)
+    else:
+        check_weights_present(model_cfg)
+        vae = _load_ltx(Path(model_cfg.path), "AutoencoderKLLTXVideo", "vae", dtype)
+        text_encoder, tokenizer = _load_t5(Path(model_cfg.text_encoder_path), dtype)
+    return (*_frozen(vae, text_encoder), tokenizer)
+
+
+def load_backbone(model_cfg, seed: int = 0) -> Backbone:
+    """Build or load the frozen decoder parts per `ModelConfig`. All returned modules have requires_grad=False.
+    The transformer is built first: the adapter's random init draws from the RNG state the three leave."""
+    transformer = load_transformer(model_cfg, seed)
+    return Backbone(transformer, *load_encoders(model_cfg, seed))

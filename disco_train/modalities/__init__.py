@@ -1,0 +1,10 @@
+"""The DiSCo modalities (paper §3.1), each as pure functions or plain modules, sender and receiver side:
+
+- `text`: the caption's zlib bitstream; `caption`: the LLaVA captioner that writes it;
+- `degrade`: resize/crop, spatiotemporal degradation and its inverse (upsampling, temporal forward filling);
+- `interleave`: which condition token comes from the video and which from the auxiliary modality (Fig. 4);
+- `sketch`: the InformativeDrawings line-drawing generator;
+- `pose`: the 2D-pose bitstream (uint16 keypoints, LZMA) and its skeleton rendering; `pose_estimation`: DWPose.
+
+May import `disco_train.config` only (never lightning, the codecs or the decoder).
+"""

@@ -1,0 +1,214 @@
+"""Export a trained DiSCo LoRA for decoders: `python -m disco_train export ckpt=<.ckpt> out=<dir>`.
+
+Reads a training checkpoint and its run's config.yaml; every key is checked against the base architecture (built
+on the meta device) before anything is written, and the folder appears atomically: written to a temporary
+sibling, then renamed. The folder's format is `disco_train.decoder.export`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from disco_train.config import ConfigError, DiscoLoraConfig
+from disco_train.config.cli import REQUIRED, Command
+from disco_train.decoder.export import (CODEC_KEYS, COMFYUI_FILE, DIFFUSERS_FILE, FORMAT_VERSION, MANIFEST,
+                                        SKETCH_CODEC_DIR, ExportError, check_keys, sha256)
+
+
+# ---- reading a training run -----------------------------------------------------------------------------------
+def run_config_path(ckpt: Path) -> Path:
+    """runs/<name>/checkpoints/x.ckpt -> runs/<name>/config.yaml (where train.py saves the resolved config)."""
+    return ckpt.resolve().parent.parent / "config.yaml"
+
+
+def load_config(config_yaml: Path, overrides: list[str] = ()) -> DiscoLoraConfig:
+    """The resolved training config, re-validated through the recipe machinery (so overrides work too)."""
+    from disco_train.config.recipe import resolve
+
+    if not config_yaml.is_file():
+        raise ExportError(f"config={config_yaml}: no training config (train.py writes runs/<name>/config.yaml)")
+    try:
+        cfg, _, _ = resolve([f"recipe={config_yaml}", *overrides])
+    except ConfigError as err:
+        raise ExportError(f"{config_yaml}: {err}") from None
+    if not isinstance(cfg, DiscoLoraConfig):
+        raise ExportError(f"{config_yaml}: a {cfg.task!r} config, not a disco_lora training config")
+    return cfg
+
+
+def read_adapter(ckpt: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Adapter weights (bare peft keys) and bookkeeping from a Lightning checkpoint of DiscoLoRAModule."""
+    if not ckpt.is_file():
+        raise ExportError(f"ckpt={ckpt}: no such file")
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ExportError(f"ckpt={ckpt}: not a Lightning checkpoint (no 'state_dict')")
+    state = {k[len("lora."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("lora.")}
+    if not state:
+        raise ExportError(f"ckpt={ckpt}: holds no 'lora.' adapter weights (is it a disco_lora checkpoint?)")
+    info = {"checkpoint": str(ckpt), "global_step": checkpoint.get("global_step"), **checkpoint.get("disco", {})}
+    return state, info
+
+
+def data_codec_settings(cfg: DiscoLoraConfig) -> dict:
+    """D_s, D_t, codec, qp, crf of the training data, read from the first sample's meta.json of the first shard
+    ({} when the shards are not on this machine: then they must be given on the command line)."""
+    import tarfile
+
+    from datamodules.shards import expand_shards
+
+    try:
+        urls = expand_shards(cfg.data.train_shards)
+    except (ConfigError, ValueError, OSError):
+        return {}
+    for url in urls[:1]:
+        with tarfile.open(url) as tar:
+            for member in tar:
+                if member.name.endswith(".meta.json"):
+                    meta = json.loads(tar.extractfile(member).read())
+                    return {k: meta[k] for k in CODEC_KEYS if k in meta}
+    return {}
+
+
+# ---- metadata and files ---------------------------------------------------------------------------------------
+def peft_config(cfg: DiscoLoraConfig) -> dict:
+    """The LoraConfig the module trained with, as diffusers stores it (`save_lora_adapter`)."""
+    from peft import LoraConfig
+
+    config = LoraConfig(r=cfg.lora.rank, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                        target_modules=list(cfg.lora.targets), init_lora_weights=True).to_dict()
+    return {k: sorted(v) if isinstance(v, set) else v for k, v in config.items()}
+
+
+def disco_metadata(cfg: DiscoLoraConfig, codec: dict, layout: str) -> dict[str, str]:
+    """`disco.*` safetensors metadata: enough to know what decoder this LoRA belongs to without disco.json."""
+    c, f = cfg.condition, cfg.flow
+    values = {"format_version": FORMAT_VERSION, "layout": layout, "base_model": cfg.model.name,
+              "rank": cfg.lora.rank, "alpha": cfg.lora.alpha, "targets": list(cfg.lora.targets),
+              "condition_mode": c.mode, "aux": c.aux, "interleave_ratio": c.ratio, "fill": c.fill,
+              "shift_tokens": list(f.shift_tokens), "shift_values": list(f.shift_values),
+              "frames": cfg.data.frames, "height": cfg.data.height, "width": cfg.data.width,
+              **{k: codec.get(k) for k in CODEC_KEYS}}
+    return {f"disco.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+
+
+def _write_lora_files(folder: Path, state: dict[str, torch.Tensor], cfg: DiscoLoraConfig, codec: dict) -> None:
+    from diffusers.loaders.lora_base import LORA_ADAPTER_METADATA_KEY
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
+    adapter_meta = {f"transformer.{k}": v for k, v in peft_config(cfg).items()}
+    save_file({f"transformer.{k}": v for k, v in tensors.items()}, str(folder / DIFFUSERS_FILE),
+              metadata={"format": "pt", LORA_ADAPTER_METADATA_KEY: json.dumps(adapter_meta, sort_keys=True),
+                        **disco_metadata(cfg, codec, "diffusers")})
+    scale = cfg.lora.alpha / cfg.lora.rank
+    comfy = {f"diffusion_model.{k}": (v * scale if ".lora_B." in k else v).contiguous() for k, v in tensors.items()}
+    save_file(comfy, str(folder / COMFYUI_FILE),
+              metadata={"format": "pt", "disco.scale_folded_into_lora_B": json.dumps(scale),
+                        **disco_metadata(cfg, codec, "comfyui")})
+
+
+def _manifest(folder: Path, cfg: DiscoLoraConfig, codec: dict, source: dict) -> dict:
+    from omegaconf import OmegaConf
+
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {"format": "disco-export", "version": FORMAT_VERSION, "lora_diffusers": DIFFUSERS_FILE,
+            "lora_comfyui": COMFYUI_FILE, "sketch_codec": SKETCH_CODEC_DIR if (folder / SKETCH_CODEC_DIR).is_dir()
+            else None, "codec": codec, "source": source,
+            "config": OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True),
+            "files": {p.relative_to(folder).as_posix(): sha256(p) for p in files}}
+
+
+# ---- export ---------------------------------------------------------------------------------------------------
+def export(ckpt: str | Path, out: str | Path, config: str | Path | None = None, sketch_codec: str | Path | None = None,
+           codec: dict | None = None, force: bool = False) -> Path:
+    """Checkpoint -> export folder (see the module docstring). `codec` overrides the data's ds/dt/codec/qp/crf."""
+    ckpt, out = Path(ckpt), Path(out)
+    cfg = load_config(Path(config) if config else run_config_path(ckpt))
+    state, source = read_adapter(ckpt)
+    check_keys(state, cfg)
+    settings = {**data_codec_settings(cfg), **{k: v for k, v in (codec or {}).items() if v is not None}}
+    missing = [k for k in ("ds", "dt", "codec") if k not in settings]
+    if missing:
+        raise ExportError(f"{', '.join(missing)}: not found in the training shards' meta.json "
+                          f"({cfg.data.train_shards}); give them, e.g. ds=4 dt=4 codec=x265")
+    if sketch_codec and not Path(sketch_codec).is_dir():
+        raise ExportError(f"sketch_codec={sketch_codec}: no such folder (the exported finetuned DCVC-RT codec)")
+    if out.exists() and not force:
+        raise ExportError(f"out={out}: exists; choose a new folder or pass force=true to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        _write_lora_files(tmp, state, cfg, settings)
+        if sketch_codec:
+            shutil.copytree(sketch_codec, tmp / SKETCH_CODEC_DIR)
+        manifest = _manifest(tmp, cfg, settings, source)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        _replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    """Rename tmp onto out; an existing out (force) is moved aside first and removed only once tmp is in place."""
+    if not out.exists():
+        tmp.rename(out)
+        return
+    old = out.with_name(f".{out.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
+    out.rename(old)
+    try:
+        tmp.rename(out)
+    except BaseException:
+        old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ---- command line ---------------------------------------------------------------------------------------------
+@dataclass
+class ExportConfig:
+    ckpt: str = REQUIRED
+    """Training checkpoint (runs/NAME/checkpoints/X.ckpt)."""
+    out: str = REQUIRED
+    """Export folder to create."""
+    config: str = ""
+    """The run's resolved config ('' = config.yaml of the checkpoint's run folder)."""
+    sketch_codec: str = ""
+    """Folder of the finetuned DCVC-RT sketch codec to ship with the LoRA (a sketch_dcvc run's export)."""
+    ds: Optional[int] = None
+    """D_s of the training data (only needed when the training shards are not on this machine)."""
+    dt: Optional[int] = None
+    """D_t of the training data (idem)."""
+    codec: Optional[str] = None
+    """Degraded-video codec of the training data (idem)."""
+    qp: Optional[int] = None
+    """QP of the training data (idem)."""
+    crf: Optional[int] = None
+    """CRF of the training data (idem)."""
+    force: bool = False
+    """Replace an existing export folder."""
+
+
+COMMAND = Command("python -m disco_train export", "A training checkpoint -> LoRA (diffusers + ComfyUI safetensors) "
+                  "+ disco.json, checked against the base architecture.", ExportConfig)
+
+
+def main(argv: list[str]) -> int:
+    def run(a: ExportConfig) -> int:
+        codec = {k: getattr(a, k) for k in CODEC_KEYS}
+        out = export(a.ckpt, a.out, a.config or None, a.sketch_codec or None, codec, force=a.force)
+        manifest = json.loads((out / MANIFEST).read_text())
+        print(f"exported {out}: " + ", ".join(f"{name} ({(out / name).stat().st_size:,} B)"
+                                                for name in manifest["files"]))
+        return 0
+
+    return COMMAND.main(argv, run, errors=(ExportError, ValueError, OSError))
