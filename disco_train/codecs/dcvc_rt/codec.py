@@ -61,8 +61,11 @@ class EncodeResult:
     The encoder itself never builds P-frame pixels (its next reference is the decoder feature, as in the
     official encoder): `recon` runs the reconstruction network on the kept features on first access."""
 
-    def __init__(self, bitstream: bytes, frame_bytes: list, size, parts=None, build=None):
+    def __init__(self, bitstream: bytes, frame_bytes: list, size, parts=None, build=None,
+                 payload_bytes=(), ideal_bits=()):
         self.bitstream, self.frame_bytes, self.size = bitstream, frame_bytes, tuple(size)  # size: (T, H, W)
+        # per frame: entropy-coded bytes, and the -log2 p of its symbols under the coder's tables
+        self.payload_bytes, self.ideal_bits = list(payload_bytes), list(ideal_bits)
         self._parts, self._build, self._recon = parts, build, None
 
     @property
@@ -115,7 +118,7 @@ class DcvcRtCodec:
         w.write_z(z_hat, qp)
         for y_q_w, s_w in parts:
             w.write_y(y_q_w, s_w)
-        return w.to_bytes(), w.model_crc
+        return w.to_bytes(), w.model_crc, w.ideal_bits
 
     # ---- encoder -----------------------------------------------------------------------------
     def _encode_i(self, x_pad, qp, fmt, two):
@@ -153,7 +156,7 @@ class DcvcRtCodec:
         T, _, H, W = frames.shape
         kind = kind if kind is not None else (bs.KIND_IMAGE if T == 1 else bs.KIND_VIDEO)
         with deterministic(threads):
-            records, parts = self._encode_records(frames, qp, qp_p, intra_period, reset_interval,
+            records, parts, ideal_bits = self._encode_records(frames, qp, qp_p, intra_period, reset_interval,
                                                   stream_format, with_recon)
         if stream_format == DISCO:
             header = bs.write_header(bs.StreamHeader(kind, H, W, T, threads))
@@ -163,16 +166,17 @@ class DcvcRtCodec:
             chunks = ofs.write_stream(H, W, records)  # one chunk per frame, its SPS included
             frame_bytes = [len(c) for c in chunks]
         build = (lambda p: self._build_recon(p, threads, H, W)) if with_recon else None
-        return EncodeResult(b"".join(chunks), frame_bytes, (T, H, W), parts if with_recon else None, build)
+        return EncodeResult(b"".join(chunks), frame_bytes, (T, H, W), parts if with_recon else None, build,
+                            [len(r.payload) for r in records], ideal_bits)
 
     def _encode_records(self, frames, qp, qp_p, intra_period, reset_interval, fmt, with_recon):
         T, _, H, W = frames.shape
         two = ofs.uses_two_coders(H, W)
-        records, parts, last_qp = [], [], qp
+        records, parts, ideal_bits, last_qp = [], [], [], qp
         for t in range(T):
             x_pad = pad_frame(frames[t:t + 1].to(self.device, self.dtype))
             if t == 0 or (intra_period > 0 and t % intra_period == 0):
-                (payload, crc), x_hat = self._encode_i(x_pad, qp, fmt, two)
+                (payload, crc, ideal), x_hat = self._encode_i(x_pad, qp, fmt, two)
                 rec, last_qp, part = bs.FrameRecord(bs.FRAME_I, qp, False, payload, crc), qp, x_hat
                 if self.inter is not None:
                     self.inter.clear_dpb()
@@ -182,13 +186,14 @@ class DcvcRtCodec:
                 reset = reset_interval > 0 and t % reset_interval == 1
                 if reset:
                     self.inter.prepare_feature_adaptor_i(last_qp)
-                (payload, crc), feature = self._encode_p(x_pad, frame_qp, fmt, two)
+                (payload, crc, ideal), feature = self._encode_p(x_pad, frame_qp, fmt, two)
                 rec = bs.FrameRecord(bs.FRAME_P, frame_qp, reset, payload, crc)
                 last_qp, part = frame_qp, (feature, frame_qp)
             records.append(rec)
+            ideal_bits.append(ideal)
             if with_recon:
                 parts.append(part)
-        return records, parts
+        return records, parts, ideal_bits
 
     @torch.no_grad()
     def _build_recon(self, parts, threads, H, W):

@@ -88,6 +88,7 @@ class SymbolWriter:
         self.y, self.z, self.thres = y_tables, z_tables, thres
         self.encoder = RangeEncoder()
         self.model_crc = 0
+        self.ideal_bits = 0.0  # what an ideal coder would need for the same tables (tables.ideal_bits)
 
     def write_z(self, z_hat: torch.Tensor, qp: int):
         _, C, h, w = z_hat.shape
@@ -102,6 +103,7 @@ class SymbolWriter:
         entry, escaped, raw = tables.fold_escapes(np.rint(symbols).astype(np.int64), ct.t.offsets[rows],
                                                   ct.t.lengths[rows])
         self.encoder.encode(entry.astype(np.int32), _FAMILY, ct.probs[rows])
+        self.ideal_bits += tables.ideal_bits(ct.t, rows, entry, raw)
         if raw.size:
             self._write_bypass(raw)
 

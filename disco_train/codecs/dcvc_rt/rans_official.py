@@ -96,17 +96,21 @@ class OfficialWriter:
         self.y, self.z, self.two = y_tables, z_tables, two_coders
         self.ops = ([], [])
         self.model_crc = 0  # the official format has no such check
+        self.ideal_bits = 0.0
 
     def write_z(self, z_hat: torch.Tensor, qp: int):
         _, C, h, w = z_hat.shape
         z = np.rint(z_hat.reshape(-1).cpu().numpy()).astype(np.int64)
-        self._add(z, z_rows(qp, C, h * w), self.z, h * w)
+        self.add(z, z_rows(qp, C, h * w), self.z, h * w)
 
     def write_y(self, y_q_w: torch.Tensor, s_w: torch.Tensor):
         pos, idx = coded_positions(s_w)
-        self._add(np.rint(y_q_w.reshape(-1).cpu().numpy()[pos]).astype(np.int64), idx, self.y, None)
+        self.add(np.rint(y_q_w.reshape(-1).cpu().numpy()[pos]).astype(np.int64), idx, self.y, None)
 
-    def _add(self, symbols, rows, t, per_channel):
+    def add(self, symbols, rows, t, per_channel=None):
+        """Queue one array of symbols with their table rows (per_channel: the z layout, for the two-coder split)."""
+        entry, _, raw = tables.fold_escapes(symbols, t.offsets[rows], t.lengths[rows])
+        self.ideal_bits += tables.ideal_bits(t, rows, entry, raw)
         for part, (sym, row) in enumerate(_halves(symbols, rows, per_channel) if self.two else [(symbols, rows)]):
             self.ops[part].append(_ops(sym, row, t))
 
@@ -197,16 +201,17 @@ class OfficialReader:
 
     def read_z(self, qp: int, shape, device, dtype) -> torch.Tensor:
         _, C, h, w = shape
-        z = self._read(z_rows(qp, C, h * w), self.z, h * w)
+        z = self.read(z_rows(qp, C, h * w), self.z, h * w)
         return torch.from_numpy(z).reshape(shape).to(device=device, dtype=dtype)
 
     def read_y(self, s_w: torch.Tensor) -> torch.Tensor:
         pos, idx = coded_positions(s_w)
         sym = np.zeros(s_w.numel(), dtype=np.int64)
-        sym[pos] = self._read(idx, self.y, None)
+        sym[pos] = self.read(idx, self.y, None)
         return torch.from_numpy(sym).reshape(s_w.shape).to(device=s_w.device, dtype=s_w.dtype)
 
-    def _read(self, rows, t, per_channel):
+    def read(self, rows, t, per_channel=None):
+        """Decode one array queued by OfficialWriter.add with the same rows."""
         parts = _halves(np.zeros(rows.size), rows, per_channel) if self.two else [(None, rows)]
         out = []
         for dec, (_, r) in zip(self.dec, parts):

@@ -155,6 +155,17 @@ def escape_bins(raw: np.ndarray):
     return out_count, out_payload
 
 
+def ideal_bits(t: CdfTables, rows: np.ndarray, entry: np.ndarray, raw: np.ndarray) -> float:
+    """-log2 p of the coded entries under the 16-bit tables, plus 2 bits per bypass bin of the escapes:
+    the size an ideal arithmetic coder would reach with these tables."""
+    freq = t.cdf[rows, entry + 1].astype(np.int64) - t.cdf[rows, entry]
+    n = np.zeros(raw.shape, dtype=np.int64)
+    for j in range(16):
+        n += (raw >> (BYPASS_BITS * j)) > 0
+    bins = n // BYPASS_MAX + 1 + n  # count bins, then the digits
+    return float(-np.log2(freq / TOTAL).sum()) + BYPASS_BITS * float(bins.sum())
+
+
 def fold_escapes(symbols: np.ndarray, offsets: np.ndarray, lengths: np.ndarray):
     """(table entry per symbol, escaped mask, raw escape values of the escaped ones)."""
     max_value = lengths - 2
