@@ -2,10 +2,13 @@
 
     python -m disco_train.codecs.dcvc_rt.cli encode in.mp4 out.bin qp=32 [qp_p=..] [intra_period=-1]
         [reset_interval=32] [max_frames=0] [ckpt_dir=checkpoints/dcvc_rt] [device=cpu]
+        [threads=1] [format=disco|official]
     python -m disco_train.codecs.dcvc_rt.cli decode in.bin out.mp4 [fps=25] [vcodec=libx264rgb] [ckpt_dir=..]
 
 Inputs/outputs ending in .npy are exact uint8 (T,H,W,3) RGB arrays; other paths go through PyAV.
 `weights=synthetic` uses the deterministic test weights instead of checkpoints (smoke tests only).
+`format=official` writes microsoft/DCVC's test_video.py byte format (one thread); decode reads both formats,
+and a disco stream is decoded with the thread count recorded in it.
 """
 
 import sys
@@ -19,8 +22,8 @@ from .loading import CheckpointMismatchError
 from .color import uint8_frames_to_ycbcr, ycbcr_to_uint8_frames
 from .video_io import read_frames, write_frames
 
-_INT_KEYS = {"qp", "qp_p", "intra_period", "reset_interval", "max_frames", "fps", "crf"}
-_STR_KEYS = {"ckpt_dir", "device", "weights", "vcodec"}
+_INT_KEYS = {"qp", "qp_p", "intra_period", "reset_interval", "max_frames", "fps", "crf", "threads"}
+_STR_KEYS = {"ckpt_dir", "device", "weights", "vcodec", "format"}
 USAGE = __doc__
 
 
@@ -54,7 +57,8 @@ def cmd_encode(src, dst, opts):
     t0 = time.perf_counter()
     res = codec.encode_frames(uint8_frames_to_ycbcr(frames, codec.dtype, codec.device), opts["qp"],
                               qp_p=opts.get("qp_p"), intra_period=opts.get("intra_period", -1),
-                              reset_interval=opts.get("reset_interval", 32))
+                              reset_interval=opts.get("reset_interval", 32), with_recon=False,
+                              threads=opts.get("threads", 1), stream_format=opts.get("format", "disco"))
     dt = time.perf_counter() - t0
     with open(dst, "wb") as f:
         f.write(res.bitstream)

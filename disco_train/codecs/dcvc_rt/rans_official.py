@@ -185,6 +185,9 @@ class _Decoder:
         return raw
 
 
+_LISTS = {}
+
+
 class OfficialReader:
     """Same interface as coding.SymbolReader, for official payloads."""
 
@@ -192,12 +195,13 @@ class OfficialReader:
                  two_coders: bool = False):
         self.y, self.z, self.two, self.size = y_tables, z_tables, two_coders, len(payload)
         self.dec = [_Decoder(payload)] + ([_Decoder(payload[::-1])] if two_coders else [])
-        self._lists = {}
 
-    def _cdfs(self, t):
-        if id(t) not in self._lists:
-            self._lists[id(t)] = [row[:n].tolist() for row, n in zip(t.cdf, t.lengths)]
-        return self._lists[id(t)]
+    @staticmethod
+    def _cdfs(t):
+        """The tables as Python lists (what the loop indexes fastest), built once per CdfTables."""
+        if id(t) not in _LISTS:
+            _LISTS[id(t)] = (t, [row[:n].tolist() for row, n in zip(t.cdf, t.lengths)])  # t kept: ids stay unique
+        return _LISTS[id(t)][1]
 
     def read_z(self, qp: int, shape, device, dtype) -> torch.Tensor:
         _, C, h, w = shape
