@@ -52,7 +52,7 @@ def test_disco_stream_within_half_a_percent_of_official(codec, size, T):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("size,T", SLOW)
-def test_disco_stream_within_half_a_percent_of_official_512(codec, size, T):
+def test_disco_stream_within_half_a_percent_of_official_slow(codec, size, T):
     _check_disco(codec, size, T)
 
 
