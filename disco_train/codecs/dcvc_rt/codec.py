@@ -14,15 +14,17 @@ Two stream formats (`stream_format`):
 
 Threads: encoder and decoder must compute bit-identical entropy-model parameters, and a float
 convolution's result depends on how its reduction is split across threads (1 vs 2 threads already
-differ by 4.8e-7 after the first 1x1 convolution, which flips table indexes). So the encoder runs with
+differ by 4.8e-7 after the first 1x1 convolution, which can flip a table index). So the encoder runs with
 a fixed count (`threads`, default 1), the disco header records it, and the decoder runs with the recorded
 count whatever the caller's setting (a DataLoader worker has 1 thread, the process that wrote the shards
 had all cores). Official streams carry no count: the official encoder runs 1 thread (`set_torch_env`), so
 they are written and read with 1. cuDNN runs deterministic. Different devices, dtypes or CPU instruction
-sets can still disagree.
+sets can still disagree; in a disco stream a per-frame check of the encoder's table choices turns that into
+a BitstreamError instead of a wrong picture.
 """
 
 import contextlib
+import functools
 
 import torch
 
@@ -270,10 +272,6 @@ class DcvcRtCodec:
             raise BitstreamError(f"failed to decode frame {index}: {e} ({MISMATCH})") from e
 
 
-_Y_TABLES = []
-
-
+@functools.lru_cache(maxsize=1)
 def _y_tables() -> CodingTables:
-    if not _Y_TABLES:
-        _Y_TABLES.append(CodingTables(gaussian_tables()))
-    return _Y_TABLES[0]
+    return CodingTables(gaussian_tables())
