@@ -21,6 +21,20 @@ def test_cli_npy_round_trip_matches_api(tmp_path, capsys):
     assert np.array_equal(np.load(tmp_path / "out.npy"), expected)
 
 
+def test_cli_official_format_and_threads(tmp_path):
+    frames = (np.random.default_rng(1).random((2, 32, 32, 3)) * 255).astype(np.uint8)
+    np.save(tmp_path / "in.npy", frames)
+    args = ["encode", str(tmp_path / "in.npy"), str(tmp_path / "o.bin"), "qp=20", "weights=synthetic"]
+    assert cli.main(args + ["format=official"]) == 0
+    official = (tmp_path / "o.bin").read_bytes()
+    assert official[0] == 0x00  # an SPS NAL unit, not our "DCRT" magic
+    assert cli.main(args + ["threads=2"]) == 0
+    disco = (tmp_path / "o.bin").read_bytes()
+    assert disco[:4] == b"DCRT" and disco[14] == 2  # the thread count byte of the header
+    codec = synthetic_codec()
+    assert decode_video(official, codec=codec).shape == decode_video(disco, codec=codec).shape == frames.shape
+
+
 def test_video_io_lossless_mp4(tmp_path):
     rng = np.random.default_rng(1)
     frames = (rng.random((2, 16, 32, 3)) * 255).astype(np.uint8)

@@ -1,10 +1,13 @@
 """DCVC-RT real bitstreams: exact round trips, rate from bytes, schedule, and corrupt input."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from disco_train.codec.dcvc_rt import bitstream as bs
+from disco_train.codec.dcvc_rt import tables
 from disco_train.codec.dcvc_rt.api import (decode_image, decode_video, encode_image, encode_video,
                                             encode_video_result, synthetic_codec)
 from disco_train.codec.dcvc_rt.codec import DcvcRtCodec
@@ -29,24 +32,43 @@ def smooth_frames(T, H, W, seed=0):
     return np.stack(frames)
 
 
-def test_symbol_coder_round_trip_extremes():
-    # Extreme symbols under tiny scales must still be codable (no escape path needed).
+def _extreme_symbols():
+    """Folded y scales and symbols covering skips, the 0.11 / 16 clamps and every escape length."""
     torch.manual_seed(0)
     s_w = torch.rand(1, 64, 3, 5) * 20  # some <= 0.12 (skipped), some clamped at 16
     s_w[0, 0, 0, :3] = torch.tensor([0.05, 0.11, 0.13])
     y = torch.randint(-3, 4, s_w.shape).float()
-    y[0, 1, 0, 0], y[0, 1, 0, 1] = -128, 127
+    s_w[0, 1, 0, :] = 0.2  # the narrowest tables (-2..2): everything beyond is escaped
+    y[0, 1, 0, :] = torch.tensor([-128., 127., 3., -3., 40.])  # 5, 5, 0, 1 and 4 bypass digits
     y[s_w <= 0.12] = 0  # the encoder forces skipped symbols to 0
-    s_w[0, 1, 0, :2] = 0.2
-    z = torch.randint(-128, 128, (1, 4, 2, 3)).float()
-    pmf = np.full((4, 256), 1.0)
-    pmf[:, 128] = 1e6  # very peaked: the extremes are ~2^-20 likely yet must round-trip
-    w = SymbolWriter()
-    w.write_z(z, pmf)
+    z = torch.randint(-128, 128, (1, 128, 2, 3)).float()
+    z[0, :, 0, 0] = 0.0
+    return s_w, y, z
+
+
+def test_symbol_coder_round_trip_extremes(codec):
+    # Out-of-range symbols go through the escape entry and the bypass bins; all must round-trip.
+    s_w, y, z = _extreme_symbols()
+    y_t, z_t = codec.tables(codec.intra)
+    w = SymbolWriter(y_t, z_t)
+    w.write_z(z, 5)
     w.write_y(y, s_w)
-    r = SymbolReader(w.to_bytes())
-    assert torch.equal(r.read_z(pmf, z.shape, "cpu", torch.float32), z)
+    r = SymbolReader(w.to_bytes(), y_t, z_t)
+    assert torch.equal(r.read_z(5, z.shape, "cpu", torch.float32), z)
     assert torch.equal(r.read_y(s_w), y)
+    r.finish(w.model_crc)
+
+
+def test_escape_bins_are_the_official_layout():
+    # raw 0 -> one count bin 0; 5 = 0b0101 -> count 2, digits 1, 1; 48 = 3 * 4^2 -> count [3, 0], digits 0, 0, 3;
+    # 64 = 4^3 -> count 4 = [3, 1], digits 0, 0, 0, 1
+    counts, payload = tables.escape_bins(np.array([0, 5, 48, 64]))
+    assert counts == [[0], [2], [3, 0], [3, 1]]
+    assert payload == [[], [1, 1], [0, 0, 3], [0, 0, 0, 1]]
+    entry, esc, raw = tables.fold_escapes(np.array([-3, 2, 3, 10]), np.array([-2] * 4), np.array([7] * 4))
+    assert entry.tolist() == [5, 4, 5, 5] and esc.tolist() == [True, False, True, True]
+    assert raw.tolist() == [1, 0, 14]  # below by 1: 2*1-1; at the escape itself: 0; 7 above it: 2*7
+    assert tables.unfold_escapes(raw, np.array([-2] * 3), np.array([7] * 3)).tolist() == [-3, 3, 10]
 
 
 def test_image_round_trip_exact_and_bpp(codec):
@@ -163,8 +185,11 @@ def test_decoding_does_not_depend_on_the_callers_thread_count(codec):
     assert torch.equal(decoded, result.recon)
 
 
-def test_a_stream_from_another_numeric_path_fails_clearly(codec):
-    """A float64 decoder computes (slightly) other entropy models than the float32 encoder: a clear error."""
-    stream = encode_video(smooth_frames(2, 128, 128, seed=6), qp=30, codec=codec)
-    with pytest.raises(BitstreamError, match="other weights, device or dtype"):
-        synthetic_codec(dtype=torch.float64).decode_frames(stream)
+def test_a_stream_for_other_entropy_models_fails_clearly(codec):
+    """A decoder whose networks predict other scales picks other tables: a clear error, never a wrong picture."""
+    stream = encode_video(smooth_frames(1, 64, 64, seed=6), qp=30, codec=codec)
+    other = DcvcRtCodec(copy.deepcopy(codec.intra))
+    with torch.no_grad():
+        other.intra.y_prior_fusion[3].bias[2:258] += 0.05  # the step-0 scales
+    with pytest.raises(BitstreamError, match="other weights, device, dtype or thread count"):
+        other.decode_frames(stream)

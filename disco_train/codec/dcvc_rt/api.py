@@ -6,8 +6,13 @@
 
 QP 0 is the lowest quality and 63 the highest. Decode with the same weights, device and dtype
 that encoded: the entropy models are computed by the networks, so a different numeric path can
-pick different model tables and fail the decode (as with any neural codec). The CPU thread count
-does not matter: encoder and decoder always run one thread (codec.py: `deterministic`).
+pick different model tables, which the decoder reports as a BitstreamError (as with any neural codec).
+
+Threads: the encoder runs `threads` CPU threads (default 1; 2 are ~1.6-2x faster), and a stream decodes
+only with the thread count that encoded it, because the convolutions' float reductions are split per
+thread. The default format records the count in its header and the decoder switches to it, whatever
+the caller's torch setting; official-format streams (`stream_format="official"`, byte-compatible with
+microsoft/DCVC's test_video.py) are always coded with 1 thread, as the official code is.
 """
 
 import functools
@@ -50,17 +55,23 @@ def _codec(codec, ckpt_dir):
 
 
 def encode_video_result(frames_uint8, qp, qp_p=None, intra_period=-1, reset_interval=32,
-                        codec=None, ckpt_dir=None) -> EncodeResult:
-    """Like encode_video, but returns bytes, the float YCbCr reconstruction and per-frame sizes."""
+                        codec=None, ckpt_dir=None, threads=None, stream_format="disco",
+                        with_recon=True) -> EncodeResult:
+    """Like encode_video, but returns bytes, per-frame sizes and (built on first access of `.recon`)
+    the float YCbCr reconstruction."""
     c = _codec(codec, ckpt_dir)
     frames = uint8_frames_to_ycbcr(frames_uint8, dtype=c.dtype, device=c.device)
-    return c.encode_frames(frames, qp, qp_p=qp_p, intra_period=intra_period, reset_interval=reset_interval)
+    return c.encode_frames(frames, qp, qp_p=qp_p, intra_period=intra_period, reset_interval=reset_interval,
+                           threads=threads, stream_format=stream_format, with_recon=with_recon)
 
 
 def encode_video(frames_uint8, qp, qp_p=None, intra_period=-1, reset_interval=32,
-                 codec=None, ckpt_dir=None) -> bytes:
-    """(T,H,W,3) uint8 RGB -> DCVC-RT bitstream. qp (I) and qp_p (P base, default qp) in 0..63."""
-    return encode_video_result(frames_uint8, qp, qp_p, intra_period, reset_interval, codec, ckpt_dir).bitstream
+                 codec=None, ckpt_dir=None, threads=None, stream_format="disco") -> bytes:
+    """(T,H,W,3) uint8 RGB -> DCVC-RT bitstream. qp (I) and qp_p (P base, default qp) in 0..63.
+
+    stream_format "disco" (default: CRC-checked container) or "official" (microsoft/DCVC's bytes)."""
+    return encode_video_result(frames_uint8, qp, qp_p, intra_period, reset_interval, codec, ckpt_dir,
+                               threads, stream_format, with_recon=False).bitstream
 
 
 def decode_video(data: bytes, codec=None, ckpt_dir=None) -> np.ndarray:
@@ -68,12 +79,12 @@ def decode_video(data: bytes, codec=None, ckpt_dir=None) -> np.ndarray:
     return ycbcr_to_uint8_frames(_codec(codec, ckpt_dir).decode_frames(data))
 
 
-def encode_image(image_uint8, qp, codec=None, ckpt_dir=None) -> bytes:
+def encode_image(image_uint8, qp, codec=None, ckpt_dir=None, threads=None, stream_format="disco") -> bytes:
     """(H,W,3) uint8 RGB -> single-I-frame bitstream."""
     arr = np.asarray(image_uint8)
     if arr.ndim != 3:
         raise ValueError(f"image must have shape (H,W,3), got {arr.shape}")
-    return encode_video(arr[None], qp, codec=codec, ckpt_dir=ckpt_dir)
+    return encode_video(arr[None], qp, codec=codec, ckpt_dir=ckpt_dir, threads=threads, stream_format=stream_format)
 
 
 def decode_image(data: bytes, codec=None, ckpt_dir=None) -> np.ndarray:

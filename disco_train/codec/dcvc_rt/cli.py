@@ -2,10 +2,13 @@
 
     python -m disco_train.codec.dcvc_rt.cli encode in.mp4 out.bin qp=32 [qp_p=..] [intra_period=-1]
         [reset_interval=32] [max_frames=0] [ckpt_dir=checkpoints/dcvc_rt] [device=cpu]
+        [threads=1] [format=disco|official]
     python -m disco_train.codec.dcvc_rt.cli decode in.bin out.mp4 [fps=25] [vcodec=libx264rgb] [ckpt_dir=..]
 
 Inputs/outputs ending in .npy are exact uint8 (T,H,W,3) RGB arrays; other paths go through PyAV.
 `weights=synthetic` uses the deterministic test weights instead of checkpoints (smoke tests only).
+`format=official` writes microsoft/DCVC's test_video.py byte format (one thread); decode reads both formats,
+and a disco stream is decoded with the thread count recorded in it.
 """
 
 import sys
@@ -45,6 +48,10 @@ class EncodeArgs:
     """Torch device."""
     weights: str = "official"
     """'official' (ckpt_dir) or 'synthetic' (the deterministic test weights; smoke tests only)."""
+    threads: int = 1
+    """Intra-op threads of the encoder, recorded in a disco stream (its decoder uses the same count)."""
+    format: str = "disco"
+    """'disco' (CRC-checked container) or 'official' (microsoft/DCVC's byte format, one thread)."""
 
 
 @dataclass
@@ -84,7 +91,8 @@ def cmd_encode(a: EncodeArgs) -> None:
     t0 = time.perf_counter()
     with torch.inference_mode():
         res = codec.encode_frames(uint8_frames_to_ycbcr(frames, codec.dtype, codec.device), a.qp, qp_p=a.qp_p,
-                                  intra_period=a.intra_period, reset_interval=a.reset_interval)
+                                  intra_period=a.intra_period, reset_interval=a.reset_interval, with_recon=False,
+                                  threads=a.threads, stream_format=a.format)
     dt = time.perf_counter() - t0
     with open(a.dst, "wb") as f:
         f.write(res.bitstream)

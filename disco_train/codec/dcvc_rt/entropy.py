@@ -1,8 +1,8 @@
 """Entropy-model math of DCVC-RT: factorized z prior, Gaussian y scale table, masks, skip rule.
 
-Everything here is deterministic tensor math shared by encoder and decoder. The arithmetic coder
-itself lives in `coding.py` (constriction); this module only decides *what* is coded and with
-which model index, exactly as the official `entropy_models.py` / `common_model.py` /
+Everything here is deterministic tensor math shared by encoder and decoder. The coder's integer
+tables are built in `tables.py` and the arithmetic coders live in `coding.py` / `rans_official.py`;
+this module only decides *what* is coded and with which model index, exactly as the official `entropy_models.py` / `common_model.py` /
 `cuda_inference.py` (pure-PyTorch branch) do.
 """
 
@@ -72,32 +72,6 @@ class BitEstimator(nn.Module):
         """P(z_hat) = cdf(z_hat + 0.5) - cdf(z_hat - 0.5) with the bank row of `qp`."""
         index = torch.tensor([qp], dtype=torch.long, device=z_hat.device)
         return self.get_cdf(z_hat + 0.5, index) - self.get_cdf(z_hat - 0.5, index)
-
-    @torch.no_grad()
-    def pmf_table(self, qp: int):
-        """(channel, 256) float64 numpy pmf over symbols -128..127 for the coder.
-
-        Always evaluated on CPU in float64, so encoder and decoder build identical tables
-        whatever device/dtype the network runs in. Tail mass beyond +-127.5 goes to the end bins.
-        """
-        self._check_qp(qp)
-        dev_params = {n: p.detach().to("cpu", torch.float64) for n, p in self.named_parameters()}
-        v = torch.arange(SYMBOL_MIN, SYMBOL_MAX + 2, dtype=torch.float64) - 0.5  # 257 bin edges
-        x = v.view(1, 1, 1, -1).expand(1, self.channel, 1, v.numel())
-        for name in ("f1", "f2", "f3", "f4"):
-            h, b = dev_params[f"{name}.h"][qp:qp + 1], dev_params[f"{name}.b"][qp:qp + 1]
-            x = x * F.softplus(h) + b
-            if name != "f4":
-                x = x + torch.tanh(x) * torch.tanh(dev_params[f"{name}.a"][qp:qp + 1])
-        cdf = torch.sigmoid(x)[0, :, 0, :]  # (channel, 257)
-        pmf = cdf[:, 1:] - cdf[:, :-1]
-        pmf[:, 0] += cdf[:, 0]
-        pmf[:, -1] += 1.0 - cdf[:, -1]
-        return pmf.clamp_min(0.0).numpy()
-
-    def _check_qp(self, qp: int):
-        if not 0 <= qp < self.qp_num:
-            raise ValueError(f"qp {qp} outside the z-prior bank range 0..{self.qp_num - 1}")
 
 
 def round_and_clamp(x: torch.Tensor) -> torch.Tensor:

@@ -104,8 +104,12 @@ class DMC(nn.Module):
             trace.update(ref_feature=ref_feature, ctx=ctx, ctx_t=ctx_t)
         return ctx, ctx_t
 
-    def compress(self, x, qp, source, trace=None, with_recon=True):
-        """Encode one padded P-frame; stores the new feature (and recon) as the reference."""
+    def compress(self, x, qp, source, trace=None, with_recon=False):
+        """Encode one padded P-frame; stores the new feature as the reference.
+
+        Like the official encoder it builds no pixels (22 convolutions of recon_generation_net saved):
+        the next P-frame only needs the feature, and a reset rebuilds pixels from it
+        (prepare_feature_adaptor_i). with_recon=True also returns x_hat."""
         self.check_qp(qp)
         ctx, ctx_t = self._context(qp, trace)
         y = self.encoder(x, ctx, self.q_encoder[qp:qp + 1])
