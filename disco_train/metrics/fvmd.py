@@ -4,12 +4,14 @@ Definition (defaults = the published sampling, ``FVMDSettings``):
 
 1. Segments: every video is cut into windows of ``clip_len`` = 16 consecutive frames starting every
    ``window_stride`` = 1 frames (a video of T >= clip_len frames gives (T - clip_len) // stride + 1 windows,
-   shorter videos none); frames are resized to ``size`` x ``size`` = 256 x 256 (bilinear, antialiased).
+   shorter videos none); frames are resized to ``size`` x ``size`` = 256 x 256 (bilinear, antialiased, as the
+   authors' frame-folder loader does, aspect ratio not kept) and rounded to 8-bit values.
 2. Tracks: PIPs++ (``pips2.PIPs``, ``iters`` = 16 refinements) follows ``points`` = 400 query points laid on a
    20 x 20 grid over the first frame of the window, x_i = 8 + i / 19 * (W - 16) (y likewise): tracks Y (F, N, 2).
 3. Velocity V_t = Y_t - Y_t-1 with V_0 = 0; acceleration A_t = V_t - V_t-1 for t >= 2, A_0 = A_1 = 0.
 4. Histograms: V and A, each (F, 20, 20, 2), are cut into cubes of 4 frames x 5 x 5 grid points (16 x 20 x 20
-   -> 4 x 4 x 4 = 64 cubes); a cube's histogram has 8 direction bins, bin = floor((atan2(v_x, v_y) + pi) / (pi / 4)),
+   -> 4 x 4 x 4 = 64 cubes); a cube's histogram has 8 direction bins, bin = floor((atan2(v_x, v_y) + pi) / (pi / 4))
+   (an angle of exactly pi joins bin 7),
    and each vector adds its quantised log-magnitude ceil(log2(1 + min(|v|, 255))) / 8 (0 for no motion, 1/8
    up to 1 px, ..., 1 above 127 px). A window's feature is [hist(V), hist(A)] flattened: 2 x 64 x 8 = 1024 values.
 5. FVMD = Fréchet distance between Gaussians fitted to the reference windows' and the reconstruction

@@ -1,9 +1,9 @@
 """PIPs++ (Zheng et al. 2023, aharley/pips2 ``nets/pips2.py``) point tracker in plain torch, for FVMD.
 
-The state dict matches the published checkpoints' ``model_state_dict`` key for key (FVMD's ``pips2_weights.pth``
-and the pips2 reference model share the layout): ``fnet.*`` (a stride-8 CNN encoder), ``delta_block.*`` (a
-1-D temporal ResNet that predicts coordinate updates) and ``norm.{weight,bias}`` (a GroupNorm that the
-checkpoint carries although the forward pass never uses it). Every other norm is a parameter-free
+The state dict matches the ``model_state_dict`` of FVMD's ``pips2_weights.pth`` key for key (FVMD loads it strictly
+into this same definition; the pips2 reference model is saved from it too): ``fnet.*`` (a stride-8 CNN encoder),
+``delta_block.*`` (a 1-D temporal ResNet that predicts coordinate updates) and ``norm.{weight,bias}`` (a GroupNorm
+that the checkpoint carries although the forward pass never uses it). Every other norm is a parameter-free
 InstanceNorm.
 
 Tracking a segment (``track``): the query points start at their first-frame position in every frame; each of
@@ -11,8 +11,8 @@ Tracking a segment (``track``): the query points start at their first-frame posi
 correlation pyramid (levels at 1, 1/2, 1/4, 1/8 of the feature map) between the frame's features and three
 templates (the point's first-frame feature, and its features 2 and 4 frames earlier at the current estimate),
 and feeds those 3 * 4 * 49 = 588 costs plus a sin/cos embedding of the current frame-to-frame motion to the
-delta block; the first frame stays fixed. In the last quarter of the iterations (``beautify``) the updates are
-halved, as FVMD runs it.
+delta block; the first frame stays fixed. Updates of the iterations after the first 3/4 (``it > 3 * iters // 4``,
+``beautify``) are halved, as FVMD runs it.
 
 Images are (N, 3, H, W) floats in [0, 255]; H and W must be multiples of 8 and at least 128, so that the
 coarsest correlation level (1/64 of the image) is at least 2x2 (its bilinear lookup divides by W - 1).
@@ -123,7 +123,8 @@ class DeltaBlock(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.first_block_conv = Conv1d(DELTA_IN, 128)
-        self.basicblock_list = nn.ModuleList(ResBlock1d(i, o, first=k == 0) for k, (i, o) in enumerate(block_channels()))
+        self.basicblock_list = nn.ModuleList(ResBlock1d(i, o, first=k == 0)
+                                             for k, (i, o) in enumerate(block_channels()))
         self.dense = nn.Linear(block_channels()[-1][1], 2)
 
     def forward(self, costs: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
