@@ -1,5 +1,5 @@
-"""Evaluation for DiSCo codecs: fidelity (PSNR, SSIM), perceptual (LPIPS, DISTS) and distribution (FID, FVD)
-metrics, BD-rate, the ``evaluate``/``bdrate`` commands and RD-curve plots.
+"""Evaluation for DiSCo codecs: fidelity (PSNR, SSIM), perceptual (LPIPS, DISTS), distribution (FID, FVD) and
+temporal-consistency (FloLPIPS, FVMD) metrics, BD-rate, the ``evaluate``/``bdrate`` commands and RD-curve plots.
 
 Heavy modules (torch backbones, matplotlib) are imported lazily by the functions that need them.
 """

@@ -2,12 +2,13 @@
 
     evaluate refs=<dir> recons=<dir> out=<csv> [metrics=psnr,ssim,lpips,dists,fid,fvd] [bpp=<float> |
              bitstreams=<dir>] [weights_dir=checkpoints/metrics] [device=cpu] [append=false] ...
+             (metrics may also name lpips_vgg, flolpips and fvmd; fvmd_* set FVMD's sampling)
     bdrate <anchor.csv> <test.csv> [metric=lpips] [interpolation=akima]
     plot <a.csv> [<b.csv> ...] metric=lpips out=rd.png
 
 ``evaluate`` pairs ``refs/<stem>.<ext>`` with ``recons/<stem>.<ext>`` and writes one csv row per video plus
 an ``overall`` row: per-frame metrics and bpp are the mean over videos (every sequence weighs the same, as
-in codec test conditions), FID/FVD are computed over the pooled frames/clips of all videos. Appending
+in codec test conditions), FID/FVD/FVMD are computed over the pooled frames/clips/windows of all videos. Appending
 several runs (``append=true``), one per rate point, to one csv gives the RD curve that ``bdrate`` and
 ``plot`` read.
 """
@@ -37,7 +38,7 @@ class EvaluateConfig:
     out: str = REQUIRED
     """The csv to write."""
     metrics: str = "psnr,ssim,lpips,dists,fid,fvd"
-    """Comma-separated metric names (also lpips_vgg)."""
+    """Comma-separated metric names (also lpips_vgg, flolpips, fvmd)."""
     ext: str = "mp4"
     """Video file extension in both folders."""
     bpp: Optional[float] = None
@@ -52,6 +53,16 @@ class EvaluateConfig:
     """Frames per forward pass of the perceptual networks."""
     fvd_clip_len: int = 16
     """Frames per FVD clip."""
+    fvmd_clip_len: int = 16
+    """FVMD window: frames per clip (published: 16)."""
+    fvmd_stride: int = 1
+    """FVMD: frames between window starts (published: 1)."""
+    fvmd_points: int = 400
+    """FVMD: query points tracked per window, a square number (published: 400 = 20×20)."""
+    fvmd_size: int = 256
+    """FVMD: frame side after resizing for PIPs++ (published: 256)."""
+    fvmd_iters: int = 16
+    """FVMD: PIPs++ refinement iterations (published: 16)."""
     append: bool = False
     """Add rows to an existing csv (same columns) instead of overwriting it."""
 
@@ -156,8 +167,14 @@ def run_evaluate(cfg: EvaluateConfig) -> list[dict]:
     if cfg.bitstreams is not None and not Path(cfg.bitstreams).is_dir():
         raise FileNotFoundError(f"bitstreams folder not found: {cfg.bitstreams}")
     pairs = pair_videos(Path(cfg.refs), Path(cfg.recons), cfg.ext)
+    fvmd = None
+    if "fvmd" in names:
+        from .fvmd import FVMDSettings
+
+        fvmd = FVMDSettings(clip_len=cfg.fvmd_clip_len, window_stride=cfg.fvmd_stride, points=cfg.fvmd_points,
+                            size=cfg.fvmd_size, iters=cfg.fvmd_iters)
     suite = MetricSuite(names, weights_dir=cfg.weights_dir, device=cfg.device,
-                        batch_size=cfg.batch_size, clip_len=cfg.fvd_clip_len)
+                        batch_size=cfg.batch_size, clip_len=cfg.fvd_clip_len, fvmd=fvmd)
     rows, bpps = [], []
     for stem, ref, rec in pairs:
         res = suite.evaluate_pair(ref, rec)

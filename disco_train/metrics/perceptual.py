@@ -46,15 +46,16 @@ class LPIPS(nn.Module):
         self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1), persistent=False)
         self.eval().requires_grad_(False)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def layer_maps(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+        """The 5 per-layer distance maps (N, 1, h_k, w_k) whose spatial means sum to LPIPS (FloLPIPS reweights them)."""
         taps = _LPIPS_TAPS[self.net_type]
         # [0,1] -> [-1,1] (the reference's normalize=True), then the v0.1 scaling layer
         fx, fy = ((run_taps(self.net.features, ((2 * v - 1) - self.shift) / self.scale, taps)) for v in (x, y))
-        total = 0
-        for k, (a, b) in enumerate(zip(fx, fy)):
-            diff = (_unit_normalize(a) - _unit_normalize(b)) ** 2
-            total = total + getattr(self, f"lin{k}").model(diff).mean(dim=(2, 3), keepdim=True)
-        return total.flatten()
+        return [getattr(self, f"lin{k}").model((_unit_normalize(a) - _unit_normalize(b)) ** 2)
+                for k, (a, b) in enumerate(zip(fx, fy))]
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return sum(m.mean(dim=(2, 3)) for m in self.layer_maps(x, y)).flatten()
 
 
 def _unit_normalize(t: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:

@@ -18,7 +18,7 @@ OVERALL = "overall"
 RATE_COLUMN = "bpp"
 
 # Metrics where a smaller value is better; BD-rate uses this to check curve monotonicity.
-LOWER_IS_BETTER = frozenset({"lpips", "lpips_vgg", "dists", "fid", "fvd"})
+LOWER_IS_BETTER = frozenset({"lpips", "lpips_vgg", "dists", "fid", "fvd", "flolpips", "fvmd"})
 
 
 def read_rd_points(csv_path: str | Path, metric: str) -> tuple[np.ndarray, np.ndarray]:

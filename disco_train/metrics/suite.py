@@ -1,9 +1,11 @@
 """Streaming computation of a set of metrics over (reference, reconstruction) video pairs.
 
-Per-frame metrics (PSNR, SSIM, LPIPS, DISTS) are averaged over the frames of each video. Distribution
-metrics (FID, FVD) compare the feature distributions of all reference vs all reconstructed material of a
-run, so they only exist for the whole set: FID over every frame, FVD over every non-overlapping clip of
-``clip_len`` consecutive frames (a trailing partial clip is not used).
+Per-frame metrics (PSNR, SSIM, LPIPS, DISTS) are averaged over the frames of each video, FloLPIPS over its
+consecutive frame pairs (videos need >= 2 frames). Distribution metrics (FID, FVD, FVMD) compare the feature
+distributions of all reference vs all reconstructed material of a run, so they only exist for the whole set:
+FID over every frame, FVD over every non-overlapping clip of ``clip_len`` consecutive frames (a trailing
+partial clip is not used), FVMD over every window of ``fvmd.clip_len`` frames starting every
+``fvmd.window_stride`` frames (see fvmd.py; the set needs >= 2 windows).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from .fidelity import check_video_pair, psnr_frames, ssim_frames
 from .videoio import iter_chunks
 
 FRAME_METRICS = ("psnr", "ssim", "lpips", "lpips_vgg", "dists")
-DISTRIBUTION_METRICS = ("fid", "fvd")
-ALL_METRICS = FRAME_METRICS + DISTRIBUTION_METRICS
+PAIR_METRICS = ("flolpips",)  # one value per video, from its consecutive frame pairs
+DISTRIBUTION_METRICS = ("fid", "fvd", "fvmd")
+ALL_METRICS = FRAME_METRICS + PAIR_METRICS + DISTRIBUTION_METRICS
 
 FrameFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -63,7 +66,8 @@ class MetricSuite:
     """Holds the loaded metric models and accumulates features for the distribution metrics."""
 
     def __init__(self, names: list[str], *, weights_dir: str | Path = "checkpoints/metrics",
-                 device: str = "cpu", batch_size: int = 4, clip_len: int = 16):
+                 device: str = "cpu", batch_size: int = 4, clip_len: int = 16, fvmd=None):
+        """``fvmd``: an ``fvmd.FVMDSettings`` (default: the published sampling, 16 frames, 400 points, 256 px)."""
         self.names = parse_metric_names(names)
         if batch_size < 1 or clip_len < 1:
             raise ValueError(f"batch_size and clip_len must be >= 1, got {batch_size} and {clip_len}")
@@ -81,16 +85,30 @@ class MetricSuite:
             if "fvd" in self.names:
                 self._fvd = FVDFeatures.from_weights(wdir, device=device)
         self._feats: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {"fid": ([], []), "fvd": ([], [])}
+        self._flolpips = self._fvmd = None
+        if "flolpips" in self.names:
+            from .flolpips import FloLPIPSVideo
+
+            self._flolpips = FloLPIPSVideo.from_weights(wdir, device=device, batch_size=batch_size)
+        if "fvmd" in self.names:
+            from .fvmd import FVMD
+
+            self._fvmd = FVMD.from_weights(wdir, fvmd, device=device)
 
     @property
     def frame_metric_names(self) -> list[str]:
-        return list(self._frame)
+        """Metrics with one score per video (in ``VideoResult.scores``); the others come from distribution_scores."""
+        return list(self._frame) + (["flolpips"] if self._flolpips is not None else [])
 
     def evaluate_pair(self, ref_path: str | Path, rec_path: str | Path) -> VideoResult:
         """Per-video means of the per-frame metrics; also feeds the FID/FVD feature pools."""
         sums = dict.fromkeys(self._frame, 0.0)
         ref_it, rec_it = iter_chunks(ref_path, self.clip_len), iter_chunks(rec_path, self.clip_len)
         n, shape = 0, None
+        if self._flolpips is not None:
+            self._flolpips.reset()
+        if self._fvmd is not None:
+            self._fvmd.begin_video()  # windows never span two videos
         while True:
             a, b = next(ref_it, None), next(rec_it, None)
             if a is None and b is None:
@@ -106,12 +124,19 @@ class MetricSuite:
             shape = a.shape[1:3]
             for name, fn in self._frame.items():
                 sums[name] += float(np.sum(fn(a, b)))
+            if self._flolpips is not None:
+                self._flolpips.add(a, b)
             self._pool(a, b)
             n += a.shape[0]
         if n == 0:
             raise ValueError(f"no decodable frames in {ref_path} / {rec_path}")
-        return VideoResult(frames=n, height=shape[0], width=shape[1],
-                           scores={k: v / n for k, v in sums.items()})
+        scores = {k: v / n for k, v in sums.items()}
+        if self._flolpips is not None:
+            try:
+                scores["flolpips"] = self._flolpips.mean()
+            except ValueError as exc:
+                raise ValueError(f"{ref_path}: {exc}") from None
+        return VideoResult(frames=n, height=shape[0], width=shape[1], scores=scores)
 
     def _pool(self, a: np.ndarray, b: np.ndarray) -> None:
         if self._fid is not None:
@@ -120,10 +145,12 @@ class MetricSuite:
         if self._fvd is not None and a.shape[0] == self.clip_len:
             self._feats["fvd"][0].append(self._fvd(a[None]))
             self._feats["fvd"][1].append(self._fvd(b[None]))
+        if self._fvmd is not None:
+            self._fvmd.add(a, b)
 
     def distribution_scores(self) -> dict[str, float]:
-        """FID/FVD between everything seen so far by ``evaluate_pair`` (only the requested ones)."""
-        out = {}
+        """FID/FVD/FVMD between everything seen so far by ``evaluate_pair`` (only the requested ones)."""
+        out = {"fvmd": self._fvmd.score()} if self._fvmd is not None else {}
         for name, needed in (("fid", self._fid), ("fvd", self._fvd)):
             if needed is None:
                 continue

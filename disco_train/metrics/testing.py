@@ -12,7 +12,7 @@ import torch
 
 from .weights import WEIGHT_FILES
 
-ALL_KEYS = ("vgg16", "alexnet", "lpips_alex", "lpips_vgg", "dists", "inception", "i3d")
+ALL_KEYS = ("vgg16", "alexnet", "lpips_alex", "lpips_vgg", "dists", "inception", "i3d", "pwcnet", "pips2")
 
 
 def _module_state(key: str) -> dict[str, torch.Tensor]:
@@ -36,6 +36,14 @@ def _module_state(key: str) -> dict[str, torch.Tensor]:
         from .i3d import InceptionI3d
 
         return InceptionI3d(400).state_dict()
+    if key == "pwcnet":
+        from .pwcnet import PWCNet
+
+        return PWCNet().state_dict()
+    if key == "pips2":
+        from .pips2 import PIPs
+
+        return PIPs().state_dict()
     raise KeyError(f"unknown weight key {key!r}; known: {ALL_KEYS}")
 
 
@@ -60,7 +68,10 @@ def write_random_weights(weights_dir: str | Path, keys=ALL_KEYS, seed: int = 0) 
     for key in keys:
         state = {name: _random_like(name, v, g, positive=key in ("lpips_alex", "lpips_vgg", "dists"))
                  for name, v in _module_state(key).items()}
-        path = root / WEIGHT_FILES[key].relpath
+        spec = WEIGHT_FILES[key]
+        if spec.state_key is not None:  # laid out like the published training checkpoint
+            state = {spec.state_key: state, "optimizer_state_dict": {"state": {}, "param_groups": []}}
+        path = root / spec.relpath
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(state, path)
     return root

@@ -12,6 +12,8 @@ command). They are the standard upstream files, unchanged; nothing is downloaded
 | dists        | dists/weights.pt                            | DISTS_pytorch/weights.pt (alpha, beta) |
 | inception    | pt_inception-2015-12-05-6726825d.pth        | pytorch-fid FID Inception (TF 2015-12-05 port) |
 | i3d          | i3d_pretrained_400.pt                       | VideoGPT/TATS I3D Kinetics-400 (TF-hub port) |
+| pwcnet       | pwcnet/network-default.pytorch              | sniklaus/pytorch-pwc PWC-Net "default" (FloLPIPS' flow) |
+| pips2        | pips2/pips2_weights.pth                     | FVMD's PIPs++ release (``model_state_dict`` inside) |
 
 Files are read with ``torch.load(..., weights_only=True)`` only: these are plain state dicts, and
 weights_only refuses pickled code, so a tampered download cannot execute anything.
@@ -31,6 +33,8 @@ class WeightFile:
     relpath: str
     description: str
     source: str
+    size: str = ""  # expected size, named in the missing-file message
+    state_key: str | None = None  # training checkpoints keep the weights under this key; a bare state dict also loads
 
 
 WEIGHT_FILES: dict[str, WeightFile] = {
@@ -52,6 +56,16 @@ WEIGHT_FILES: dict[str, WeightFile] = {
     "i3d": WeightFile("i3d_pretrained_400.pt", "I3D Kinetics-400 for FVD (VideoGPT/TATS port of the TF-hub model)",
                       "VideoGPT's Google Drive file id 1mQK8KD8G6UWRa5t87SRMm5PVXtlpneJT, or convert "
                       "tfhub.dev/deepmind/i3d-kinetics-400/1 with TATS tats/fvd/convert_tf_pretrained.py"),
+    # 9,374,274 float32 parameters x 4 bytes = 37.5 MB of tensors
+    "pwcnet": WeightFile("pwcnet/network-default.pytorch", "PWC-Net optical flow for FloLPIPS",
+                         "http://content.sniklaus.com/github/pytorch-pwc/network-default.pytorch "
+                         "(sniklaus/pytorch-pwc, the official pwc_net.caffemodel converted; FloLPIPS loads this file)",
+                         size="about 37.5 MB"),
+    # 17,565,410 float32 parameters x 4 bytes = 70.3 MB of tensors; an optimizer state saved beside them adds more
+    "pips2": WeightFile("pips2/pips2_weights.pth", "PIPs++ point tracker for FVMD",
+                        "https://github.com/ljh0v0/FVMD-frechet-video-motion-distance/releases/download/pips2_weights/"
+                        "pips2_weights.pth (the checkpoint FVMD downloads)",
+                        size="at least 70.3 MB", state_key="model_state_dict"),
 }
 
 
@@ -66,12 +80,15 @@ def load_weights(key: str, weights_dir: str | Path) -> dict[str, torch.Tensor]:
     path = weight_path(key, weights_dir)
     spec = WEIGHT_FILES[key]
     if not path.is_file():
+        size = f" ({spec.size})" if spec.size else ""
         raise FileNotFoundError(
             f"missing weights for {spec.description}: {path} does not exist. "
-            f"Get it from {spec.source} and save it as {path} (or point weights_dir= at the folder holding "
+            f"Get it{size} from {spec.source} and save it as {path} (or point weights_dir= at the folder holding "
             f"{spec.relpath})."
         )
     obj = torch.load(path, map_location="cpu", weights_only=True)
+    if spec.state_key is not None and isinstance(obj, Mapping) and spec.state_key in obj:
+        obj = obj[spec.state_key]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"{path} is not a state dict of tensors (got {type(obj).__name__})")
     return {k: v.detach() for k, v in obj.items()}
