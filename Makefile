@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(PY) train.py recipe=disco_lora_debug
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow and not gpu"
+	$(PY) -m pytest -q
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m "slow and not gpu"

@@ -1,1 +1,14 @@
-"""disco-train: a Lightning trainer for DiSCo semantic video codecs."""
+"""disco-train: training and evaluating DiSCo semantic video codecs (arXiv 2512.00408).
+
+The packages follow the method, each importing only those above it:
+
+    config      schemas, recipes, the command-line grammar        (nothing else of disco_train; no torch)
+    modalities  text, degraded video, sketch, pose, caption        (config)
+    decoder     DiscoDecoder: LTX-Video + in-context LoRA           (config, modalities)
+    codec       .disco container, codec backends, sender, receiver (config, modalities, decoder)
+    metrics     fidelity, perceptual, distribution, temporal       (config, codec)
+    train       Lightning systems, build, callbacks, export, sweep (anything; the only Lightning user here)
+
+`datamodules` (beside this package) uses config, modalities, codec and decoder, never train. tests/test_layout.py
+enforces all of this by parsing every import.
+"""

@@ -14,7 +14,7 @@ from disco_train.codec.dcvc_rt.golden_input import make_frame
 # CI clones the repository with shared/ beside it: ../shared/fixtures from the repository root.
 FIXTURES = Path(os.environ.get("DCVC_RT_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures"))
 PUBLIC = FIXTURES / "dcvc_rt_golden_public.safetensors"
-# Tensor subsets the held-out file keeps (DCVC_RT_GOLDEN.md section 5).
+# Tensor subsets the held-out fixture keeps (its documented layout).
 HELD_INTRA = ["x", "y", "z", "z_hat", "z_likelihood", "q_enc", "q_dec", *[f"scales_{k}" for k in range(4)],
               *[f"means_{k}" for k in range(4)], "y_hat", "x_hat_padded", "x_hat"]
 HELD_P = ["x", "ref_frame", "ref_feature", "y", "z_hat", "z_likelihood", "quant_step", "y_hat", "feature",

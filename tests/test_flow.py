@@ -47,9 +47,7 @@ def test_sigma_samplers():
     assert abs(u.mean().item() - 0.5) < 0.02
 
 
-def test_flow_loss_mask_excludes_tokens():
+def test_flow_loss_is_a_per_sample_mse():
     pred, target = torch.zeros(2, 4, 3), torch.zeros(2, 4, 3)
-    target[:, :2] = 10.0  # large error only on tokens 0-1
-    mask = torch.tensor([[False, False, True, True]] * 2)
-    assert torch.equal(flow.flow_loss(pred, target, mask), torch.zeros(2))
-    assert torch.allclose(flow.flow_loss(pred, target), torch.full((2,), 50.0))
+    target[0, :2] = 10.0  # sample 0: error 100 on half its values
+    assert torch.allclose(flow.flow_loss(pred, target), torch.tensor([50.0, 0.0]))

@@ -7,7 +7,7 @@ import pytest
 
 from disco_train.metrics.bdrate import bd_rate
 
-# Example from the bjontegaard package README (libx265 presets); the README/anchors doc give these values.
+# Example from the bjontegaard package README (libx265 presets); the README gives these values.
 RATE_A = [9487.76, 4593.60, 2486.44, 1358.24]
 PSNR_A = [40.037, 38.615, 36.845, 34.851]
 RATE_T = [9787.80, 4469.00, 2451.52, 1356.24]

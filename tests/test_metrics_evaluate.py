@@ -128,7 +128,7 @@ def test_clear_errors(dirs, tmp_path, capsys):
 def test_bdrate_errors(tmp_path, capsys):
     a = tmp_path / "a.csv"
     a.write_text("bpp,lpips\n0.01,0.3\n0.02,0.2\n")
-    assert "expected ANCHOR TEST, got" in _err(capsys, [str(a)], bdrate_main)
+    assert "test: is required (give test=...)" in _err(capsys, [str(a)], bdrate_main)
     assert "missing.csv" in _err(capsys, [str(a), str(tmp_path / "missing.csv")], bdrate_main)
     assert "no column 'dists'" in _err(capsys, [str(a), str(a), "metric=dists"], bdrate_main)
     assert "interpolation must be one of" in _err(capsys, [str(a), str(a), "interpolation=x"], bdrate_main)

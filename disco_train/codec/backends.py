@@ -22,7 +22,7 @@ from disco_train.config.codec import DCVC_RT_DIR as DCVC_DEFAULT_DIR
 from disco_train.codec.standard import container_overhead, decode_bitstream, encode_bitstream
 from disco_train.codec.videoio import VideoError
 
-DCVC_DEFAULT_QP = 32  # the paper's lowest-quality DCVC-RT setting of {0, 8, 16, 24, 32} (§4.2)
+DCVC_DEFAULT_QP = 32  # the highest-quality point of the paper's DCVC-RT grid {0, 8, 16, 24, 32} (§4.2; 0 is lowest)
 DCVC_WEIGHTS = ("cvpr2025_image.pth.tar", "cvpr2025_video.pth.tar")
 SYNTHETIC = "synthetic"
 """`weights_dir` naming DCVC-RT's deterministic golden-rule weights (tests and benchmarks without checkpoints; the

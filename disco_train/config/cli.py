@@ -127,14 +127,15 @@ class Command:
         return {f.name for f in fields(self.schema)} if self.schema is not None else set()
 
     def _positional(self, bare: list[str]) -> dict[str, Any]:
+        """Bare arguments -> their fields (missing ones are reported as required keys by the merge)."""
         variadic = bool(self.positional) and self.schema is not None and \
             str(next(f.type for f in fields(self.schema) if f.name == self.positional[-1])).startswith("list")
         fixed = self.positional[:-1] if variadic else self.positional
-        if len(bare) < len(fixed) or (len(bare) > len(fixed) and not variadic):
+        if len(bare) > len(fixed) and not variadic:
             want = " ".join(p.upper() for p in self.positional) or "no bare arguments"
-            raise ConfigError(f"expected {want}, got {bare or 'none'} ({self.usage()})")
+            raise ConfigError(f"expected {want}, got {bare} ({self.usage()})")
         values: dict[str, Any] = dict(zip(fixed, bare))
-        if variadic:
+        if variadic and len(bare) > len(fixed):
             values[self.positional[-1]] = bare[len(fixed):]
         return values
 

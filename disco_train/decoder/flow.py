@@ -1,6 +1,6 @@
 """Rectified-flow math, free of Lightning and diffusers so it is unit-tested on its own.
 
-Convention (LTX-Video, anchors_ltx_trainers §b.1): x_t = (1 - σ)·x0 + σ·ε, the network predicts the velocity
+Convention (LTX-Video and its trainers): x_t = (1 - σ)·x0 + σ·ε, the network predicts the velocity
 v = ε - x0, and sampling integrates dx/dσ = v from σ = 1 (noise) to σ = 0 (data). The transformer's timestep
 input is σ·1000. Training and sampling share `shift_for_tokens` so the σ distribution seen in training matches
 the schedule used at inference (the public trainers drift here; we must not).
@@ -12,12 +12,14 @@ import math
 
 import torch
 
+from disco_train.config.decoder import SHIFT_TOKENS, SHIFT_VALUES
+
 TIMESTEP_SCALE = 1000.0
 """LTX-Video embeds σ·1000 as its timestep."""
 
 
-def shift_for_tokens(num_tokens: int, tokens: tuple[int, int] = (1024, 4096),
-                     values: tuple[float, float] = (0.95, 2.05)) -> float:
+def shift_for_tokens(num_tokens: int, tokens: tuple[int, int] = SHIFT_TOKENS,
+                     values: tuple[float, float] = SHIFT_VALUES) -> float:
     """Logit-normal mean for a target sequence of `num_tokens` tokens, linear in the token count, unclamped.
 
     512×512×57: latent 16×16×8 = 2048 tokens -> 0.95 + (2048-1024)·(1.10/3072) = 1.3167.
@@ -27,7 +29,7 @@ def shift_for_tokens(num_tokens: int, tokens: tuple[int, int] = (1024, 4096),
 
 
 def sample_sigmas(batch_size: int, num_tokens: int, sampler: str = "shifted_logit_normal", std: float = 1.0,
-                  tokens: tuple[int, int] = (1024, 4096), values: tuple[float, float] = (0.95, 2.05),
+                  tokens: tuple[int, int] = SHIFT_TOKENS, values: tuple[float, float] = SHIFT_VALUES,
                   generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
     """One σ in (0, 1) per sample."""
     if sampler == "uniform":
@@ -50,20 +52,14 @@ def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     return noise - x0
 
 
-def flow_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-sample MSE over the tokens where mask is True (condition tokens excluded). Returns [B]."""
-    err = (pred.float() - target.float()).pow(2)
-    if mask is None:
-        return err.flatten(1).mean(1)
-    m = mask.to(err.dtype)
-    while m.dim() < err.dim():
-        m = m.unsqueeze(-1)
-    m = m.expand_as(err)
-    return (err * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1.0)
+def flow_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample MSE [B]. `pred` holds only the target tokens (`conditioning.target_slice`): the condition tokens
+    are cut away before the loss, so they need no mask."""
+    return (pred.float() - target.float()).pow(2).flatten(1).mean(1)
 
 
-def sampling_sigmas(steps: int, num_tokens: int, tokens: tuple[int, int] = (1024, 4096),
-                    values: tuple[float, float] = (0.95, 2.05)) -> torch.Tensor:
+def sampling_sigmas(steps: int, num_tokens: int, tokens: tuple[int, int] = SHIFT_TOKENS,
+                    values: tuple[float, float] = SHIFT_VALUES) -> torch.Tensor:
     """Inference schedule of `steps` Euler steps from σ=1 to σ=0 (steps + 1 values).
 
     Uses the same shift as training: a uniform grid u is warped by the logit shift μ, σ = e^μ / (e^μ + 1/u - 1)

@@ -11,9 +11,8 @@ from typing import Callable
 
 import torch
 
+from disco_train.config.decoder import SHIFT_TOKENS, SHIFT_VALUES
 from disco_train.decoder import flow
-
-from disco_train.config import NEGATIVE_PROMPT  # noqa: F401  (re-exported: the decoder's default)
 
 Denoise = Callable[..., torch.Tensor]
 
@@ -21,8 +20,8 @@ Denoise = Callable[..., torch.Tensor]
 @torch.no_grad()
 def sample_tokens(denoise: Denoise, cond: torch.Tensor, copies: int, coords: torch.Tensor, text: torch.Tensor,
                   text_mask: torch.Tensor, negative: tuple[torch.Tensor, torch.Tensor] | None, num_target: int,
-                  channels: int, steps: int = 50, guidance: float = 3.0, shift_tokens=(1024, 4096),
-                  shift_values=(0.95, 2.05), generator: torch.Generator | None = None) -> torch.Tensor:
+                  channels: int, steps: int = 50, guidance: float = 3.0, shift_tokens=SHIFT_TOKENS,
+                  shift_values=SHIFT_VALUES, generator: torch.Generator | None = None) -> torch.Tensor:
     """Integrate from noise (σ=1) to data (σ=0); returns clean target tokens [B, N, C].
 
     With guidance g ≠ 1 and a negative prompt, v = v_neg + g·(v_text − v_neg); both branches run as one

@@ -1,7 +1,8 @@
 """Evaluation for DiSCo codecs: fidelity (PSNR, SSIM), perceptual (LPIPS, DISTS), distribution (FID, FVD) and
 temporal-consistency (FloLPIPS, FVMD) metrics, BD-rate, the ``evaluate``/``bdrate`` commands and RD-curve plots.
 
-Heavy modules (torch backbones, matplotlib) are imported lazily by the functions that need them.
+Heavy modules (torch backbones, matplotlib) are imported lazily by the functions that need them. May import
+config and codec; never lightning, the decoder, datamodules or train.
 """
 
 from .bdrate import DEFAULT_INTERPOLATION, bd_rate

@@ -1,4 +1,4 @@
-"""Conformance runner against DCVC-RT golden fixtures (DCVC_RT_GOLDEN.md).
+"""Conformance runner against DCVC-RT golden fixtures (weights by `init_rule`, inputs by `golden_input`).
 
     python -m disco_train.codec.dcvc_rt.conformance fixture.safetensors [meta=fixture.json]
 

@@ -1,4 +1,4 @@
-"""Closed-form synthetic test frames of DCVC_RT_GOLDEN.md section 3 (YCbCr 4:4:4 in [0,1])."""
+"""Closed-form synthetic test frames, the inputs of the conformance fixtures (YCbCr 4:4:4 in [0,1])."""
 
 import torch
 

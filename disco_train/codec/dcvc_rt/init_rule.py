@@ -1,4 +1,5 @@
-"""Deterministic synthetic weights (DCVC_RT_GOLDEN.md section 2) and a sha256 fingerprint.
+"""Deterministic synthetic weights (the "golden rule" the conformance fixtures were made with) and a sha256
+fingerprint.
 
 Used by the conformance runner and by tests as "random weights at a sane scale": the value of a
 key depends only on its name and shape, so any module construction order gives the same model.

@@ -43,7 +43,7 @@ class IntraDecoder(nn.Module):
 
 
 class DMCI(nn.Module):
-    """Intra model. QP 0 is the lowest quality, 63 the highest (maintainer, issue #87).
+    """Intra model. QP 0 is the lowest quality, 63 the highest (as the DCVC-RT authors confirm).
 
     Input: YCbCr 4:4:4 in [0,1], NCHW, H and W multiples of 16 (see padding.pad_frame).
     """

@@ -6,7 +6,8 @@ DCVC-RT released no training code; these follow the official successor DCVC-UF (
 - rate path: additive uniform noise U(-0.5, 0.5) on the residual y - mean and on z;
 - bits = -log2(max(p, 1e-6)), bounded below by 0; bpp = (sum bits_y + sum bits_z) / (H * W);
 - loss = mean over the batch of lambda * D + bpp, lambda log-interpolated over QP 0..63
-  (image 10 -> 2048, video 1 -> 768), depending on the base QP only (issue #105);
+  (image 10 -> 2048, video 1 -> 768), depending on the base QP only (not on the
+  per-frame QP offset);
 - D = 0.8 * D_YUV + 0.2 * D_RGB, D_YUV = 3 * exp((10 ln mse_Y + ln mse_U + ln mse_V) / 12)
   (a weighted geometric mean, scaled so that equal per-plane MSEs m give 3 m), D_RGB = MSE after
   an unclamped BT.709 YCbCr -> RGB conversion.

@@ -1,0 +1,108 @@
+"""The one command-line grammar: every command answers --help with its keys, defaults and docs, rejects unknown
+keys with the closest one and exit code 2, and fills positional paths and typed values the same way."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+import pytest
+
+from conftest import ROOT
+from disco_train.config import ConfigError
+from disco_train.config.cli import REQUIRED, Command, field_docs
+
+# (module, function, argv prefix, a key its help must list)
+COMMANDS = [
+    ("train", "main", [], "recipe"),
+    ("train", "main", ["recipe=disco_lora_debug"], "  lora.rank=256"),
+    ("datamodules.prepare", "main", [], "  sketch_ds=1"),
+    ("datamodules.demo", "main", [], "  videos=12"),
+    ("datamodules.sketch_clips", "main", [], "  clips=8"),
+    ("disco_train.__main__", "main", ["export"], "  force=False"),
+    ("disco_train.__main__", "main", ["encode"], "  ds=None"),
+    ("disco_train.__main__", "main", ["decode"], "  merge_lora=True"),
+    ("disco_train.__main__", "main", ["sweep"], "  sweep_out='runs/sweeps'"),
+    ("disco_train.__main__", "main", ["evaluate"], "  fvd_clip_len=16"),
+    ("disco_train.__main__", "main", ["bdrate"], "  interpolation='akima'"),
+    ("disco_train.__main__", "main", ["plot"], "  metric=(required)"),
+    ("disco_train.codec.dcvc_rt.cli", "main", ["encode"], "  qp=(required)"),
+    ("disco_train.codec.dcvc_rt.cli", "main", ["decode"], "  vcodec='libx264rgb'"),
+    ("disco_train.codec.dcvc_rt.export", "main", [], "  ckpt=(required)"),
+    ("disco_train.codec.dcvc_rt.conformance", "main", [], "  meta=''"),
+]
+
+
+def _call(module: str, function: str, argv: list[str]) -> int:
+    return getattr(importlib.import_module(module), function)(argv)
+
+
+@pytest.mark.parametrize("module,function,prefix,key", COMMANDS, ids=[f"{c[0]}:{' '.join(c[2])}" for c in COMMANDS])
+def test_every_command_has_help(module, function, prefix, key, capsys):
+    assert _call(module, function, [*prefix, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: ") and key in out
+
+
+VALID = {"sweep": ["recipe=disco_lora_debug", "sweep.lora.rank=2"]}  # what sweep needs before it reads other keys
+
+
+@pytest.mark.parametrize("module,function,prefix,key", [c for c in COMMANDS if c[0] != "train" or c[2]],
+                         ids=[f"{c[0]}:{' '.join(c[2])}" for c in COMMANDS if c[0] != "train" or c[2]])
+def test_every_command_rejects_unknown_keys_with_exit_2(module, function, prefix, key, capsys):
+    valid = VALID.get(prefix[0] if prefix else "", [])
+    assert _call(module, function, [*prefix, *valid, "no_such_key=1"]) == 2
+    err = capsys.readouterr().err
+    assert "no_such_key: unknown key" in err and "--help" in err
+
+
+def test_help_of_a_module_entry_point_in_a_fresh_process():
+    result = subprocess.run([sys.executable, "-m", "datamodules.demo", "--help"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and "out=(required)" in result.stdout
+
+
+def test_prepare_prints_its_resolved_config(capsys):
+    assert _call("datamodules.prepare", "main", ["recipe=prepare_demo", "ds=2", "print_config=true"]) == 0
+    out = capsys.readouterr().out
+    assert "task: prepare" in out and "ds: 2" in out and "frames: 17" in out
+
+
+@dataclass
+class _Args:
+    src: str = REQUIRED
+    """Input."""
+    rest: list[str] = field(default_factory=list)
+    """More inputs."""
+    qp: int = 32
+    """A number."""
+    flag: bool = False
+    """A switch."""
+    overrides: list[str] = field(default_factory=list)
+    """Passed through."""
+
+
+def test_grammar_positionals_types_and_passthrough():
+    cmd = Command("prog", "summary", _Args, ("src", "rest"), passthrough=("model.",))
+    cfg, _ = cmd.parse(["a.mp4", "b.mp4", "c.mp4", "qp=7", "flag=true", "model.path=/x"])
+    assert (cfg.src, cfg.rest, cfg.qp, cfg.flag, cfg.overrides) == ("a.mp4", ["b.mp4", "c.mp4"], 7, True,
+                                                                     ["model.path=/x"])
+    with pytest.raises(ConfigError, match=r"qp: Value 'many' of type 'str' could not be converted to Integer"):
+        cmd.parse(["a", "qp=many"])
+    with pytest.raises(ConfigError, match=r"src: is required \(give src=\.\.\.\)"):
+        cmd.parse(["qp=1"])
+    with pytest.raises(ConfigError, match=r"flg: unknown key \(from command line\); did you mean 'flag'\?"):
+        cmd.parse(["a", "flg=1"])
+    with pytest.raises(ConfigError, match="options are key=value"):
+        cmd.parse(["a", "--qp", "3"])
+    assert field_docs(_Args)["qp"] == "A number."
+
+
+def test_one_error_type_and_code_for_runtime_input_errors(tmp_path, capsys):
+    """An input error raised while a command runs (not only while parsing) is one clear line and exit 2."""
+    assert _call("disco_train.__main__", "main", ["decode", str(tmp_path / "none.disco"), "",
+                                                  f"export={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m disco_train decode: error: ") and "Traceback" not in err

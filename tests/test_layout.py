@@ -1,0 +1,94 @@
+"""The package layout's import rules (disco_train/__init__.py), enforced by parsing every import statement of every
+module, inside functions too; and the size budgets of modules and functions."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+# package -> the disco_train packages (and top-level third-party names) it must not import
+FORBIDDEN = {
+    "disco_train.config": ("disco_train.modalities", "disco_train.codec", "disco_train.decoder", "disco_train.metrics",
+                           "disco_train.train", "datamodules", "torch", "lightning", "diffusers", "transformers"),
+    "disco_train.modalities": ("disco_train.codec", "disco_train.decoder", "disco_train.metrics", "disco_train.train",
+                               "datamodules", "lightning"),
+    "disco_train.decoder": ("disco_train.codec", "disco_train.metrics", "disco_train.train", "datamodules",
+                            "lightning"),
+    "disco_train.codec": ("disco_train.metrics", "disco_train.train", "datamodules", "lightning"),
+    "disco_train.metrics": ("disco_train.decoder", "disco_train.train", "datamodules", "lightning"),
+    "datamodules": ("disco_train.train",),
+}
+LIGHTNING = ("lightning", "pytorch_lightning")
+
+
+def _modules(folder: Path):
+    for path in sorted(folder.rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("")
+        yield ".".join(p for p in rel.parts if p != "__init__"), path
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found += [(node.lineno, node.module)] + [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
+    return found
+
+
+def _under(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def test_import_rules_hold():
+    broken = []
+    for folder in (ROOT / "disco_train", ROOT / "datamodules"):
+        for module, path in _modules(folder):
+            rules = [bad for pkg, bad in FORBIDDEN.items() if _under(module, pkg)]
+            for line, name in _imports(path):
+                for bad in (b for rule in rules for b in rule):
+                    if _under(name, bad):
+                        broken.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
+    assert not broken, "\n".join(sorted(set(broken)))
+
+
+def test_only_train_and_datamodules_import_lightning():
+    users = {str(path.relative_to(ROOT)) for folder in (ROOT / "disco_train", ROOT / "datamodules")
+             for _, path in _modules(folder) if any(_under(n, p) for _, n in _imports(path) for p in LIGHTNING)}
+    assert users and all(u.startswith(("disco_train/train/", "datamodules/")) for u in users), sorted(users)
+
+
+def test_the_rules_catch_a_violation(tmp_path):
+    """The parser sees imports inside functions (where the old layout hid its cycles)."""
+    bad = tmp_path / "m.py"
+    bad.write_text("def f():\n    from disco_train.train.build import build_module\n")
+    assert (2, "disco_train.train.build") in _imports(bad)
+
+
+@pytest.mark.parametrize("folder", ["disco_train", "datamodules", "bench"])
+def test_size_budgets(folder):
+    """No module over 400 lines, no function over 60 (train.py: 80)."""
+    over = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        lines = path.read_text().splitlines()
+        if len(lines) > 400:
+            over.append(f"{path.relative_to(ROOT)}: {len(lines)} lines")
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > 60:
+                    over.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {length} lines")
+    assert not over, "\n".join(over)
+    assert len((ROOT / "train.py").read_text().splitlines()) <= 80
+
+
+def test_every_package_says_what_it_holds_and_may_import():
+    for init in [ROOT / "datamodules" / "__init__.py", *sorted((ROOT / "disco_train").glob("*/__init__.py"))]:
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert len(doc) > 80 and "import" in doc, init
