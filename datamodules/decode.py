@@ -74,8 +74,8 @@ def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", l
     if missing:
         raise ValueError(f"sample {key}: missing fields {missing}")
     video, _ = read_video(bytes(sample["video.mp4"]))
-    cond = restore_video(bytes(sample["degraded.bin"]), meta["codec"], int(meta["dt"]), int(meta["frames"]),
-                         cfg.height, cfg.width, fill)
+    cond = restore_video(bytes(sample["degraded.bin"]), meta["codec"], int(meta["ds"]), int(meta["dt"]),
+                         int(meta["frames"]), cfg.height, cfg.width, fill)
     out["video"] = torch.from_numpy(_fit(video, cfg, "target video", key))
     out["cond"] = torch.from_numpy(_fit(cond, cfg, "restored degraded video", key))
     if aux != "none":

@@ -58,8 +58,8 @@ class PrecomputeStage:
 
         cfg = self.cfg
         target, _ = read_video(bytes(sample["video.mp4"]))
-        cond = restore_video(sample["degraded.bin"], meta["codec"], cfg.dt, cfg.frames, cfg.height, cfg.width, cfg.fill,
-                             cfg.dcvc_rt_dir)
+        cond = restore_video(sample["degraded.bin"], meta["codec"], cfg.ds, cfg.dt, cfg.frames, cfg.height, cfg.width,
+                             cfg.fill, cfg.dcvc_rt_dir)
         tensors = {"target": self._encode(target[:cfg.frames]), "degraded": self._encode(cond)}
         for name, frames in self.aux_frames(sample, meta).items():
             tensors[name] = self._encode(frames)

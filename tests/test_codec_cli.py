@@ -15,6 +15,7 @@ from disco_train.codec import container as C
 from disco_train.codec.receiver import crop, receive
 from disco_train.codec.sender import CodecError, SenderSettings, geometry_for, send_video
 from disco_train.codec.videoio import read_video, write_video
+from disco_train.config import DecodeError
 from disco_train.decoder.decoder import DiscoDecoder
 from disco_train.train.export import export
 from test_export import CODEC, make_run
@@ -125,7 +126,7 @@ def test_sketch_stream_feeds_an_interleave_decoder(tmp_path, odd_video):
     frames = decode(out, tmp_path / "r.mp4", export=export_dir, steps=1, guidance=1)
     assert frames.shape == (20, 50, 70, 3)
     encode(odd_video, tmp_path / "plain.disco", caption="lines", codec="x264")
-    with pytest.raises(CodecError, match=r"needs a sketch stream; the container holds \['text', 'video'\]"):
+    with pytest.raises(DecodeError, match=r"needs a sketch stream; the container holds \['text', 'video'\]"):
         decode(tmp_path / "plain.disco", export=export_dir, steps=1)
 
 

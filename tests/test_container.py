@@ -35,8 +35,10 @@ def test_round_trip_and_rates(tmp_path):
     (lambda c: c.streams.clear(), "1 to 16 streams"),
     (lambda c: c.streams.append(C.Stream("text", "zlib", b"")), "duplicate"),
     (lambda c: c.streams.append(C.Stream("audio", "zlib", b"")), "unknown stream kind"),
-    (lambda c: setattr(c, "geometry", C.Geometry(20, 50, 70, 24, 64, 96, Fraction(24))), "not 8k\\+1"),
-    (lambda c: setattr(c, "geometry", C.Geometry(20, 50, 70, 25, 48, 96, Fraction(24))), "multiple of 32"),
+    (lambda c: setattr(c, "geometry", C.Geometry(20, 50, 70, 24, 64, 96, Fraction(24))),
+     r"24×64×96 is not the 8k\+1 × 32-multiple cover"),
+    (lambda c: setattr(c, "geometry", C.Geometry(20, 50, 70, 25, 48, 96, Fraction(24))),
+     r"25×48×96 is not the 8k\+1 × 32-multiple cover"),
     (lambda c: setattr(c, "geometry", C.Geometry(20, 50, 70, 25, 64, 96, Fraction(24))) or
      c.streams.append(C.Stream("pose", "lzma", b"", ds=300)), "does not fit"),
 ])

@@ -39,7 +39,8 @@ class CodecBackend:
     encode: Callable[..., bytes]
     """(frames uint8 [T,H,W,3], fps, crf | None, qp | None, weights_dir) -> bitstream bytes."""
     decode: Callable[..., np.ndarray]
-    """(bitstream, weights_dir) -> frames uint8 [T,H,W,3]."""
+    """(bitstream, weights_dir, expect) -> frames uint8 [T,H,W,3]; `expect` = (frames, height, width) or None,
+    checked before frames are decoded beyond it."""
     has_container: bool
     """Whether an mp4 container could hold this stream (then its overhead is reported beside the rate)."""
 
@@ -48,8 +49,8 @@ def _pyav(name: str) -> CodecBackend:
     def encode(frames, fps, crf, qp, weights_dir=None):
         return encode_bitstream(frames, fps, name, crf=crf, qp=qp)
 
-    def decode(data, weights_dir=None):
-        return decode_bitstream(data, name)
+    def decode(data, weights_dir=None, expect=None):
+        return decode_bitstream(data, name, expect)
 
     return CodecBackend(name, encode, decode, True)
 
@@ -79,9 +80,9 @@ def _dcvc_encode(frames, fps, crf, qp, weights_dir=None):
     return api.encode_video(frames, qp=DCVC_DEFAULT_QP if qp is None else qp, codec=codec)
 
 
-def _dcvc_decode(data, weights_dir=None):
+def _dcvc_decode(data, weights_dir=None, expect=None):
     api, codec = _dcvc_api(weights_dir)
-    return api.decode_video(bytes(data), codec=codec)
+    return api.decode_video(bytes(data), codec=codec, expect=expect)
 
 
 BACKENDS: dict[str, CodecBackend] = {
@@ -106,5 +107,8 @@ def encode(name: str, frames: np.ndarray, fps: float, crf: int | None = None, qp
     return data, info
 
 
-def decode(name: str, data: bytes, weights_dir: str | None = None) -> np.ndarray:
-    return get(name).decode(bytes(data), weights_dir)
+def decode(name: str, data: bytes, weights_dir: str | None = None,
+           expect: tuple[int, int, int] | None = None) -> np.ndarray:
+    """Decode a stream; with `expect` = (frames, height, width), a stream of other sizes is a DecodeError before it
+    costs more than one frame (x264/x265) or any network run (dcvc_rt)."""
+    return get(name).decode(bytes(data), weights_dir, expect)

@@ -16,8 +16,9 @@ frames × height × width. The rate of a stream is its payload length; the heade
 overhead (36 + 12 per stream bytes), reported apart.
 
 Anything malformed — truncation, a flipped byte (every byte is under a CRC), unknown kinds or codecs, sizes that do
-not add up — raises `ContainerError` naming what was wrong; parsing is a bounded number of steps, never a loop
-over attacker-chosen lengths.
+not add up, a coded size other than the sender's, a video over `DecodeLimits` — raises `ContainerError` (a
+`DecodeError`) naming what was wrong; parsing is a bounded number of steps, never a loop over attacker-chosen
+lengths.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from disco_train.config.geometry import SPATIAL, TEMPORAL
+from disco_train.config.base import DecodeError
+from disco_train.config.geometry import coded_size
+from disco_train.config.limits import DecodeLimits
 
 MAGIC = b"DSCO"
 VERSION = 1
@@ -42,8 +45,9 @@ _KIND_IDS = {v: k for k, v in KINDS.items()}
 _CODEC_IDS = {v: k for k, v in CODECS.items()}
 
 
-class ContainerError(ValueError):
-    """A .disco container is malformed, truncated or corrupt (or a container to write is invalid)."""
+class ContainerError(DecodeError):
+    """A .disco container is malformed, truncated, corrupt or over the limits (or a container to write is
+    invalid)."""
 
 
 @dataclass(frozen=True)
@@ -56,18 +60,24 @@ class Geometry:
     coded_width: int
     fps: Fraction
 
-    def check(self) -> None:
+    def check(self, limits: DecodeLimits = DecodeLimits()) -> None:
+        """The coded size must be the one the sender derives (the smallest 8k+1 × 32m × 32n covering the video:
+        nothing else is ever written, so a header claiming more is corrupt or hostile) and within `limits`."""
         problems = []
         if min(self.frames, self.height, self.width) < 1:
             problems.append(f"empty video {self.frames}×{self.height}×{self.width}")
-        if (self.coded_frames - 1) % TEMPORAL or self.coded_frames < self.frames:
-            problems.append(f"coded frames {self.coded_frames} not 8k+1 >= {self.frames}")
-        for side in ("height", "width"):
-            coded = getattr(self, f"coded_{side}")
-            if coded % SPATIAL or coded < max(getattr(self, side), SPATIAL):
-                problems.append(f"coded {side} {coded} not a multiple of 32 >= {getattr(self, side)}")
-        if self.fps <= 0:
-            problems.append(f"fps {self.fps} not positive")
+        elif (self.coded_frames, self.coded_height, self.coded_width) != coded_size(self.frames, self.height,
+                                                                                    self.width):
+            problems.append(f"coded size {self.coded_frames}×{self.coded_height}×{self.coded_width} is not the "
+                            f"8k+1 × 32-multiple cover {coded_size(self.frames, self.height, self.width)} of "
+                            f"{self.frames}×{self.height}×{self.width}")
+        if max(self.coded_height, self.coded_width) > limits.max_side:
+            problems.append(f"{self.coded_height}×{self.coded_width} exceeds the {limits.max_side}-pixel side limit")
+        elif self.coded_frames * self.coded_height * self.coded_width > limits.max_pixels:
+            problems.append(f"{self.coded_frames} frames of {self.coded_height}×{self.coded_width} exceed the "
+                            f"limit of {limits.max_pixels:,} pixels")
+        if not 0 < self.fps <= 1000:
+            problems.append(f"fps {self.fps} not in (0, 1000]")
         if problems:
             raise ContainerError("bad geometry: " + "; ".join(problems))
 
@@ -130,7 +140,7 @@ def pack(container: Container) -> bytes:
     return head + table + CRC.pack(zlib.crc32(head + table)) + b"".join(bytes(s.data) for s in streams)
 
 
-def unpack(data: bytes) -> Container:
+def unpack(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Container:
     data = bytes(data)
     if len(data) < HEADER.size + CRC.size:
         raise ContainerError(f"truncated: {len(data)} bytes, a container has at least {HEADER.size + CRC.size}")
@@ -151,11 +161,11 @@ def unpack(data: bytes) -> Container:
     if flags != 0 or fps_den == 0:
         raise ContainerError(f"corrupt header: flags {flags}, fps {fps_num}/{fps_den}")
     geometry = Geometry(frames, height, width, coded_frames, coded_height, coded_width, Fraction(fps_num, fps_den))
-    geometry.check()
-    return Container(geometry, _streams(data, count, table_end + CRC.size))
+    geometry.check(limits)
+    return Container(geometry, _streams(data, count, table_end + CRC.size, geometry))
 
 
-def _streams(data: bytes, count: int, offset: int) -> list[Stream]:
+def _streams(data: bytes, count: int, offset: int, g: Geometry) -> list[Stream]:
     entries = [ENTRY.unpack_from(data, HEADER.size + i * ENTRY.size) for i in range(count)]
     total = offset + sum(e[4] for e in entries)
     if len(data) != total:
@@ -166,6 +176,9 @@ def _streams(data: bytes, count: int, offset: int) -> list[Stream]:
         kind, codec = KINDS.get(kind_id), CODECS.get(codec_id)
         if kind is None or codec is None or ds == 0 or dt == 0 or kind in seen:
             raise ContainerError(f"corrupt stream table entry: kind {kind_id}, codec {codec_id}, ds {ds}, dt {dt}")
+        if kind in ("video", "sketch") and (g.coded_height % (2 * ds) or g.coded_width % (2 * ds) or dt > g.frames):
+            raise ContainerError(f"{kind} stream: ds={ds}, dt={dt} do not fit a {g.frames}-frame "
+                                 f"{g.coded_height}×{g.coded_width} video (4:2:0 needs even sides after /ds)")
         payload = data[offset:offset + length]
         if zlib.crc32(payload) != crc:
             raise ContainerError(f"corrupt {kind} stream: CRC mismatch ({length} bytes)")
@@ -185,11 +198,14 @@ def write(path: str | Path, container: Container) -> int:
     return len(data)
 
 
-def read(path: str | Path) -> Container:
+def read(path: str | Path, limits: DecodeLimits = DecodeLimits(), max_bytes: int = 1 << 30) -> Container:
+    """A .disco file (at most `max_bytes`: checked before it is read)."""
     path = Path(path)
     if not path.is_file():
         raise ContainerError(f"{path}: no such file")
+    if path.stat().st_size > max_bytes:
+        raise ContainerError(f"{path}: {path.stat().st_size:,} bytes, more than the {max_bytes:,}-byte limit")
     try:
-        return unpack(path.read_bytes())
+        return unpack(path.read_bytes(), limits)
     except ContainerError as err:
         raise ContainerError(f"{path}: {err}") from None

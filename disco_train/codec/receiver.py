@@ -14,65 +14,75 @@ import numpy as np
 
 from disco_train.codec import backends
 from disco_train.codec.container import Container, Geometry, Stream
-from disco_train.codec.sender import CodecError, pad_to
+from disco_train.codec.sender import pad_to
+from disco_train.config.base import DecodeError
+from disco_train.config.limits import DecodeLimits
 from disco_train.modalities.degrade import restore
 from disco_train.modalities.text import decode_text
 
 
-def restore_video(data: bytes, codec: str, dt: int, frames: int, height: int, width: int, fill: str,
+def restore_video(data: bytes, codec: str, ds: int, dt: int, frames: int, height: int, width: int, fill: str,
                   weights: str | None = None, kind: str = "video") -> np.ndarray:
-    """A video-like stream -> uint8 [frames,height,width,3]: decode, check the count, upsample, fill."""
-    small = backends.decode(codec, data, weights)
-    expected = (frames - 1) // dt + 1
-    if len(small) != expected:
-        raise CodecError(f"{kind} stream holds {len(small)} frames; {frames} frames at dt={dt} need {expected}")
+    """A video-like stream -> uint8 [frames,height,width,3]: decode (checked to hold the 1-of-dt frames of the
+    clip at height/ds × width/ds before more is decoded), upsample, fill."""
+    expect = ((frames - 1) // dt + 1, height // ds, width // ds)
+    try:
+        small = backends.decode(codec, data, weights, expect=expect)
+    except DecodeError as err:
+        raise type(err)(f"{kind} stream: {err}") from None
     return restore(small, height, width, dt, frames, fill)
 
 
-def restore_pose(data: bytes, frames: int, height: int, width: int) -> np.ndarray:
+class StreamError(DecodeError):
+    """A container lacks a stream the decoder needs, or a stream does not fit the container's video."""
+
+
+def restore_pose(data: bytes, frames: int, height: int, width: int, max_people: int = DecodeLimits.max_people
+                 ) -> np.ndarray:
     """A pose stream -> rendered skeleton frames uint8 [frames,height,width,3] (the pose's own frame size is
-    scaled to height×width)."""
+    scaled to height×width); its frame count and people per frame are checked before it is inflated."""
     from disco_train.modalities.pose import decode_poses, render_poses
 
-    rendered = np.asarray(render_poses(decode_poses(bytes(data)), height, width))
+    rendered = np.asarray(render_poses(decode_poses(bytes(data), frames, max_people), height, width))
     if rendered.shape[:3] != (frames, height, width):
-        raise CodecError(f"pose stream renders {rendered.shape[:3]}, expected {(frames, height, width)}")
+        raise StreamError(f"pose stream renders {rendered.shape[:3]}, expected {(frames, height, width)}")
     return rendered
 
 
-def restore_aux(stream: Stream, frames: int, height: int, width: int, weights: str | None = None) -> np.ndarray:
+def restore_aux(stream: Stream, frames: int, height: int, width: int, weights: str | None = None,
+                max_people: int = DecodeLimits.max_people) -> np.ndarray:
     """The auxiliary modality as pixel frames aligned with the target."""
     if stream.kind == "sketch":
-        return restore_video(stream.data, stream.codec, stream.dt, frames, height, width, "forward", weights,
-                             kind="sketch")
+        return restore_video(stream.data, stream.codec, stream.ds, stream.dt, frames, height, width, "forward",
+                             weights, kind="sketch")
     if stream.kind == "pose":
-        return restore_pose(stream.data, frames, height, width)
-    raise CodecError(f"no auxiliary modality {stream.kind!r}; sketch or pose")
+        return restore_pose(stream.data, frames, height, width, max_people)
+    raise StreamError(f"no auxiliary modality {stream.kind!r}; sketch or pose")
 
 
 def required(c: Container, kind: str, why: str) -> Stream:
     stream = c.get(kind)
     if stream is None:
-        raise CodecError(f"{why} needs a {kind} stream; the container holds {[s.kind for s in c.streams]}")
+        raise StreamError(f"{why} needs a {kind} stream; the container holds {[s.kind for s in c.streams]}")
     return stream
 
 
 def receive(c: Container, fill: str, aux: str = "none", video_weights: str | None = None,
-            sketch_weights: str | None = None) -> dict:
+            sketch_weights: str | None = None, limits: DecodeLimits = DecodeLimits()) -> dict:
     """A container -> {caption, cond[, aux]} frames at the coded size (the sender's frames, then the last one
     repeated up to the 8k+1 frames the decoder generates)."""
     g = c.geometry
     video = required(c, "video", "decoding")
     coded = lambda x: pad_to(x, g.coded_frames, g.coded_height, g.coded_width)  # noqa: E731
-    out = {"caption": decode_text(c.get("text").data) if c.get("text") else "",
-           "cond": coded(restore_video(video.data, video.codec, video.dt, g.frames, g.coded_height, g.coded_width,
-                                       fill, video_weights))}
+    out = {"caption": decode_text(c.get("text").data, limits.max_text_bytes) if c.get("text") else "",
+           "cond": coded(restore_video(video.data, video.codec, video.ds, video.dt, g.frames, g.coded_height,
+                                       g.coded_width, fill, video_weights))}
     if aux != "none":
         stream = required(c, aux, f"this decoder (conditioned on {aux})")
         # The sketch was coded at the padded size; poses are in the sender's pixel coordinates, so they are drawn
         # at its size and padded like the video.
         h, w = (g.coded_height, g.coded_width) if stream.kind == "sketch" else (g.height, g.width)
-        out["aux"] = coded(restore_aux(stream, g.frames, h, w, sketch_weights))
+        out["aux"] = coded(restore_aux(stream, g.frames, h, w, sketch_weights, limits.max_people))
     return out
 
 

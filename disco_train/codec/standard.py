@@ -50,20 +50,38 @@ def encode_bitstream(frames: np.ndarray, fps: float, codec: str = "x265", crf: i
     return bytes(out)
 
 
-def decode_bitstream(data: bytes, codec: str) -> np.ndarray:
-    """Raw Annex-B stream -> frames [T,H,W,3] uint8. Corrupt or empty streams raise VideoError."""
+def decode_bitstream(data: bytes, codec: str, expect: tuple[int, int, int] | None = None) -> np.ndarray:
+    """Raw Annex-B stream -> frames [T,H,W,3] uint8. Corrupt or empty streams raise VideoError.
+
+    `expect` = (frames, height, width) the receiver knows from the container: every decoded frame is checked
+    against it before it is converted, and decoding stops at the first frame too many or of another size, so a
+    small stream of huge or countless skip frames costs one frame's memory, not gigabytes."""
     if codec not in CODECS:
         raise VideoError(f"unknown codec {codec!r}; choose one of {sorted(CODECS)}")
     ctx = av.CodecContext.create(CODECS[codec][1], "r")
-    frames = []
+    frames: list[np.ndarray] = []
+
+    def take(decoded) -> None:
+        for f in decoded:
+            if expect is not None:
+                n, h, w = expect
+                if (f.height, f.width) != (h, w):
+                    raise VideoError(f"{codec} stream frame {len(frames)} is {f.height}×{f.width}; the container "
+                                     f"declares {h}×{w}")
+                if len(frames) >= n:
+                    raise VideoError(f"{codec} stream holds more than the {n} frames the container declares")
+            frames.append(f.to_ndarray(format="rgb24"))
+
     try:
         for packet in ctx.parse(bytes(data)) + ctx.parse(b""):
-            frames.extend(f.to_ndarray(format="rgb24") for f in ctx.decode(packet))
-        frames.extend(f.to_ndarray(format="rgb24") for f in ctx.decode(None))
+            take(ctx.decode(packet))
+        take(ctx.decode(None))
     except av.FFmpegError as err:
         raise VideoError(f"corrupt {codec} bitstream ({len(data)} bytes): {err}") from None
     if not frames:
         raise VideoError(f"{codec} bitstream ({len(data)} bytes) holds no decodable frame")
+    if expect is not None and len(frames) != expect[0]:
+        raise VideoError(f"{codec} stream holds {len(frames)} frames; the container declares {expect[0]}")
     return np.stack(frames)
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 import av
 import numpy as np
 
+from disco_train.config.base import DecodeError
 
-class VideoError(ValueError):
+
+class VideoError(DecodeError):
     """A video file or bitstream could not be read or written."""
 
 

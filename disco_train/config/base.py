@@ -15,6 +15,12 @@ class ConfigError(ValueError):
     """A recipe, override, command-line argument or value is invalid. The message names the full dotted key."""
 
 
+class DecodeError(ValueError):
+    """Bytes that do not decode: a `.disco` file, a bitstream or a shard sample that is malformed, truncated,
+    corrupt, or declares more than the decoder's limits (`DecodeLimits`). Every receiver path raises this family
+    (ContainerError, VideoError, BitstreamError, ...), within time and memory bounded by the limits."""
+
+
 def check(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{key}: {message}")

@@ -60,6 +60,8 @@ from typing import Sequence
 import numpy as np
 from skimage import draw
 
+from disco_train.config.base import DecodeError
+
 NUM_KEYPOINTS = 134
 BODY = slice(0, 18)
 FEET = slice(18, 24)
@@ -211,46 +213,60 @@ def encode_poses(poses: PoseSequence | Sequence[np.ndarray], frame_size: tuple[i
     return _HEADER.pack(MAGIC, FORMAT_VERSION, len(body), zlib.crc32(body)) + payload
 
 
-def _decompress_body(data: bytes) -> bytes:
+def _decompress_body(data: bytes, frames: int | None, max_people: int | None) -> bytes:
     if len(data) < _HEADER.size:
-        raise ValueError(f"pose bitstream truncated: {len(data)} bytes, the header alone is {_HEADER.size}")
+        raise DecodeError(f"pose bitstream truncated: {len(data)} bytes, the header alone is {_HEADER.size}")
     magic, version, body_len, crc = _HEADER.unpack_from(data)
     if magic != MAGIC:
-        raise ValueError(f"not a pose bitstream: magic {magic!r}, expected {MAGIC!r}")
+        raise DecodeError(f"not a pose bitstream: magic {magic!r}, expected {MAGIC!r}")
     if version != FORMAT_VERSION:
-        raise ValueError(f"unsupported pose bitstream version {version} (this build reads {FORMAT_VERSION})")
-    if body_len > _MAX_BODY_BYTES:
-        raise ValueError(f"corrupt pose bitstream: declared body of {body_len} bytes exceeds {_MAX_BODY_BYTES}")
+        raise DecodeError(f"unsupported pose bitstream version {version} (this build reads {FORMAT_VERSION})")
+    limit = _MAX_BODY_BYTES if frames is None else _body_bytes(frames, frames * (max_people or _QMAX))
+    if body_len > limit:
+        raise DecodeError(f"corrupt pose bitstream: declared body of {body_len:,} bytes exceeds the {limit:,} "
+                          f"that {frames} frames of at most {max_people} people can need")
     dec = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
     try:
         body = dec.decompress(data[_HEADER.size:], max_length=body_len + 1)
     except lzma.LZMAError as exc:
-        raise ValueError(f"corrupt pose bitstream: LZMA payload does not decode ({exc})") from exc
+        raise DecodeError(f"corrupt pose bitstream: LZMA payload does not decode ({exc})") from exc
     if not dec.eof:
-        raise ValueError("corrupt or truncated pose bitstream: LZMA stream did not reach its end marker")
+        raise DecodeError("corrupt or truncated pose bitstream: LZMA stream did not reach its end marker")
     if dec.unused_data:
-        raise ValueError(f"corrupt pose bitstream: {len(dec.unused_data)} trailing bytes after the LZMA stream")
+        raise DecodeError(f"corrupt pose bitstream: {len(dec.unused_data)} trailing bytes after the LZMA stream")
     if len(body) != body_len or zlib.crc32(body) != crc:
-        raise ValueError("corrupt pose bitstream: decompressed body fails its length/CRC-32 check")
+        raise DecodeError("corrupt pose bitstream: decompressed body fails its length/CRC-32 check")
     return body
 
 
-def decode_poses(data: bytes) -> PoseSequence:
-    """Inverse of :func:`encode_poses`; raises ValueError on any malformed, truncated or corrupt input."""
-    body = _decompress_body(bytes(data))
+def _body_bytes(frames: int, people: int) -> int:
+    """Body size of `frames` frames holding `people` poses in all: fixed head, a uint16 count per frame, then
+    2 + 2 + 1 bytes per keypoint."""
+    return _BODY_HEAD.size + 2 * frames + 5 * NUM_KEYPOINTS * people
+
+
+def decode_poses(data: bytes, frames: int | None = None, max_people: int | None = None) -> PoseSequence:
+    """Inverse of :func:`encode_poses`; raises DecodeError on any malformed, truncated or corrupt input. A receiver
+    passes the `frames` its video has and the most people a frame may hold: both are checked against the header
+    before anything is inflated beyond what they allow."""
+    body = _decompress_body(bytes(data), frames, max_people)
     if len(body) < _BODY_HEAD.size:
-        raise ValueError("corrupt pose bitstream: body shorter than its fixed header")
+        raise DecodeError("corrupt pose bitstream: body shorter than its fixed header")
     h, w, t = _BODY_HEAD.unpack_from(body)
     if h < 1 or w < 1:
-        raise ValueError(f"corrupt pose bitstream: frame size {h}x{w}")
+        raise DecodeError(f"corrupt pose bitstream: frame size {h}x{w}")
+    if frames is not None and t != frames:
+        raise DecodeError(f"pose bitstream holds {t} frames; the video has {frames}")
     off = _BODY_HEAD.size
     if len(body) < off + 2 * t:
-        raise ValueError(f"corrupt pose bitstream: body too short for {t} per-frame pose counts")
+        raise DecodeError(f"corrupt pose bitstream: body too short for {t} per-frame pose counts")
     counts = np.frombuffer(body, dtype="<u2", count=t, offset=off).astype(np.int64)
+    if max_people is not None and t and counts.max() > max_people:
+        raise DecodeError(f"pose bitstream: a frame holds {counts.max()} poses, more than the limit of {max_people}")
     off += 2 * t
     m = int(counts.sum()) * NUM_KEYPOINTS
     if len(body) != off + 5 * m:  # 2 + 2 bytes of coordinates and 1 byte of score per keypoint
-        raise ValueError(f"corrupt pose bitstream: body is {len(body)} bytes, the header implies {off + 5 * m}")
+        raise DecodeError(f"corrupt pose bitstream: body is {len(body)} bytes, the header implies {off + 5 * m}")
     planes = [np.frombuffer(body, dtype=src, count=m, offset=off + o).astype(dst).reshape(-1, NUM_KEYPOINTS)
               for src, dst, o in (("<u2", np.uint16, 0), ("<u2", np.uint16, 2 * m), ("u1", np.uint8, 4 * m))]
     qx, qy, qs = (_from_residuals(p, counts) for p in planes)

@@ -74,9 +74,10 @@ def encode_video(frames_uint8, qp, qp_p=None, intra_period=-1, reset_interval=32
                                threads, stream_format, with_recon=False).bitstream
 
 
-def decode_video(data: bytes, codec=None, ckpt_dir=None) -> np.ndarray:
-    """DCVC-RT bitstream -> (T,H,W,3) uint8 RGB. Raises coding.BitstreamError on bad input."""
-    return ycbcr_to_uint8_frames(_codec(codec, ckpt_dir).decode_frames(data))
+def decode_video(data: bytes, codec=None, ckpt_dir=None, expect=None) -> np.ndarray:
+    """DCVC-RT bitstream -> (T,H,W,3) uint8 RGB. Raises coding.BitstreamError on bad input, and on a stream whose
+    (frames, height, width) differ from `expect` before decoding anything."""
+    return ycbcr_to_uint8_frames(_codec(codec, ckpt_dir).decode_frames(data, expect))
 
 
 def encode_image(image_uint8, qp, codec=None, ckpt_dir=None, threads=None, stream_format="disco") -> bytes:

@@ -246,8 +246,10 @@ class DcvcRtCodec:
         return (1, model.bit_estimator_z.channel, *downsampled_shape(H, W, 64))
 
     @torch.no_grad()
-    def decode_frames(self, data: bytes) -> torch.Tensor:
-        """Decode a disco or official stream to (T,3,H,W) YCbCr in [0,1]. Raises BitstreamError on bad input."""
+    def decode_frames(self, data: bytes, expect: tuple[int, int, int] | None = None) -> torch.Tensor:
+        """Decode a disco or official stream to (T,3,H,W) YCbCr in [0,1]. Raises BitstreamError on bad input.
+        `expect` = (frames, height, width) a receiver knows from its container: a stream declaring anything else
+        is rejected after parsing its headers, before any network runs."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"expected bytes, got {type(data).__name__}")
         data = bytes(data)
@@ -257,6 +259,12 @@ class DcvcRtCodec:
         else:
             header, records = bs.parse_stream(data)
             H, W, threads, fmt, two = header.height, header.width, header.threads, DISCO, False
+        if expect is not None and (len(records), H, W) != tuple(expect):
+            raise BitstreamError(f"stream holds {len(records)} frames of {H}×{W}; the container declares "
+                                 f"{expect[0]} of {expect[1]}×{expect[2]}")
+        empty = next((i for i, rec in enumerate(records) if not rec.payload), None)
+        if empty is not None:
+            raise BitstreamError(f"frame {empty} has an empty payload (a coded frame holds at least its z symbols)")
         frames = []
         with deterministic(threads):
             for rec in records:

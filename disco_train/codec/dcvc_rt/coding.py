@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import constriction
 
+from disco_train.config.base import DecodeError
+
 from . import tables
 from .entropy import FORCE_ZERO_THRES, SCALE_MAX, SCALE_MIN, SYMBOL_MAX, SYMBOL_MIN, scale_indexes
 
@@ -36,7 +38,7 @@ MISMATCH = ("the stream was encoded with other weights, device, dtype or thread 
             "runs, or it is corrupt")
 
 
-class BitstreamError(ValueError):
+class BitstreamError(DecodeError):
     """A DCVC-RT bitstream is corrupt, truncated or not a DCVC-RT bitstream."""
 
 
