@@ -29,8 +29,9 @@ SYNTHETIC = "synthetic"
 streams are real, the reconstructions are not meaningful). Encoder and decoder must both use them."""
 
 
-class CodecUnavailable(RuntimeError):
-    """A backend whose module or weights are missing from this installation."""
+class CodecUnavailable(FileNotFoundError):
+    """A backend whose weights (or binary) are missing from this installation; the message names the file and the
+    key that points at it."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 
 from disco_train.codec import container as C
 from disco_train.codec.sender import CodecError, SenderSettings, read_pose_file, send_video
-from disco_train.config import DiscoLoraConfig
+from disco_train.config import DecodeError, DecodeLimits, DiscoLoraConfig
 from disco_train.config.cli import REQUIRED, Command
 
 
@@ -152,19 +152,30 @@ class DecodeConfig:
     """x264 CRF of the written reconstruction."""
     merge_lora: bool = True
     """Fold the adapter into the base weights (faster); false keeps it as a separate branch."""
+    limits: DecodeLimits = field(default_factory=DecodeLimits)
+    """What the .disco file may declare (sizes, caption, people per frame), checked before anything is built."""
     overrides: list[str] = field(default_factory=list)
     """Decoder-config overrides given as section.key=value (e.g. model.path=..., model.dtype=fp32)."""
 
 
 def decode(a: DecodeConfig) -> np.ndarray:
-    """.disco container + export folder -> reconstructed frames [T,H,W,3] (written as mp4 when `out`)."""
+    """.disco container + export folder -> reconstructed frames [T,H,W,3] (written when `out`). Every stream is
+    checked and restored before the decoder is built; MemoryError becomes a DecodeError."""
+    try:
+        return _decode(a)
+    except MemoryError:
+        raise DecodeError(f"{a.input}: decoding needs more memory than this machine has; lower the limits "
+                          f"(limits.max_pixels={a.limits.max_pixels}) or use a larger machine") from None
+
+
+def _decode(a: DecodeConfig) -> np.ndarray:
     import torch
 
     from disco_train.codec.receiver import crop, receive, required
     from disco_train.decoder.decoder import DiscoDecoder
-    from disco_train.decoder.export import read_manifest
+    from disco_train.decoder.export import decoder_config, read_manifest
 
-    c = C.read(a.input)
+    c = C.read(a.input, a.limits)
     manifest = read_manifest(a.export)
     video, trained = required(c, "video", "decoding"), manifest["codec"]
     if (video.ds, video.dt, video.codec) != (trained.get("ds"), trained.get("dt"), trained.get("codec")):
@@ -173,9 +184,10 @@ def decode(a: DecodeConfig) -> np.ndarray:
     sketch_weights = a.sketch_weights or (str(Path(a.export) / manifest["sketch_codec"])
                                           if manifest.get("sketch_codec") else a.dcvc_weights)
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    decoder = DiscoDecoder.from_export(a.export, a.overrides, device, merge=a.merge_lora)
-    cfg = decoder.cfg
-    got = receive(c, cfg.condition.fill, cfg.condition.aux, a.dcvc_weights or None, sketch_weights or None)
+    cfg = decoder_config(a.export, a.overrides, manifest)
+    got = receive(c, cfg.condition.fill, cfg.condition.aux, a.dcvc_weights or None, sketch_weights or None,
+                  a.limits)
+    decoder = DiscoDecoder.from_export(a.export, device=device, merge=a.merge_lora, cfg=cfg)
     as_tensor = lambda x: torch.from_numpy(np.ascontiguousarray(x))[None].to(device)  # noqa: E731
     batch = {"cond": as_tensor(got["cond"]), "caption": [got["caption"]],
              "fps": torch.tensor([float(c.geometry.fps)], device=device)}

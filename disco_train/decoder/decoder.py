@@ -36,12 +36,13 @@ class DiscoDecoder(nn.Module):
 
     @classmethod
     def from_export(cls, folder: str | Path, overrides: list[str] = (), device: str = "cpu",
-                    merge: bool = True) -> "DiscoDecoder":
+                    merge: bool = True, cfg: DiscoLoraConfig | None = None) -> "DiscoDecoder":
         """The trained decoder from an export folder (base weights per its config's model.*, which `overrides`
-        may change), with the adapter folded into the base weights unless `merge=False`."""
+        may change), with the adapter folded into the base weights unless `merge=False`. `cfg`: the folder's
+        `decoder_config` when the caller already read it (it checks every file's sha256)."""
         from disco_train.decoder.export import decoder_config
 
-        decoder = cls(decoder_config(folder, overrides))
+        decoder = cls(cfg or decoder_config(folder, overrides))
         if merge:
             speed.merge_lora(decoder.transformer)
         return decoder.to(device).eval()
