@@ -2,35 +2,47 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from disco_train.config.cli import Command
-from disco_train.config.recipe import to_yaml
+from disco_train.config.recipe import atomic_write, to_yaml
 
 COMMAND = Command("python train.py", "Train the task of a recipe (disco_lora: the LoRA decoder; sketch_dcvc: the "
                   "sketch codec). print_config=true prints the resolved recipe.", task="*")
 
 
 def train(cfg) -> int:
-    import lightning as L
     from omegaconf import OmegaConf
 
-    from disco_train.train.build import build_datamodule, build_module, build_trainer, preflight, resume_checkpoint
-    from disco_train.train.build import run_dir
+    from disco_train.train.build import build_datamodule, preflight, resume_checkpoint, run_dir
+    from disco_train.train.reliability import RunLock, is_global_rank_zero
 
-    preflight(cfg)  # missing weights, GPU-only strategies: before anything loads
+    preflight(cfg)  # missing weights, GPU-only strategies, an adapter that does not fit: before anything loads
     ckpt_path = resume_checkpoint(cfg)  # may adopt the name of the run it resumes
-    datamodule = build_datamodule(cfg)  # missing shards fail here, before the model
+    datamodule = build_datamodule(cfg)  # missing shards, shards that do not fit the run: before the model
     out = run_dir(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(to_yaml(OmegaConf.structured(cfg)))
+    with RunLock(out) if is_global_rank_zero() else contextlib.nullcontext():  # one live process per run folder
+        atomic_write(out / "config.yaml", to_yaml(OmegaConf.structured(cfg)))
+        return fit(cfg, datamodule, ckpt_path, out)
+
+
+def fit(cfg, datamodule, ckpt_path, out) -> int:
+    import lightning as L
+
+    from datamodules.shards import BadDataError
+    from disco_train.train.build import build_module, build_trainer
+
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = build_module(cfg)
     print(f"{cfg.task}: {module.describe()}; run in {out}")
     trainer, history = build_trainer(cfg, resumed=ckpt_path is not None)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    except (FloatingPointError, RuntimeError) as err:  # non-finite streak, too much bad data: say why, keep ckpts
+    except BadDataError as err:  # the shards cannot feed training: the user's data to fix, like a config error
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (FloatingPointError, RuntimeError) as err:  # non-finite streak: say why, keep the checkpoints
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(history.summary())
@@ -38,8 +50,10 @@ def train(cfg) -> int:
 
 
 def main(argv: list[str]) -> int:
-    # FileNotFoundError: missing shards or weights, named with the key to fix.
-    return COMMAND.main(argv, train, errors=(FileNotFoundError,))
+    from disco_train.train.reliability import CheckpointWriteError, RunInUseError
+
+    # Missing shards or weights (named with the key to fix), a run folder in use, a full disk while checkpointing.
+    return COMMAND.main(argv, train, errors=(FileNotFoundError, RunInUseError, CheckpointWriteError))
 
 
 if __name__ == "__main__":

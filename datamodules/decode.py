@@ -15,8 +15,9 @@ import json
 import numpy as np
 import torch
 
-from datamodules.latents import read_latents
+from datamodules.latents import LatentSpec, read_latents
 from datamodules.schema import AUX_FIELDS, REQUIRED_FIELDS
+from datamodules.tars import SKIPPED
 from disco_train.codec.container import Stream
 from disco_train.codec.receiver import restore_aux, restore_video
 from disco_train.codec.videoio import read_video
@@ -32,6 +33,8 @@ def _meta(sample: dict, cfg: DataConfig, exact_frames: bool) -> dict:
         meta = json.loads(sample["meta.json"])
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"sample {key}: unreadable meta.json ({err})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"sample {key}: meta.json holds a {type(meta).__name__}, not an object")
     frames_ok = meta.get("frames") == cfg.frames if exact_frames else int(meta.get("frames", 0)) >= cfg.frames
     if not frames_ok or (meta.get("height"), meta.get("width")) != (cfg.height, cfg.width):
         raise ValueError(f"sample {key}: clip {meta.get('frames')}×{meta.get('height')}×{meta.get('width')} does "
@@ -57,9 +60,12 @@ def aux_frames(sample: dict, meta: dict, cfg: DataConfig, aux: str) -> np.ndarra
     return _fit(restore_aux(stream, int(meta["frames"]), cfg.height, cfg.width), cfg, aux, key)
 
 
-def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", latents: bool = False) -> dict:
+def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", latents: bool = False,
+                  spec: LatentSpec | None = None) -> dict:
     """Raw tar members -> {key, caption, fps, bpp} plus the latent or the pixel tensors (module docstring)."""
     key = sample.get("__key__")
+    if SKIPPED in sample:
+        raise ValueError(f"sample {key}: {sample[SKIPPED]}")
     meta = _meta(sample, cfg, exact_frames=latents)
     if "caption.zlib" not in sample:
         raise ValueError(f"sample {key}: missing field caption.zlib")
@@ -68,7 +74,7 @@ def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", l
     if latents:
         if "latents.safetensors" not in sample:
             raise ValueError(f"sample {key}: missing field latents.safetensors (data.latents uses them)")
-        out.update(read_latents(sample, meta, fill, aux))
+        out.update(read_latents(sample, meta, fill, aux, spec))
         return out
     missing = [f for f in REQUIRED_FIELDS if f not in sample]
     if missing:
@@ -84,7 +90,11 @@ def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", l
 
 
 def has_latents(sample: dict, fill: str) -> bool:
-    """Whether a sample's precomputed latents are usable for training with `fill`."""
+    """Whether a sample's precomputed latents are usable for training with `fill` (unreadable meta: no)."""
     if "latents.safetensors" not in sample or "meta.json" not in sample:
         return False
-    return (json.loads(sample["meta.json"]).get("latents") or {}).get("fill") == fill
+    try:
+        meta = json.loads(sample["meta.json"])
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(meta, dict) and isinstance(meta.get("latents"), dict) and meta["latents"].get("fill") == fill

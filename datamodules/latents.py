@@ -10,6 +10,8 @@ What is encoded is exactly what training would encode on the fly (`disco_train.d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from safetensors.torch import load as load_safetensors
@@ -22,6 +24,45 @@ from disco_train.config import ConfigError, PrepareConfig
 
 LATENT_KEYS = ("target", "degraded", "text", "text_mask")
 AUX_KEYS = ("sketch", "pose")
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+MASK_DTYPES = (torch.int64, torch.int32, torch.bool)
+
+
+@dataclass(frozen=True)
+class LatentSpec:
+    """What precomputed latents must look like for a model and clip size, checked per sample."""
+
+    channels: int
+    """VAE latent channels (the transformer's in_channels)."""
+    text_dim: int
+    """T5 hidden size (the transformer's caption_channels)."""
+    text_tokens: int
+    """T5 sequence length (model.max_text_tokens)."""
+    grid: tuple[int, int, int]
+    """Latent frames × height × width of the clip."""
+
+    @classmethod
+    def of(cls, model_cfg, data_cfg) -> "LatentSpec":
+        from disco_train.config.geometry import latent_grid
+        from disco_train.decoder.models import transformer_config
+
+        arch = transformer_config(model_cfg.name)
+        return cls(arch["in_channels"], arch["caption_channels"], model_cfg.max_text_tokens,
+                   latent_grid(data_cfg.frames, data_cfg.height, data_cfg.width))
+
+    def check(self, tensors: dict, key) -> None:
+        """ValueError naming the sample, the tensor, and both shapes or dtypes, for latents that do not fit."""
+        video = (self.channels, *self.grid)
+        want = {"target": video, "degraded": video, "aux_latents": video, "text": (self.text_tokens, self.text_dim),
+                "text_mask": (self.text_tokens,)}
+        for name, tensor in tensors.items():
+            dtypes = MASK_DTYPES if name == "text_mask" else FLOAT_DTYPES
+            if tensor.dtype not in dtypes:
+                raise ValueError(f"sample {key}: latents {name} are {tensor.dtype}, expected one of "
+                                 f"{[str(d) for d in dtypes]}")
+            if tuple(tensor.shape) != want[name]:
+                raise ValueError(f"sample {key}: latents {name} have shape {tuple(tensor.shape)}, this model and "
+                                 f"clip size need {want[name]}")
 
 
 class PrecomputeStage:
@@ -73,13 +114,18 @@ class PrecomputeStage:
                            "shapes": {k: list(v.shape) for k, v in tensors.items()}}
 
 
-def read_latents(sample: dict, meta: dict, fill: str, aux: str) -> dict[str, torch.Tensor]:
-    """latents.safetensors -> {target, degraded, text, text_mask[, aux_latents]}. ValueError if unusable."""
+def read_latents(sample: dict, meta: dict, fill: str, aux: str, spec: LatentSpec | None = None
+                 ) -> dict[str, torch.Tensor]:
+    """latents.safetensors -> {target, degraded, text, text_mask[, aux_latents]}, checked against `spec` (shapes,
+    dtypes). ValueError if unusable."""
     info = meta.get("latents") or {}
     if info.get("fill") != fill:
         raise ValueError(f"sample {sample.get('__key__')}: latents were made with fill {info.get('fill')!r}, "
                          f"training uses {fill!r}; set data.latents=never or re-run prepare with fill={fill}")
-    tensors = load_safetensors(bytes(sample["latents.safetensors"]))
+    try:
+        tensors = load_safetensors(bytes(sample["latents.safetensors"]))
+    except Exception as err:  # safetensors raises its own error types on corrupt headers
+        raise ValueError(f"sample {sample.get('__key__')}: unreadable latents.safetensors ({err})") from None
     missing = [k for k in LATENT_KEYS + ((aux,) if aux != "none" else ()) if k not in tensors]
     if missing:
         raise ValueError(f"sample {sample.get('__key__')}: latents.safetensors lacks {missing}")
@@ -89,4 +135,6 @@ def read_latents(sample: dict, meta: dict, fill: str, aux: str) -> dict[str, tor
                          f"degraded latents {tuple(out['degraded'].shape)} differ")
     if aux != "none":
         out["aux_latents"] = tensors[aux]
+    if spec is not None:
+        spec.check(out, sample.get("__key__"))
     return out

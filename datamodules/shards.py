@@ -7,26 +7,38 @@ boundary, and every rank yields the same number of batches (which DDP needs). Th
 of the seed, the epoch, the rank and the worker only: the same seed gives the same batches, with or without
 workers. Corrupt tars and malformed samples are skipped and counted; the counts travel with each batch (`bad`,
 `seen`, per worker) so the training module can log them and stop past `max_bad_fraction`, and the first few and
-then every power of two are logged with their reason.
+then every power of two are logged with their reason. Tar members are checked by their headers before they are
+read (`datamodules.tars`). A reader that sees `max_bad_in_a_row` bad samples in a row, or ends an epoch without a
+batch, yields one `fatal` batch naming the counted reasons instead, and the training system stops the run with
+it: nothing loops without progress.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import logging
+import re
+from collections import Counter
 from itertools import islice
 from pathlib import Path
 
 import braceexpand
 import lightning as L
 import torch
-import webdataset as wds
 
 from datamodules.decode import decode_sample, has_latents
+from datamodules.latents import LatentSpec
+from datamodules.schema import AUX_FIELDS
+from datamodules.tars import MAX_MEMBER_BYTES, tar_samples
 from datamodules.sampling import rank_and_world, seeded, shard_stream, share, shuffled, worker_and_count
 from disco_train.config import ConfigError, DataConfig
 
 log = logging.getLogger("datamodules")
+
+
+class BadDataError(RuntimeError):
+    """Training cannot make progress on these shards: a reader found nothing usable (the counted reasons say why)."""
 
 
 def expand_shards(spec: str, key: str = "data.train_shards") -> list[str]:
@@ -46,18 +58,32 @@ def expand_shards(spec: str, key: str = "data.train_shards") -> list[str]:
 
 
 class BadSampleCounter:
-    """Per-worker tally of skipped samples and corrupt tars; a WebDataset handler that logs and continues."""
+    """Per-worker tally of skipped samples and corrupt tars, with the reasons counted by kind; a handler that logs
+    and continues."""
 
     def __init__(self):
-        self.bad, self.seen, self.last_error = 0, 0, ""
+        self.bad, self.seen, self.in_a_row, self.last_error = 0, 0, 0, ""
+        self.reasons: Counter[str] = Counter()
 
     def __call__(self, exn: Exception) -> bool:
         self.bad += 1
+        self.in_a_row += 1
         self.last_error = f"{type(exn).__name__}: {exn}"[:300]
+        self.reasons[_reason(str(exn))] += 1
         if self.bad <= 3 or self.bad & (self.bad - 1) == 0:  # the first three, then 4, 8, 16, ...
             log.warning("skipped bad sample #%d (of %d seen in this worker): %s", self.bad, self.seen,
                         self.last_error)
         return True  # keep going
+
+    def summary(self) -> str:
+        top = "; ".join(f"{n} × {r}" for r, n in self.reasons.most_common(3))
+        return f"{self.bad} of {self.seen} samples bad ({top or 'no sample'}); last: {self.last_error or '-'}"
+
+
+def _reason(message: str) -> str:
+    """The kind of a bad-sample message: without the sample key and numbers, so reasons group."""
+    text = re.sub(r"^sample \S+: ", "", message)
+    return re.sub(r"\d+", "N", text)[:120]
 
 
 def collate(samples: list[dict]) -> dict:
@@ -77,9 +103,9 @@ class ShardStream(torch.utils.data.IterableDataset):
     """Batches for one rank; each DataLoader worker reads its own slot of shards (module docstring)."""
 
     def __init__(self, urls: list[str], cfg: DataConfig, fill: str, aux: str, latents: bool, seed: int,
-                 rank: int, world: int):
+                 rank: int, world: int, spec: LatentSpec | None = None):
         super().__init__()
-        self.urls, self.cfg, self.fill, self.aux, self.latents = urls, cfg, fill, aux, latents
+        self.urls, self.cfg, self.fill, self.aux, self.latents, self.spec = urls, cfg, fill, aux, latents, spec
         self.seed, self.rank, self.world = seed, rank, world
         self.epoch = 0  # per process: advances each time this copy starts iterating
         self.skip_batches = 0  # batches of the first epoch already consumed before a resume
@@ -90,17 +116,23 @@ class ShardStream(torch.utils.data.IterableDataset):
 
     def samples(self, counter: BadSampleCounter, epoch: int, worker: int, workers: int, skip: int = 0):
         """Decoded samples of this reader, shuffled; bad tars and samples counted and skipped. The first `skip`
-        raw samples are dropped undecoded (resume: exact unless a corrupt sample lay in the skipped range)."""
+        raw samples are dropped undecoded (resume: exact unless a corrupt sample lay in the skipped range).
+        Ends early once `max_bad_in_a_row` samples in a row were bad (the caller reports it)."""
         slot, slots = self.rank * workers + worker, self.world * workers
         shards = shard_stream(self.urls, self.seed, epoch, slot, slots, resampled=self.cfg.epoch_length > 0)
-        raw = wds.tarfile_to_samples(handler=counter)(shards)
+        raw = tar_samples(shards, counter, self.cfg.max_member_bytes)
         order = shuffled(raw, self.cfg.shuffle_buffer, seeded("shuffle", self.seed, epoch, slot))
         for sample in islice(order, skip, None):
             counter.seen += 1
             try:
-                yield decode_sample(sample, self.cfg, self.fill, self.aux, self.latents)
+                decoded = decode_sample(sample, self.cfg, self.fill, self.aux, self.latents, self.spec)
             except Exception as err:  # one bad sample must not stop training: count, log, skip
                 counter(err)
+                if counter.in_a_row >= self.cfg.max_bad_in_a_row:
+                    return
+                continue
+            counter.in_a_row = 0
+            yield decoded
 
     def __iter__(self):
         physical, workers = worker_and_count()
@@ -118,21 +150,28 @@ class ShardStream(torch.utils.data.IterableDataset):
         if self.cfg.epoch_length > 0:
             per_epoch = share(max(1, self.cfg.epoch_length // size), worker, workers)
             batches = islice(batches, max(0, per_epoch - skipped))
+        delivered = 0
         for batch in batches:
             batch["bad"], batch["seen"] = torch.tensor(counter.bad), torch.tensor(counter.seen)
+            delivered += 1
             yield batch
+        starved = counter.in_a_row >= self.cfg.max_bad_in_a_row
+        # An epoch without a batch and without one good sample (all bad, or no sample at all in a fresh epoch)
+        # would repeat forever; after a resume an emptied epoch is normal.
+        useless = delivered == 0 and (counter.bad >= counter.seen > 0 or (counter.seen == 0 and not skipped))
+        if starved or useless:
+            why = (f"{counter.in_a_row} bad samples in a row" if starved else
+                   f"epoch {epoch} ended without a batch and without a usable sample")
+            yield {"fatal": f"reader {self.rank}.{worker}: {why}: {counter.summary()}",
+                   "bad": torch.tensor(counter.bad), "seen": torch.tensor(counter.seen)}
 
 
-def first_sample(urls: list[str], tries: int = 8) -> dict:
+def first_sample(urls: list[str], tries: int = 8, max_member_bytes: int = MAX_MEMBER_BYTES) -> dict:
     """The first readable sample of the first readable shard among the first `tries` (corrupt ones skipped)."""
     errors = []
     for url in urls[:tries]:
-        try:
-            # the bare tar reader, not wds.WebDataset: that one refuses to run under torch.distributed
-            for sample in wds.tarfile_to_samples()([{"url": url}]):
-                return sample
-        except Exception as err:  # a corrupt shard here is counted later by the stream; look at the next one
-            errors.append(f"{url}: {type(err).__name__}: {err}"[:200])
+        for sample in tar_samples([{"url": url}], lambda err: errors.append(str(err)[:200]), max_member_bytes):
+            return sample
     raise ConfigError(f"data.train_shards: no readable sample in the first {min(tries, len(urls))} shards "
                       f"({'; '.join(errors) or 'they are empty'})")
 
@@ -141,16 +180,18 @@ class ShardDataModule(L.LightningDataModule):
     """WebDataset shards -> batches. Pixel path: video, cond (and aux) uint8 [B,T,H,W,3]; latent path: target,
     degraded [B,C,F,h,w], text [B,L,D], text_mask [B,L] (and aux_latents); always caption, fps, bpp, bad, seen."""
 
-    def __init__(self, cfg: DataConfig, fill: str = "forward", seed: int = 0, aux: str = "none"):
+    def __init__(self, cfg: DataConfig, fill: str = "forward", seed: int = 0, aux: str = "none",
+                 spec: LatentSpec | None = None):
         super().__init__()
-        self.cfg, self.fill, self.seed, self.aux = cfg, fill, seed, aux
+        self.cfg, self.fill, self.seed, self.aux, self.spec = cfg, fill, seed, aux, spec
         self.urls = expand_shards(cfg.train_shards)
         self.use_latents = self._latent_mode()
+        check_shards(self.urls, cfg, aux, self.use_latents, fill, spec)
 
     def _latent_mode(self) -> bool:
         if self.cfg.latents != "auto":
             return self.cfg.latents == "always"
-        sample = first_sample(self.urls)
+        sample = first_sample(self.urls, max_member_bytes=self.cfg.max_member_bytes)
         usable = has_latents(sample, self.fill)
         if "latents.safetensors" in sample and not usable:
             log.warning("shards hold latents made with another fill mode than %r; encoding on the fly", self.fill)
@@ -162,7 +203,8 @@ class ShardDataModule(L.LightningDataModule):
             raise ConfigError(f"data.train_shards: {len(self.urls)} shards cannot feed {world} ranks × "
                               f"{max(1, self.cfg.num_workers)} workers = {readers} readers in one-pass mode; "
                               f"prepare smaller shards (shard_size) or set data.epoch_length > 0 (resampling)")
-        return ShardStream(self.urls, self.cfg, self.fill, self.aux, self.use_latents, self.seed, rank, world)
+        return ShardStream(self.urls, self.cfg, self.fill, self.aux, self.use_latents, self.seed, rank, world,
+                           self.spec)
 
     def train_dataloader(self):
         trainer = getattr(self, "trainer", None)
@@ -177,3 +219,41 @@ class ShardDataModule(L.LightningDataModule):
             log.info("resuming the data stream at epoch %d after %d batches", trainer.current_epoch, done)
         return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers,
                                            persistent_workers=workers > 0)
+
+
+# ---- preflight: the shards against the run's data settings, before any weights load -------------------------------
+def _prepared_with(folder: Path) -> dict | None:
+    path = folder / "prepare_config.json"
+    if not path.is_file():
+        return None
+    try:
+        found = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+        raise ConfigError(f"data.train_shards: {path} is unreadable ({err}); re-run prepare into that folder")
+    return found if isinstance(found, dict) else None
+
+
+def check_shards(urls: list[str], cfg: DataConfig, aux: str, latents: bool, fill: str,
+                 spec: LatentSpec | None) -> None:
+    """ConfigError naming both sides when the shards cannot feed this run: clip size, the auxiliary field the
+    condition needs, precomputed latents that do not fit the model (read from each folder's prepare_config.json
+    and from the first sample)."""
+    want = {"frames": cfg.frames, "height": cfg.height, "width": cfg.width}
+    for folder in sorted({Path(u).parent for u in urls}):
+        prepared = _prepared_with(folder) or {}
+        got = {k: prepared[k] for k in want if k in prepared}
+        frames = got.get("frames", cfg.frames)
+        if got and ((got.get("height"), got.get("width")) != (cfg.height, cfg.width)
+                    or frames < cfg.frames or (latents and frames != cfg.frames)):
+            raise ConfigError(f"data: frames×height×width = {cfg.frames}×{cfg.height}×{cfg.width}, but the shards in "
+                              f"{folder} were prepared at {got.get('frames')}×{got.get('height')}×{got.get('width')} "
+                              f"(prepare_config.json); set data.frames/height/width to match or prepare again")
+        if aux != "none" and prepared and not prepared.get(aux):
+            raise ConfigError(f"condition.aux={aux}, but the shards in {folder} were prepared without {aux}=true "
+                              f"(prepare_config.json): they hold no {AUX_FIELDS[aux]}")
+    sample = first_sample(urls, max_member_bytes=cfg.max_member_bytes)
+    try:
+        decode_sample(sample, cfg, fill, aux, latents, spec)
+    except Exception as err:
+        raise ConfigError(f"data.train_shards: the first sample ({sample.get('__url__')}) does not fit this run: "
+                          f"{err}") from None

@@ -160,9 +160,20 @@ def test_aux_frames_are_aligned_with_the_target(aux_shards, aux):
     assert np.array_equal(batch["aux"][0].numpy(), expected)
 
 
-def test_missing_aux_field_is_a_bad_sample(shards):
-    loader = ShardDataModule(_data(shards), aux="sketch").train_dataloader()
-    assert list(loader) == []  # every sample lacks sketch.bin: all skipped, none crash the loader
+def test_missing_aux_field_is_refused_before_training(shards):
+    with pytest.raises(ConfigError, match="condition.aux=sketch, but the shards in .* were prepared without "
+                                          "sketch=true"):
+        ShardDataModule(_data(shards), aux="sketch")
+
+
+def test_a_reader_with_only_bad_samples_ends_in_one_fatal_batch(shards):
+    """Past the preflight (say the shards changed): every sample lacks sketch.bin, all are skipped, none crash the
+    loader, and instead of an endless empty epoch the reader yields one batch naming the counted reason."""
+    from datamodules.shards import ShardStream, expand_shards
+
+    stream = ShardStream(expand_shards(f"{shards}/train-*.tar"), _data(shards), "forward", "sketch", False, 0, 0, 1)
+    (batch,) = list(stream)
+    assert "missing field sketch.bin" in batch["fatal"] and batch["bad"] == batch["seen"] > 0
 
 
 def test_precomputed_latents_skip_video_decoding(tmp_path):

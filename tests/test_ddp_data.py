@@ -5,6 +5,7 @@ import json
 import os
 import socket
 
+import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
@@ -20,6 +21,9 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, pattern: str, out: str) -> None:
+    # A forked child must not enter the parent's OpenMP thread pool (GNU libgomp deadlocks after fork once a
+    # parent test ran ops on 2 threads): one intra-op thread, as DataLoader workers have.
+    torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:

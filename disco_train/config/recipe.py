@@ -14,6 +14,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
@@ -62,7 +63,7 @@ def load_recipe_chain(name: str, recipes_dir: Path = RECIPES_DIR, _stack: tuple[
     if len(_stack) >= MAX_BASE_DEPTH:
         raise ConfigError(f"base: chain deeper than {MAX_BASE_DEPTH}: {' -> '.join(_stack + (name,))}")
     path = _recipe_path(name, recipes_dir)
-    raw = OmegaConf.load(path)
+    raw = load_yaml(path)
     if not isinstance(raw, DictConfig):
         raise ConfigError(f"recipe {name!r}: {path} must hold a mapping")
     bases = raw.pop("base", None) or []
@@ -71,6 +72,49 @@ def load_recipe_chain(name: str, recipes_dir: Path = RECIPES_DIR, _stack: tuple[
     for base in bases:
         merged = OmegaConf.merge(merged, load_recipe_chain(str(base), recipes_dir, _stack + (name,)))
     return OmegaConf.merge(merged, raw)
+
+
+MAX_RECIPE_BYTES = 1 << 20
+RESOLVER = re.compile(r"\$\{[^}]*:")
+"""An OmegaConf resolver call such as ${oc.env:NAME} or ${oc.decode:...}: refused in recipes and overrides."""
+
+
+def load_yaml(path: Path) -> DictConfig:
+    """A recipe file, refusing what YAML allows but a recipe never needs: anchors and aliases (a few lines of
+    aliases expand to gigabytes, the 'billion laughs'), files over 1 MiB; syntax errors name file, line, column."""
+    if path.stat().st_size > MAX_RECIPE_BYTES:
+        raise ConfigError(f"recipe {path}: {path.stat().st_size:,} bytes; a recipe is a small YAML delta "
+                          f"(limit {MAX_RECIPE_BYTES:,})")
+    text = path.read_text()
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                mark = event.start_mark
+                raise ConfigError(f"{path}:{mark.line + 1}:{mark.column + 1}: YAML anchors and aliases are not "
+                                  f"allowed in recipes (use base: to share settings)")
+        return OmegaConf.create(text) if text.strip() else OmegaConf.create({})
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {err.problem or err.context}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {err}") from None
+
+
+def refuse_resolvers(values: Any, source: str, prefix: str = "") -> None:
+    """ConfigError for any `${name:...}` resolver in a recipe or override: oc.env would copy the environment (a
+    token, a password) into the run's name and its config.yaml, oc.decode and friends run parsers on text that
+    came from a command line. Plain references such as ${data.frames} stay allowed."""
+    if isinstance(values, dict):
+        for key, value in values.items():
+            refuse_resolvers(value, source, f"{prefix}{key}.")
+    elif isinstance(values, (list, tuple)):
+        for i, value in enumerate(values):
+            refuse_resolvers(value, source, f"{prefix}{i}.")
+    elif isinstance(values, str) and RESOLVER.search(values):
+        raise ConfigError(f"{prefix.rstrip('.')}: {values!r} (from {source}) calls a resolver; resolvers such as "
+                          f"oc.env are not allowed in recipes or overrides (they would write the environment into "
+                          f"the run's name and config.yaml): give the value itself")
 
 
 def _default(f) -> Any:
@@ -121,7 +165,9 @@ def merge(schema: type, layers: list[tuple[Any, str]]) -> tuple[Any, DictConfig]
     """Typed defaults < each (mapping, source) layer, strictly: unknown keys, wrong types and invalid values
     raise ConfigError naming the key. Returns (validated dataclass instance, merged DictConfig)."""
     for values, source in layers:
-        check_keys(OmegaConf.to_container(values) if isinstance(values, DictConfig) else values, schema, source)
+        plain = OmegaConf.to_container(values) if isinstance(values, DictConfig) else values
+        refuse_resolvers(plain, source)
+        check_keys(plain, schema, source)
     base = OmegaConf.structured(schema)
     OmegaConf.set_struct(base, True)
     try:
@@ -174,3 +220,17 @@ def resolve(argv: list[str], recipes_dir: Path = RECIPES_DIR,
 
 def to_yaml(resolved: DictConfig) -> str:
     return OmegaConf.to_yaml(resolved)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write a state file whole or not at all: a temporary sibling, fsync, then rename."""
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

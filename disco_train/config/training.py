@@ -36,6 +36,11 @@ class DataConfig:
     """WebDataset sample shuffle buffer."""
     max_bad_fraction: float = 0.05
     """Fail the run once more than this fraction of samples is corrupt or malformed."""
+    max_bad_in_a_row: int = 256
+    """Fail the run when a reader sees this many bad samples in a row (a reader that finds nothing usable, e.g.
+    shards of another clip size, would otherwise loop forever without a step)."""
+    max_member_bytes: int = 256 << 20
+    """Largest tar member read; larger or sparse members are skipped unread and their sample counted as bad."""
     latents: str = "auto"
     """Precomputed latents in the shards: 'auto' (use them if the first sample has them), 'always' (a sample
     without them is skipped as malformed) or 'never' (decode the videos and encode on the fly)."""
@@ -46,6 +51,8 @@ class DataConfig:
         check(self.num_workers >= 0, f"{prefix}.num_workers", "must be >= 0")
         check(self.epoch_length >= 0, f"{prefix}.epoch_length", "must be >= 0")
         check(0.0 <= self.max_bad_fraction <= 1.0, f"{prefix}.max_bad_fraction", "must be in [0, 1]")
+        check(self.max_bad_in_a_row > 0, f"{prefix}.max_bad_in_a_row", "must be positive")
+        check(self.max_member_bytes > 0, f"{prefix}.max_member_bytes", "must be positive")
         check(bool(self.train_shards), f"{prefix}.train_shards", "is empty")
         check(self.latents in ("auto", "always", "never"), f"{prefix}.latents",
                f"must be 'auto', 'always' or 'never', got {self.latents!r}")

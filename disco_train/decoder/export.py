@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from disco_train.config import ConfigError, DiscoLoraConfig
+from disco_train.decoder.lora import targeted
 
 DIFFUSERS_FILE = "pytorch_lora_weights.safetensors"
 COMFYUI_FILE = "disco_lora_comfyui.safetensors"
@@ -58,10 +59,6 @@ def architecture(model_name: str) -> torch.nn.Module:
         raise ExportError(f"model.name={model_name!r}: no architecture to check the LoRA against") from None
 
 
-def _targeted(name: str, targets: list[str]) -> bool:
-    return any(name == t or name.endswith("." + t) for t in targets)  # peft's suffix matching
-
-
 def check_keys(state: dict[str, torch.Tensor], cfg: DiscoLoraConfig) -> None:
     """Every key must be lora_A/lora_B of a Linear of the base model with shapes (r, in) / (out, r); every
     targeted Linear must have both. Raises ExportError listing the first problems."""
@@ -84,7 +81,7 @@ def check_keys(state: dict[str, torch.Tensor], cfg: DiscoLoraConfig) -> None:
             problems.append(f"{key}: holds NaN or inf")
         seen.setdefault(name, set()).add(part)
     problems += [f"{n}: has only {sorted(p)[0]}" for n, p in seen.items() if len(p) != 2]
-    missing = sorted(n for n in modules if _targeted(n, cfg.lora.targets) and n not in seen)
+    missing = sorted(n for n in modules if targeted(n, cfg.lora.targets) and n not in seen)
     problems += [f"{n}: targeted by lora.targets but has no LoRA weights" for n in missing]
     if problems:
         more = f" (+{len(problems) - 8} more)" if len(problems) > 8 else ""

@@ -52,6 +52,25 @@ def load_lora_state_dict(transformer: torch.nn.Module, state: dict[str, torch.Te
         raise ValueError(f"LoRA weights had unexpected keys: {unexpected[:5]}")
 
 
+def load_torch_file(path: str | Path, key: str, map_location="cpu"):
+    """torch.load(weights_only=True) with the reasons in plain words: a file that pickles Python objects is
+    refused (never loaded with weights_only=False), a truncated or foreign file is named with the key to fix."""
+    import pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{key}={path}: no such file" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[-1][:200] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{key}={path}: not a plain-tensor checkpoint: it pickles Python objects, which "
+                         f"disco-train never loads (re-save its state dict, or export safetensors): {first}") from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ValueError(f"{key}={path}: not a readable torch checkpoint (truncated or another format): "
+                         f"{str(err).splitlines()[0][:200] if str(err) else type(err).__name__}") from None
+
+
 ADAPTER_PREFIXES = ("transformer.", "diffusion_model.", "lora.")
 """Key prefixes of the adapter formats we read: diffusers export, ComfyUI export, our Lightning checkpoints."""
 
@@ -61,15 +80,21 @@ def load_adapter_file(path: str | Path) -> dict[str, torch.Tensor]:
     (.ckpt), as bare peft keys (`transformer_blocks.0.attn1.to_q.lora_A.weight`)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"lora.init_from={path}: no such file (an exported .safetensors LoRA or a .ckpt)")
+        what = "a folder" if path.is_dir() else "no such file"
+        raise FileNotFoundError(f"lora.init_from={path}: {what} (give an exported .safetensors LoRA or a .ckpt)")
     if path.suffix == ".safetensors":
-        state = load_file(str(path))
+        try:
+            state = load_file(str(path))
+        except Exception as err:  # safetensors raises its own error types for a corrupt header
+            raise ValueError(f"lora.init_from={path}: not a readable safetensors file ({err})") from None
         with safe_open(str(path), "pt") as handle:
             folded = (handle.metadata() or {}).get("disco.scale_folded_into_lora_B")
         if folded:  # the ComfyUI export multiplies alpha/rank into lora_B; the peft adapter applies it again
             state = {k: v / float(folded) if "lora_B" in k else v for k, v in state.items()}
     else:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = load_torch_file(path, "lora.init_from")
+        if not isinstance(checkpoint, dict):
+            raise ValueError(f"lora.init_from={path}: holds a {type(checkpoint).__name__}, not a state dict")
         state = checkpoint.get("state_dict", checkpoint)
     out = {}
     for key, value in state.items():
@@ -82,6 +107,69 @@ def load_adapter_file(path: str | Path) -> dict[str, torch.Tensor]:
     if not out:
         raise ValueError(f"lora.init_from={path}: holds no LoRA weights (no key contains 'lora_')")
     return out
+
+
+def adapter_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """{bare peft key: shape} of an adapter file, without reading its tensors (safetensors headers; a .ckpt is
+    memory-mapped): what a preflight checks before any model weights load."""
+    path = Path(path)
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "no such file"
+        raise FileNotFoundError(f"lora.init_from={path}: {what} (give an exported .safetensors LoRA or a .ckpt)")
+    if path.suffix == ".safetensors":
+        try:
+            with safe_open(str(path), "pt") as handle:
+                shapes = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}
+        except Exception as err:
+            raise ValueError(f"lora.init_from={path}: not a readable safetensors file ({err})") from None
+    else:
+        checkpoint = load_torch_file(path, "lora.init_from")
+        state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else {}
+        shapes = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    out = {}
+    for key, shape in shapes.items():
+        for prefix in ADAPTER_PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+                break
+        if "lora_" in key:
+            out[key] = shape
+    if not out:
+        raise ValueError(f"lora.init_from={path}: holds no LoRA weights (no key contains 'lora_')")
+    return out
+
+
+def targeted(name: str, targets: list[str]) -> bool:
+    """peft's suffix matching of `lora.targets` against a module name."""
+    return any(name == t or name.endswith("." + t) for t in targets)
+
+
+def adapter_layout(transformer: torch.nn.Module, rank: int, targets: list[str]) -> dict[str, tuple[int, int]]:
+    """{peft key: shape} of the adapter `add_lora` would put on `transformer` (a meta-device model is enough):
+    lora_A (rank, in) and lora_B (out, rank) of every targeted Linear."""
+    out = {}
+    for name, layer in transformer.named_modules():
+        if isinstance(layer, torch.nn.Linear) and targeted(name, targets):
+            out[f"{name}.lora_A.weight"] = (rank, layer.in_features)
+            out[f"{name}.lora_B.weight"] = (layer.out_features, rank)
+    return out
+
+
+def check_adapter_file(path: str | Path, expected: dict[str, tuple[int, ...]], rank: int) -> None:
+    """ValueError naming the file, a key and both ranks (or the missing/unexpected keys) when the adapter in
+    `path` does not fit the run's adapter `expected` ({key: shape}, e.g. from a meta-device model)."""
+    got = adapter_shapes(path)
+    theirs = next(((k, s[0]) for k, s in sorted(got.items()) if ".lora_A." in k and s[0] != rank), None)
+    if theirs:
+        raise ValueError(f"lora.init_from={path}: its adapter has rank {theirs[1]} ({theirs[0]}), this run trains "
+                         f"rank {rank} (lora.rank); set lora.rank={theirs[1]} or start from another adapter")
+    missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+    if missing or extra:
+        raise ValueError(f"lora.init_from={path}: its adapter does not fit this model and lora.targets: "
+                         f"{len(missing)} missing (e.g. {missing[:2]}), {len(extra)} unexpected (e.g. {extra[:2]})")
+    wrong = next((k for k, shape in got.items() if shape != expected[k]), None)
+    if wrong:
+        raise ValueError(f"lora.init_from={path}: {wrong} has shape {got[wrong]}, this model needs {expected[wrong]}")
 
 
 def trainable_parameters(module: torch.nn.Module) -> list[torch.nn.Parameter]:

@@ -84,14 +84,18 @@ def tiny_text_encoder(seed: int = 0):
     return T5EncoderModel(config), tokenizer
 
 
+def transformer_config(name: str) -> dict:
+    """The transformer's diffusers config of `model.name` (KeyError for an unknown name)."""
+    return TINY_TRANSFORMER if name == "tiny" else LTXV_CONFIGS[name]
+
+
 def meta_transformer(name: str):
     """The transformer of `model.name` on the meta device: architecture without memory or weights (parameter
     counts, memory planning, checking an exported adapter). KeyError for an unknown name."""
     from diffusers import LTXVideoTransformer3DModel
 
-    config = TINY_TRANSFORMER if name == "tiny" else LTXV_CONFIGS[name]
     with torch.device("meta"):
-        return LTXVideoTransformer3DModel(**config)
+        return LTXVideoTransformer3DModel(**transformer_config(name))
 
 
 def _load_ltx(path: Path, cls_name: str, subfolder: str, dtype: torch.dtype):

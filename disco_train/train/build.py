@@ -27,6 +27,8 @@ def preflight(cfg) -> None:
 
     if cfg.task == "disco_lora":
         check_weights_present(cfg.model)
+        if cfg.lora.init_from:
+            check_init_from(cfg)
     if uses_deepspeed(cfg) and not torch.cuda.is_available():
         raise ConfigError(f"trainer.strategy={cfg.trainer.strategy}: DeepSpeed needs CUDA GPUs and none is visible")
     if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
@@ -35,6 +37,19 @@ def preflight(cfg) -> None:
 
 GENERATED_NAME = re.compile(r"(?P<recipe>.+)-\d{8}-\d{6}")
 """A run name the recipe resolver made: `<recipe>-<YYYYmmdd>-<HHMMSS>`."""
+
+
+def check_init_from(cfg) -> None:
+    """lora.init_from must fit the run's adapter (keys, rank, shapes), checked on the meta-device architecture
+    before any weights load."""
+    from disco_train.decoder.lora import adapter_layout, check_adapter_file
+    from disco_train.decoder.models import meta_transformer
+
+    expected = adapter_layout(meta_transformer(cfg.model.name), cfg.lora.rank, cfg.lora.targets)
+    try:
+        check_adapter_file(cfg.lora.init_from, expected, cfg.lora.rank)
+    except (ValueError, FileNotFoundError) as err:
+        raise ConfigError(str(err)) from None
 
 
 def resume_checkpoint(cfg) -> Path | None:
@@ -118,9 +133,11 @@ def uses_deepspeed(cfg) -> bool:
 
 
 def _lora_datamodule(cfg: DiscoLoraConfig):
+    from datamodules.latents import LatentSpec
     from datamodules.shards import ShardDataModule
 
-    return ShardDataModule(cfg.data, fill=cfg.condition.fill, seed=cfg.seed, aux=cfg.condition.aux)
+    return ShardDataModule(cfg.data, fill=cfg.condition.fill, seed=cfg.seed, aux=cfg.condition.aux,
+                           spec=LatentSpec.of(cfg.model, cfg.data))
 
 
 def _lora_module(cfg: DiscoLoraConfig):

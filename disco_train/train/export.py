@@ -18,6 +18,7 @@ import torch
 
 from disco_train.config import ConfigError, DiscoLoraConfig
 from disco_train.config.cli import REQUIRED, Command
+from disco_train.decoder.lora import load_torch_file
 from disco_train.decoder.export import (CODEC_KEYS, COMFYUI_FILE, DIFFUSERS_FILE, FORMAT_VERSION, MANIFEST,
                                         SKETCH_CODEC_DIR, ExportError, check_keys, sha256)
 
@@ -47,7 +48,10 @@ def read_adapter(ckpt: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Adapter weights (bare peft keys) and bookkeeping from a Lightning checkpoint of DiscoLoRAModule."""
     if not ckpt.is_file():
         raise ExportError(f"ckpt={ckpt}: no such file")
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = load_torch_file(ckpt, "ckpt")
+    except ValueError as err:
+        raise ExportError(str(err)) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ExportError(f"ckpt={ckpt}: not a Lightning checkpoint (no 'state_dict')")
     state = {k[len("lora."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("lora.")}

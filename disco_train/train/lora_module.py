@@ -47,6 +47,10 @@ class DiscoLoRAModule(L.LightningModule):
 
     # ---- the training step ----------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if "fatal" in batch:  # a reader found nothing usable (datamodules.shards): stop with its counted reasons
+            from datamodules.shards import BadDataError
+
+            raise BadDataError(f"no usable training data: {batch['fatal']}")
         inputs = self.decoder.prepare_batch(batch)
         per_sample, sigmas = self.decoder.training_loss(inputs, self.step_generator())
         loss = per_sample.mean()
@@ -86,7 +90,9 @@ class DiscoLoRAModule(L.LightningModule):
         fraction = bad / max(seen, 1.0)
         self.log("data/bad_fraction", fraction)
         if seen >= 20 and fraction > self.cfg.data.max_bad_fraction:
-            raise RuntimeError(f"{bad:.0f} of {seen:.0f} samples were corrupt or malformed "
+            from datamodules.shards import BadDataError
+
+            raise BadDataError(f"{bad:.0f} of {seen:.0f} samples were corrupt or malformed "
                                f"(> data.max_bad_fraction={self.cfg.data.max_bad_fraction}); check the shards")
 
     # ---- optimisation ---------------------------------------------------------------------------------------

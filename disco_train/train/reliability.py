@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
@@ -13,21 +14,82 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk, a read-only folder); the partial file was removed."""
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write `<path>.tmp`, fsync, then rename: a reader sees the old checkpoint or the new one, never half of one."""
+    """Write `<path>.tmp`, fsync, then rename: a reader sees the old checkpoint or the new one, never half of one.
+    A write that fails (ENOSPC: the disk is full) removes its .tmp and says so; the older checkpoints stay."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as handle:
-            torch.save(checkpoint, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as err:  # torch.save reports a full disk as RuntimeError("... write ...")
+            tmp.unlink(missing_ok=True)
+            full = getattr(err, "errno", None) == errno.ENOSPC or "No space left" in str(err)
+            why = "the disk is full (ENOSPC)" if full else f"{type(err).__name__}: {err}"
+            raise CheckpointWriteError(f"could not write checkpoint {path}: {why}; the partial file was removed "
+                                       f"and the previous checkpoints in {path.parent} are intact") from None
 
     def load_checkpoint(self, path, map_location=None, weights_only=None):
-        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+        from disco_train.decoder.lora import load_torch_file
+
+        return load_torch_file(path, "resume", map_location or "cpu")
+
+
+class RunLock:
+    """An exclusive lock on a run folder for the lifetime of its training process (fcntl.flock: the kernel drops it
+    when the process dies, so a killed run never blocks its resume). A second live process on the same folder
+    would die on the first one's checkpoint .tmp files and overwrite its config.yaml; it is refused instead."""
+
+    def __init__(self, run_dir: Path):
+        import fcntl
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / ".lock"
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "another process"
+            self.handle.close()
+            raise RunInUseError(f"{run_dir} is in use by a live training process ({holder}); choose another "
+                                f"name= or wait for it to finish (resume=auto continues it afterwards)") from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"pid {os.getpid()}")
+        self.handle.flush()
+
+    def release(self) -> None:
+        self.handle.close()  # closing the descriptor drops the flock
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+class RunInUseError(RuntimeError):
+    """The run folder is locked by a live training process."""
+
+
+def is_global_rank_zero() -> bool:
+    """Whether this process is the first of its run (torchrun and SLURM set RANK / SLURM_PROCID; Lightning's own
+    launcher starts the others with LOCAL_RANK > 0 on NODE_RANK >= 0)."""
+    for key in ("RANK", "SLURM_PROCID"):
+        if key in os.environ:
+            return int(os.environ[key]) == 0
+    return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
 
 
 def readable_checkpoint(path: Path) -> bool:
