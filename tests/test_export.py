@@ -209,3 +209,17 @@ def test_export_after_real_training_reads_codec_from_shards(demo_shards, tmp_pat
     manifest = E.read_manifest(out)
     assert manifest["codec"]["ds"] == 4 and manifest["codec"]["dt"] == 4 and manifest["codec"]["codec"] == "x264"
     assert manifest["source"]["global_step"] == 1
+
+
+def test_export_is_readable_by_the_group(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        _, ckpt = make_run(tmp_path)
+        out = export(ckpt, tmp_path / "export", codec=CODEC)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o644}

@@ -79,10 +79,12 @@ def test_bitstream_rate(dirs, tmp_path):
     refs, recons = dirs
     bits = tmp_path / "bits"
     bits.mkdir()
-    (bits / "a.bin").write_bytes(b"\0" * 100)
-    (bits / "a.txt").write_bytes(b"\0" * 28)  # side info (e.g. the text prompt) counts too
-    (bits / "b").mkdir()
-    (bits / "b" / "s.bin").write_bytes(b"\0" * 64)
+    (bits / "a.disco").write_bytes(b"\0" * 128)
+    (bits / "a.log").write_bytes(b"\0" * 1000)  # not the clip's rate: a log beside it ...
+    (bits / "a.v2.disco").write_bytes(b"\0" * 1000)  # ... or another version
+    (bits / "b").mkdir()  # a method with separate stream files: all of the folder counts
+    (bits / "b" / "s.bin").write_bytes(b"\0" * 40)
+    (bits / "b" / "text.zlib").write_bytes(b"\0" * 24)
     out = tmp_path / "r.csv"
     assert main([f"refs={refs}", f"recons={recons}", "metrics=psnr", f"out={out}", f"bitstreams={bits}"]) == 0
     rows = _rows(out)

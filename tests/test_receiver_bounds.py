@@ -126,7 +126,7 @@ from disco_train.__main__ import main
 results = {}
 for name, path in json.loads(sys.argv[1]).items():
     t = time.perf_counter()
-    rc = main(["decode", path, "", "export=" + sys.argv[2], "dcvc_weights=synthetic"])
+    rc = main(["decode", path, "", "export=" + sys.argv[2], "dcvc_rt_dir=synthetic"])
     results[name] = [rc, time.perf_counter() - t]
 results["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(results))

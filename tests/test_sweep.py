@@ -47,3 +47,14 @@ def test_sweep_runs_each_value_and_writes_table(demo_shards, tmp_path):
     rows = list(csv.DictReader(open(path)))
     assert [r["lora.rank"] for r in rows] == ["2", "4"]
     assert all(r["status"] == "ok" and float(r["train/loss"]) > 0 for r in rows)
+
+
+def test_sweep_folder_follows_output_dir_and_the_callers_folder(tmp_path, monkeypatch):
+    """output_dir= is honoured and a relative folder is the caller's, not the repository's (each point is a
+    train.py process started in the repository)."""
+    seen = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("subprocess.run", lambda args, cwd: seen.append(args) or type("R", (), {"returncode": 0}))
+    path = run_sweep(["recipe=disco_lora_debug", "sweep.lora.rank=2", "output_dir=mine"])
+    assert path == tmp_path / "mine" / "sweeps" / "disco_lora_debug-rank" / "results.csv"
+    assert f"output_dir={tmp_path / 'mine' / 'sweeps' / 'disco_lora_debug-rank'}" in seen[0]

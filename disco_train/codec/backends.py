@@ -38,31 +38,32 @@ class CodecUnavailable(FileNotFoundError):
 class CodecBackend:
     name: str
     encode: Callable[..., bytes]
-    """(frames uint8 [T,H,W,3], fps, crf | None, qp | None, weights_dir) -> bitstream bytes."""
+    """(frames uint8 [T,H,W,3], fps, crf | None, qp | None, weights_dir, key) -> bitstream bytes."""
     decode: Callable[..., np.ndarray]
-    """(bitstream, weights_dir, expect) -> frames uint8 [T,H,W,3]; `expect` = (frames, height, width) or None,
+    """(bitstream, weights_dir, expect, key) -> frames uint8 [T,H,W,3]; `expect` = (frames, height, width) or None,
     checked before frames are decoded beyond it."""
     has_container: bool
     """Whether an mp4 container could hold this stream (then its overhead is reported beside the rate)."""
 
 
 def _pyav(name: str) -> CodecBackend:
-    def encode(frames, fps, crf, qp, weights_dir=None):
+    def encode(frames, fps, crf, qp, weights_dir=None, key=None):
         return encode_bitstream(frames, fps, name, crf=crf, qp=qp)
 
-    def decode(data, weights_dir=None, expect=None):
+    def decode(data, weights_dir=None, expect=None, key=None):
         return decode_bitstream(data, name, expect)
 
     return CodecBackend(name, encode, decode, True)
 
 
-def _dcvc_api(weights_dir: str | None):
-    """The DCVC-RT API and a codec: loaded from `weights_dir`, or the synthetic test weights ('synthetic')."""
+def _dcvc_api(weights_dir: str | None, key: str):
+    """The DCVC-RT API and a codec: loaded from `weights_dir`, or the synthetic test weights ('synthetic').
+    `key` is the setting that names the folder, for the message when its files are missing."""
     from disco_train.codec.dcvc_rt import api
 
     if weights_dir == SYNTHETIC:
         return api, api.synthetic_codec()
-    check_dcvc_weights(weights_dir)
+    check_dcvc_weights(weights_dir, key)
     return api, api.load_codec(weights_dir)
 
 
@@ -76,13 +77,13 @@ def check_dcvc_weights(weights_dir: str | None, key: str = "dcvc_rt_dir") -> Non
                                f"files there (see checkpoints/README.md)")
 
 
-def _dcvc_encode(frames, fps, crf, qp, weights_dir=None):
-    api, codec = _dcvc_api(weights_dir)
+def _dcvc_encode(frames, fps, crf, qp, weights_dir=None, key="dcvc_rt_dir"):
+    api, codec = _dcvc_api(weights_dir, key)
     return api.encode_video(frames, qp=DCVC_DEFAULT_QP if qp is None else qp, codec=codec)
 
 
-def _dcvc_decode(data, weights_dir=None, expect=None):
-    api, codec = _dcvc_api(weights_dir)
+def _dcvc_decode(data, weights_dir=None, expect=None, key="dcvc_rt_dir"):
+    api, codec = _dcvc_api(weights_dir, key)
     return api.decode_video(bytes(data), codec=codec, expect=expect)
 
 
@@ -100,16 +101,17 @@ def get(name: str) -> CodecBackend:
 
 
 def encode(name: str, frames: np.ndarray, fps: float, crf: int | None = None, qp: int | None = None,
-           weights_dir: str | None = None) -> tuple[bytes, dict]:
-    """Code frames; returns (bitstream, info) with info['container_overhead_bytes'] where a container applies."""
+           weights_dir: str | None = None, key: str = "dcvc_rt_dir") -> tuple[bytes, dict]:
+    """Code frames; returns (bitstream, info) with info['container_overhead_bytes'] where a container applies.
+    `key`: the setting naming `weights_dir`, for messages."""
     backend = get(name)
-    data = backend.encode(frames, fps, crf, qp, weights_dir)
+    data = backend.encode(frames, fps, crf, qp, weights_dir, key)
     info = {"container_overhead_bytes": container_overhead(data, name, fps)} if backend.has_container else {}
     return data, info
 
 
-def decode(name: str, data: bytes, weights_dir: str | None = None,
-           expect: tuple[int, int, int] | None = None) -> np.ndarray:
+def decode(name: str, data: bytes, weights_dir: str | None = None, expect: tuple[int, int, int] | None = None,
+           key: str = "dcvc_rt_dir") -> np.ndarray:
     """Decode a stream; with `expect` = (frames, height, width), a stream of other sizes is a DecodeError before it
     costs more than one frame (x264/x265) or any network run (dcvc_rt)."""
-    return get(name).decode(bytes(data), weights_dir, expect)
+    return get(name).decode(bytes(data), weights_dir, expect, key)

@@ -47,7 +47,7 @@ class EncodeConfig:
     """x264/x265 CRF (default: the export's, else 35)."""
     qp: Optional[int] = None
     """Constant QP; -1 = CRF (x264/x265) or QP 32 (dcvc_rt)."""
-    dcvc_weights: str = ""
+    dcvc_rt_dir: str = ""
     """DCVC-RT weights folder of the video ('' = checkpoints/dcvc_rt; 'synthetic' = test weights)."""
     sketch: str = ""
     """A sketch video of the same frames × height × width to send as the sketch stream."""
@@ -61,8 +61,8 @@ class EncodeConfig:
     """Sketch CRF (default 35)."""
     sketch_qp: Optional[int] = None
     """Sketch constant QP (default -1: CRF)."""
-    sketch_weights: str = ""
-    """DCVC-RT weights of the sketch codec ('' = the export's sketch_codec/, else the video's)."""
+    sketch_dcvc_dir: str = ""
+    """DCVC-RT weights of the sketch codec ('' = the export's sketch_codec/, else dcvc_rt_dir)."""
     pose: str = ""
     """A pose bitstream (`encode_poses` bytes, .xz) of the video to send as the pose stream."""
 
@@ -83,8 +83,8 @@ def settings(a: EncodeConfig) -> SenderSettings:
         value = getattr(a, f.name, None)
         if value is not None:
             setattr(s, f.name, value)
-    s.dcvc_rt_dir = a.dcvc_weights or s.dcvc_rt_dir
-    s.sketch_dcvc_dir = a.sketch_weights or s.sketch_dcvc_dir
+    s.dcvc_rt_dir = a.dcvc_rt_dir or s.dcvc_rt_dir
+    s.sketch_dcvc_dir = a.sketch_dcvc_dir or s.sketch_dcvc_dir
     return s
 
 
@@ -144,10 +144,10 @@ class DecodeConfig:
     """Negative prompt (default: the export's)."""
     device: str = ""
     """Torch device ('' = cuda when available, else cpu)."""
-    dcvc_weights: str = ""
+    dcvc_rt_dir: str = ""
     """DCVC-RT weights of the video stream ('' = checkpoints/dcvc_rt; 'synthetic' = test weights)."""
-    sketch_weights: str = ""
-    """DCVC-RT weights of the sketch stream ('' = the export's sketch_codec/, else the video's)."""
+    sketch_dcvc_dir: str = ""
+    """DCVC-RT weights of the sketch stream ('' = the export's sketch_codec/, else dcvc_rt_dir)."""
     crf: int = 18
     """x264 CRF of the written reconstruction."""
     merge_lora: bool = True
@@ -181,11 +181,11 @@ def _decode(a: DecodeConfig) -> np.ndarray:
     if (video.ds, video.dt, video.codec) != (trained.get("ds"), trained.get("dt"), trained.get("codec")):
         print(f"decode: warning: video coded with ds={video.ds} dt={video.dt} {video.codec}; the decoder was "
               f"trained on ds={trained.get('ds')} dt={trained.get('dt')} {trained.get('codec')}", file=sys.stderr)
-    sketch_weights = a.sketch_weights or (str(Path(a.export) / manifest["sketch_codec"])
-                                          if manifest.get("sketch_codec") else a.dcvc_weights)
+    sketch_weights = a.sketch_dcvc_dir or (str(Path(a.export) / manifest["sketch_codec"])
+                                           if manifest.get("sketch_codec") else a.dcvc_rt_dir)
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cfg = decoder_config(a.export, a.overrides, manifest)
-    got = receive(c, cfg.condition.fill, cfg.condition.aux, a.dcvc_weights or None, sketch_weights or None,
+    got = receive(c, cfg.condition.fill, cfg.condition.aux, a.dcvc_rt_dir or None, sketch_weights or None,
                   a.limits)
     decoder = DiscoDecoder.from_export(a.export, device=device, merge=a.merge_lora, cfg=cfg)
     as_tensor = lambda x: torch.from_numpy(np.ascontiguousarray(x))[None].to(device)  # noqa: E731

@@ -27,7 +27,8 @@ def restore_video(data: bytes, codec: str, ds: int, dt: int, frames: int, height
     clip at height/ds × width/ds before more is decoded), upsample, fill."""
     expect = ((frames - 1) // dt + 1, height // ds, width // ds)
     try:
-        small = backends.decode(codec, data, weights, expect=expect)
+        small = backends.decode(codec, data, weights, expect=expect,
+                                key="sketch_dcvc_dir" if kind == "sketch" else "dcvc_rt_dir")
     except DecodeError as err:
         raise type(err)(f"{kind} stream: {err}") from None
     return restore(small, height, width, dt, frames, fill)

@@ -73,13 +73,13 @@ def _qp(qp: int) -> int | None:
 
 
 def code_video(frames: np.ndarray, fps: float, kind: str, ds: int, dt: int, codec: str, crf: int, qp: int,
-               weights: str | None) -> tuple[Stream, dict]:
+               weights: str | None, key: str = "dcvc_rt_dir") -> tuple[Stream, dict]:
     """Degrade (keep 1 of dt frames, downsample by ds) and code; returns the stream and what to record of it."""
     h, w = frames.shape[1:3]
     if h % (2 * ds) or w % (2 * ds):
         raise CodecError(f"{kind}: ds={ds}: {h}×{w}/ds must be even integers (4:2:0 video)")
     small = degrade(frames, ds, dt)
-    data, info = backends.encode(codec, small, fps / dt, crf=crf, qp=_qp(qp), weights_dir=weights)
+    data, info = backends.encode(codec, small, fps / dt, crf=crf, qp=_qp(qp), weights_dir=weights, key=key)
     info = {"frames": int(small.shape[0]), "height": int(small.shape[1]), "width": int(small.shape[2]), **info}
     return Stream(kind, codec, data, ds, dt), info
 
@@ -102,7 +102,8 @@ def send_clip(frames: np.ndarray, fps: float, caption: str, s: SenderSettings, s
         if sketch.shape[:3] != frames.shape[:3]:
             raise CodecError(f"sketch: {sketch.shape[:3]} frames×height×width, the video has {frames.shape[:3]}")
         stream, info["sketch"] = code_video(sketch, fps, "sketch", s.sketch_ds, s.sketch_dt, s.sketch_codec,
-                                            s.sketch_crf, s.sketch_qp, s.sketch_weights())
+                                            s.sketch_crf, s.sketch_qp, s.sketch_weights(),
+                                            "sketch_dcvc_dir" if s.sketch_dcvc_dir else "dcvc_rt_dir")
         streams.append(stream)
     if poses is not None:
         streams.append(code_pose(poses))

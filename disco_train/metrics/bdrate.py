@@ -57,7 +57,8 @@ def _check_monotone(name: str, r: np.ndarray, q: np.ndarray, lower_is_better: bo
         raise ValueError(
             f"{name}: quality must strictly {direction} as rate increases "
             f"(lower_is_better={lower_is_better}); got rate={r.tolist()} quality={q.tolist()}. "
-            "Drop the non-monotone point(s) or pass check_monotonic=False if you accept the result."
+            "Drop the non-monotone point(s), or pass check_monotonic=false (bdrate command) / check_monotonic=False "
+            "(bd_rate) if you accept the result."
         )
 
 

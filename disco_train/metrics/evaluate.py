@@ -44,7 +44,10 @@ class EvaluateConfig:
     bpp: Optional[float] = None
     """The rate of this run, written to every row ..."""
     bitstreams: Optional[str] = None
-    """... or a folder with <stem>.* bitstream files (or <stem>/ folders) whose sizes give each video's rate."""
+    """... or a folder whose <stem>.<bitstream_ext> file (or <stem>/ folder of stream files) gives each video's
+    rate."""
+    bitstream_ext: str = "disco"
+    """Extension of the one bitstream file per video in `bitstreams`."""
     weights_dir: str = "checkpoints/metrics"
     """Folder of the metric networks' weight files."""
     device: str = "cpu"
@@ -79,6 +82,8 @@ class BDRateConfig:
     """Curve interpolation of bjontegaard: akima or pchip."""
     min_overlap: float = 0.75
     """Least overlap of the two quality ranges, as a fraction of the smaller one."""
+    check_monotonic: bool = True
+    """Refuse curves whose quality does not improve with rate (false: compute the BD-rate anyway)."""
 
 
 @dataclass
@@ -125,15 +130,16 @@ def pair_videos(refs: Path, recons: Path, ext: str) -> list[tuple[str, Path, Pat
     return [(s, ref_map[s], rec_map[s]) for s in sorted(ref_map)]
 
 
-def bitstream_bits(folder: Path, stem: str) -> int:
-    """Total size in bits of ``folder/<stem>`` (file or folder) or of all ``folder/<stem>.*`` files."""
-    exact = folder / stem
-    files = [p for p in exact.rglob("*") if p.is_file()] if exact.is_dir() else []
-    files += [exact] if exact.is_file() else []
-    files += [p for p in folder.glob(f"{stem}.*") if p.is_file()]
-    if not files:
-        raise FileNotFoundError(f"no bitstream for video {stem!r} in {folder} (expected {stem}, {stem}/ or {stem}.*)")
-    return 8 * sum(p.stat().st_size for p in files)
+def bitstream_bits(folder: Path, stem: str, ext: str = "disco") -> int:
+    """Size in bits of exactly ``folder/<stem>.<ext>``, or of every file in the folder ``folder/<stem>/`` (a method
+    whose streams are separate files). Nothing else counts: a log beside ``clip.disco``, or ``clip.v2.disco``,
+    is not the clip's rate."""
+    single, several = folder / f"{stem}.{ext.lstrip('.')}", folder / stem
+    if single.is_file():
+        return 8 * single.stat().st_size
+    if several.is_dir():
+        return 8 * sum(p.stat().st_size for p in several.rglob("*") if p.is_file())
+    raise FileNotFoundError(f"no bitstream for video {stem!r} in {folder} (expected {single.name} or {stem}/)")
 
 
 def _write_rows(out: Path, columns: list[str], rows: list[dict], append: bool) -> None:
@@ -180,7 +186,7 @@ def run_evaluate(cfg: EvaluateConfig) -> list[dict]:
         res = suite.evaluate_pair(ref, rec)
         bpp = cfg.bpp
         if cfg.bitstreams is not None:
-            bpp = bitstream_bits(Path(cfg.bitstreams), stem) / (res.frames * res.height * res.width)
+            bpp = bitstream_bits(Path(cfg.bitstreams), stem, cfg.bitstream_ext) / (res.frames * res.height * res.width)
         bpps.append(bpp)
         rows.append({"video": stem, "frames": res.frames, "height": res.height, "width": res.width,
                      "bpp": bpp, **res.scores})
@@ -217,7 +223,8 @@ def bdrate_main(argv: list[str]) -> int:
 
         (ra, qa), (rt, qt) = (read_rd_points(p, cfg.metric) for p in (cfg.anchor, cfg.test))
         value = bd_rate(ra, qa, rt, qt, interpolation=cfg.interpolation,
-                        lower_is_better=cfg.metric in LOWER_IS_BETTER, min_overlap=cfg.min_overlap)
+                        lower_is_better=cfg.metric in LOWER_IS_BETTER, min_overlap=cfg.min_overlap,
+                        check_monotonic=cfg.check_monotonic)
         print(f"BD-rate {cfg.metric} ({cfg.interpolation}) of {cfg.test} vs {cfg.anchor}: {value:.4f} %")
 
     return BDRATE.main(argv, run, ERRORS)

@@ -8,6 +8,7 @@ sibling, then renamed. The folder's format is `disco_train.decoder.export`.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -155,11 +156,22 @@ def export(ckpt: str | Path, out: str | Path, config: str | Path | None = None, 
             shutil.copytree(sketch_codec, tmp / SKETCH_CODEC_DIR)
         manifest = _manifest(tmp, cfg, settings, source)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        share_like_umask(tmp)
         _replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def share_like_umask(folder: Path) -> None:
+    """mkdtemp makes its folder 0700: give the export the permissions any file the user writes gets (0777 / 0666
+    less the umask), so the rest of a cluster group can read it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _replace(tmp: Path, out: Path) -> None:

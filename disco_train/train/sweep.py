@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass
 class SweepConfig:
-    sweep_out: str = "runs/sweeps"
-    """Folder of the sweep: <sweep_out>/<recipe>-<axes>/<run>/ and results.csv."""
+    sweep_out: str = ""
+    """Folder of the sweep: <sweep_out>/<recipe>-<axes>/<run>/ and results.csv ('' = <output_dir>/sweeps, with
+    output_dir from the command line or the recipe, relative to where the command runs)."""
     overrides: list[str] = field(default_factory=list)
     """`recipe=NAME`, the `sweep.KEY=v1,v2,...` axes and the key=value pairs every run gets."""
 
@@ -77,13 +78,13 @@ def run_sweep(argv: list[str], python: str = sys.executable) -> Path:
 
 def sweep(cfg: SweepConfig, python: str = sys.executable) -> Path:
     common, axes = parse(cfg.overrides)
-    out = cfg.sweep_out
     points = grid(axes)
     # Validate every point before spending compute on any of them.
-    for point in points:
-        resolve(common + [f"{k}={v}" for k, v in point.items()])
+    configs = [resolve(common + [f"{k}={v}" for k, v in point.items()])[0] for point in points]
     recipe = next(t.split("=", 1)[1] for t in common if t.startswith("recipe="))
-    root = Path(out) / (f"{Path(recipe).stem}-" + "-".join(k.split(".")[-1] for k in axes))
+    # Absolute, from the caller's folder: each run is a train.py process started in the repository.
+    out = Path(cfg.sweep_out or Path(configs[0].output_dir) / "sweeps").resolve()
+    root = out / (f"{Path(recipe).stem}-" + "-".join(k.split(".")[-1] for k in axes))
     rows = []
     for i, point in enumerate(points):
         name = "run{:02d}_".format(i) + "_".join(f"{k.split('.')[-1]}{v.replace(':', 'to')}" for k, v in point.items())
