@@ -23,6 +23,7 @@ import torch
 
 from disco_train.codec import backends
 from disco_train.config import ConfigError, PrepareConfig
+from disco_train.config.hub import MissingWeightsError, resolve_weights
 
 DWPOSE_FILES = ("dw-ll_ucoco_384.onnx", "yolox_l.onnx")
 
@@ -34,12 +35,12 @@ def _import(module: str, key: str, what: str):
         raise ConfigError(f"{key}: needs {module} ({what}), which this installation lacks: {err}") from None
 
 
-def _require(path: str, key: str, what: str) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"{key}={path}: {what} not found; put it there (see checkpoints/README.md) or point "
-                          f"{key} at it")
-    return p
+def _require(path: str, key: str, what: str, patterns: list[str] | None = None) -> Path:
+    """The local path of a weight setting (a Hub repo id is fetched); missing is a ConfigError naming the key."""
+    try:
+        return resolve_weights(path, key, what, patterns)
+    except MissingWeightsError as err:
+        raise ConfigError(str(err)) from None
 
 
 def as_rgb_uint8(frames) -> np.ndarray:
@@ -63,9 +64,9 @@ class CaptionStage:
         self.cfg, self.module, self.model = cfg, None, None
 
     def preflight(self) -> None:
-        _require(self.cfg.captioner, "captioner", "captioner model folder")
+        folder = _require(self.cfg.captioner, "captioner", "captioner model folder")
         self.module = _import("disco_train.modalities.caption", "captioner", "the vision-language captioner")
-        self.model = self.module.Captioner(self.cfg.captioner, device=self.cfg.device)
+        self.model = self.module.Captioner(folder, device=self.cfg.device)
 
     def __call__(self, clip: np.ndarray) -> str:
         return self.module.caption_clip(self.model, clip)
@@ -79,11 +80,11 @@ class SketchStage:
         self.cfg, self.module, self.generator = cfg, None, None
 
     def preflight(self) -> None:
-        _require(self.cfg.sketch_weights, "sketch_weights", "InformativeDrawings generator netG_A_latest.pth")
+        weights = _require(self.cfg.sketch_weights, "sketch_weights", "InformativeDrawings generator netG_A_latest.pth")
         if self.cfg.sketch_codec == "dcvc_rt":
             check_dcvc(self.cfg, "sketch_codec")
         self.module = _import("disco_train.modalities.sketch", "sketch", "the InformativeDrawings generator")
-        self.generator = self.module.load_sketch_generator(self.cfg.sketch_weights, device=self.cfg.device)
+        self.generator = self.module.load_sketch_generator(weights, device=self.cfg.device)
 
     def extract(self, clip: np.ndarray) -> np.ndarray:
         """Line drawings of every frame of the clip, uint8 [T,H,W,3] (dark lines on white)."""
@@ -100,7 +101,7 @@ class PoseStage:
         self.cfg, self.estimator = cfg, None
 
     def preflight(self) -> None:
-        folder = _require(self.cfg.pose_dir, "pose_dir", "DWPose ONNX folder")
+        folder = _require(self.cfg.pose_dir, "pose_dir", "DWPose ONNX folder", list(DWPOSE_FILES))
         for name in DWPOSE_FILES:
             _require(str(folder / name), "pose_dir", f"DWPose file {name}")
         module = _import("disco_train.modalities.pose_estimation", "pose", "DWPose")

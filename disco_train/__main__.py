@@ -16,6 +16,8 @@ COMMANDS = {
                "VIDEO OUT.disco [caption= export= ds= dt= codec=x265|x264|dcvc_rt qp= sketch= pose=]"),
     "decode": ("disco_train.codec.cli", "decode_main",
                "IN.disco OUT.mp4 export=<dir> [steps=50 guidance=3 seed=0 device=]"),
+    "weights": ("disco_train.train.weights", "main",
+                "recipe=NAME: every weight file the recipe needs, where it goes, whether it is present"),
     "sweep": ("disco_train.train.sweep", "main",
               "one short training per value of sweep.KEY=v1,v2,... and a table of final metrics"),
     "evaluate": ("disco_train.metrics.evaluate", "main",

@@ -10,6 +10,7 @@ import pytest
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["HF_HUB_OFFLINE"] = "1"  # no test reaches the network: Hub repo ids resolve from a cache the test builds
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,6 +25,7 @@ COMMANDS = [
     ("disco_train.__main__", "main", ["encode"], "  ds=None"),
     ("disco_train.__main__", "main", ["decode"], "  merge_lora=True"),
     ("disco_train.__main__", "main", ["sweep"], "  sweep_out=''"),
+    ("disco_train.__main__", "main", ["weights"], "recipes (recipe=NAME)"),
     ("disco_train.__main__", "main", ["evaluate"], "  fvd_clip_len=16"),
     ("disco_train.__main__", "main", ["bdrate"], "  interpolation='akima'"),
     ("disco_train.__main__", "main", ["plot"], "  metric=(required)"),
@@ -49,8 +50,11 @@ def test_every_command_has_help(module, function, prefix, key, capsys):
 VALID = {"sweep": ["recipe=disco_lora_debug", "sweep.lora.rank=2"]}  # what sweep needs before it reads other keys
 
 
-@pytest.mark.parametrize("module,function,prefix,key", [c for c in COMMANDS if c[0] != "train" or c[2]],
-                         ids=[f"{c[0]}:{' '.join(c[2])}" for c in COMMANDS if c[0] != "train" or c[2]])
+SKIP_UNKNOWN = (("train", ()), ("disco_train.__main__", ("weights",)))  # recipe commands: `recipe=` comes first
+UNKNOWN = [c for c in COMMANDS if (c[0], tuple(c[2])) not in SKIP_UNKNOWN]
+
+
+@pytest.mark.parametrize("module,function,prefix,key", UNKNOWN, ids=[f"{c[0]}:{' '.join(c[2])}" for c in UNKNOWN])
 def test_every_command_rejects_unknown_keys_with_exit_2(module, function, prefix, key, capsys):
     valid = VALID.get(prefix[0] if prefix else "", [])
     assert _call(module, function, [*prefix, *valid, "no_such_key=1"]) == 2
@@ -106,3 +110,21 @@ def test_one_error_type_and_code_for_runtime_input_errors(tmp_path, capsys):
                                                   f"export={tmp_path}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("python -m disco_train decode: error: ") and "Traceback" not in err
+
+
+def test_weights_lists_what_a_recipe_needs(capsys, tmp_path):
+    assert _call("disco_train.__main__", "main", ["weights", "recipe=disco_lora_debug"]) == 0
+    assert "needs no weight files" in capsys.readouterr().out
+    assert _call("disco_train.__main__", "main", ["weights", "recipe=disco_lora",
+                                                  f"model.path={tmp_path / 'ltx'}"]) == 1
+    out = capsys.readouterr().out
+    assert f"| model.path | LTX-Video ltxv_13b transformer | {tmp_path / 'ltx' / 'transformer' / 'config.json'} " \
+           f"| MISSING |" in out and "model.text_encoder_path" in out
+    (tmp_path / "dcvc").mkdir()
+    for name in ("cvpr2025_image.pth.tar", "cvpr2025_video.pth.tar"):
+        (tmp_path / "dcvc" / name).write_bytes(b"")
+    assert _call("disco_train.__main__", "main", ["weights", "recipe=prepare_anim400k", "input=x", "output=y",
+                                                  f"dcvc_rt_dir={tmp_path / 'dcvc'}"]) == 1
+    out = capsys.readouterr().out
+    assert "| dcvc_rt_dir | DCVC-RT cvpr2025_image.pth.tar |" in out and "| yes |" in out
+    assert "| sketch_weights |" in out and "| captioner |" in out and "MISSING" in out

@@ -53,3 +53,48 @@ def test_missing_files_are_named(weights, tmp_path):
     single.write_bytes(b"")
     with pytest.raises(MissingWeightsError, match=r"ltxv-config"):
         load_backbone(ModelConfig(path=str(single), text_encoder_path=str(root / "t5")))
+
+
+def _hub_cache(cache, repo: str, files_from) -> None:
+    """A Hugging Face cache entry for `repo` (what snapshot_download leaves): refs/main -> snapshots/<commit>/."""
+    import shutil
+
+    entry = cache / f"models--{repo.replace('/', '--')}"
+    commit = "0" * 40
+    shutil.copytree(files_from, entry / "snapshots" / commit)
+    (entry / "refs").mkdir(parents=True)
+    (entry / "refs" / "main").write_text(commit)
+
+
+def test_hub_repo_ids_resolve_from_the_cache_offline(weights, tmp_path, monkeypatch):
+    root, transformer, vae, encoder = weights
+    _hub_cache(tmp_path / "hub", "someone/tiny-ltx", root / "ltx")
+    _hub_cache(tmp_path / "hub", "someone/tiny-t5", root / "t5")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    cfg = ModelConfig(name="ltxv_13b", path="someone/tiny-ltx", text_encoder_path="hf://someone/tiny-t5", dtype="fp32")
+    backbone = load_backbone(cfg)
+    assert _same(backbone.transformer, transformer) and _same(backbone.text_encoder, encoder)
+
+
+def test_an_uncached_repo_id_offline_says_what_to_fetch_and_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(MissingWeightsError) as err:
+        load_backbone(ModelConfig(path="Lightricks/LTX-Video-0.9.7-dev"))
+    message = str(err.value)
+    assert "model.path=Lightricks/LTX-Video-0.9.7-dev" in message and "HF_HUB_OFFLINE" in message
+    assert "huggingface-cli download Lightricks/LTX-Video-0.9.7-dev --include 'transformer/*'" in message
+    assert "--local-dir checkpoints/LTX-Video-0.9.7-dev" in message
+
+
+@pytest.mark.parametrize("spec,expected", [
+    ("Lightricks/LTX-Video", ("Lightricks/LTX-Video", None, None)),
+    ("org/name@v1.0/sub/netG_A_latest.pth", ("org/name", "v1.0", "sub/netG_A_latest.pth")),
+    ("hf://yzd-v/DWPose", ("yzd-v/DWPose", None, None)),
+    ("checkpoints/ltx-video-13b", None),  # the project's own folders are local wherever the command runs
+    ("/abs/weights", None), ("./rel/weights", None), ("single", None),
+])
+def test_repo_ids_and_local_paths_are_told_apart(spec, expected):
+    from disco_train.config.hub import repo_ref
+
+    ref = repo_ref(spec)
+    assert (None if ref is None else (ref.repo, ref.revision, ref.filename)) == expected

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from disco_train.config.codec import DCVC_RT_DIR as DCVC_DEFAULT_DIR
+from disco_train.config.hub import MissingWeightsError, resolve_weights
 from disco_train.codec.standard import container_overhead, decode_bitstream, encode_bitstream
 from disco_train.codec.videoio import VideoError
 
@@ -63,18 +64,23 @@ def _dcvc_api(weights_dir: str | None, key: str):
 
     if weights_dir == SYNTHETIC:
         return api, api.synthetic_codec()
-    check_dcvc_weights(weights_dir, key)
-    return api, api.load_codec(weights_dir)
+    return api, api.load_codec(str(check_dcvc_weights(weights_dir, key)))
 
 
-def check_dcvc_weights(weights_dir: str | None, key: str = "dcvc_rt_dir") -> None:
+def check_dcvc_weights(weights_dir: str | None, key: str = "dcvc_rt_dir") -> Path | None:
+    """The local folder holding both official checkpoint files (a Hub repo id is fetched); CodecUnavailable names
+    the key and the missing files."""
     if weights_dir == SYNTHETIC:
-        return
-    folder = Path(weights_dir or DCVC_DEFAULT_DIR)
+        return None
+    try:
+        folder = resolve_weights(weights_dir or DCVC_DEFAULT_DIR, key, "DCVC-RT weights folder", list(DCVC_WEIGHTS))
+    except MissingWeightsError as err:
+        raise CodecUnavailable(str(err)) from None
     missing = [name for name in DCVC_WEIGHTS if not (folder / name).is_file()]
     if missing:
-        raise CodecUnavailable(f"{key}={folder}: DCVC-RT weights {missing} not found; put the official release "
-                               f"files there (see checkpoints/README.md)")
+        raise CodecUnavailable(f"{key}={weights_dir or DCVC_DEFAULT_DIR}: DCVC-RT weights {missing} not found; put "
+                               f"the official release files there (see checkpoints/README.md)")
+    return folder
 
 
 def _dcvc_encode(frames, fps, crf, qp, weights_dir=None, key="dcvc_rt_dir"):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from disco_train.config.hub import MissingWeightsError, resolve_weights  # noqa: F401  (re-exported)
+
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 # Transformer configs of the released checkpoints (diffusers config.json), used for meta-device instantiation
@@ -36,8 +38,10 @@ TINY_VAE = dict(in_channels=3, out_channels=3, latent_channels=16, block_out_cha
                 encoder_causal=True, decoder_causal=False)
 
 
-class MissingWeightsError(FileNotFoundError):
-    """A weight file or folder the chosen model needs is not under checkpoints/."""
+LTX_FILES = ["transformer/*", "vae/*", "model_index.json"]
+"""What of an LTX-Video diffusers repo the decoder reads (a Hub repo id fetches only these)."""
+T5_FILES = ["text_encoder/*", "tokenizer/*", "*.json", "*.safetensors", "*.model"]
+"""What of a T5 repo (diffusers layout or a plain transformers one) the decoder reads."""
 
 
 @dataclass
@@ -57,6 +61,12 @@ def require_path(path: str | Path, what: str, key: str) -> Path:
             f"{key}={path}: {what} not found. Put it there (see checkpoints/README.md for the expected layout) "
             f"or point {key} at it.")
     return p
+
+
+def model_paths(model_cfg) -> tuple[Path, Path]:
+    """(LTX-Video path, T5 path) on disk: local paths, or Hub repo ids fetched into the cache (config.hub)."""
+    return (resolve_weights(model_cfg.path, "model.path", f"LTX-Video {model_cfg.name} weights", LTX_FILES),
+            resolve_weights(model_cfg.text_encoder_path, "model.text_encoder_path", "T5 text encoder", T5_FILES))
 
 
 def tiny_transformer(seed: int = 0):
@@ -126,11 +136,10 @@ def _load_t5(path: Path, dtype: torch.dtype):
 
 
 def check_weights_present(model_cfg) -> None:
-    """Fail fast (before any loading) when the chosen model's files are missing."""
+    """Fail fast (before any loading) when the chosen model's files are missing (fetching Hub repo ids)."""
     if model_cfg.name == "tiny":
         return
-    require_path(model_cfg.path, f"LTX-Video {model_cfg.name} weights", "model.path")
-    require_path(model_cfg.text_encoder_path, "T5 text encoder", "model.text_encoder_path")
+    model_paths(model_cfg)
 
 
 def _frozen(*modules):
@@ -146,8 +155,7 @@ def load_transformer(model_cfg, seed: int = 0) -> torch.nn.Module:
     if model_cfg.name == "tiny":
         transformer = tiny_transformer(seed).to(dtype)
     else:
-        check_weights_present(model_cfg)
-        transformer = _load_ltx(Path(model_cfg.path), "LTXVideoTransformer3DModel", "transformer", dtype)
+        transformer = _load_ltx(model_paths(model_cfg)[0], "LTXVideoTransformer3DModel", "transformer", dtype)
     return _frozen(transformer)[0]
 
 
@@ -159,9 +167,9 @@ def load_encoders(model_cfg, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.M
         vae, (text_encoder, tokenizer) = tiny_vae(seed + 1), tiny_text_encoder(seed + 2)
         vae, text_encoder = vae.to(dtype), text_encoder.to(dtype)
     else:
-        check_weights_present(model_cfg)
-        vae = _load_ltx(Path(model_cfg.path), "AutoencoderKLLTXVideo", "vae", dtype)
-        text_encoder, tokenizer = _load_t5(Path(model_cfg.text_encoder_path), dtype)
+        ltx, t5 = model_paths(model_cfg)
+        vae = _load_ltx(ltx, "AutoencoderKLLTXVideo", "vae", dtype)
+        text_encoder, tokenizer = _load_t5(t5, dtype)
     return (*_frozen(vae, text_encoder), tokenizer)
 
 

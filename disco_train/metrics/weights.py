@@ -27,6 +27,8 @@ from typing import Mapping
 
 import torch
 
+from disco_train.config.hub import repo_ref, resolve_weights
+
 
 @dataclass(frozen=True)
 class WeightFile:
@@ -70,8 +72,13 @@ WEIGHT_FILES: dict[str, WeightFile] = {
 
 
 def weight_path(key: str, weights_dir: str | Path) -> Path:
+    """The file's local path; with a Hub repo id as weights_dir (the files under the same relative paths in the
+    repo), the file is fetched into the Hugging Face cache first."""
     if key not in WEIGHT_FILES:
         raise KeyError(f"unknown weight file key {key!r}; known: {sorted(WEIGHT_FILES)}")
+    ref = repo_ref(str(weights_dir))
+    if ref is not None and ref.filename is None:
+        return resolve_weights(f"{weights_dir}/{WEIGHT_FILES[key].relpath}", "weights_dir", WEIGHT_FILES[key].description)
     return Path(weights_dir) / WEIGHT_FILES[key].relpath
 
 

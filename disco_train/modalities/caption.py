@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from disco_train.config.hub import repo_ref, resolve_weights
+
 DEFAULT_DIR = "checkpoints/llava"
 CAPTION_FRAMES = 4
 """Frames sampled evenly from a clip and tiled into the captioner's one image."""
@@ -57,6 +59,8 @@ class Captioner:
 
     def __init__(self, path: str | Path = DEFAULT_DIR, device: str = "cpu", prompt: str = DEFAULT_PROMPT,
                  max_new_tokens: int = 48, dtype: torch.dtype | None = None):
+        if repo_ref(str(path)):  # a Hub repo id such as llava-hf/llava-1.5-7b-hf
+            path = resolve_weights(path, "captioner", "captioner model")
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"captioner folder {path} not found; put a transformers LLaVA-family model "

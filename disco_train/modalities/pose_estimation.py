@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from disco_train.config.hub import repo_ref, resolve_weights
 from disco_train.modalities.pose import NUM_KEYPOINTS, PoseSequence
 
 DEFAULT_DIR = "checkpoints/dwpose"
@@ -110,6 +111,8 @@ class DWPose:
     """`DWPose(folder)(clip uint8 [T,H,W,3] RGB) -> PoseSequence` in clip pixel coordinates (134-point layout)."""
 
     def __init__(self, folder: str | Path = DEFAULT_DIR, device: str = "cpu"):
+        if repo_ref(str(folder)):  # a Hub repo id such as yzd-v/DWPose: fetch the two files
+            folder = resolve_weights(folder, "pose_dir", "DWPose ONNX files", [POSE_FILE, DET_FILE])
         pose_path, det_path = _require_files(Path(folder))
         device = _backend_device(device)
         try:

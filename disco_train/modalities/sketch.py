@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from disco_train.config.hub import repo_ref, resolve_weights
+
 DEFAULT_PATH = "checkpoints/informative_drawings/netG_A_latest.pth"
 NUM_PARAMETERS = 4_290_945
 NUM_TENSORS = 24
@@ -91,7 +93,10 @@ def _check_keys(model: nn.Module, state: dict, path: Path) -> None:
 
 def load_sketch_generator(path: str | Path = DEFAULT_PATH, device: str | torch.device = "cpu",
                           padding: str = "reflect") -> SketchGenerator:
-    """The generator with the weights at `path` (a bare state dict, as upstream saves it), in eval mode."""
+    """The generator with the weights at `path` (a bare state dict, as upstream saves it; a Hub file id
+    `org/repo/netG_A_latest.pth` is fetched), in eval mode."""
+    if repo_ref(str(path)):
+        path = resolve_weights(path, "sketch_weights", "InformativeDrawings generator")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"InformativeDrawings weights not found at {path}; put the official generator "

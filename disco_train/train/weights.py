@@ -1,0 +1,124 @@
+"""`python -m disco_train weights recipe=NAME [key=value ...]`: every weight file a recipe needs, where it goes, and
+whether it is there; exit code 1 when something is missing (so a job script can check before it queues).
+
+Nothing is fetched: a Hub repo id is reported as present when the Hugging Face cache holds it (config.hub).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from disco_train.config.cli import Command
+from disco_train.config.hub import repo_ref
+
+LTX_SOURCE = "HF Lightricks/LTX-Video-0.9.7-dev (13B) or Lightricks/LTX-Video-0.9.1 (2B), diffusers layout"
+
+
+@dataclass(frozen=True)
+class Need:
+    key: str
+    """The setting that points at it."""
+    path: str
+    """Where it is expected (a local path or a Hub repo id)."""
+    what: str
+    """What it is."""
+    source: str
+    """Where to get it."""
+
+    def present(self) -> bool:
+        ref = repo_ref(self.path)
+        if ref is None:
+            return Path(self.path).exists()
+        try:  # a repo id counts when the cache has it; nothing is downloaded here
+            from huggingface_hub import snapshot_download, try_to_load_from_cache
+
+            if ref.filename:
+                return isinstance(try_to_load_from_cache(ref.repo, ref.filename, revision=ref.revision), str)
+            snapshot_download(ref.repo, revision=ref.revision, local_files_only=True)
+            return True
+        except Exception:
+            return False
+
+
+def _model(m, key: str = "model") -> list[Need]:
+    if m.name == "tiny":
+        return []
+    sub = lambda p, s: p if repo_ref(p) else str(Path(p) / s)  # noqa: E731
+    return [Need(f"{key}.path", sub(m.path, "transformer/config.json"), f"LTX-Video {m.name} transformer",
+                 LTX_SOURCE),
+            Need(f"{key}.path", sub(m.path, "vae/config.json"), "LTX-Video VAE", LTX_SOURCE),
+            Need(f"{key}.text_encoder_path", m.text_encoder_path, "T5 v1.1 XXL encoder and tokenizer",
+                 "the text_encoder/ and tokenizer/ of the LTX-Video diffusers repo, or HF google/t5-v1_1-xxl")]
+
+
+def _dcvc(folder: str, key: str) -> list[Need]:
+    from disco_train.codec.backends import DCVC_WEIGHTS, SYNTHETIC
+
+    if folder == SYNTHETIC:
+        return []
+    return [Need(key, folder if repo_ref(folder) else str(Path(folder) / name), f"DCVC-RT {name}",
+                 "microsoft/DCVC, DCVC-family/DCVC-RT README (OneDrive)") for name in DCVC_WEIGHTS]
+
+
+def _lora_task(cfg) -> list[Need]:
+    needs = _model(cfg.model)
+    if cfg.lora.init_from:
+        needs.append(Need("lora.init_from", cfg.lora.init_from, "adapter to start from", "an export or checkpoint"))
+    return needs
+
+
+def _codec_task(cfg) -> list[Need]:
+    m = cfg.model
+    if m.init_from:
+        return _dcvc(m.init_from, "model.init_from")
+    return _dcvc(m.ckpt_dir, "model.ckpt_dir") if m.init == "official" else []
+
+
+def _prepare_task(cfg) -> list[Need]:
+    from datamodules.stages import DWPOSE_FILES
+
+    needs = []
+    if "dcvc_rt" in (cfg.codec, cfg.sketch_codec if cfg.sketch else None):
+        needs += _dcvc(cfg.dcvc_rt_dir, "dcvc_rt_dir")
+    if cfg.sketch:
+        needs.append(Need("sketch_weights", cfg.sketch_weights, "InformativeDrawings generator",
+                          "carolineec/informative-drawings model.zip (a style folder's netG_A_latest.pth)"))
+    if cfg.pose:
+        needs += [Need("pose_dir", cfg.pose_dir if repo_ref(cfg.pose_dir) else str(Path(cfg.pose_dir) / name),
+                       f"DWPose {name}", "HF yzd-v/DWPose") for name in DWPOSE_FILES]
+    if cfg.captioner:
+        needs.append(Need("captioner", cfg.captioner, "LLaVA-family captioner", "e.g. HF llava-hf/llava-1.5-7b-hf"))
+    return needs + (_model(cfg.model) if cfg.precompute else [])
+
+
+TASK_NEEDS = {"disco_lora": _lora_task, "sketch_dcvc": _codec_task, "prepare": _prepare_task}
+
+
+def needs(cfg) -> list[Need]:
+    return TASK_NEEDS[cfg.task](cfg)
+
+
+def table(rows: list[Need]) -> str:
+    if not rows:
+        return "this recipe needs no weight files (tiny or synthetic models)"
+    lines = ["| key | what | expected at | present | get it from |", "|---|---|---|---|---|"]
+    lines += [f"| {n.key} | {n.what} | {n.path} | {'yes' if n.present() else 'MISSING'} | {n.source} |" for n in rows]
+    return "\n".join(lines)
+
+
+COMMAND = Command("python -m disco_train weights", "Every weight file a recipe needs, where it goes and whether it "
+                  "is present (exit 1 when something is missing).", task="*")
+
+
+def main(argv: list[str]) -> int:
+    def run(cfg) -> int:
+        rows = needs(cfg)
+        print(table(rows))
+        missing = [n for n in rows if not n.present()]
+        if missing:
+            print(f"{len(missing)} of {len(rows)} missing; checkpoints/README.md describes the layout", file=sys.stderr)
+        return 1 if missing else 0
+
+    return COMMAND.main(argv, run)
