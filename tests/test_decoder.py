@@ -154,9 +154,19 @@ def test_validation_sampling_in_a_debug_run(demo_shards, tmp_path):
     (video,) = folder.glob("*.mp4")
     from disco_train.codec.videoio import read_video
 
-    frames, _ = read_video(video)
+    frames, fps = read_video(video)
     assert frames.shape == (17, 64, 3 * 64, 3)  # original | degraded | reconstruction
-    assert (folder / video.with_suffix(".png").name).is_file()
+    import json
+
+    import webdataset as wds
+    from PIL import Image
+
+    first = next(iter(wds.WebDataset(f"{demo_shards}/train-000000.tar", shardshuffle=False)))
+    assert fps == pytest.approx(json.loads(first["meta.json"])["fps"])  # the source's rate, not a fixed 24
+    panel = Image.open(folder / video.with_suffix(".png").name)
+    assert panel.size == (3 * 256, 256 + 24)  # three middle frames enlarged 4× under a label band
+    band = np.asarray(panel)[:24]
+    assert (band < 128).any() and (band == 255).mean() > 0.5  # dark label text on white
     metrics = (tmp_path / "test" / "logs" / "metrics.csv").read_text()
     assert "val/psnr" in metrics and "val/ssim" in metrics and "val/bpp" in metrics
 

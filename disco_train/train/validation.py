@@ -23,18 +23,17 @@ def side_by_side(*videos: np.ndarray) -> np.ndarray:
 
 def load_val_samples(cfg, count: int) -> list[dict]:
     """The first `count` held-out samples of data.val_shards, decoded like training samples."""
-    import webdataset as wds
-
     from datamodules.shards import decode_sample, expand_shards
+    from datamodules.tars import tar_samples
 
     urls = expand_shards(cfg.data.val_shards, key="data.val_shards")
-    samples = []
-    for raw in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
+    samples, errors = [], []
+    for raw in tar_samples(({"url": u} for u in urls), errors.append, cfg.data.max_member_bytes):
         samples.append(decode_sample(raw, cfg.data, cfg.condition.fill))
         if len(samples) == count:
             break
     if not samples:
-        raise ValueError(f"data.val_shards={cfg.data.val_shards}: no sample could be read")
+        raise ValueError(f"data.val_shards={cfg.data.val_shards}: no sample could be read {errors[:1]}")
     return samples
 
 
@@ -84,7 +83,7 @@ class SampleValidation(L.Callback):
             if self.lpips is not None:
                 row["lpips"] = float(self.lpips(ref, recon).mean())
             rows.append(row)
-            self._write(folder, sample["key"], side_by_side(ref, cond, recon), trainer)
+            self._write(folder, sample, (ref, cond, recon), row, trainer)
         metrics = {f"val/{k}": float(np.mean([r[k] for r in rows])) for k in rows[0]}
         # Straight to the logger: `self.log` from a callback is throttled to log_every_n_steps.
         for logger in trainer.loggers:
@@ -93,17 +92,36 @@ class SampleValidation(L.Callback):
         print(f"validation @ step {trainer.global_step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         return metrics
 
-    def _write(self, folder: Path, key: str, video: np.ndarray, trainer) -> None:
-        from PIL import Image
-
+    def _write(self, folder: Path, sample: dict, clips: tuple, row: dict, trainer) -> None:
+        """The side-by-side clip at the source's frame rate, and a labelled PNG of the middle frames."""
         from disco_train.codec.videoio import write_video
 
-        fps = 24.0
+        key, fps, video = sample["key"], float(sample["fps"]), side_by_side(*clips)
         write_video(folder / f"{key}.mp4", video, fps, crf=18)
-        Image.fromarray(video[len(video) // 2]).save(folder / f"{key}.png")
+        scores = ", ".join(f"{k.upper()} {row[k]:.3f}" for k in ("psnr", "ssim", "lpips") if k in row)
+        labels = ["original", f"degraded ({row['bpp']:.4f} bpp)", f"reconstruction: {scores}"]
+        labelled_panel([c[len(c) // 2] for c in clips], labels).save(folder / f"{key}.png")
         logger = trainer.logger
         if logger is not None and type(logger).__name__ == "WandbLogger":
             import wandb
 
-            logger.experiment.log({f"val/video/{key}": wandb.Video(video.transpose(0, 3, 1, 2), fps=int(fps)),
+            logger.experiment.log({f"val/video/{key}": wandb.Video(video.transpose(0, 3, 1, 2), fps=round(fps)),
                                    "trainer/global_step": trainer.global_step})
+
+
+def labelled_panel(frames: list[np.ndarray], labels: list[str], min_width: int = 256):
+    """Frames side by side, each under its label. Frames narrower than `min_width` are enlarged by an integer
+    factor (nearest neighbour: no smoothing added to what is judged) so the labels fit."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    h, w = frames[0].shape[:2]
+    scale = max(1, -(-min_width // w))
+    font = ImageFont.load_default(size=14)
+    band = 24
+    panel = Image.new("RGB", (len(frames) * w * scale, h * scale + band), "white")
+    draw = ImageDraw.Draw(panel)
+    for i, (frame, label) in enumerate(zip(frames, labels)):
+        tile = Image.fromarray(frame).resize((w * scale, h * scale), Image.NEAREST)
+        panel.paste(tile, (i * w * scale, band))
+        draw.text((i * w * scale + 4, 4), label, fill="black", font=font)
+    return panel
