@@ -223,3 +223,14 @@ def test_export_is_readable_by_the_group(tmp_path):
         os.umask(umask)
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
     assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o644}
+
+
+def test_export_records_the_rope_convention(exported):
+    from safetensors import safe_open
+
+    from disco_train.decoder.conditioning import ROPE_CONVENTION
+
+    _, out = exported
+    assert E.read_manifest(out)["rope"] == ROPE_CONVENTION
+    with safe_open(str(out / E.DIFFUSERS_FILE), "pt") as f:
+        assert json.loads(f.metadata()["disco.rope"])["time"].startswith("max(0, 8*f - 7) / fps")

@@ -15,6 +15,18 @@ from disco_train.modalities.interleave import interleave_tokens
 
 
 
+ROPE_CONVENTION = {
+    "coordinates": "video_coords passed to LTXVideoTransformer3DModel: (seconds, pixels, pixels) per token",
+    "time": "max(0, 8*f - 7) / fps for latent frame f (frame 0 stands alone: the VAE is causal in time)",
+    "space": "32 * row and 32 * column of the latent grid, in pixels",
+    "fps": "the clip's own frame rate (a .disco header carries it); a decoder that assumes 25 or 30 shifts "
+           "every latent frame after the first by up to 7/fps",
+    "condition_tokens": "prepended to the target tokens, timestep 0, the coordinates of the target token each "
+                        "aligns with",
+}
+"""How the decoder places tokens in time and space: recorded in every export so external decoders can match it."""
+
+
 def pack(latents: torch.Tensor) -> torch.Tensor:
     """[B, C, F, H, W] -> [B, F·H·W, C] (patch size 1: one token per latent voxel, frame-major)."""
     b, c = latents.shape[:2]

@@ -19,6 +19,7 @@ import torch
 
 from disco_train.config import ConfigError, DiscoLoraConfig
 from disco_train.config.cli import REQUIRED, Command
+from disco_train.decoder.conditioning import ROPE_CONVENTION
 from disco_train.decoder.lora import load_torch_file
 from disco_train.decoder.export import (CODEC_KEYS, COMFYUI_FILE, DIFFUSERS_FILE, FORMAT_VERSION, MANIFEST,
                                         SKETCH_CODEC_DIR, ExportError, check_keys, sha256)
@@ -100,7 +101,7 @@ def disco_metadata(cfg: DiscoLoraConfig, codec: dict, layout: str) -> dict[str, 
               "condition_mode": c.mode, "aux": c.aux, "interleave_ratio": c.ratio, "fill": c.fill,
               "shift_tokens": list(f.shift_tokens), "shift_values": list(f.shift_values),
               "frames": cfg.data.frames, "height": cfg.data.height, "width": cfg.data.width,
-              **{k: codec.get(k) for k in CODEC_KEYS}}
+              "rope": ROPE_CONVENTION, **{k: codec.get(k) for k in CODEC_KEYS}}
     return {f"disco.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
 
 
@@ -126,7 +127,7 @@ def _manifest(folder: Path, cfg: DiscoLoraConfig, codec: dict, source: dict) -> 
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     return {"format": "disco-export", "version": FORMAT_VERSION, "lora_diffusers": DIFFUSERS_FILE,
             "lora_comfyui": COMFYUI_FILE, "sketch_codec": SKETCH_CODEC_DIR if (folder / SKETCH_CODEC_DIR).is_dir()
-            else None, "codec": codec, "source": source,
+            else None, "codec": codec, "source": source, "rope": ROPE_CONVENTION,
             "config": OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True),
             "files": {p.relative_to(folder).as_posix(): sha256(p) for p in files}}
 
