@@ -4,7 +4,10 @@ The degraded video (`codec`) and the sketch video (`sketch_codec`) of `prepare`,
 decoding and `decode` all go through `encode`/`decode` here, so a shard's `meta.codec` / `meta.sketch_codec` and a
 `.disco` stream's codec name a key of `BACKENDS`.
 
-- `x264` / `x265`: PyAV (libx264 / libx265) at a CRF or a constant QP, raw Annex-B streams (no container).
+- `x264` / `x265`: PyAV (libx264 / libx265) at a CRF or a constant QP, raw Annex-B streams (no container, no
+  encoder-info SEI); option `preset` (default medium).
+- `vvenc`: H.266 by the external vvencapp (`codec.vvenc`) at a constant QP 0-63 (`VVENC_DEFAULT_QP` when none is
+  given; it has no CRF), decoded by PyAV; options `preset`, `app` (the binary; else $VVENC_APP, else PATH), `qpa`.
 - `dcvc_rt`: the project's DCVC-RT (`disco_train.codec.dcvc_rt`), imported lazily because it needs its weights
   under `checkpoints/dcvc_rt/` (or `weights_dir='synthetic'`: the deterministic test weights); QP 0 (lowest
   quality) to 63, `DCVC_DEFAULT_QP` when none is given.
@@ -19,9 +22,10 @@ from typing import Callable
 import numpy as np
 
 from disco_train.config.codec import DCVC_RT_DIR as DCVC_DEFAULT_DIR
-from disco_train.codec.standard import container_overhead, decode_bitstream, encode_bitstream
+from disco_train.codec.standard import DEFAULT_PRESET, container_overhead, decode_bitstream, encode_bitstream
 from disco_train.codec.videoio import VideoError
 
+VVENC_DEFAULT_QP = 37  # the highest of the four QPs {22, 27, 32, 37} of the JVET common test conditions
 DCVC_DEFAULT_QP = 32  # the highest-quality point of the paper's DCVC-RT grid {0, 8, 16, 24, 32} (§4.2; 0 is lowest)
 DCVC_WEIGHTS = ("cvpr2025_image.pth.tar", "cvpr2025_video.pth.tar")
 SYNTHETIC = "synthetic"
@@ -37,7 +41,7 @@ class CodecUnavailable(RuntimeError):
 class CodecBackend:
     name: str
     encode: Callable[..., bytes]
-    """(frames uint8 [T,H,W,3], fps, crf | None, qp | None, weights_dir) -> bitstream bytes."""
+    """(frames uint8 [T,H,W,3], fps, crf | None, qp | None, weights_dir, **options) -> bitstream bytes."""
     decode: Callable[..., np.ndarray]
     """(bitstream, weights_dir) -> frames uint8 [T,H,W,3]."""
     has_container: bool
@@ -45,8 +49,8 @@ class CodecBackend:
 
 
 def _pyav(name: str) -> CodecBackend:
-    def encode(frames, fps, crf, qp, weights_dir=None):
-        return encode_bitstream(frames, fps, name, crf=crf, qp=qp)
+    def encode(frames, fps, crf, qp, weights_dir=None, preset=DEFAULT_PRESET):
+        return encode_bitstream(frames, fps, name, crf=crf, qp=qp, preset=preset)
 
     def decode(data, weights_dir=None):
         return decode_bitstream(data, name)
@@ -74,6 +78,22 @@ def check_dcvc_weights(weights_dir: str | None, key: str = "dcvc_rt_dir") -> Non
                                f"files there (see checkpoints/README.md)")
 
 
+def _vvenc_encode(frames, fps, crf, qp, weights_dir=None, preset=None, app="", qpa=True):
+    from disco_train.codec import vvenc
+
+    try:
+        return vvenc.encode(frames, fps, VVENC_DEFAULT_QP if qp is None else qp, preset or vvenc.DEFAULT_PRESET,
+                            app, qpa)
+    except vvenc.VvencUnavailable as err:
+        raise CodecUnavailable(str(err)) from None
+
+
+def _vvenc_decode(data, weights_dir=None):
+    from disco_train.codec import vvenc
+
+    return vvenc.decode(data)
+
+
 def _dcvc_encode(frames, fps, crf, qp, weights_dir=None):
     api, codec = _dcvc_api(weights_dir)
     return api.encode_video(frames, qp=DCVC_DEFAULT_QP if qp is None else qp, codec=codec)
@@ -88,6 +108,7 @@ BACKENDS: dict[str, CodecBackend] = {
     "x264": _pyav("x264"),
     "x265": _pyav("x265"),
     "dcvc_rt": CodecBackend("dcvc_rt", _dcvc_encode, _dcvc_decode, False),
+    "vvenc": CodecBackend("vvenc", _vvenc_encode, _vvenc_decode, False),
 }
 
 
@@ -98,10 +119,11 @@ def get(name: str) -> CodecBackend:
 
 
 def encode(name: str, frames: np.ndarray, fps: float, crf: int | None = None, qp: int | None = None,
-           weights_dir: str | None = None) -> tuple[bytes, dict]:
-    """Code frames; returns (bitstream, info) with info['container_overhead_bytes'] where a container applies."""
+           weights_dir: str | None = None, **options) -> tuple[bytes, dict]:
+    """Code frames; returns (bitstream, info) with info['container_overhead_bytes'] where a container applies.
+    `options`: the backend's own settings (x264/x265: preset; vvenc: preset, app, qpa)."""
     backend = get(name)
-    data = backend.encode(frames, fps, crf, qp, weights_dir)
+    data = backend.encode(frames, fps, crf, qp, weights_dir, **options)
     info = {"container_overhead_bytes": container_overhead(data, name, fps)} if backend.has_container else {}
     return data, info
 

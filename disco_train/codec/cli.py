@@ -1,11 +1,14 @@
 """`python -m disco_train encode|decode`: the DiSCo codec end to end (paper §3).
 
     python -m disco_train encode video.mp4 out.disco caption="a red car" [export=DIR ds=4 dt=4 codec=x265 qp=N ...]
-    python -m disco_train decode out.disco recon.mp4 export=DIR [steps=50 guidance=3 seed=0 device=cuda model.path=...]
+    python -m disco_train decode out.disco recon.mkv export=DIR [steps=50 guidance=3 seed=0 device=cuda model.path=...]
 
 `encode` takes its coding settings from the command line, else from the export (the decoder's training data),
-else from `prepare`'s defaults. `decode` builds only the `DiscoDecoder` (never the training system, never
-Lightning) from the export folder.
+else from `prepare`'s defaults, and prints each stream's bits and the total with the container's header (the file:
+what a receiver needs) in bits, bpp and kbps at the video's frame rate. `decode` builds only the `DiscoDecoder`
+(never the training system, never Lightning) from the export folder, and writes the reconstruction losslessly
+(`codec.videoio.write_output`: a folder -> PNG frames, .mkv -> FFV1, .mp4 -> H.264 RGB at qp 0), so a metric
+scores the decoder and not a second codec; `crf=N` with an .mp4 writes a lossy 4:2:0 viewing copy instead.
 """
 
 from __future__ import annotations
@@ -111,13 +114,22 @@ def encode(a: EncodeConfig) -> C.Container:
     return result
 
 
+def kbps(bits: int, frames: int, fps: float) -> float:
+    """Rate in kbit/s of `bits` spread over `frames` frames at `fps`: bits / (frames / fps) / 1000."""
+    return bits * float(fps) / frames / 1000
+
+
 def report(c: C.Container) -> str:
     g = c.geometry
+    pixels, payload = g.frames * g.height * g.width, sum(c.bits().values())
+    total = payload + 8 * c.overhead_bytes
     lines = [f"{g.frames} frames {g.width}×{g.height} @ {float(g.fps):.3f} fps (generated as "
              f"{g.coded_frames}×{g.coded_width}×{g.coded_height})"]
     lines += [f"  {s.kind:7s} {s.codec:8s} {s.bits:>12,} bits" for s in c.streams]
-    lines.append(f"  total            {sum(c.bits().values()):>12,} bits  {c.bpp():.6f} bpp "
-                 f"({c.bpp(with_overhead=True):.6f} with the {c.overhead_bytes}-byte header)")
+    lines.append(f"  streams          {payload:>12,} bits  {payload / pixels:.6f} bpp "
+                 f"{kbps(payload, g.frames, g.fps):.3f} kbps")
+    lines.append(f"  total            {total:>12,} bits  {total / pixels:.6f} bpp {kbps(total, g.frames, g.fps):.3f} "
+                 f"kbps (the file: streams + the {c.overhead_bytes}-byte header, {8 * c.overhead_bytes} bits)")
     return "\n".join(lines)
 
 
@@ -131,7 +143,8 @@ class DecodeConfig:
     input: str = REQUIRED
     """The .disco file."""
     out: str = ""
-    """Where to write the reconstruction ('' = do not write)."""
+    """Where to write the reconstruction: a folder (PNG frames), .mkv (FFV1) or .mp4 (H.264 RGB qp 0), all
+    lossless; '' = do not write."""
     export: str = REQUIRED
     """Export folder of the decoder (`python -m disco_train export`)."""
     steps: Optional[int] = None
@@ -148,23 +161,51 @@ class DecodeConfig:
     """DCVC-RT weights of the video stream ('' = checkpoints/dcvc_rt; 'synthetic' = test weights)."""
     sketch_weights: str = ""
     """DCVC-RT weights of the sketch stream ('' = the export's sketch_codec/, else the video's)."""
-    crf: int = 18
-    """x264 CRF of the written reconstruction."""
+    crf: Optional[int] = None
+    """A lossy viewing copy instead: x264 4:2:0 at this CRF (out must be an .mp4); none = lossless."""
     merge_lora: bool = True
     """Fold the adapter into the base weights (faster); false keeps it as a separate branch."""
     overrides: list[str] = field(default_factory=list)
     """Decoder-config overrides given as section.key=value (e.g. model.path=..., model.dtype=fp32)."""
 
 
-def decode(a: DecodeConfig) -> np.ndarray:
-    """.disco container + export folder -> reconstructed frames [T,H,W,3] (written as mp4 when `out`)."""
+def decode_containers(decoder, containers: list[C.Container], steps: int, guidance: float, seeds: list[int],
+                      negative_prompt: str, video_weights: str | None = None,
+                      sketch_weights: str | None = None) -> list[np.ndarray]:
+    """Containers of one coded size -> their reconstructions [T,H,W,3] uint8, decoded as one batch by a built
+    `DiscoDecoder` (each with its own noise seed), through the receiver that decodes training data."""
     import torch
 
-    from disco_train.codec.receiver import crop, receive, required
+    from disco_train.codec.receiver import crop, receive
+
+    cfg, device = decoder.cfg, decoder.device
+    sizes = {(c.geometry.coded_frames, c.geometry.coded_height, c.geometry.coded_width) for c in containers}
+    if len(sizes) != 1:
+        raise CodecError(f"one batch needs one coded size, got {sorted(sizes)}")
+    got = [receive(c, cfg.condition.fill, cfg.condition.aux, video_weights, sketch_weights) for c in containers]
+    stack = lambda key: torch.from_numpy(np.stack([g[key] for g in got])).to(device)  # noqa: E731
+    batch = {"cond": stack("cond"), "caption": [g["caption"] for g in got],
+             "fps": torch.tensor([float(c.geometry.fps) for c in containers], device=device)}
+    if cfg.condition.aux != "none":
+        batch["aux"] = stack("aux")
+    frames = decoder.reconstruct(batch, steps=steps, guidance=guidance, seed=list(seeds),
+                                 negative_prompt=negative_prompt)
+    return [crop(f.cpu().numpy(), c.geometry) for f, c in zip(frames, containers)]
+
+
+def decode(a: DecodeConfig) -> np.ndarray:
+    """.disco container + export folder -> reconstructed frames [T,H,W,3] (written losslessly when `out`)."""
+    import torch
+
+    from disco_train.codec.receiver import required
     from disco_train.decoder.decoder import DiscoDecoder
     from disco_train.decoder.export import read_manifest
 
+    from disco_train.codec.videoio import output_kind, write_output
+
     c = C.read(a.input)
+    if a.out:
+        output_kind(a.out, a.crf)  # a path it cannot write fails now, not after decoding
     manifest = read_manifest(a.export)
     video, trained = required(c, "video", "decoding"), manifest["codec"]
     if (video.ds, video.dt, video.codec) != (trained.get("ds"), trained.get("dt"), trained.get("codec")):
@@ -175,20 +216,12 @@ def decode(a: DecodeConfig) -> np.ndarray:
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     decoder = DiscoDecoder.from_export(a.export, a.overrides, device, merge=a.merge_lora)
     cfg = decoder.cfg
-    got = receive(c, cfg.condition.fill, cfg.condition.aux, a.dcvc_weights or None, sketch_weights or None)
-    as_tensor = lambda x: torch.from_numpy(np.ascontiguousarray(x))[None].to(device)  # noqa: E731
-    batch = {"cond": as_tensor(got["cond"]), "caption": [got["caption"]],
-             "fps": torch.tensor([float(c.geometry.fps)], device=device)}
-    if "aux" in got:
-        batch["aux"] = as_tensor(got["aux"])
-    frames = decoder.reconstruct(batch, steps=cfg.validation.steps if a.steps is None else a.steps,
-                                 guidance=cfg.validation.guidance if a.guidance is None else a.guidance, seed=a.seed,
-                                 negative_prompt=a.negative_prompt or cfg.validation.negative_prompt)
-    frames = crop(frames[0].cpu().numpy(), c.geometry)
+    (frames,) = decode_containers(decoder, [c], cfg.validation.steps if a.steps is None else a.steps,
+                                  cfg.validation.guidance if a.guidance is None else a.guidance, [a.seed],
+                                  a.negative_prompt or cfg.validation.negative_prompt, a.dcvc_weights or None,
+                                  sketch_weights or None)
     if a.out:
-        from disco_train.codec.videoio import write_video
-
-        write_video(a.out, frames, float(c.geometry.fps), crf=a.crf)
+        write_output(a.out, frames, float(c.geometry.fps), crf=a.crf)
     return frames
 
 
@@ -211,7 +244,10 @@ def encode_main(argv: list[str]) -> int:
 
 def decode_main(argv: list[str]) -> int:
     def run(a: DecodeConfig) -> None:
+        from disco_train.codec.videoio import output_kind
+
         frames = decode(a)
-        print(f"wrote {a.out or '(nothing)'}: {frames.shape[0]} frames {frames.shape[2]}×{frames.shape[1]}")
+        written = f"{a.out} ({output_kind(a.out, a.crf)})" if a.out else "(nothing)"
+        print(f"wrote {written}: {frames.shape[0]} frames {frames.shape[2]}×{frames.shape[1]}")
 
     return DECODE.main(argv, run, ERRORS)
