@@ -10,7 +10,10 @@ decoding and `decode` all go through `encode`/`decode` here, so a shard's `meta.
   given; it has no CRF), decoded by PyAV; options `preset`, `app` (the binary; else $VVENC_APP, else PATH), `qpa`.
 - `dcvc_rt`: the project's DCVC-RT (`disco_train.codec.dcvc_rt`), imported lazily because it needs its weights
   under `checkpoints/dcvc_rt/` (or `weights_dir='synthetic'`: the deterministic test weights); QP 0 (lowest
-  quality) to 63, `DCVC_DEFAULT_QP` when none is given.
+  quality) to 63, `DCVC_DEFAULT_QP` when none is given; options `device` (the torch device it runs on; encode and
+  decode on the same kind of device) and `stream_format`: 'disco' (default: 19 header bytes + 14 per frame with
+  CRCs) or 'official' (microsoft/DCVC's SPS/NAL bytes, no checksums; what the benchmark counts for the DCVC-RT
+  baseline).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ class CodecBackend:
     encode: Callable[..., bytes]
     """(frames uint8 [T,H,W,3], fps, crf | None, qp | None, weights_dir, **options) -> bitstream bytes."""
     decode: Callable[..., np.ndarray]
-    """(bitstream, weights_dir) -> frames uint8 [T,H,W,3]."""
+    """(bitstream, weights_dir, **options) -> frames uint8 [T,H,W,3]."""
     has_container: bool
     """Whether an mp4 container could hold this stream (then its overhead is reported beside the rate)."""
 
@@ -58,14 +61,14 @@ def _pyav(name: str) -> CodecBackend:
     return CodecBackend(name, encode, decode, True)
 
 
-def _dcvc_api(weights_dir: str | None):
+def _dcvc_api(weights_dir: str | None, device: str = "cpu"):
     """The DCVC-RT API and a codec: loaded from `weights_dir`, or the synthetic test weights ('synthetic')."""
     from disco_train.codec.dcvc_rt import api
 
     if weights_dir == SYNTHETIC:
-        return api, api.synthetic_codec()
+        return api, api.synthetic_codec(device=device)
     check_dcvc_weights(weights_dir)
-    return api, api.load_codec(weights_dir)
+    return api, api.load_codec(weights_dir, device=device)
 
 
 def check_dcvc_weights(weights_dir: str | None, key: str = "dcvc_rt_dir") -> None:
@@ -94,13 +97,16 @@ def _vvenc_decode(data, weights_dir=None):
     return vvenc.decode(data)
 
 
-def _dcvc_encode(frames, fps, crf, qp, weights_dir=None):
-    api, codec = _dcvc_api(weights_dir)
-    return api.encode_video(frames, qp=DCVC_DEFAULT_QP if qp is None else qp, codec=codec)
+def _dcvc_encode(frames, fps, crf, qp, weights_dir=None, device="cpu", stream_format="disco"):
+    api, codec = _dcvc_api(weights_dir, device)
+    # The official byte format carries no thread count: its encoder runs one thread, as the official one does.
+    threads = 1 if stream_format == "official" else None
+    return api.encode_video(frames, qp=DCVC_DEFAULT_QP if qp is None else qp, codec=codec, threads=threads,
+                            stream_format=stream_format)
 
 
-def _dcvc_decode(data, weights_dir=None):
-    api, codec = _dcvc_api(weights_dir)
+def _dcvc_decode(data, weights_dir=None, device="cpu"):
+    api, codec = _dcvc_api(weights_dir, device)
     return api.decode_video(bytes(data), codec=codec)
 
 
@@ -121,12 +127,13 @@ def get(name: str) -> CodecBackend:
 def encode(name: str, frames: np.ndarray, fps: float, crf: int | None = None, qp: int | None = None,
            weights_dir: str | None = None, **options) -> tuple[bytes, dict]:
     """Code frames; returns (bitstream, info) with info['container_overhead_bytes'] where a container applies.
-    `options`: the backend's own settings (x264/x265: preset; vvenc: preset, app, qpa)."""
+    `options`: the backend's own settings (x264/x265: preset; vvenc: preset, app, qpa; dcvc_rt: device, stream_format)."""
     backend = get(name)
     data = backend.encode(frames, fps, crf, qp, weights_dir, **options)
     info = {"container_overhead_bytes": container_overhead(data, name, fps)} if backend.has_container else {}
     return data, info
 
 
-def decode(name: str, data: bytes, weights_dir: str | None = None) -> np.ndarray:
-    return get(name).decode(bytes(data), weights_dir)
+def decode(name: str, data: bytes, weights_dir: str | None = None, **options) -> np.ndarray:
+    """Bitstream -> frames uint8 [T,H,W,3]; `options`: dcvc_rt's device."""
+    return get(name).decode(bytes(data), weights_dir, **options)

@@ -26,8 +26,10 @@ DEFAULT_PRESET = "medium"
 
 
 def encode_bitstream(frames: np.ndarray, fps: float, codec: str = "x265", crf: int | None = 35,
-                     qp: int | None = None, preset: str = DEFAULT_PRESET) -> bytes:
-    """Encode to a raw Annex-B elementary stream (no container, no encoder-info SEI) at a CRF or a constant QP."""
+                     qp: int | None = None, preset: str = DEFAULT_PRESET, encoder_info: bool = False) -> bytes:
+    """Encode to a raw Annex-B elementary stream (no container) at a CRF or a constant QP. `encoder_info=True`
+    keeps the encoder's version/options SEI (to read the encoder's version, or to test the stripping); stored
+    streams never carry it."""
     if codec not in CODECS:
         raise VideoError(f"unknown codec {codec!r}; choose one of {sorted(CODECS)}")
     check_frames(frames)
@@ -43,7 +45,7 @@ def encode_bitstream(frames: np.ndarray, fps: float, codec: str = "x265", crf: i
         # libx265 takes its rate control through x265-params; its top-level 'crf' is ignored with some builds.
         # info=0: no SEI with x265's version and option string (2.3 kB per stream).
         rc = f"qp={qp}" if qp is not None else f"crf={crf}"
-        options = {"preset": preset, "x265-params": f"{rc}:info=0:log-level=error"}
+        options = {"preset": preset, "x265-params": f"{rc}:info={int(encoder_info)}:log-level=error"}
     else:
         options = {"preset": preset, **({"qp": str(qp)} if qp is not None else {"crf": str(crf)})}
     ctx.options = options
@@ -55,7 +57,17 @@ def encode_bitstream(frames: np.ndarray, fps: float, codec: str = "x265", crf: i
             out += bytes(packet)
     for packet in ctx.encode(None):
         out += bytes(packet)
-    return strip_encoder_info(bytes(out), CODECS[codec][1])
+    return bytes(out) if encoder_info else strip_encoder_info(bytes(out), CODECS[codec][1])
+
+
+def encoder_version(codec: str) -> str:
+    """The encoder's own description of itself (the SEI text it would write), e.g. 'x264 - core 165 - ...'."""
+    from disco_train.codec.annexb import user_data
+
+    frames = np.zeros((1, 64, 64, 3), np.uint8)
+    texts = user_data(encode_bitstream(frames, 25.0, codec, crf=30, encoder_info=True), CODECS[codec][1])
+    text = texts[0][16:].split(b"\x00")[0].decode("ascii", "replace") if texts else "unknown"  # after the UUID
+    return text.split(" - H.26")[0].split(":")[0].strip()
 
 
 def decode_bitstream(data: bytes, codec: str) -> np.ndarray:

@@ -29,7 +29,7 @@ class LadderConfig:
 
     rc: str = "qp"
     """Rate control of the ladder: 'qp' (constant QP, the codec-comparison convention) or 'crf'."""
-    values: list[int] = field(default_factory=lambda: [51, 47, 43, 39, 35, 31])
+    values: list[int] = field(default_factory=lambda: [51, 48, 45, 42, 39, 36])
     """The QPs or CRFs (0-51), one RD point each."""
     preset: str = "medium"
     """The encoder's speed preset (x264's and x265's own default: medium)."""
@@ -46,7 +46,7 @@ class LadderConfig:
 class VvencConfig:
     """H.266 by vvenc (vvencapp)."""
 
-    qp: list[int] = field(default_factory=lambda: [63, 57, 52, 47, 42, 37])
+    qp: list[int] = field(default_factory=lambda: [63, 57, 51, 45, 39, 33])
     """Constant QPs (0-63), one RD point each."""
     preset: str = "medium"
     """vvenc's preset (its default: medium)."""
@@ -69,9 +69,16 @@ class DcvcConfig:
     """QPs (0 = lowest quality, 63 = highest; paper §4.2: 0, 8, 16, 24, 32)."""
     weights: str = DCVC_RT_DIR
     """Folder of the official cvpr2025_{image,video}.pth.tar ('synthetic': the test weights, meaningless output)."""
+    stream_format: str = "official"
+    """'official': microsoft/DCVC's byte format (no checksums; the rate the official codec reports); 'disco': the
+    project's CRC-checked format (19 + 14 bytes per frame of headers, reported as container_bits). The synthetic
+    weights need 'disco': on some content they give non-finite latents that the official entropy coder does not
+    stop on."""
 
     def validate(self, key: str) -> None:
         check(bool(self.qp) and all(0 <= v <= 63 for v in self.qp), f"{key}.qp", f"QPs in 0-63, got {self.qp}")
+        check(self.stream_format in ("official", "disco"), f"{key}.stream_format",
+              f"'official' or 'disco', got {self.stream_format!r}")
         check(len(set(self.qp)) == len(self.qp), f"{key}.qp", f"duplicate values in {self.qp}")
 
 
@@ -175,7 +182,7 @@ class BenchmarkConfig:
     interpolation: str = "akima"
     """BD-rate curve interpolation of bjontegaard: akima or pchip."""
     min_overlap: float = 0.75
-    """BD-rate: quality ranges overlapping less than this fraction of the smaller one are flagged in the cell."""
+    """BD-rate: results whose quality ranges overlap less than this fraction of their joint span are flagged."""
     x264: LadderConfig = field(default_factory=LadderConfig)
     """H.264 by x264."""
     x265: LadderConfig = field(default_factory=LadderConfig)
@@ -200,6 +207,7 @@ class BenchmarkConfig:
         return int(match.group(1)), int(match.group(2))
 
     def validate(self) -> None:
+        check(bool(self.refs), "refs", "is required (a folder of test videos or a glob)")
         methods = self.method_list
         unknown = [m for m in methods if m not in METHODS]
         check(bool(methods) and not unknown, "methods", f"unknown {unknown}; choose from {', '.join(METHODS)}")
