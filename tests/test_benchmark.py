@@ -263,15 +263,15 @@ def test_set_metrics_pool_every_video_like_evaluate(refs, tmp_path):
     from disco_train.metrics.testing import write_random_weights
 
     weights = write_random_weights(tmp_path / "w", keys=("inception",))
-    summary = run(tmp_path / "out", f"refs={refs}", "methods=x264", "anchor=x264", "x264.values=[40,30]",
-                  "frames=9", "size=48x48", "metrics=psnr,fid", f"weights_dir={weights}")
+    keys = [f"refs={refs}", "methods=x264", "anchor=x264", "x264.values=[40]", "frames=3", "size=48x48",
+            "max_videos=2"]
+    summary = run(tmp_path / "out", *keys, "metrics=psnr,fid", f"weights_dir={weights}")
     curves = {r["point"]: r for r in rows(tmp_path / "out" / "curves.csv")}
-    plan = runner.make_plan(config(f"out={tmp_path / 'out'}", f"refs={refs}", "methods=x264", "anchor=x264",
-                                   "x264.values=[40]", "frames=9", "size=48x48"), ["psnr"], "cpu", print)
+    plan = runner.make_plan(config(f"out={tmp_path / 'out'}", *keys), ["psnr"], "cpu", print)
     suite = MetricSuite(["psnr", "fid"], weights_dir=weights)
     frames = runner.R.ClipFrames()
     for clip in plan.clips:
         data, _ = backends.encode("x264", frames(clip), clip.fps, qp=40)
         suite.evaluate_frames(frames(clip), backends.decode("x264", data))
-    assert summary["computed"] == 6
+    assert summary["computed"] == 2 and len(plan.clips) == 2
     assert float(curves["qp40"]["fid"]) == pytest.approx(suite.distribution_scores()["fid"], rel=1e-4)

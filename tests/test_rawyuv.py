@@ -121,3 +121,16 @@ def test_lossy_viewing_copy_only_as_mp4(clip, tmp_path):
         output_kind(tmp_path / "v.mkv", crf=30)
     with pytest.raises(VideoError, match="write a folder"):
         output_kind(tmp_path / "v.avi")
+
+
+def test_evaluate_reads_raw_yuv_references(clip, tmp_path):
+    """`evaluate` reads .yuv through the same reader and rule: 10-bit 4·v and 4·v + 1 are the same 8-bit frames."""
+    from disco_train.metrics.evaluate import EvaluateConfig, run_evaluate
+
+    for folder, extra in (("refs", 0), ("recons", 1)):
+        (tmp_path / folder).mkdir()
+        rawyuv.write_yuv(tmp_path / folder / "v_64x48_25fps_10bit.yuv",
+                         [p.astype(np.uint16) * 4 + extra for p in planes_of(clip)])
+    rows = run_evaluate(EvaluateConfig(refs=str(tmp_path / "refs"), recons=str(tmp_path / "recons"),
+                                       out=str(tmp_path / "e.csv"), metrics="psnr,ssim", ext="yuv"))
+    assert rows[0]["frames"] == 5 and rows[0]["psnr"] > 99 and rows[0]["ssim"] == pytest.approx(1.0)

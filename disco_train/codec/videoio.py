@@ -104,6 +104,19 @@ def iter_video(path: str | Path, max_frames: int | None = None, yuv=None) -> tup
     return _iter_pyav(container, stream, path, max_frames), fps
 
 
+def probe_fps(path: str | Path, yuv=None) -> float:
+    """The frame rate of a video file, without decoding it (raw .yuv: from its name or `yuv`)."""
+    path = Path(path)
+    if path.suffix.lower() in RAW_SUFFIXES:
+        return iter_video(path, 0, yuv)[1]
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            return float(stream.average_rate or stream.guessed_rate or 0) or 24.0
+    except (av.FFmpegError, IndexError, OSError) as err:
+        raise VideoError(f"{path}: unreadable video ({err})") from None
+
+
 def _iter_pyav(container, stream, path: Path, max_frames: int | None) -> Iterator[np.ndarray]:
     stream.thread_type = "AUTO"  # frame+slice threading: sequential decoding is PyAV's fast path
     count = 0
