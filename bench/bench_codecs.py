@@ -1,5 +1,7 @@
 """The standard codecs against each other on natural-looking content, through `python -m disco_train benchmark`:
-BD-rates (PSNR, SSIM) of x265 against x264 and of vvenc (H.266) against x265 and x264, and what each costs.
+BD-rates (PSNR, SSIM) of x265 against x264 and of vvenc (H.266) against x265 and x264, and what each costs; and
+first, what the encoder-info SEI that stored streams no longer carry would have cost (bytes per stream with the
+encoder's self-description, without it, and the share of the stream it was).
 
     python bench/bench_codecs.py                   # 3 scenes 512×512×33, QPs 51-31 for all three codecs
     python bench/bench_codecs.py --tiny            # 1 scene 96×96×9, x264 + x265 only: a smoke run that can't rot
@@ -57,6 +59,32 @@ def vvenc_found() -> bool:
         return False
 
 
+def sei_rows(tiny: bool) -> list[str]:
+    """Stream bytes with and without the encoder-info SEI: natural content at the paper's clip size, and the
+    degraded videos of prepare's defaults (D_s = D_t = 4, CRF 35: 128×128, 15 of 57 frames) and of the demo
+    recipe (64×64×17 -> 16×16, 5 frames, x264 CRF 30)."""
+    from disco_train.benchmark.content import natural_video
+    from disco_train.codec.standard import encode_bitstream
+    from disco_train.modalities.degrade import degrade
+
+    side, frames = (256, 9) if tiny else (512, 57)  # 256 / 4 = 64: x265 codes frames of at least 64 px
+    clip = natural_video(frames, side, side, seed=7)
+    cases = [(f"natural {side}×{side}×{frames}", clip, codec, 35) for codec in ("x264", "x265")]
+    small = degrade(clip, 4, 4)
+    cases += [(f"prepare default: degraded {small.shape[2]}×{small.shape[1]}×{len(small)}", small, c, 35)
+              for c in ("x264", "x265")]
+    demo = degrade(natural_video(17, 64, 64, seed=8), 4, 4)
+    cases.append((f"demo recipe: degraded {demo.shape[2]}×{demo.shape[1]}×{len(demo)}", demo, "x264", 30))
+    lines = ["| content | codec | with encoder SEI (B) | stored (B) | saved (B) | share of the stream |",
+             "|---|---|---|---|---|---|"]
+    for label, frames_, codec, crf in cases:
+        full = len(encode_bitstream(frames_, 25.0, codec, crf=crf, encoder_info=True))
+        stored = len(encode_bitstream(frames_, 25.0, codec, crf=crf))
+        lines.append(f"| {label} | {codec} crf {crf} | {full:,} | {stored:,} | {full - stored:,} | "
+                     f"{(full - stored) / full:.1%} |")
+    return lines
+
+
 def main(argv: list[str]) -> int:
     from disco_train.benchmark.runner import run
 
@@ -72,6 +100,7 @@ def main(argv: list[str]) -> int:
     print(f"# bench_codecs {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, host {platform.node()}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
     print(f"# python bench/bench_codecs.py {' '.join(argv)}  ->  benchmark {' '.join(keys)}")
+    print("\n".join(sei_rows(args.tiny)))
     start = time.perf_counter()
     tables = {}
     for anchor in methods[:2]:

@@ -85,6 +85,12 @@ def test_vvenc_streams_hold_no_encoder_text(clip, monkeypatch):
     assert recon.shape == clip.shape
     mse = np.mean((recon.astype(float) - clip) ** 2)
     assert 10 * np.log10(255 ** 2 / mse) > 22  # the colour conversion round trip matches the x26x path
+    # as the degraded video of a .disco file (codec id 6), through the sender and receiver
+    from disco_train.codec import container as C
+    from disco_train.codec.receiver import receive
+
+    c = C.unpack(C.pack(send_video(clip, 25.0, "x", SenderSettings(ds=2, dt=2, codec="vvenc", qp=40))))
+    assert c.get("video").codec == "vvenc" and receive(c, "forward")["cond"].shape == (9, 64, 96, 3)
 
 
 def test_vvenc_missing_says_how_to_install(monkeypatch, tmp_path):

@@ -45,7 +45,7 @@ class EncodeConfig:
     dt: Optional[int] = None
     """Temporal downsampling D_t (default: the export's, else prepare's 4)."""
     codec: Optional[str] = None
-    """Degraded-video codec x264, x265 or dcvc_rt (default: the export's, else x265)."""
+    """Degraded-video codec x264, x265, vvenc or dcvc_rt (default: the export's, else x265)."""
     crf: Optional[int] = None
     """x264/x265 CRF (default: the export's, else 35)."""
     qp: Optional[int] = None
