@@ -81,7 +81,8 @@ def settings_of(cfg, method: str) -> dict:
         from disco_train.codec import vvenc
 
         app = vvenc.find_app(cfg.vvenc.app)
-        return {"preset": cfg.vvenc.preset, "qpa": cfg.vvenc.qpa, "version": vvenc.version(app)}
+        return {"preset": cfg.vvenc.preset, "qpa": cfg.vvenc.qpa, "intra_period": cfg.vvenc.intra_period,
+                "version": vvenc.version(app)}
     if method == "dcvc_rt":
         weights = cfg.dcvc_rt.weights
         fmt = cfg.dcvc_rt.stream_format
@@ -97,7 +98,8 @@ def options_of(cfg, method: str, device: str) -> tuple[dict, dict]:
     if method in ("x264", "x265"):
         return {"preset": getattr(cfg, method).preset}, {}
     if method == "vvenc":
-        return {"preset": cfg.vvenc.preset, "app": cfg.vvenc.app, "qpa": cfg.vvenc.qpa}, {}
+        return {"preset": cfg.vvenc.preset, "app": cfg.vvenc.app, "qpa": cfg.vvenc.qpa,
+                "intra_period": cfg.vvenc.intra_period}, {}
     return {"device": device, "stream_format": cfg.dcvc_rt.stream_format}, {"device": device}
 
 

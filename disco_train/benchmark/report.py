@@ -105,7 +105,8 @@ def versions(methods: list[str], cfg) -> list[str]:
         from disco_train.codec import vvenc
 
         app = vvenc.find_app(cfg.vvenc.app)
-        lines.append(f"vvenc: {vvenc.version(app)} ({app}), preset {cfg.vvenc.preset}, qpa {cfg.vvenc.qpa}")
+        lines.append(f"vvenc: {vvenc.version(app)} ({app}), preset {cfg.vvenc.preset}, qpa {cfg.vvenc.qpa}, "
+                     f"intra period {cfg.vvenc.intra_period or '1 s'}")
     if "dcvc_rt" in methods:
         lines.append(f"dcvc_rt: weights {cfg.dcvc_rt.weights}, {cfg.dcvc_rt.stream_format} byte format")
     return lines

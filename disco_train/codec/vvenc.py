@@ -9,7 +9,8 @@ Where the binary comes from, first found wins: the `app` argument (a setting suc
 cd vvenc && make install-release` (CMake and a C++ compiler; ≈ 20 min on 2 cores) gives
 `bin/release-static/vvencapp`.
 
-Settings: constant QP (`-q`, 0-63) with vvenc's random-access GOP and one intra refresh per second (its default),
+Settings: constant QP (`-q`, 0-63) with vvenc's random-access GOP of 32, an intra period (`--intraperiod`; 0 =
+vvenc's default of one refresh per second; the benchmark uses 256 frames, as x264/x265 key frames every 250),
 `--preset` (faster, fast, medium, slow, slower; `medium` by default, vvenc's own default), 10-bit internal coding
 (vvenc's default: 8-bit input is coded at 10 bits, which codes better), `--qpa` (vvenc's XPSNR-driven perceptual
 QP adaptation; on by default as in vvenc) and no HRD parameters in the SPS (`--hrdparameterspresent 0`: buffer
@@ -87,8 +88,9 @@ def timeout_for(frames: np.ndarray, preset: str) -> float:
 
 
 def encode(frames: np.ndarray, fps: float, qp: int, preset: str = DEFAULT_PRESET, app: str = "", qpa: bool = True,
-           timeout: float | None = None) -> bytes:
-    """RGB uint8 [T,H,W,3] (even sides) -> an H.266 Annex-B stream at constant QP `qp` (0-63)."""
+           intra_period: int = 0, timeout: float | None = None) -> bytes:
+    """RGB uint8 [T,H,W,3] (even sides) -> an H.266 Annex-B stream at constant QP `qp` (0-63). `intra_period`:
+    frames between intra pictures (vvenc rounds it to its GOP of 32); 0 = vvenc's one refresh per second."""
     check_frames(frames)
     if not 0 <= qp <= 63:
         raise VideoError(f"vvenc qp {qp}: must be 0-63")
@@ -103,6 +105,8 @@ def encode(frames: np.ndarray, fps: float, qp: int, preset: str = DEFAULT_PRESET
         command = [binary, "-i", str(source), "-s", f"{w}x{h}", "-c", "yuv420", "--fps",
                    f"{rate.numerator}/{rate.denominator}", "-f", str(t), "--preset", preset, "-q", str(qp),
                    "--qpa", "1" if qpa else "0", "--hrdparameterspresent", "0", "-v", "1", "-o", str(target)]
+        if intra_period:
+            command[-4:-4] = ["--intraperiod", str(intra_period)]
         limit = timeout_for(frames, preset) if timeout is None else timeout
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=limit)
