@@ -68,11 +68,10 @@ def run(out, *overrides, log=lambda *_: None):
     return runner.run(cfg, "(test)", log=log)
 
 
-@needs_vvenc
 def test_standard_codecs_on_every_input_kind(refs, tmp_path):
-    summary = run(tmp_path, f"refs={refs}", "methods=x264,x265,vvenc", "anchor=x265", "frames=9",
-                  "x264.values=[45,35]", "x265.values=[45,35]", "vvenc.qp=[50,40]", "max_videos=0")
-    assert summary["computed"] == 3 * 6 and summary["cached"] == 0
+    summary = run(tmp_path, f"refs={refs}", "methods=x264,x265", "anchor=x265", "frames=9", "x264.values=[45,35]",
+                  "x265.values=[45,35]", "max_videos=0")
+    assert summary["computed"] == 3 * 4 and summary["cached"] == 0
     names = {"results.csv", "curves.csv", "bdrate.csv", "bdrate.md", "rd_psnr.png", "rd_ssim.png", "report.md"}
     assert names <= {p.name for p in summary["files"]}
     table = rows(tmp_path / "results.csv")
