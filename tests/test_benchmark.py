@@ -103,6 +103,27 @@ def test_changed_settings_change_only_their_cells(refs, tmp_path):
     grown = keys("x264.values=[45,37,29,21]")
     assert {k: v for k, v in grown.items() if k in base} == base  # new points, old ones kept
     assert set(keys("size=48x48").values()).isdisjoint(base.values())
+    # a weight file changes the cells of the metrics that load it, and no others
+    weights = tmp_path / "w"
+    (weights / "lpips" / "v0.1").mkdir(parents=True)
+    for name in ("alexnet-owt-7be5be79.pth", "lpips/v0.1/alex.pth", "pt_inception-2015-12-05-6726825d.pth"):
+        (weights / name).write_bytes(b"0")
+    lpips = keys("metrics=psnr,lpips", f"weights_dir={weights}")
+    (weights / "pt_inception-2015-12-05-6726825d.pth").write_bytes(b"00")
+    assert keys("metrics=psnr,lpips", f"weights_dir={weights}") == lpips
+    (weights / "lpips" / "v0.1" / "alex.pth").write_bytes(b"00")
+    assert set(keys("metrics=psnr,lpips", f"weights_dir={weights}").values()).isdisjoint(lpips.values())
+
+
+def test_the_output_folder_is_not_a_source(tmp_path):
+    (tmp_path / "out" / "refs").mkdir(parents=True)
+    for path in ("a.yuv", "b/c.mkv", "out/refs/a.mkv", "notes.txt"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(b"")
+    found = runner.R.find_videos(str(tmp_path), exclude=tmp_path / "out")
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a.yuv", "b/c.mkv"]
+    with pytest.raises(ValueError, match="several videos named"):
+        runner.R.find_videos(str(tmp_path))  # a.yuv and out/refs/a.mkv share the stem
 
 
 def test_bad_settings_exit_2_with_the_key(capsys):

@@ -49,8 +49,9 @@ class RefClip:
         return self.frames * self.height * self.width
 
 
-def find_videos(refs: str, max_videos: int = 0) -> list[Path]:
-    """`refs` (a folder, searched recursively, or a glob) -> video files sorted by name."""
+def find_videos(refs: str, max_videos: int = 0, exclude: str | Path | None = None) -> list[Path]:
+    """`refs` (a folder, searched recursively, or a glob) -> video files sorted by name; files under `exclude`
+    (the benchmark's own output folder, which holds reference clips) are not sources."""
     if not refs:
         raise VideoError("refs: give a folder of test videos or a glob (refs=data/hevc_b or refs='data/uvg/*.yuv')")
     root = Path(refs)
@@ -58,6 +59,9 @@ def find_videos(refs: str, max_videos: int = 0) -> list[Path]:
         found = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
     else:
         found = [Path(p) for p in glob.glob(refs, recursive=True) if Path(p).is_file()]
+    if exclude is not None:
+        skip = Path(exclude).resolve()
+        found = [p for p in found if not p.resolve().is_relative_to(skip)]
     if not found:
         raise VideoError(f"refs={refs}: no videos ({', '.join(VIDEO_SUFFIXES)})")
     found = sorted(found, key=lambda p: (p.stem, str(p)))

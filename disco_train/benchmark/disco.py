@@ -116,8 +116,11 @@ class Captions:
             path = Path(d.captions)
             if not path.is_file():
                 raise ConfigError(f"disco.captions: file not found: {path}")
-            rows = ([json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-                    if path.suffix == ".jsonl" else list(csv.DictReader(path.open(newline=""))))
+            if path.suffix == ".jsonl":
+                rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            else:
+                with path.open(newline="") as handle:
+                    rows = list(csv.DictReader(handle))
             if rows and (d.caption_key not in rows[0] or d.caption_column not in rows[0]):
                 raise ConfigError(f"disco.captions: {path} needs columns {d.caption_key!r} and {d.caption_column!r}")
             for row in rows:

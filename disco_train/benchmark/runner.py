@@ -47,8 +47,14 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+METRIC_WEIGHTS = {"lpips": ("alexnet", "lpips_alex"), "lpips_vgg": ("vgg16", "lpips_vgg"), "dists": ("vgg16", "dists"),
+                  "fid": ("inception",), "fvd": ("i3d",), "flolpips": ("alexnet", "lpips_alex", "pwcnet"),
+                  "fvmd": ("pips2",)}
+"""The weight files (metrics.weights keys) each metric network loads."""
+
+
 def metric_key(cfg, names: list[str]) -> dict:
-    """The metrics' part of every cell key: names, sampling settings, weight files."""
+    """The metrics' part of every cell key: names, sampling settings, and the weight files those metrics load."""
     from disco_train.metrics.weights import WEIGHT_FILES
 
     part: dict = {"names": sorted(names)}
@@ -56,8 +62,9 @@ def metric_key(cfg, names: list[str]) -> dict:
         part["fvd_clip_len"] = cfg.fvd_clip_len
     if "fvmd" in names:
         part["fvmd"] = [cfg.fvmd_clip_len, cfg.fvmd_stride, cfg.fvmd_points, cfg.fvmd_size, cfg.fvmd_iters]
-    if set(names) - {"psnr", "ssim"}:
-        part["weights"] = M.files_fingerprint([Path(cfg.weights_dir) / w.relpath for w in WEIGHT_FILES.values()])
+    files = sorted({k for n in names for k in METRIC_WEIGHTS.get(n, ())})
+    if files:
+        part["weights"] = M.files_fingerprint([Path(cfg.weights_dir) / WEIGHT_FILES[k].relpath for k in files])
     return part
 
 
@@ -83,7 +90,7 @@ def make_plan(cfg, names: list[str], device: str, log: Callable) -> Plan:
     from tqdm import tqdm
 
     width, height = cfg.clip_size
-    sources = R.find_videos(cfg.refs, cfg.max_videos)
+    sources = R.find_videos(cfg.refs, cfg.max_videos, exclude=cfg.out)
     clips = [R.reference_clip(s, Path(cfg.out) / "refs", width, height, cfg.frames, yuv_settings(cfg))
              for s in tqdm(sources, desc="reference clips", unit="video", leave=False)]
     points = M.ladder_points(cfg)
