@@ -91,7 +91,7 @@ def main(argv: list[str]) -> int:
     args = parse(argv)
     out = Path(args.out)
     methods = ["x264", "x265"] + (["vvenc"] if vvenc_found() and not args.tiny else [])
-    refs = out / "scenes"
+    refs = out.with_name(f"{out.name}-scenes")  # beside the output: the benchmark never takes its own files as sources
     write_natural_set(refs, videos=args.videos, frames=args.frames, height=args.size, width=args.size)
     ladder = f"[{args.qps}]"
     keys = [f"refs={refs}", f"out={out}", f"methods={','.join(methods)}", f"size={args.size}x{args.size}",
