@@ -176,8 +176,8 @@ def test_evaluate_all_metrics(tmp_path):
     out = tmp_path / "all.csv"
     assert main([f"refs={refs}", f"recons={recons}", f"out={out}", f"weights_dir={wdir}", "bpp=0.05"]) == 0
     rows = _rows(out)
-    assert list(rows[0]) == ["video", "frames", "height", "width", "bpp", "psnr", "ssim", "lpips", "dists",
-                             "fid", "fvd"]
+    assert list(rows[0]) == ["video", "frames", "height", "width", "fps", "bpp", "kbps", "psnr", "ssim", "lpips",
+                             "dists", "fid", "fvd"]
     assert rows[0]["fid"] == "" and rows[0]["fvd"] == ""  # distribution metrics only exist for the set
     overall = rows[-1]
     assert float(overall["fid"]) > 0 and float(overall["fvd"]) >= 0
