@@ -7,7 +7,8 @@ decoding and `decode` all go through `encode`/`decode` here, so a shard's `meta.
 - `x264` / `x265`: PyAV (libx264 / libx265) at a CRF or a constant QP, raw Annex-B streams (no container, no
   encoder-info SEI); option `preset` (default medium).
 - `vvenc`: H.266 by the external vvencapp (`codec.vvenc`) at a constant QP 0-63 (`VVENC_DEFAULT_QP` when none is
-  given; it has no CRF), decoded by PyAV; options `preset`, `app` (the binary; else $VVENC_APP, else PATH), `qpa`, `intra_period`.
+  given; it has no CRF), decoded by PyAV; options `preset`, `app` (the binary; else $VVENC_APP, else PATH), `qpa`,
+  `intra_period`.
 - `dcvc_rt`: the project's DCVC-RT (`disco_train.codec.dcvc_rt`), imported lazily because it needs its weights
   under `checkpoints/dcvc_rt/` (or `weights_dir='synthetic'`: the deterministic test weights); QP 0 (lowest
   quality) to 63, `DCVC_DEFAULT_QP` when none is given; options `device` (the torch device it runs on; encode and
@@ -127,7 +128,8 @@ def get(name: str) -> CodecBackend:
 def encode(name: str, frames: np.ndarray, fps: float, crf: int | None = None, qp: int | None = None,
            weights_dir: str | None = None, **options) -> tuple[bytes, dict]:
     """Code frames; returns (bitstream, info) with info['container_overhead_bytes'] where a container applies.
-    `options`: the backend's own settings (x264/x265: preset; vvenc: preset, app, qpa, intra_period; dcvc_rt: device, stream_format)."""
+    `options`: the backend's own settings (x264/x265: preset; vvenc: preset, app, qpa, intra_period; dcvc_rt: device,
+    stream_format)."""
     backend = get(name)
     data = backend.encode(frames, fps, crf, qp, weights_dir, **options)
     info = {"container_overhead_bytes": container_overhead(data, name, fps)} if backend.has_container else {}

@@ -228,7 +228,8 @@ class BenchmarkConfig:
         check(not self.yuv_size or re.fullmatch(r"\d+x\d+", self.yuv_size) is not None, "yuv_size",
               f"expected WIDTHxHEIGHT, got {self.yuv_size!r}")
         check(self.yuv_fps >= 0, "yuv_fps", "must be >= 0 (0: from the file name)")
-        check(self.yuv_bit_depth in (0, 8, 10), "yuv_bit_depth", f"8 or 10 (0: from the name), got {self.yuv_bit_depth}")
+        check(self.yuv_bit_depth in (0, 8, 10), "yuv_bit_depth",
+              f"8 or 10 (0: from the name), got {self.yuv_bit_depth}")
         check(self.interpolation in ("akima", "pchip"), "interpolation", f"akima or pchip, got {self.interpolation!r}")
         check(0 < self.min_overlap <= 1, "min_overlap", "must be in (0, 1]")
         check(self.metric_batch_size >= 1 and self.fvd_clip_len >= 1, "metric_batch_size",
