@@ -7,6 +7,7 @@ The packages follow the method, each importing only those above it:
     decoder     DiscoDecoder: LTX-Video + in-context LoRA           (config, modalities)
     codec       .disco container, codec backends, sender, receiver (config, modalities, decoder)
     metrics     fidelity, perceptual, distribution, temporal       (config, codec)
+    benchmark   reference clips, baselines, DiSCo grid, BD-rates    (config, modalities, codec, decoder, metrics)
     train       Lightning systems, build, callbacks, export, sweep (anything; the only Lightning user here)
 
 `datamodules` (beside this package) uses config, modalities, codec and decoder, never train. tests/test_layout.py

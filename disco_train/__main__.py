@@ -15,7 +15,7 @@ COMMANDS = {
     "encode": ("disco_train.codec.cli", "encode_main",
                "VIDEO OUT.disco [caption= export= ds= dt= codec=x265|x264|dcvc_rt qp= sketch= pose=]"),
     "decode": ("disco_train.codec.cli", "decode_main",
-               "IN.disco OUT.mp4 export=<dir> [steps=50 guidance=3 seed=0 device=]"),
+               "IN.disco OUT.mkv|DIR|.mp4 export=<dir> [steps=50 guidance=3 seed=0 device= crf=]"),
     "weights": ("disco_train.train.weights", "main",
                 "recipe=NAME: every weight file the recipe needs, where it goes, whether it is present"),
     "sweep": ("disco_train.train.sweep", "main",
@@ -26,6 +26,8 @@ COMMANDS = {
                "ANCHOR.csv TEST.csv [metric=lpips]: BD-rate (bjontegaard, Akima)"),
     "plot": ("disco_train.metrics.evaluate", "plot_main",
              "A.csv B.csv ... metric=lpips out=rd.png: rate-distortion curves"),
+    "benchmark": ("disco_train.benchmark.cli", "main",
+                  "recipe=benchmark_hevc_b refs=DIR export=DIR [methods= anchor=vvenc out=]: RD curves, BD-rates"),
 }
 
 

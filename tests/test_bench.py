@@ -171,3 +171,12 @@ def test_gpu_script_calls_only_flags_the_benches_accept():
     assert {name for name, _ in calls} == {"bench_train", "bench_decode", "bench_dcvc_rt"}
     for name, args in calls:
         load(name).parse(shlex.split(args))  # argparse exits (fails the test) on an unknown flag or choice
+
+
+@pytest.mark.slow
+def test_bench_codecs_tiny(capsys, tmp_path):
+    bench = load("bench_codecs")
+    assert bench.main(["--tiny", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| x264 crf 35 |" in out and "| x265 crf 35 |" in out  # the SEI table
+    assert re.search(r"\| x265 vs x264 \| [+-]\d+\.\d\d", out), out

@@ -68,7 +68,7 @@ def test_degraded_stream_round_trip_fills_and_pads(odd_video):
 
 
 def test_encode_decode_end_to_end_odd_size_and_length(export_dir, odd_video, tmp_path, capsys):
-    out, recon = tmp_path / "a.disco", tmp_path / "r.mp4"
+    out, recon = tmp_path / "a.disco", tmp_path / "r.mkv"
     assert main(["encode", str(odd_video), str(out), "caption=a moving gradient", f"export={export_dir}"]) == 0
     printed = capsys.readouterr().out
     assert "text" in printed and "video" in printed and "bpp" in printed
@@ -77,9 +77,19 @@ def test_encode_decode_end_to_end_odd_size_and_length(export_dir, odd_video, tmp
     video = c.get("video")
     assert (video.ds, video.dt, video.codec) == (4, 4, "x264")  # the export's training settings
     assert f"{sum(c.bits().values()):,} bits" in printed
+    size = out.stat().st_size  # the total is the file: streams + header, with kbps at the video's 24 fps
+    assert f"{8 * size:,} bits  {8 * size / (20 * 50 * 70):.6f} bpp {8 * size * 24 / 20 / 1000:.3f} kbps" in printed
+    assert f"the {c.overhead_bytes}-byte header" in printed
     assert main(["decode", str(out), str(recon), f"export={export_dir}", "steps=2", "guidance=3"]) == 0
+    assert "(lossless FFV1)" in capsys.readouterr().out
     frames, fps = read_video(recon)
     assert frames.shape == (20, 50, 70, 3) and fps == pytest.approx(24.0)
+    # lossless by default: the file holds exactly the decoder's frames (no second codec before a metric)
+    assert np.array_equal(frames, decode(out, export=export_dir, steps=2, guidance=3))
+    assert main(["decode", str(out), str(tmp_path / "view.mp4"), f"export={export_dir}", "steps=2", "crf=30"]) == 0
+    assert "(lossy H.264 4:2:0 at crf 30)" in capsys.readouterr().out
+    assert main(["decode", str(out), str(tmp_path / "view.mkv"), f"export={export_dir}", "crf=30"]) == 2
+    assert "a lossy viewing copy is an .mp4" in capsys.readouterr().err
     first, again = (decode(out, export=export_dir, steps=2, seed=1) for _ in range(2))
     assert first.shape == (20, 50, 70, 3) and np.array_equal(first, again)  # seeded: receivers agree
     unmerged = decode(out, export=export_dir, steps=2, seed=1, merge_lora=False)  # the adapter as its own branch
@@ -209,3 +219,21 @@ def test_dcvc_rt_degraded_stream(odd_video, tmp_path):
     C.write(tmp_path / "d.disco", c)
     got = receive(C.read(tmp_path / "d.disco"), "forward", video_weights=backends.SYNTHETIC)["cond"]
     assert got.shape == (9, 64, 96, 3)
+
+
+def test_batched_decoding_gives_each_clip_its_own_noise(export_dir, odd_video, tmp_path):
+    """decode_containers (the benchmark's batched path): a clip decodes the same alone or beside another one."""
+    frames, fps = read_video(odd_video)
+    s = SenderSettings(ds=4, dt=4, codec="x264", crf=30)
+    a, b = send_video(frames, fps, "a gradient", s), send_video(frames[:, ::-1].copy(), fps, "flipped", s)
+    decoder = DiscoDecoder.from_export(export_dir)
+    args = (2, 3.0)
+    alone = cli.decode_containers(decoder, [a], *args, [7], decoder.cfg.validation.negative_prompt)[0]
+    pair = cli.decode_containers(decoder, [b, a], *args, [5, 7], decoder.cfg.validation.negative_prompt)
+    assert pair[1].shape == alone.shape == (20, 50, 70, 3)
+    assert np.abs(pair[1].astype(int) - alone).max() <= 2  # the same noise; only float summation order differs
+    other = cli.decode_containers(decoder, [a], *args, [8], decoder.cfg.validation.negative_prompt)[0]
+    assert np.abs(other.astype(int) - alone).max() > 2
+    small = send_video(frames[:, :32, :32].copy(), fps, "x", s)
+    with pytest.raises(CodecError, match="one batch needs one coded size"):
+        cli.decode_containers(decoder, [a, small], *args, [0, 0], "")

@@ -13,14 +13,18 @@ from conftest import ROOT
 # package -> the disco_train packages (and top-level third-party names) it must not import
 FORBIDDEN = {
     "disco_train.config": ("disco_train.modalities", "disco_train.codec", "disco_train.decoder", "disco_train.metrics",
-                           "disco_train.train", "datamodules", "torch", "lightning", "diffusers", "transformers"),
-    "disco_train.modalities": ("disco_train.codec", "disco_train.decoder", "disco_train.metrics", "disco_train.train",
-                               "datamodules", "lightning"),
-    "disco_train.decoder": ("disco_train.codec", "disco_train.metrics", "disco_train.train", "datamodules",
+                           "disco_train.benchmark", "disco_train.train", "datamodules", "torch", "lightning",
+                           "diffusers", "transformers"),
+    "disco_train.modalities": ("disco_train.codec", "disco_train.decoder", "disco_train.metrics",
+                               "disco_train.benchmark", "disco_train.train", "datamodules", "lightning"),
+    "disco_train.decoder": ("disco_train.codec", "disco_train.metrics", "disco_train.benchmark", "disco_train.train",
+                            "datamodules", "lightning"),
+    "disco_train.codec": ("disco_train.metrics", "disco_train.benchmark", "disco_train.train", "datamodules",
+                          "lightning"),
+    "disco_train.metrics": ("disco_train.decoder", "disco_train.benchmark", "disco_train.train", "datamodules",
                             "lightning"),
-    "disco_train.codec": ("disco_train.metrics", "disco_train.train", "datamodules", "lightning"),
-    "disco_train.metrics": ("disco_train.decoder", "disco_train.train", "datamodules", "lightning"),
-    "datamodules": ("disco_train.train",),
+    "disco_train.benchmark": ("disco_train.train", "datamodules", "lightning", "pytorch_lightning"),
+    "datamodules": ("disco_train.train", "disco_train.benchmark"),
 }
 LIGHTNING = ("lightning", "pytorch_lightning")
 

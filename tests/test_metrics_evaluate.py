@@ -40,9 +40,10 @@ def test_evaluate_psnr_ssim(dirs, tmp_path, capsys):
     assert main([f"refs={refs}", f"recons={recons}", "metrics=psnr,ssim", f"out={out}", "bpp=0.01"]) == 0
     rows = _rows(out)
     assert [r["video"] for r in rows] == ["a", "b", "overall"]
-    assert list(rows[0]) == ["video", "frames", "height", "width", "bpp", "psnr", "ssim"]
+    assert list(rows[0]) == ["video", "frames", "height", "width", "fps", "bpp", "kbps", "psnr", "ssim"]
     a = rows[0]
     assert (a["frames"], a["height"], a["width"], a["bpp"]) == ("5", "32", "32", "0.01")
+    assert float(a["fps"]) == 25 and float(a["kbps"]) == pytest.approx(0.01 * 32 * 32 * 25 / 1000)  # at the ref's fps
     # the csv value is the PyAV-decoded per-frame PSNR averaged over frames
     expected = psnr_video(read_video(refs / "a.mp4"), read_video(recons / "a.mp4"))
     assert float(a["psnr"]) == pytest.approx(expected, rel=1e-6)
@@ -177,8 +178,8 @@ def test_evaluate_all_metrics(tmp_path):
     out = tmp_path / "all.csv"
     assert main([f"refs={refs}", f"recons={recons}", f"out={out}", f"weights_dir={wdir}", "bpp=0.05"]) == 0
     rows = _rows(out)
-    assert list(rows[0]) == ["video", "frames", "height", "width", "bpp", "psnr", "ssim", "lpips", "dists",
-                             "fid", "fvd"]
+    assert list(rows[0]) == ["video", "frames", "height", "width", "fps", "bpp", "kbps", "psnr", "ssim", "lpips",
+                             "dists", "fid", "fvd"]
     assert rows[0]["fid"] == "" and rows[0]["fvd"] == ""  # distribution metrics only exist for the set
     overall = rows[-1]
     assert float(overall["fid"]) > 0 and float(overall["fvd"]) >= 0

@@ -48,7 +48,7 @@ def test_evaluate_psnr_flolpips_fvmd(setup, tmp_path):
     assert main([f"refs={refs}", f"recons={recons}", f"out={out}", "metrics=psnr,flolpips,fvmd",
                  f"weights_dir={wdir}", "bpp=0.01"] + FVMD_TINY) == 0
     rows = _rows(out)
-    assert list(rows[0]) == ["video", "frames", "height", "width", "bpp", "psnr", "flolpips", "fvmd"]
+    assert list(rows[0]) == ["video", "frames", "height", "width", "fps", "bpp", "kbps", "psnr", "flolpips", "fvmd"]
     assert [r["video"] for r in rows] == ["a", "b", "overall"]
     a, b, overall = rows
     assert float(a["flolpips"]) > 0 and float(b["flolpips"]) > 0  # per video ...

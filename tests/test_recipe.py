@@ -21,10 +21,26 @@ def test_every_recipe_resolves(name, tmp_path):
     assert cfg.task == resolved.task
 
 
-@pytest.mark.parametrize("name", [r for r in RECIPES if not r.endswith("_debug") and not r.startswith("prepare")])
+TRAINING = set(available_recipes(task="disco_lora")) | set(available_recipes(task="sketch_dcvc"))
+
+
+@pytest.mark.parametrize("name", sorted(r for r in TRAINING if not r.endswith("_debug")))
 def test_every_training_recipe_has_a_cpu_debug_child(name):
     debug, _, _ = resolve([f"recipe={name}_debug"])
     assert debug.trainer.accelerator == "cpu" and debug.model.name == "tiny"
+
+
+def test_benchmark_recipes_follow_the_paper_and_have_a_cpu_debug_run():
+    names = set(available_recipes(task="benchmark"))
+    assert names == {"benchmark_hevc_b", "benchmark_uvg", "benchmark_mcl_jcv", "benchmark_debug"}
+    for name in names - {"benchmark_debug"}:
+        cfg, _, _ = resolve([f"recipe={name}"])
+        assert (cfg.size, cfg.frames, cfg.anchor) == ("512x512", 57, "vvenc")
+        assert (cfg.disco.ds, cfg.disco.dt, cfg.disco.qp) == ([1, 2, 4], [2, 4, 8], [0, 8, 16, 24, 32])
+        assert {"lpips", "dists", "fid", "fvd"} <= set(cfg.metrics.split(","))
+    debug, _, _ = resolve(["recipe=benchmark_debug"])
+    assert debug.device == "cpu" and debug.dcvc_rt.weights == "synthetic" and debug.metrics == "psnr,ssim"
+    assert debug.method_list == ["x264", "x265", "vvenc", "dcvc_rt", "disco"]
 
 
 def test_paper_defaults():

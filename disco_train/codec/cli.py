@@ -1,11 +1,14 @@
 """`python -m disco_train encode|decode`: the DiSCo codec end to end (paper §3).
 
     python -m disco_train encode video.mp4 out.disco caption="a red car" [export=DIR ds=4 dt=4 codec=x265 qp=N ...]
-    python -m disco_train decode out.disco recon.mp4 export=DIR [steps=50 guidance=3 seed=0 device=cuda model.path=...]
+    python -m disco_train decode out.disco recon.mkv export=DIR [steps=50 guidance=3 seed=0 device=cuda model.path=...]
 
 `encode` takes its coding settings from the command line, else from the export (the decoder's training data),
-else from `prepare`'s defaults. `decode` builds only the `DiscoDecoder` (never the training system, never
-Lightning) from the export folder.
+else from `prepare`'s defaults, and prints each stream's bits and the total with the container's header (the file:
+what a receiver needs) in bits, bpp and kbps at the video's frame rate. `decode` builds only the `DiscoDecoder`
+(never the training system, never Lightning) from the export folder, and writes the reconstruction losslessly
+(`codec.videoio.write_output`: a folder -> PNG frames, .mkv -> FFV1, .mp4 -> H.264 RGB at qp 0), so a metric
+scores the decoder and not a second codec; `crf=N` with an .mp4 writes a lossy 4:2:0 viewing copy instead.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ class EncodeConfig:
     dt: Optional[int] = None
     """Temporal downsampling D_t (default: the export's, else prepare's 4)."""
     codec: Optional[str] = None
-    """Degraded-video codec x264, x265 or dcvc_rt (default: the export's, else x265)."""
+    """Degraded-video codec x264, x265, vvenc or dcvc_rt (default: the export's, else x265)."""
     crf: Optional[int] = None
     """x264/x265 CRF (default: the export's, else 35)."""
     qp: Optional[int] = None
@@ -111,13 +114,22 @@ def encode(a: EncodeConfig) -> C.Container:
     return result
 
 
+def kbps(bits: int, frames: int, fps: float) -> float:
+    """Rate in kbit/s of `bits` spread over `frames` frames at `fps`: bits / (frames / fps) / 1000."""
+    return bits * float(fps) / frames / 1000
+
+
 def report(c: C.Container) -> str:
     g = c.geometry
+    pixels, payload = g.frames * g.height * g.width, sum(c.bits().values())
+    total = payload + 8 * c.overhead_bytes
     lines = [f"{g.frames} frames {g.width}×{g.height} @ {float(g.fps):.3f} fps (generated as "
              f"{g.coded_frames}×{g.coded_width}×{g.coded_height})"]
     lines += [f"  {s.kind:7s} {s.codec:8s} {s.bits:>12,} bits" for s in c.streams]
-    lines.append(f"  total            {sum(c.bits().values()):>12,} bits  {c.bpp():.6f} bpp "
-                 f"({c.bpp(with_overhead=True):.6f} with the {c.overhead_bytes}-byte header)")
+    lines.append(f"  streams          {payload:>12,} bits  {payload / pixels:.6f} bpp "
+                 f"{kbps(payload, g.frames, g.fps):.3f} kbps")
+    lines.append(f"  total            {total:>12,} bits  {total / pixels:.6f} bpp {kbps(total, g.frames, g.fps):.3f} "
+                 f"kbps (the file: streams + the {c.overhead_bytes}-byte header, {8 * c.overhead_bytes} bits)")
     return "\n".join(lines)
 
 
@@ -131,7 +143,8 @@ class DecodeConfig:
     input: str = REQUIRED
     """The .disco file."""
     out: str = ""
-    """Where to write the reconstruction ('' = do not write)."""
+    """Where to write the reconstruction: a folder (PNG frames), .mkv (FFV1) or .mp4 (H.264 RGB qp 0), all
+    lossless; '' = do not write."""
     export: str = REQUIRED
     """Export folder of the decoder (`python -m disco_train export`)."""
     steps: Optional[int] = None
@@ -148,8 +161,8 @@ class DecodeConfig:
     """DCVC-RT weights of the video stream ('' = checkpoints/dcvc_rt; 'synthetic' = test weights)."""
     sketch_dcvc_dir: str = ""
     """DCVC-RT weights of the sketch stream ('' = the export's sketch_codec/, else dcvc_rt_dir)."""
-    crf: int = 18
-    """x264 CRF of the written reconstruction."""
+    crf: Optional[int] = None
+    """A lossy viewing copy instead: x264 4:2:0 at this CRF (out must be an .mp4); none = lossless."""
     merge_lora: bool = True
     """Fold the adapter into the base weights (faster); false keeps it as a separate branch."""
     limits: DecodeLimits = field(default_factory=DecodeLimits)
@@ -158,9 +171,49 @@ class DecodeConfig:
     """Decoder-config overrides given as section.key=value (e.g. model.path=..., model.dtype=fp32)."""
 
 
+def receive_all(cfg, containers: list[C.Container], video_weights: str | None = None,
+                sketch_weights: str | None = None, limits: DecodeLimits = DecodeLimits()) -> list[dict]:
+    """Every container's streams restored to condition frames by the receiver that decodes training data, before a
+    decoder is needed."""
+    from disco_train.codec.receiver import receive
+
+    return [receive(c, cfg.condition.fill, cfg.condition.aux, video_weights, sketch_weights, limits)
+            for c in containers]
+
+
+def generate(decoder, containers: list[C.Container], received: list[dict], steps: int, guidance: float,
+             seeds: list[int], negative_prompt: str) -> list[np.ndarray]:
+    """Restored containers of one coded size -> their reconstructions [T,H,W,3] uint8, sampled as one batch by a
+    built `DiscoDecoder` (each with its own noise seed)."""
+    import torch
+
+    from disco_train.codec.receiver import crop
+
+    sizes = {(c.geometry.coded_frames, c.geometry.coded_height, c.geometry.coded_width) for c in containers}
+    if len(sizes) != 1:
+        raise CodecError(f"one batch needs one coded size, got {sorted(sizes)}")
+    device = decoder.device
+    stack = lambda key: torch.from_numpy(np.stack([g[key] for g in received])).to(device)  # noqa: E731
+    batch = {"cond": stack("cond"), "caption": [g["caption"] for g in received],
+             "fps": torch.tensor([float(c.geometry.fps) for c in containers], device=device)}
+    if decoder.cfg.condition.aux != "none":
+        batch["aux"] = stack("aux")
+    frames = decoder.reconstruct(batch, steps=steps, guidance=guidance, seed=list(seeds),
+                                 negative_prompt=negative_prompt)
+    return [crop(f.cpu().numpy(), c.geometry) for f, c in zip(frames, containers)]
+
+
+def decode_containers(decoder, containers: list[C.Container], steps: int, guidance: float, seeds: list[int],
+                      negative_prompt: str, video_weights: str | None = None,
+                      sketch_weights: str | None = None) -> list[np.ndarray]:
+    """Containers of one coded size -> their reconstructions, by a decoder built once (the benchmark's batches)."""
+    received = receive_all(decoder.cfg, containers, video_weights, sketch_weights)
+    return generate(decoder, containers, received, steps, guidance, seeds, negative_prompt)
+
+
 def decode(a: DecodeConfig) -> np.ndarray:
-    """.disco container + export folder -> reconstructed frames [T,H,W,3] (written when `out`). Every stream is
-    checked and restored before the decoder is built; MemoryError becomes a DecodeError."""
+    """.disco container + export folder -> reconstructed frames [T,H,W,3] (written losslessly when `out`). Every
+    stream is checked and restored before the decoder is built; MemoryError becomes a DecodeError."""
     try:
         return _decode(a)
     except MemoryError:
@@ -171,11 +224,14 @@ def decode(a: DecodeConfig) -> np.ndarray:
 def _decode(a: DecodeConfig) -> np.ndarray:
     import torch
 
-    from disco_train.codec.receiver import crop, receive, required
+    from disco_train.codec.receiver import required
+    from disco_train.codec.videoio import output_kind, write_output
     from disco_train.decoder.decoder import DiscoDecoder
     from disco_train.decoder.export import decoder_config, read_manifest
 
     c = C.read(a.input, a.limits)
+    if a.out:
+        output_kind(a.out, a.crf)  # a path it cannot write fails now, not after decoding
     manifest = read_manifest(a.export)
     video, trained = required(c, "video", "decoding"), manifest["codec"]
     if (video.ds, video.dt, video.codec) != (trained.get("ds"), trained.get("dt"), trained.get("codec")):
@@ -183,24 +239,15 @@ def _decode(a: DecodeConfig) -> np.ndarray:
               f"trained on ds={trained.get('ds')} dt={trained.get('dt')} {trained.get('codec')}", file=sys.stderr)
     sketch_weights = a.sketch_dcvc_dir or (str(Path(a.export) / manifest["sketch_codec"])
                                            if manifest.get("sketch_codec") else a.dcvc_rt_dir)
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cfg = decoder_config(a.export, a.overrides, manifest)
-    got = receive(c, cfg.condition.fill, cfg.condition.aux, a.dcvc_rt_dir or None, sketch_weights or None,
-                  a.limits)
+    received = receive_all(cfg, [c], a.dcvc_rt_dir or None, sketch_weights or None, a.limits)
+    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     decoder = DiscoDecoder.from_export(a.export, device=device, merge=a.merge_lora, cfg=cfg)
-    as_tensor = lambda x: torch.from_numpy(np.ascontiguousarray(x))[None].to(device)  # noqa: E731
-    batch = {"cond": as_tensor(got["cond"]), "caption": [got["caption"]],
-             "fps": torch.tensor([float(c.geometry.fps)], device=device)}
-    if "aux" in got:
-        batch["aux"] = as_tensor(got["aux"])
-    frames = decoder.reconstruct(batch, steps=cfg.validation.steps if a.steps is None else a.steps,
-                                 guidance=cfg.validation.guidance if a.guidance is None else a.guidance, seed=a.seed,
-                                 negative_prompt=a.negative_prompt or cfg.validation.negative_prompt)
-    frames = crop(frames[0].cpu().numpy(), c.geometry)
+    (frames,) = generate(decoder, [c], received, cfg.validation.steps if a.steps is None else a.steps,
+                         cfg.validation.guidance if a.guidance is None else a.guidance, [a.seed],
+                         a.negative_prompt or cfg.validation.negative_prompt)
     if a.out:
-        from disco_train.codec.videoio import write_video
-
-        write_video(a.out, frames, float(c.geometry.fps), crf=a.crf)
+        write_output(a.out, frames, float(c.geometry.fps), crf=a.crf)
     return frames
 
 
@@ -223,7 +270,10 @@ def encode_main(argv: list[str]) -> int:
 
 def decode_main(argv: list[str]) -> int:
     def run(a: DecodeConfig) -> None:
+        from disco_train.codec.videoio import output_kind
+
         frames = decode(a)
-        print(f"wrote {a.out or '(nothing)'}: {frames.shape[0]} frames {frames.shape[2]}×{frames.shape[1]}")
+        written = f"{a.out} ({output_kind(a.out, a.crf)})" if a.out else "(nothing)"
+        print(f"wrote {written}: {frames.shape[0]} frames {frames.shape[2]}×{frames.shape[1]}")
 
     return DECODE.main(argv, run, ERRORS)

@@ -40,7 +40,7 @@ HEADER = struct.Struct("<4sBBHIHHIHHII")
 ENTRY = struct.Struct("<BBBBII")
 CRC = struct.Struct("<I")
 KINDS = {1: "text", 2: "video", 3: "sketch", 4: "pose"}
-CODECS = {1: "zlib", 2: "x264", 3: "x265", 4: "dcvc_rt", 5: "lzma"}
+CODECS = {1: "zlib", 2: "x264", 3: "x265", 4: "dcvc_rt", 5: "lzma", 6: "vvenc"}  # ids are never renumbered
 _KIND_IDS = {v: k for k, v in KINDS.items()}
 _CODEC_IDS = {v: k for k, v in CODECS.items()}
 

@@ -6,7 +6,8 @@ resolve and validate before anything heavy loads. What lives here:
   value checks; `limits`: `DecodeLimits`, what a receiver accepts from untrusted bytes;
 - `geometry`: the LTX-Video VAE's 32× spatial / 8× temporal factors;
 - `decoder`: backbone, LoRA, σ schedule, conditioning, sampling (what an export carries to the receiver);
-- `training`, `codec`, `prepare`: the schemas of the `disco_lora`, `sketch_dcvc` and `prepare` tasks;
+- `training`, `codec`, `prepare`, `benchmark`: the schemas of the `disco_lora`, `sketch_dcvc`, `prepare` and
+  `benchmark` tasks;
 - `recipe`: `recipe=NAME key=value ...` -> typed config (`base:` inheritance, strict keys, closest-key hints);
 - `cli`: `Command`, the grammar every command speaks (positional paths, key=value, --help, exit code 2).
 """

@@ -19,11 +19,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from disco_train.config.base import ConfigError
+from disco_train.config.benchmark import BenchmarkConfig
 from disco_train.config.codec import SketchCodecConfig
 from disco_train.config.prepare import PrepareConfig
 from disco_train.config.training import DiscoLoraConfig
 
-TASKS: dict[str, type] = {"disco_lora": DiscoLoraConfig, "sketch_dcvc": SketchCodecConfig, "prepare": PrepareConfig}
+TASKS: dict[str, type] = {"disco_lora": DiscoLoraConfig, "sketch_dcvc": SketchCodecConfig, "prepare": PrepareConfig,
+                          "benchmark": BenchmarkConfig}
 """Task name -> top-level schema. A recipe's `task:` key picks one."""
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"

@@ -112,15 +112,18 @@ class DiscoDecoder(nn.Module):
 
     # ---- sampling (validation, decoding) --------------------------------------------------------------------
     @torch.no_grad()
-    def reconstruct(self, batch: dict, steps: int = 50, guidance: float = 3.0, seed: int = 0,
+    def reconstruct(self, batch: dict, steps: int = 50, guidance: float = 3.0, seed: int | list[int] = 0,
                     negative_prompt: str = NEGATIVE_PROMPT) -> torch.Tensor:
-        """Decoder side of DiSCo for a batch: condition tokens + caption -> sampled clip, uint8 [B,T,H,W,3]."""
+        """Decoder side of DiSCo for a batch: condition tokens + caption -> sampled clip, uint8 [B,T,H,W,3].
+        `seed`: one for the batch's noise, or one per sample (each sample's noise then does not depend on what
+        else is in the batch)."""
         inputs = self.prepare_batch(batch, need_target=False)
         b, c, f, h, w = inputs["cond"].shape  # the target grid equals the condition grid
         cond, copies = self.condition(inputs)
         coords = C.latent_coords(f, h, w, inputs["fps"], b, self.device)
         negative = self.encode_text([negative_prompt]) if guidance != 1.0 else None
-        generator = torch.Generator(device=self.device).manual_seed(seed)
+        generator = ([torch.Generator(device=self.device).manual_seed(s) for s in seed] if isinstance(seed, list)
+                     else torch.Generator(device=self.device).manual_seed(seed))
         # Training runs under bf16 autocast; without it peft would run the adapter in fp32 here (slower, and not
         # the arithmetic the adapter was trained with).
         dtype = self.transformer.dtype

@@ -21,14 +21,22 @@ Denoise = Callable[..., torch.Tensor]
 def sample_tokens(denoise: Denoise, cond: torch.Tensor, copies: int, coords: torch.Tensor, text: torch.Tensor,
                   text_mask: torch.Tensor, negative: tuple[torch.Tensor, torch.Tensor] | None, num_target: int,
                   channels: int, steps: int = 50, guidance: float = 3.0, shift_tokens=SHIFT_TOKENS,
-                  shift_values=SHIFT_VALUES, generator: torch.Generator | None = None) -> torch.Tensor:
+                  shift_values=SHIFT_VALUES, generator: torch.Generator | list[torch.Generator] | None = None
+                  ) -> torch.Tensor:
     """Integrate from noise (σ=1) to data (σ=0); returns clean target tokens [B, N, C].
 
     With guidance g ≠ 1 and a negative prompt, v = v_neg + g·(v_text − v_neg); both branches run as one
-    batch of 2B.
+    batch of 2B. `generator` may be one per sample: then each sample's noise is its own generator's, whatever
+    else shares the batch (only the starting noise is random; the Euler steps are deterministic).
     """
     b = cond.shape[0]
-    x = torch.randn(b, num_target, channels, generator=generator, device=cond.device, dtype=torch.float32)
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != b:
+            raise ValueError(f"{len(generator)} generators for a batch of {b}")
+        x = torch.cat([torch.randn(1, num_target, channels, generator=g, device=cond.device, dtype=torch.float32)
+                       for g in generator])
+    else:
+        x = torch.randn(b, num_target, channels, generator=generator, device=cond.device, dtype=torch.float32)
     sigmas = flow.sampling_sigmas(steps, num_target, shift_tokens, shift_values).tolist()
     guided = negative is not None and guidance != 1.0
     if guided:

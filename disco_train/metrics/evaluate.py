@@ -26,7 +26,8 @@ from disco_train.config.cli import REQUIRED, Command
 
 from .results import LOWER_IS_BETTER, OVERALL
 
-BASE_COLUMNS = ["video", "frames", "height", "width", "bpp"]
+BASE_COLUMNS = ["video", "frames", "height", "width", "fps", "bpp", "kbps"]
+"""kbps = bpp · height · width · fps / 1000: the rate at the reference's frame rate."""
 
 
 @dataclass
@@ -181,17 +182,21 @@ def run_evaluate(cfg: EvaluateConfig) -> list[dict]:
                             size=cfg.fvmd_size, iters=cfg.fvmd_iters)
     suite = MetricSuite(names, weights_dir=cfg.weights_dir, device=cfg.device,
                         batch_size=cfg.batch_size, clip_len=cfg.fvd_clip_len, fvmd=fvmd)
+    from disco_train.codec.videoio import probe_fps
+
     rows, bpps = [], []
     for stem, ref, rec in pairs:
         res = suite.evaluate_pair(ref, rec)
-        bpp = cfg.bpp
+        bpp, fps = cfg.bpp, probe_fps(ref)
         if cfg.bitstreams is not None:
             bpp = bitstream_bits(Path(cfg.bitstreams), stem, cfg.bitstream_ext) / (res.frames * res.height * res.width)
         bpps.append(bpp)
-        rows.append({"video": stem, "frames": res.frames, "height": res.height, "width": res.width,
-                     "bpp": bpp, **res.scores})
+        kbps = None if bpp is None else bpp * res.height * res.width * fps / 1000
+        rows.append({"video": stem, "frames": res.frames, "height": res.height, "width": res.width, "fps": fps,
+                     "bpp": bpp, "kbps": kbps, **res.scores})
     overall = {"video": OVERALL, "frames": sum(r["frames"] for r in rows),
-               "bpp": None if bpps[0] is None else sum(bpps) / len(bpps)}
+               "bpp": None if bpps[0] is None else sum(bpps) / len(bpps),
+               "kbps": None if bpps[0] is None else sum(r["kbps"] for r in rows) / len(rows)}
     for n in names:
         if n in suite.frame_metric_names:
             overall[n] = sum(r[n] for r in rows) / len(rows)

@@ -102,8 +102,19 @@ class MetricSuite:
 
     def evaluate_pair(self, ref_path: str | Path, rec_path: str | Path) -> VideoResult:
         """Per-video means of the per-frame metrics; also feeds the FID/FVD feature pools."""
+        return self._evaluate(iter_chunks(ref_path, self.clip_len), iter_chunks(rec_path, self.clip_len),
+                              str(ref_path), str(rec_path))
+
+    def evaluate_frames(self, ref: np.ndarray, rec: np.ndarray, name: str = "video") -> VideoResult:
+        """`evaluate_pair` on frames in memory, uint8 [T,H,W,3] each (decoded output scored directly, with no
+        file and no second codec in between)."""
+        def chunks(frames: np.ndarray):
+            return (frames[i:i + self.clip_len] for i in range(0, len(frames), self.clip_len))
+
+        return self._evaluate(chunks(ref), chunks(rec), f"{name} (reference)", f"{name} (reconstruction)")
+
+    def _evaluate(self, ref_it, rec_it, ref_path: str, rec_path: str) -> VideoResult:
         sums = dict.fromkeys(self._frame, 0.0)
-        ref_it, rec_it = iter_chunks(ref_path, self.clip_len), iter_chunks(rec_path, self.clip_len)
         n, shape = 0, None
         if self._flolpips is not None:
             self._flolpips.reset()
@@ -138,6 +149,23 @@ class MetricSuite:
                 raise ValueError(f"{ref_path}: {exc}") from None
         return VideoResult(frames=n, height=shape[0], width=shape[1], scores=scores)
 
+    def take_features(self) -> dict[str, np.ndarray]:
+        """The set-level features pooled since the last call, and forget them: {'fid_ref', 'fid_rec', 'fvd_ref',
+        ..., 'fvmd_rec'} arrays [n, dim] for the requested distribution metrics. With `pooled_scores` this lets a
+        caller keep each video's features (a benchmark's cache) and pool any set of videos later."""
+        out = {}
+        pools = dict(self._feats)
+        if self._fvmd is not None:
+            pools["fvmd"] = self._fvmd.features
+        for name, (ref, rec) in pools.items():
+            if name in self.names:
+                for side, feats in (("ref", ref), ("rec", rec)):
+                    out[f"{name}_{side}"] = (np.concatenate([np.atleast_2d(f) for f in feats]) if feats
+                                             else np.zeros((0,)))
+                ref.clear()
+                rec.clear()
+        return out
+
     def _pool(self, a: np.ndarray, b: np.ndarray) -> None:
         if self._fid is not None:
             self._feats["fid"][0].append(self._fid(a))
@@ -163,6 +191,29 @@ class MetricSuite:
                                  f"got {sum(len(f) for f in ref)}")
             out[name] = frechet_distance(np.concatenate(ref), np.concatenate(rec))
         return out
+
+
+def pooled_scores(names: list[str], features: list[dict[str, np.ndarray]], clip_len: int = 16,
+                  fvmd_clip_len: int = 16) -> dict[str, float]:
+    """FID/FVD/FVMD (those of `names`) over the union of several videos' `take_features()`; a metric without
+    enough samples raises ValueError saying how many it needs."""
+    from .distribution import frechet_distance
+
+    out = {}
+    for name in (n for n in names if n in DISTRIBUTION_METRICS):
+        ref, rec = ([f[f"{name}_{side}"] for f in features if f[f"{name}_{side}"].size] for side in ("ref", "rec"))
+        ref, rec = (np.concatenate(x) if x else np.zeros((0, 1)) for x in (ref, rec))
+        if len(ref) < 2:
+            unit = {"fid": "frames", "fvd": f"complete {clip_len}-frame clips",
+                    "fvmd": f"windows of {fvmd_clip_len} frames"}[name]
+            raise ValueError(f"{name.upper()} needs at least 2 {unit} over all videos, got {len(ref)}")
+        if name == "fvmd":
+            from .fvmd import fvmd_distance
+
+            out[name] = fvmd_distance(ref, rec)
+        else:
+            out[name] = frechet_distance(ref, rec)
+    return out
 
 
 def _count(first: np.ndarray | None, rest) -> int:

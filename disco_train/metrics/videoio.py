@@ -12,13 +12,20 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
     """Yield the frames of the first video stream as (H, W, 3) uint8 RGB arrays, in decode order.
 
     Streaming (rather than loading the whole clip) keeps memory bounded for long 1080p sequences such as
-    UVG (600 frames ~ 3.7 GB as uint8).
+    UVG (600 frames ~ 3.7 GB as uint8). Raw .yuv / .y4m go through the project's one reader of those
+    (`codec.videoio.iter_video`: size, fps and bit depth from the test-sequence name).
     """
     import av
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"video not found: {path}")
+    from disco_train.codec.videoio import RAW_SUFFIXES, iter_video
+
+    if path.suffix.lower() in RAW_SUFFIXES:
+        frames, _ = iter_video(path)
+        yield from frames
+        return
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as exc:

@@ -1,0 +1,145 @@
+"""The benchmark's files in `out/`: results.csv, curves.csv, bdrate.csv, bdrate.md, rd_<metric>.png, report.md.
+
+- results.csv: one row per video × method × point: bits (everything a decoder needs), bpp (bits / (frames · H · W)),
+  kbps (at the clip's frame rate), encode and decode seconds, each per-video metric, and what is reported apart
+  (container_bits: what an mp4 would add to a raw stream; for disco overhead_bits, the .disco header inside
+  `bits`, and the bits of each stream).
+- curves.csv: one row per method × point, pooled over the videos (`tables`), with set metrics (FID/FVD/FVMD).
+- bdrate.csv / bdrate.md: a row per metric, a column per method, BD-rate % against the anchor (or why not).
+- rd_<metric>.png: the RD curves (bpp, log scale); a DiSCo grid as dots with its Pareto front as the line.
+- report.md: the settings, the versions, the tables.
+Every file is written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import platform
+from pathlib import Path
+
+from disco_train.benchmark.tables import cell_text, method_curve
+from disco_train.metrics.results import LOWER_IS_BETTER
+
+
+def _atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def csv_text(rows: list[dict], columns: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({c: _fmt(r.get(c)) for c in columns} for r in rows)
+    return buffer.getvalue()
+
+
+def columns_of(rows: list[dict], first: list[str]) -> list[str]:
+    extra = sorted({k for r in rows for k in r} - set(first))
+    return first + extra
+
+
+def bdrate_rows(table: dict, methods: list[str], anchor: str) -> list[dict]:
+    return [{"metric": metric, **{m: cell_text(cells[m], m == anchor) for m in methods}}
+            for metric, cells in table.items()]
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot_metric(curves: list[dict], methods: list[str], metric: str, grids: set[str], out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)  # no display needed
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    try:
+        for method in methods:
+            line = method_curve(curves, method, metric, method in grids)
+            if not line:
+                continue
+            drawn = ax.plot([c["bpp"] for c in line], [c[metric] for c in line], marker="o", label=method)
+            if method in grids:
+                every = [c for c in curves if c["method"] == method and c.get(metric) is not None]
+                ax.scatter([c["bpp"] for c in every], [c[metric] for c in every], s=10, alpha=0.35,
+                           color=drawn[0].get_color())
+        ax.set_xscale("log")
+        ax.set_xlabel("bpp")
+        ax.set_ylabel(f"{metric.upper()} {'↓' if metric in LOWER_IS_BETTER else '↑'}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        target = out / f"rd_{metric}.png"
+        tmp = target.with_name(f".{target.name}.tmp.png")
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+        os.replace(tmp, target)
+    finally:
+        plt.close(fig)
+    return target
+
+
+def versions(methods: list[str], cfg) -> list[str]:
+    import av
+    import numpy
+    import torch
+
+    lines = [f"python {platform.python_version()}, torch {torch.__version__}, numpy {numpy.__version__}, "
+             f"PyAV {av.__version__} (libavcodec {av.library_versions.get('libavcodec')})"]
+    from disco_train.codec.standard import encoder_version
+
+    for name in (m for m in methods if m in ("x264", "x265")):
+        lines.append(f"{name}: {encoder_version(name)}, preset {getattr(cfg, name).preset}")
+    if "vvenc" in methods:
+        from disco_train.codec import vvenc
+
+        app = vvenc.find_app(cfg.vvenc.app)
+        lines.append(f"vvenc: {vvenc.version(app)} ({app}), preset {cfg.vvenc.preset}, qpa {cfg.vvenc.qpa}, "
+                     f"intra period {cfg.vvenc.intra_period or '1 s'}")
+    if "dcvc_rt" in methods:
+        lines.append(f"dcvc_rt: weights {cfg.dcvc_rt.weights}, {cfg.dcvc_rt.stream_format} byte format")
+    return lines
+
+
+def write_report(out: Path, cfg, resolved_yaml: str, clips: list, results: list[dict], curves: list[dict],
+                 table: dict, metrics: list[str], grids: set[str], notes: list[str]) -> list[Path]:
+    """Every output file; returns their paths."""
+    methods = cfg.method_list
+    first = ["video", "method", "point", "frames", "height", "width", "fps", "bits", "bpp", "kbps", "encode_s",
+             "decode_s", *[m for m in metrics if results and m in results[0]]]
+    written = []
+    for name, text in (("results.csv", csv_text(results, columns_of(results, first))),
+                       ("curves.csv", csv_text(curves, ["method", "point", "videos", "bits", "bpp", "kbps",
+                                                        "encode_s", "decode_s", *metrics, "notes"])),
+                       ("bdrate.csv", csv_text(bdrate_rows(table, methods, cfg.anchor), ["metric", *methods]))):
+        _atomic(out / name, text)
+        written.append(out / name)
+    bd_md = (f"BD-rate (%) against {cfg.anchor} ({cfg.interpolation}; negative = less rate for the same quality)\n\n"
+             + markdown_table(bdrate_rows(table, methods, cfg.anchor), ["metric", *methods]))
+    _atomic(out / "bdrate.md", bd_md)
+    written.append(out / "bdrate.md")
+    written += [plot_metric(curves, methods, m, grids, out) for m in metrics]
+    lines = ["# Benchmark report", "", "## Settings", "", "```yaml", resolved_yaml.rstrip(), "```", "",
+             "## Versions", "", *[f"- {v}" for v in versions(methods, cfg)], "",
+             f"## Reference clips ({len(clips)}: {cfg.size}, first {cfg.frames} frames)", "",
+             markdown_table([{"video": c.name, "source": c.source, "fps": c.fps, "frames": c.frames} for c in clips],
+                            ["video", "source", "fps", "frames"]),
+             "## BD-rate", "", bd_md, "## RD points (pooled over the videos)", "",
+             markdown_table(curves, ["method", "point", "bpp", "kbps", *metrics]), "",
+             *(["## Notes", "", *[f"- {n}" for n in notes], ""] if notes else []),
+             "Rates: every bit a decoder needs (raw streams without encoder-info SEI; the whole .disco file for "
+             "DiSCo); kbps at each clip's frame rate."]
+    _atomic(out / "report.md", "\n".join(lines) + "\n")
+    written.append(out / "report.md")
+    return written

@@ -1,0 +1,213 @@
+"""The benchmark run: plan every (video, method, point) cell, compute the ones the cache lacks, write the report.
+
+Planning does everything that can fail cheaply first — the reference clips, the exports, the encoders and weights
+each method needs, the captions — so a bad setting stops the run before the first cell. Cells are computed in
+clip order for the baselines (each clip is read once) and grouped by export and point for DiSCo (one decoder
+build per export, batched decoding). Every finished cell is scored at once on the decoded frames, in memory
+(`MetricSuite.evaluate_frames`: no file and no second codec between a decoder and a metric), and committed to
+the cache; a progress bar counts cells with an ETA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from disco_train.benchmark import cache as K
+from disco_train.benchmark import clips as R
+from disco_train.benchmark import disco as D
+from disco_train.benchmark import methods as M
+from disco_train.benchmark import tables as T
+from disco_train.metrics.suite import DISTRIBUTION_METRICS, parse_metric_names
+
+
+@dataclass(frozen=True)
+class Cell:
+    clip: R.RefClip
+    point: M.Point
+    key: str
+
+
+@dataclass
+class Plan:
+    clips: list
+    points: dict
+    cells: list
+    exports: list
+    captions: object
+    grids: set
+
+
+def resolve_device(device: str) -> str:
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+METRIC_WEIGHTS = {"lpips": ("alexnet", "lpips_alex"), "lpips_vgg": ("vgg16", "lpips_vgg"), "dists": ("vgg16", "dists"),
+                  "fid": ("inception",), "fvd": ("i3d",), "flolpips": ("alexnet", "lpips_alex", "pwcnet"),
+                  "fvmd": ("pips2",)}
+"""The weight files (metrics.weights keys) each metric network loads."""
+
+
+def metric_key(cfg, names: list[str]) -> dict:
+    """The metrics' part of every cell key: names, sampling settings, and the weight files those metrics load."""
+    from disco_train.metrics.weights import WEIGHT_FILES
+
+    part: dict = {"names": sorted(names)}
+    if "fvd" in names:
+        part["fvd_clip_len"] = cfg.fvd_clip_len
+    if "fvmd" in names:
+        part["fvmd"] = [cfg.fvmd_clip_len, cfg.fvmd_stride, cfg.fvmd_points, cfg.fvmd_size, cfg.fvmd_iters]
+    files = sorted({k for n in names for k in METRIC_WEIGHTS.get(n, ())})
+    if files:
+        part["weights"] = M.files_fingerprint([Path(cfg.weights_dir) / WEIGHT_FILES[k].relpath for k in files])
+    return part
+
+
+def build_suite(cfg, names: list[str], device: str):
+    from disco_train.metrics.suite import MetricSuite
+
+    fvmd = None
+    if "fvmd" in names:
+        from disco_train.metrics.fvmd import FVMDSettings
+
+        fvmd = FVMDSettings(clip_len=cfg.fvmd_clip_len, window_stride=cfg.fvmd_stride, points=cfg.fvmd_points,
+                            size=cfg.fvmd_size, iters=cfg.fvmd_iters)
+    return MetricSuite(names, weights_dir=cfg.weights_dir, device=device, batch_size=cfg.metric_batch_size,
+                       clip_len=cfg.fvd_clip_len, fvmd=fvmd)
+
+
+def yuv_settings(cfg) -> dict:
+    width, height = (int(v) for v in cfg.yuv_size.split("x")) if cfg.yuv_size else (0, 0)
+    return {"width": width, "height": height, "fps": cfg.yuv_fps, "bit_depth": cfg.yuv_bit_depth}
+
+
+def make_plan(cfg, names: list[str], device: str, log: Callable) -> Plan:
+    from tqdm import tqdm
+
+    width, height = cfg.clip_size
+    sources = R.find_videos(cfg.refs, cfg.max_videos, exclude=cfg.out)
+    clips = [R.reference_clip(s, Path(cfg.out) / "refs", width, height, cfg.frames, yuv_settings(cfg))
+             for s in tqdm(sources, desc="reference clips", unit="video", leave=False)]
+    points = M.ladder_points(cfg)
+    settings = {m: M.settings_of(cfg, m) for m in points}  # finds vvenc, checks DCVC-RT weights
+    exports, captions, grids = [], None, set()
+    if "disco" in cfg.method_list:
+        exports = D.load_exports(cfg)
+        points["disco"] = D.disco_points(cfg, exports)
+        captions = D.Captions(cfg.disco, device)
+        missing = captions.missing([c.name for c in clips])
+        if missing:
+            raise ValueError(f"disco.captions: no caption for {missing}; give disco.captions=FILE, "
+                             f"disco.caption_default=TEXT or disco.captioner=DIR")
+        if len({p.settings["export"] + str((p.settings["ds"], p.settings["dt"])) for p in points["disco"]}) > 1:
+            grids.add("disco")
+    metrics = metric_key(cfg, names)
+    cells = []
+    for method in (m for m in cfg.method_list if m in points):
+        for point in points[method]:
+            for clip in clips:
+                parts = {"clip": clip.digest, "method": method, "point": point.params, "metrics": metrics}
+                if method == "disco":
+                    parts.update(settings=D.settings_of(cfg, point, exports), caption=captions.key(clip.name))
+                else:
+                    parts["settings"] = settings[method]
+                cells.append(Cell(clip, point, K.cell_key(parts)))
+    log(f"benchmark: {len(clips)} reference clips {cfg.size}×{cfg.frames}, methods "
+        f"{', '.join(f'{m} ({len(points[m])} points)' for m in cfg.method_list)}")
+    return Plan(clips, points, cells, exports, captions, grids)
+
+
+def _record(cell: Cell, coded: M.Coded, scores: dict, caption: str | None) -> dict:
+    clip = cell.clip
+    record = {"video": clip.name, "method": cell.point.method, "point": cell.point.label,
+              "params": dict(cell.point.params), "frames": clip.frames, "height": clip.height, "width": clip.width,
+              "fps": clip.fps, "bits": coded.bits, "encode_s": coded.encode_s, "decode_s": coded.decode_s,
+              "scores": scores, "extra": coded.extra}
+    if caption is not None:
+        record["caption"] = caption
+    return record
+
+
+def compute(cfg, plan: Plan, todo: list[Cell], names: list[str], device: str, cache: K.Cache, bar) -> None:
+    """Code, decode and score every cell of `todo`, committing each to the cache as it finishes."""
+    suite = build_suite(cfg, names, device)
+    frames_of = R.ClipFrames(keep=cfg.disco.batch_size + 1)
+    order = {c.name: i for i, c in enumerate(plan.clips)}
+
+    def store(cell: Cell, coded: M.Coded, caption: str | None = None) -> None:
+        result = suite.evaluate_frames(frames_of(cell.clip), coded.recon, cell.clip.name)
+        cache.put(cell.key, _record(cell, coded, result.scores, caption), suite.take_features())
+        bar.set_postfix_str(f"{cell.clip.name} {cell.point.method} {cell.point.label}", refresh=False)
+        bar.update(1)
+
+    for cell in sorted((c for c in todo if c.point.method != "disco"), key=lambda c: order[c.clip.name]):
+        try:
+            coded = M.code_baseline(cfg, cell.point, frames_of(cell.clip), cell.clip.fps, device)
+        except ValueError as err:
+            raise ValueError(f"{cell.clip.name}, {cell.point.method} {cell.point.label}: {err}") from None
+        store(cell, coded)
+    disco = {(c.clip.name, c.point.label): c for c in todo if c.point.method == "disco"}
+    if disco:
+        pairs = [(c.clip, c.point) for c in disco.values()]
+        for clip, point, coded, caption in D.run_disco(cfg, plan.exports, pairs, frames_of, plan.captions, device):
+            store(disco[(clip.name, point.label)], coded, caption)
+
+
+def tabulate(cfg, plan: Plan, names: list[str], cache: K.Cache) -> tuple[list, list, dict]:
+    """(results rows, pooled curves, BD-rate table) from the cached cells."""
+    per_video = [n for n in names if n not in DISTRIBUTION_METRICS]
+    results, groups = [], {}
+    for cell in plan.cells:
+        record, features = cache.get(cell.key)
+        row = T.result_row(record, per_video)
+        results.append(row)
+        groups.setdefault((cell.point.method, cell.point.label), (cell.point, [], []))
+        groups[(cell.point.method, cell.point.label)][1].append(row)
+        groups[(cell.point.method, cell.point.label)][2].append(features)
+    curves = [T.curve_row(method, point, rows, feats, names, per_video, cfg.fvd_clip_len, cfg.fvmd_clip_len)
+              for (method, _), (point, rows, feats) in groups.items()]
+    table = T.bdrate_table(curves, cfg.method_list, names, cfg.anchor, plan.grids, cfg.interpolation,
+                           cfg.min_overlap)
+    return results, curves, table
+
+
+def run(cfg, resolved_yaml: str, log: Callable = print) -> dict:
+    """The whole benchmark; returns {'cells', 'cached', 'computed', 'files'}."""
+    from tqdm import tqdm
+
+    names = parse_metric_names(cfg.metrics)
+    device = resolve_device(cfg.device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plan = make_plan(cfg, names, device, log)
+    cache = K.Cache(out / "cache")
+    todo = [c for c in plan.cells if cache.get(c.key) is None]
+    log(f"benchmark: {len(plan.cells)} cells, {len(plan.cells) - len(todo)} cached, {len(todo)} to compute")
+    if todo:
+        with tqdm(total=len(plan.cells), initial=len(plan.cells) - len(todo), unit="cell", desc="benchmark",
+                  dynamic_ncols=True) as bar:
+            compute(cfg, plan, todo, names, device, cache, bar)
+    results, curves, table = tabulate(cfg, plan, names, cache)
+    from disco_train.benchmark.report import write_report
+
+    files = write_report(out, cfg, resolved_yaml, plan.clips, results, curves, table, names, plan.grids,
+                         notes(cfg, plan))
+    return {"cells": len(plan.cells), "cached": len(plan.cells) - len(todo), "computed": len(todo), "files": files,
+            "table": table}
+
+
+def notes(cfg, plan: Plan) -> list[str]:
+    out = []
+    if "disco" in plan.grids:
+        out.append("DiSCo's curve for each metric is the Pareto front of its grid (the dots in the plots).")
+    if "dcvc_rt" in cfg.method_list and cfg.dcvc_rt.weights == "synthetic":
+        out.append("DCVC-RT ran with the synthetic test weights: real streams, meaningless reconstructions.")
+    for e in plan.exports:
+        out.append(f"export {e.name}: trained at ds={e.ds} dt={e.dt} {e.codec}; {e.steps} steps, guidance "
+                   f"{e.guidance}; manifest sha256 {e.digest[:12]}")
+    return out

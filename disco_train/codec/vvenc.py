@@ -1,0 +1,126 @@
+"""H.266/VVC through Fraunhofer's vvenc encoder (an external binary, `vvencapp`) and PyAV's VVC decoder.
+
+No H.266 encoder is packaged for pip or these machines' ffmpeg, so the encoder runs the way reference-software
+anchors usually run: the frames go to a temporary raw YUV 4:2:0 file, `vvencapp` codes it under a timeout, and the
+bitstream file is read back. PyAV's bundled ffmpeg decodes VVC.
+
+Where the binary comes from, first found wins: the `app` argument (a setting such as the benchmark's
+`vvenc.app`), `$VVENC_APP`, `vvencapp` on PATH. To install it: `git clone https://github.com/fraunhoferhhi/vvenc &&
+cd vvenc && make install-release` (CMake and a C++ compiler; ≈ 20 min on 2 cores) gives
+`bin/release-static/vvencapp`.
+
+Settings: constant QP (`-q`, 0-63) with vvenc's random-access GOP of 32, an intra period (`--intraperiod`; 0 =
+vvenc's default of one refresh per second; the benchmark uses 256 frames, as x264/x265 key frames every 250),
+`--preset` (faster, fast, medium, slow, slower; `medium` by default, vvenc's own default), 10-bit internal coding
+(vvenc's default: 8-bit input is coded at 10 bits, which codes better), `--qpa` (vvenc's XPSNR-driven perceptual
+QP adaptation; on by default as in vvenc) and no HRD parameters in the SPS (`--hrdparameterspresent 0`: buffer
+timing that no decoder needs, 10 bytes at 96×64). The colour conversion to 4:2:0 is PyAV's, as for x264/x265. vvenc
+writes no version SEI; `annexb.strip_encoder_info` still runs on its output so no encoder text can be stored.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+
+import av
+import numpy as np
+
+from disco_train.codec.annexb import strip_encoder_info
+from disco_train.codec.videoio import VideoError, check_frames
+
+ENV = "VVENC_APP"
+BINARY = "vvencapp"
+PRESETS = ("faster", "fast", "medium", "slow", "slower")
+DEFAULT_PRESET = "medium"
+INSTALL = ("install vvenc (git clone https://github.com/fraunhoferhhi/vvenc && cd vvenc && make install-release "
+           "-> bin/release-static/vvencapp), then give its path as vvenc.app=PATH, in $VVENC_APP, or put vvencapp "
+           "on PATH")
+
+
+class VvencUnavailable(RuntimeError):
+    """No vvencapp binary where the settings, $VVENC_APP and PATH point."""
+
+
+def find_app(app: str = "") -> str:
+    """The vvencapp to run: `app`, else $VVENC_APP, else `vvencapp` on PATH; raises VvencUnavailable saying how
+    to install it."""
+    for source, candidate in (("vvenc.app", app), (f"${ENV}", os.environ.get(ENV, ""))):
+        if candidate:
+            path = shutil.which(candidate) or (candidate if Path(candidate).is_file() else None)
+            if path is None or not os.access(path, os.X_OK):
+                raise VvencUnavailable(f"{source}={candidate}: no executable vvencapp there; {INSTALL}")
+            return str(Path(path).resolve())
+    found = shutil.which(BINARY)
+    if found is None:
+        raise VvencUnavailable(f"H.266 needs vvenc's encoder and none was found; {INSTALL}")
+    return str(Path(found).resolve())
+
+
+@lru_cache(maxsize=8)
+def version(app: str) -> str:
+    """The first line vvencapp prints about itself (e.g. 'vvencapp: VVenC, ... version 1.15.0-dev [...]')."""
+    try:
+        result = subprocess.run([app, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise VvencUnavailable(f"{app}: cannot run it ({err}); {INSTALL}") from None
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    return lines[0].strip() if lines else "unknown"
+
+
+def yuv420_bytes(frames: np.ndarray) -> bytes:
+    """RGB frames -> raw 8-bit planar 4:2:0 (PyAV's conversion, the same as the x264/x265 path)."""
+    return b"".join(av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p").to_ndarray().tobytes()
+                    for f in frames)
+
+
+def timeout_for(frames: np.ndarray, preset: str) -> float:
+    """A generous bound on the encoding time: 60 s plus 20 µs per RGB sample (×4 for slow/slower). vvenc's medium
+    preset on one thread took 2.1 s for 256×256×33 (6.5 M samples): 0.32 µs each, so this only stops a hung
+    process."""
+    per_sample = 20e-6 * (4 if preset in ("slow", "slower") else 1)
+    return 60 + per_sample * frames.size
+
+
+def encode(frames: np.ndarray, fps: float, qp: int, preset: str = DEFAULT_PRESET, app: str = "", qpa: bool = True,
+           intra_period: int = 0, timeout: float | None = None) -> bytes:
+    """RGB uint8 [T,H,W,3] (even sides) -> an H.266 Annex-B stream at constant QP `qp` (0-63). `intra_period`:
+    frames between intra pictures (vvenc rounds it to its GOP of 32); 0 = vvenc's one refresh per second."""
+    check_frames(frames)
+    if not 0 <= qp <= 63:
+        raise VideoError(f"vvenc qp {qp}: must be 0-63")
+    if preset not in PRESETS:
+        raise VideoError(f"vvenc preset {preset!r}: choose one of {PRESETS}")
+    binary = find_app(app)
+    rate = Fraction(fps).limit_denominator(1001)
+    t, h, w = frames.shape[:3]
+    with tempfile.TemporaryDirectory(prefix="vvenc-") as tmp:
+        source, target = Path(tmp) / "in.yuv", Path(tmp) / "out.266"
+        source.write_bytes(yuv420_bytes(frames))
+        command = [binary, "-i", str(source), "-s", f"{w}x{h}", "-c", "yuv420", "--fps",
+                   f"{rate.numerator}/{rate.denominator}", "-f", str(t), "--preset", preset, "-q", str(qp),
+                   "--qpa", "1" if qpa else "0", "--hrdparameterspresent", "0", "-v", "1", "-o", str(target)]
+        if intra_period:
+            command[-4:-4] = ["--intraperiod", str(intra_period)]
+        limit = timeout_for(frames, preset) if timeout is None else timeout
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=limit)
+        except subprocess.TimeoutExpired:
+            raise VideoError(f"vvenc did not finish {t} frames of {w}x{h} in {limit:.0f} s") from None
+        if result.returncode != 0 or not target.is_file():
+            tail = (result.stderr or result.stdout).strip()[-500:]
+            raise VideoError(f"vvenc failed (exit {result.returncode}) on {t} frames of {w}x{h}: {tail}")
+        return strip_encoder_info(target.read_bytes(), "vvc")
+
+
+def decode(data: bytes, expect: tuple[int, int, int] | None = None) -> np.ndarray:
+    """H.266 Annex-B stream -> RGB uint8 [T,H,W,3] (PyAV's VVC decoder; `expect` as in standard.decode_bitstream).
+    Corrupt or empty streams raise VideoError."""
+    from disco_train.codec.standard import decode_bitstream
+
+    return decode_bitstream(data, "vvenc", expect)

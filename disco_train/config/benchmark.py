@@ -1,0 +1,242 @@
+"""Schema of the `benchmark` task: test videos -> RD points of every method -> curves and BD-rate tables
+(`python -m disco_train benchmark recipe=NAME`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+from disco_train.config.base import check
+from disco_train.config.codec import DCVC_RT_DIR
+
+METHODS = ("x264", "x265", "vvenc", "dcvc_rt", "disco")
+"""Every method the benchmark knows, in the order tables list them."""
+STANDARD_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                    "placebo")
+VVENC_PRESETS = ("faster", "fast", "medium", "slow", "slower")
+DISCO_CODECS = ("", "x264", "x265", "vvenc", "dcvc_rt")
+
+
+def split_list(text: str) -> list[str]:
+    """'a, b,,c' -> ['a', 'b', 'c']."""
+    return [t.strip() for t in str(text).split(",") if t.strip()]
+
+
+@dataclass
+class LadderConfig:
+    """A standard codec's rate ladder (x264, x265)."""
+
+    rc: str = "qp"
+    """Rate control of the ladder: 'qp' (constant QP, the codec-comparison convention) or 'crf'."""
+    values: list[int] = field(default_factory=lambda: [51, 48, 45, 42, 39, 36])
+    """The QPs or CRFs (0-51), one RD point each."""
+    preset: str = "medium"
+    """The encoder's speed preset (x264's and x265's own default: medium)."""
+
+    def validate(self, key: str) -> None:
+        check(self.rc in ("qp", "crf"), f"{key}.rc", f"'qp' or 'crf', got {self.rc!r}")
+        check(bool(self.values) and all(0 <= v <= 51 for v in self.values), f"{key}.values",
+              f"one or more {self.rc} values in 0-51, got {self.values}")
+        check(len(set(self.values)) == len(self.values), f"{key}.values", f"duplicate values in {self.values}")
+        check(self.preset in STANDARD_PRESETS, f"{key}.preset", f"one of {STANDARD_PRESETS}, got {self.preset!r}")
+
+
+@dataclass
+class VvencConfig:
+    """H.266 by vvenc (vvencapp)."""
+
+    qp: list[int] = field(default_factory=lambda: [63, 57, 51, 45, 39, 33])
+    """Constant QPs (0-63), one RD point each."""
+    preset: str = "medium"
+    """vvenc's preset (its default: medium)."""
+    qpa: bool = True
+    """vvenc's perceptual QP adaptation (XPSNR model; on by default in vvenc)."""
+    intra_period: int = 256
+    """Frames between intra pictures: 256, the multiple of vvenc's GOP of 32 nearest x264's and x265's default
+    keyint of 250, so every codec codes one intra picture per clip of up to 250 frames (vvenc's own default, one
+    refresh per second, costs it 35 points of BD-rate against x265 on 57-frame 25 fps clips); 0 = vvenc's own."""
+    app: str = ""
+    """The vvencapp binary ('' = $VVENC_APP, then vvencapp on PATH)."""
+
+    def validate(self, key: str) -> None:
+        check(bool(self.qp) and all(0 <= v <= 63 for v in self.qp), f"{key}.qp", f"QPs in 0-63, got {self.qp}")
+        check(len(set(self.qp)) == len(self.qp), f"{key}.qp", f"duplicate values in {self.qp}")
+        check(self.preset in VVENC_PRESETS, f"{key}.preset", f"one of {VVENC_PRESETS}, got {self.preset!r}")
+        check(self.intra_period >= 0, f"{key}.intra_period", "must be >= 0 (0: vvenc's refresh every second)")
+
+
+@dataclass
+class DcvcConfig:
+    """DCVC-RT, the neural baseline."""
+
+    qp: list[int] = field(default_factory=lambda: [0, 8, 16, 24, 32])
+    """QPs (0 = lowest quality, 63 = highest; paper §4.2: 0, 8, 16, 24, 32)."""
+    weights: str = DCVC_RT_DIR
+    """Folder of the official cvpr2025_{image,video}.pth.tar ('synthetic': the test weights, meaningless output)."""
+    stream_format: str = "official"
+    """'official': microsoft/DCVC's byte format (no checksums; the rate the official codec reports); 'disco': the
+    project's CRC-checked format (19 + 14 bytes per frame of headers, reported as container_bits). The synthetic
+    weights need 'disco': on some content they give non-finite latents that the official entropy coder does not
+    stop on."""
+
+    def validate(self, key: str) -> None:
+        check(bool(self.qp) and all(0 <= v <= 63 for v in self.qp), f"{key}.qp", f"QPs in 0-63, got {self.qp}")
+        check(self.stream_format in ("official", "disco"), f"{key}.stream_format",
+              f"'official' or 'disco', got {self.stream_format!r}")
+        check(len(set(self.qp)) == len(self.qp), f"{key}.qp", f"duplicate values in {self.qp}")
+
+
+@dataclass
+class DiscoMethodConfig:
+    """DiSCo: every export of `export=` over a grid of D_s × D_t × the degraded video's codec QP."""
+
+    ds: list[int] = field(default_factory=list)
+    """Spatial downsampling factors D_s of the grid ([] = each export's training D_s; paper: 1, 2, 4)."""
+    dt: list[int] = field(default_factory=list)
+    """Temporal downsampling factors D_t ([] = each export's training D_t; paper: 2, 4, 8)."""
+    qp: list[int] = field(default_factory=lambda: [0, 8, 16, 24, 32])
+    """QPs of the degraded video's codec (dcvc_rt 0-63, paper: 0, 8, 16, 24, 32; x264/x265 0-51; vvenc 0-63)."""
+    codec: str = ""
+    """Degraded-video codec ('' = each export's training codec)."""
+    trained_only: bool = True
+    """Run an export only at the grid's (D_s, D_t) equal to its training data's (the decoder learned those);
+    false runs every export at every grid point."""
+    steps: Optional[int] = None
+    """Euler steps (default: the export's validation.steps, the paper's 50)."""
+    guidance: Optional[float] = None
+    """Classifier-free guidance scale (default: the export's validation.guidance)."""
+    seed: int = 0
+    """Noise seed of every clip (per clip, so a clip's result does not depend on its batch)."""
+    batch_size: int = 1
+    """Clips decoded together (same size and length)."""
+    dcvc_rt_dir: str = ""
+    """DCVC-RT weights of the degraded video when its codec is dcvc_rt ('' = dcvc_rt.weights)."""
+    merge_lora: bool = True
+    """Fold the adapter into the base weights (faster decoding)."""
+    overrides: list[str] = field(default_factory=list)
+    """Decoder-config overrides as section.key=value (e.g. model.path=..., model.dtype=fp32)."""
+    captions: str = ""
+    """csv or jsonl of captions by video file name or stem ('' = caption_default, else the captioner)."""
+    caption_key: str = "video"
+    """Column of the video name in `captions`."""
+    caption_column: str = "caption"
+    """Column of the caption text in `captions`."""
+    caption_default: str = ""
+    """Caption of videos the captions file lacks."""
+    captioner: str = ""
+    """A local LLaVA-family folder that captions the rest."""
+
+    def validate(self, key: str) -> None:
+        check(all(v >= 1 for v in self.ds), f"{key}.ds", f"factors >= 1, got {self.ds}")
+        check(all(v >= 1 for v in self.dt), f"{key}.dt", f"factors >= 1, got {self.dt}")
+        check(bool(self.qp) and all(0 <= v <= 63 for v in self.qp), f"{key}.qp", f"QPs in 0-63, got {self.qp}")
+        check(self.codec in DISCO_CODECS, f"{key}.codec", f"one of {DISCO_CODECS[1:]} or '', got {self.codec!r}")
+        check(self.steps is None or self.steps >= 1, f"{key}.steps", "must be >= 1")
+        check(self.batch_size >= 1, f"{key}.batch_size", "must be >= 1")
+
+
+@dataclass
+class BenchmarkConfig:
+    """Reference videos -> lossless reference clips -> every method's RD points -> results, curves, BD-rates."""
+
+    task: str = "benchmark"
+    """Schema selector."""
+    refs: str = ""
+    """Reference videos: a folder (.yuv, .y4m, .mp4, .mkv, ...) or a glob."""
+    out: str = "runs/benchmark"
+    """Output folder: results.csv, curves.csv, bdrate.csv/.md, rd_<metric>.png, report.md, refs/, cache/."""
+    methods: str = "x264,x265,vvenc,dcvc_rt,disco"
+    """Comma-separated methods: x264, x265, vvenc, dcvc_rt, disco."""
+    anchor: str = "vvenc"
+    """The method BD-rates are measured against (paper Tables 1-3: H.266)."""
+    size: str = "512x512"
+    """Reference clip size WxH: centre crop to this aspect, then resize (paper: 512x512; zero-shot 1440x768)."""
+    frames: int = 57
+    """Reference clip length: the first N frames (paper: 57; zero-shot 233)."""
+    max_videos: int = 0
+    """Use only the first N videos in name order (0 = all)."""
+    metrics: str = "psnr,ssim,lpips,dists,fid,fvd"
+    """Comma-separated metrics, as `evaluate` takes them (also lpips_vgg, flolpips, fvmd)."""
+    export: str = ""
+    """DiSCo export folder(s), comma-separated (needed by the disco method)."""
+    yuv_size: str = ""
+    """WxH of .yuv files whose names do not say it."""
+    yuv_fps: float = 0.0
+    """Frame rate of .yuv files whose names do not say it."""
+    yuv_bit_depth: int = 0
+    """Bit depth (8 or 10) of .yuv files whose names do not say it (names without one: 8)."""
+    weights_dir: str = "checkpoints/metrics"
+    """Folder of the metric networks' weight files."""
+    device: str = ""
+    """Torch device of the decoder, DCVC-RT and metrics ('' = cuda when available, else cpu)."""
+    metric_batch_size: int = 4
+    """Frames per forward pass of the perceptual metric networks."""
+    fvd_clip_len: int = 16
+    """Frames per FVD clip."""
+    fvmd_clip_len: int = 16
+    """FVMD window length (published: 16)."""
+    fvmd_stride: int = 1
+    """FVMD frames between window starts (published: 1)."""
+    fvmd_points: int = 400
+    """FVMD query points per window, a square number (published: 400)."""
+    fvmd_size: int = 256
+    """FVMD frame side for PIPs++ (published: 256)."""
+    fvmd_iters: int = 16
+    """FVMD PIPs++ refinement iterations (published: 16)."""
+    interpolation: str = "akima"
+    """BD-rate curve interpolation of bjontegaard: akima or pchip."""
+    min_overlap: float = 0.75
+    """BD-rate: results whose quality ranges overlap less than this fraction of their joint span are flagged."""
+    x264: LadderConfig = field(default_factory=LadderConfig)
+    """H.264 by x264."""
+    x265: LadderConfig = field(default_factory=LadderConfig)
+    """H.265 by x265."""
+    vvenc: VvencConfig = field(default_factory=VvencConfig)
+    """H.266 by vvenc."""
+    dcvc_rt: DcvcConfig = field(default_factory=DcvcConfig)
+    """DCVC-RT."""
+    disco: DiscoMethodConfig = field(default_factory=DiscoMethodConfig)
+    """DiSCo's grid and decoding."""
+    print_config: bool = False
+    """Print the resolved YAML and exit."""
+
+    @property
+    def method_list(self) -> list[str]:
+        return split_list(self.methods)
+
+    @property
+    def clip_size(self) -> tuple[int, int]:
+        """(width, height) of the reference clips."""
+        match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", self.size)
+        return int(match.group(1)), int(match.group(2))
+
+    def validate(self) -> None:
+        check(bool(self.refs), "refs", "is required (a folder of test videos or a glob)")
+        methods = self.method_list
+        unknown = [m for m in methods if m not in METHODS]
+        check(bool(methods) and not unknown, "methods", f"unknown {unknown}; choose from {', '.join(METHODS)}")
+        check(len(set(methods)) == len(methods), "methods", f"duplicates in {methods}")
+        check(self.anchor in methods, "anchor", f"{self.anchor!r} is not one of methods={self.methods}")
+        match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", self.size)
+        check(match is not None, "size", f"expected WIDTHxHEIGHT (e.g. 512x512), got {self.size!r}")
+        width, height = self.clip_size
+        check(width >= 16 and height >= 16 and width % 2 == 0 and height % 2 == 0, "size",
+              f"even sides of at least 16 px (4:2:0 video), got {self.size}")
+        check(self.frames >= 2, "frames", f"at least 2 frames per clip, got {self.frames}")
+        check(self.max_videos >= 0, "max_videos", "must be >= 0")
+        check(not self.yuv_size or re.fullmatch(r"\d+x\d+", self.yuv_size) is not None, "yuv_size",
+              f"expected WIDTHxHEIGHT, got {self.yuv_size!r}")
+        check(self.yuv_fps >= 0, "yuv_fps", "must be >= 0 (0: from the file name)")
+        check(self.yuv_bit_depth in (0, 8, 10), "yuv_bit_depth",
+              f"8 or 10 (0: from the name), got {self.yuv_bit_depth}")
+        check(self.interpolation in ("akima", "pchip"), "interpolation", f"akima or pchip, got {self.interpolation!r}")
+        check(0 < self.min_overlap <= 1, "min_overlap", "must be in (0, 1]")
+        check(self.metric_batch_size >= 1 and self.fvd_clip_len >= 1, "metric_batch_size",
+              "metric_batch_size and fvd_clip_len must be >= 1")
+        check(self.device == "" or self.device == "cpu" or self.device.startswith("cuda"), "device",
+              f"'', cpu or cuda[:N], got {self.device!r}")
+        check("disco" not in methods or bool(split_list(self.export)), "export",
+              "the disco method needs export=DIR[,DIR...] (python -m disco_train export)")
+        for key in ("x264", "x265", "vvenc", "dcvc_rt", "disco"):
+            getattr(self, key).validate(key)
