@@ -132,9 +132,16 @@ class WorkerPool:
         return self.pool
 
     def preflight(self) -> None:
-        """Start one worker and load its stages: missing weights fail here, before any video, as ConfigError."""
+        """Start the workers and load their stages: missing weights fail here, before any video, as ConfigError.
+        (One probe per worker: each submit starts a process while none is idle, so all N start now.)"""
         with _one_thread_children():
-            error = self._start().submit(_setup_error).result()
+            try:
+                errors = [f.result() for f in [self._start().submit(_setup_error) for _ in range(self.workers)]]
+            except BrokenProcessPool:
+                raise RuntimeError(f"workers={self.workers}: a worker process died while starting. Workers are "
+                                   f"spawned and import the main module: a script that calls "
+                                   f"datamodules.prepare.run must do so under `if __name__ == '__main__':`") from None
+        error = next((e for e in errors if e is not None), None)
         if error is not None:
             is_config, described, message = error
             if is_config:
