@@ -46,17 +46,19 @@ class CaptionTable:
         counts = Counter(part(k) for k in self.by_path)
         return {part(k): (v if counts[part(k)] == 1 else None) for k, v in self.by_path.items()}
 
-    def lookup(self, name: str, unique_name: bool, unique_stem: bool) -> tuple[str | None, str]:
-        """(caption or None, why none when it is ambiguous). `unique_*`: no other input video has that file name
-        (stem)."""
+    def lookup(self, name: str, shared: set[tuple[str, str]] = frozenset()) -> tuple[str | None, str]:
+        """(caption or None, why none when that is an ambiguity). `shared`: ('bare' | 'name' | 'stem', value)
+        pairs that more than one input video has (`datamodules.inputs.with_captions`)."""
         name = _key(name)
-        found = self.by_path.get(name) or self.by_path.get(str(PurePosixPath(name).with_suffix("")))
-        if found:
-            return found, ""
-        for what, index, part, unique in (("file name", self.by_name, PurePosixPath(name).name, unique_name),
-                                          ("stem", self.by_stem, PurePosixPath(name).stem, unique_stem)):
+        if name in self.by_path:
+            return self.by_path[name], ""
+        path = PurePosixPath(name)
+        bare = str(path.with_suffix(""))
+        for what, index, part in (("path without its suffix", self.by_path, bare), ("file name", self.by_name, path.name),
+                                  ("stem", self.by_stem, path.stem)):
             if part in index:
-                if index[part] is not None and unique:
+                kind = {"file name": "name", "stem": "stem"}.get(what, "bare")
+                if index[part] is not None and (kind, part) not in shared:
                     return index[part], ""
                 holders = f"several rows of {self.source}" if index[part] is None else "several input videos"
                 return None, (f"its {what} {part!r} is ambiguous ({holders} have it); key its row by the path "

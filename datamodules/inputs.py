@@ -14,7 +14,7 @@ import hashlib
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from datamodules import captions as caption_table
 from datamodules.schema import sample_key
@@ -104,12 +104,11 @@ def part_of(name: str, count: int) -> int:
 
 
 def with_captions(videos: list[Video], table: caption_table.CaptionTable) -> list[Video]:
-    """Each video with its caption from the table: by name (relative path), else by file name or stem where
-    that is unambiguous among both the table and the inputs."""
-    file_names = Counter(Path(v.name).name for v in videos)
-    stems = Counter(Path(v.name).stem for v in videos)
-    out = []
+    """Each video with its caption from the table: by name (relative path), else by the name without its suffix,
+    file name or stem where that is unambiguous among both the table and the inputs."""
+    counts = Counter()
     for v in videos:
-        caption, why = table.lookup(v.name, file_names[Path(v.name).name] == 1, stems[Path(v.name).stem] == 1)
-        out.append(Video(v.path, v.name, caption, why))
-    return out
+        path = PurePosixPath(v.name)
+        counts.update({("bare", str(path.with_suffix(""))), ("name", path.name), ("stem", path.stem)})
+    shared = {k for k, n in counts.items() if n > 1}
+    return [Video(v.path, v.name, *table.lookup(v.name, shared)) for v in videos]

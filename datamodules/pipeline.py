@@ -86,9 +86,9 @@ class Pipeline:
             return self.captioner(clip), "captioner"
         if self.cfg.caption_default:
             return self.cfg.caption_default, "default"
-        why = f" ({video.no_caption})" if video.no_caption else ""
-        raise ValueError(f"no caption for {video.name} in {self.cfg.captions or 'captions'}{why} and "
-                         f"caption_default is empty")
+        where = f"in {self.cfg.captions}" + (f" ({video.no_caption})" if video.no_caption else "") \
+            if self.cfg.captions else "(no captions file)"
+        raise ValueError(f"no caption for {video.name} {where}, no captioner, and caption_default is empty")
 
     def samples(self, video: Video) -> list[dict]:
         """All samples of one video. Raises VideoError/ValueError with a one-line reason on bad input."""

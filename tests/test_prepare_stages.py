@@ -66,6 +66,7 @@ def test_dcvc_rt_goes_through_the_registry(tmp_path, videos):
     sample = next(s for s in _samples(tmp_path / "out") if json.loads(s["meta.json"])["source"].endswith("b.mp4"))
     meta = json.loads(sample["meta.json"])
     assert "container_overhead_bytes" not in meta  # a neural bitstream has no container to report
+    assert meta["qp"] == 16  # the QP used (qp=-1 records DCVC_DEFAULT_QP: tests/test_prepare_inputs.py)
     frames = codecs.decode("dcvc_rt", sample["degraded.bin"], cfg.dcvc_rt_dir)
     assert frames.shape == (3, 16, 16, 3)
     # the qp reached the codec: the stream is the one the API writes at qp 16 for these degraded frames
