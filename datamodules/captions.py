@@ -54,10 +54,10 @@ class CaptionTable:
             return self.by_path[name], ""
         path = PurePosixPath(name)
         bare = str(path.with_suffix(""))
-        for what, index, part in (("path without its suffix", self.by_path, bare), ("file name", self.by_name, path.name),
-                                  ("stem", self.by_stem, path.stem)):
+        for kind, what, index, part in (("bare", "path without its suffix", self.by_path, bare),
+                                        ("name", "file name", self.by_name, path.name),
+                                        ("stem", "stem", self.by_stem, path.stem)):
             if part in index:
-                kind = {"file name": "name", "stem": "stem"}.get(what, "bare")
                 if index[part] is not None and (kind, part) not in shared:
                     return index[part], ""
                 holders = f"several rows of {self.source}" if index[part] is None else "several input videos"

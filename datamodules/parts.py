@@ -156,6 +156,11 @@ def start_part(output: Path, cfg: PrepareConfig, part: Part) -> None:
     """Check and record the settings and drop this part's done marker (it is about to change)."""
     with settings_lock(output):
         check_same_settings(output, cfg, part.count)
+        # Rewrites killed before their rename; every writer of these files holds the settings lock.
+        merged = [INDEX, FAILURES] if part.count > 1 else []
+        for name in [SETTINGS, *merged, *(Part(k, part.count).done_file for k in range(part.count))]:
+            for stale in output.glob(f"{name}.*.tmp"):
+                stale.unlink()
         atomic_write(output / SETTINGS, json.dumps({**asdict(cfg), "parts": part.count}, indent=2))
         (output / part.done_file).unlink(missing_ok=True)
 

@@ -28,9 +28,9 @@ from datamodules import captions as caption_table
 from datamodules.inputs import VIDEO_SUFFIXES, Video, check_unique, list_videos, part_of, with_captions
 from datamodules.parts import (PrepareError, check_same_settings, finish_part, hold_part, merge, resolve_device,
                                resolve_part, start_part)
-from datamodules.pipeline import Pipeline, stream_meta  # noqa: F401  (re-exported: the per-video work)
+from datamodules.pipeline import Pipeline
 from datamodules.sink import Part, ShardSink, append_jsonl, reconcile, seen_elsewhere
-from datamodules.workers import INPUT_ERRORS, Failure, WorkerPool  # noqa: F401
+from datamodules.workers import Failure, WorkerPool
 from disco_train.config import PrepareConfig
 from disco_train.config.cli import Command
 
@@ -109,20 +109,19 @@ def _run_part(cfg: PrepareConfig, output: Path, part: Part, mine: list[Video], l
     seen = reconcile(output, part) | seen_elsewhere(output, part)
     todo = [v for v in mine if str(v.path) not in seen]
     counts = {"done": 0, "failed": 0, "skipped": len(mine) - len(todo), "samples": 0}
-    workers = min(cfg.workers or available_cpus(), len(todo))
-    start = time.perf_counter()
+    workers, seconds = min(cfg.workers or available_cpus(), len(todo)), 0.0
     if todo:
         with _processing(cfg, workers) as (results, finisher):
             start_part(output, cfg, part)
-            start = time.perf_counter()
+            start = time.perf_counter()  # the processing alone: stages loaded and workers started before it
             # unit "video": tqdm shows videos/s and the ETA; the postfix adds clips and failures so far.
             with tqdm(total=len(todo), desc=f"prepare {part.label}" if part.count > 1 else "prepare", unit="video",
                       dynamic_ncols=True, mininterval=1.0) as bar:
                 _write(results(todo), finisher, ShardSink(output, cfg.shard_size, part),
                        output / part.failures_file, counts, log, bar)
+            seconds = time.perf_counter() - start
     else:
         start_part(output, cfg, part)
-    seconds = time.perf_counter() - start
     counts.update(frames=counts["samples"] * cfg.frames, seconds=round(seconds, 3), workers=max(workers, 1),
                   frames_per_s=round(counts["samples"] * cfg.frames / seconds, 2) if seconds > 0 else 0.0)
     return counts

@@ -137,9 +137,10 @@ def _unique(rows: list[dict]) -> list[dict]:
 
 def reconcile(output: Path, part: Part = Part()) -> set[str]:
     """Repair this part's bookkeeping after a kill and return its videos already seen (done or failed)."""
-    for stale in [*output.glob(f"train{part.tag}-*.tar.tmp"), *output.glob(f"{part.index_file}.*tmp"),
-                  *output.glob(f"{part.failures_file}.*tmp")]:  # never renamed: their videos were never recorded
-        stale.unlink()
+    # Never renamed, so their videos were never recorded. Only this part's own: other parts may be writing theirs.
+    stale = [p for p in output.glob("train-*.tar.tmp") if part.shard_number(p.name[:-4]) is not None]
+    for path in [*stale, *output.glob(f"{part.index_file}.*tmp"), *output.glob(f"{part.failures_file}.*tmp")]:
+        path.unlink()
     index, bad, torn = scan_jsonl(output / part.index_file)
     shards = part.shards(output)
     recorded = {row["shard"] for row in index}

@@ -12,7 +12,6 @@ import webdataset as wds
 from conftest import make_video
 from datamodules.captions import CaptionTable
 from datamodules.inputs import Video, check_unique, list_videos, with_captions
-from datamodules.parts import PrepareError
 from datamodules.pipeline import used_qp
 from datamodules.prepare import main, run
 from datamodules.schema import sample_key

@@ -261,3 +261,38 @@ def test_no_inputs_for_a_part_is_not_an_error(tmp_path):
     assert counts["done"] == counts["failed"] == 0
     with pytest.raises(PrepareError, match="have not finished"):
         merge(tmp_path / "out", list_videos(str(tmp_path / "in")).videos)
+
+
+def test_precompute_finished_in_the_main_process_gives_the_same_bytes(tmp_path):
+    """workers=N with precompute on a GPU: workers code the clip, the GPU's process adds the latents. The split
+    pipeline ('worker' then 'finish') makes what the one-process pipeline makes (here on the CPU, tiny models)."""
+    from datamodules.inputs import Video
+    from datamodules.pipeline import PENDING, Pipeline
+    from disco_train.config import ModelConfig
+
+    _inputs(tmp_path, ["v0.mp4"])
+    cfg = _cfg(tmp_path, precompute=True, model=ModelConfig(name="tiny", dtype="fp32", max_text_tokens=16))
+    video = Video(tmp_path / "in" / "v0.mp4", "v0.mp4")
+    whole = Pipeline(cfg)
+    whole.preflight()
+    worker, finisher = Pipeline(cfg, "worker"), Pipeline(cfg, "finish")
+    worker.preflight()
+    finisher.preflight()
+    assert worker.precompute is None and finisher.captioner is finisher.sketch is None
+    pending = worker.samples(video)
+    assert all(PENDING in s and "latents.safetensors" not in s and "meta.json" not in s for s in pending)
+    assert finisher.finish_pending(pending) == whole.samples(video)
+
+
+@pytest.mark.slow
+def test_cpu_stages_in_workers_give_the_same_bytes(tmp_path, stage_files):
+    from disco_train.config import ModelConfig
+
+    _inputs(tmp_path, NAMES[:4])
+    kw = dict(sketch=True, sketch_weights=stage_files["sketch_weights"], precompute=True,
+              model=ModelConfig(name="tiny", dtype="fp32", max_text_tokens=16))
+    run(_cfg(tmp_path, "one", **kw), log=lambda *_: None)
+    run(_cfg(tmp_path, "two", workers=2, **kw), log=lambda *_: None)
+    a, b = _samples(tmp_path / "one"), _samples(tmp_path / "two")
+    assert len(a) == 6 and a.keys() == b.keys() and all(a[k] == b[k] for k in a)
+    assert all({"sketch.bin", "latents.safetensors"} <= set(s) for s in a.values())

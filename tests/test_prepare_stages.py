@@ -165,8 +165,8 @@ def test_stage_crash_is_retried_and_systematic_crashes_stop(tmp_path, monkeypatc
     logs = []
     counts = run(cfg, log=logs.append)
     assert (counts["done"], counts["failed"]) == (6, 1)
-    assert [line for line in logs if line.startswith("skipped")] == [f"skipped {tmp_path / 'in' / 'v1.mp4'}: RuntimeError: CUDA out of memory "
-                    f"(will be retried by the next run)"]
+    assert [line for line in logs if line.startswith("skipped")] == [
+        f"skipped {tmp_path / 'in' / 'v1.mp4'}: RuntimeError: CUDA out of memory (will be retried by the next run)"]
     broken.clear()
     assert run(cfg, log=lambda *_: None)["done"] == 1  # the crashed video is tried again, and now succeeds
     for i in range(7, 13):
