@@ -35,9 +35,10 @@ PENDING = "__pending__"
 
 def encode_target(clip: np.ndarray, fps: float, crf: int) -> bytes:
     """The stored target clip: H.264 at `crf` in mp4, as `videoio.write_video` writes it, but with each frame
-    converted to yuv420p explicitly. PyAV's implicit conversion inside `stream.encode` gives different bytes from
-    run to run (measured with PyAV's wheel: 5 different streams in 40 encodes of one 64×64 clip, also with one
-    thread); with the explicit `reformat` all 40 are the same, so a video gives the same sample in any process."""
+    converted to yuv420p explicitly, by one swscale thread. PyAV's implicit conversion inside `stream.encode`
+    gives different bytes from run to run (measured with PyAV 18's wheel: 5 different streams in 40 encodes of one
+    64×64 clip), and so, more rarely, does a sliced multi-threaded conversion (about 1 in 30 runs of a 32×32 clip
+    under load); one thread gave one stream in 600 encodes, so a video gives the same sample in any process."""
     check_frames(clip)
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as container:
@@ -45,7 +46,7 @@ def encode_target(clip: np.ndarray, fps: float, crf: int) -> bytes:
         stream.width, stream.height, stream.pix_fmt = clip.shape[2], clip.shape[1], "yuv420p"
         stream.options = {"crf": str(crf)}
         for frame in clip:
-            picture = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p", threads=1)
             for packet in stream.encode(picture):
                 container.mux(packet)
         for packet in stream.encode():
