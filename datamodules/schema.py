@@ -2,8 +2,9 @@
 
 A shard folder holds `train-NNNNNN.tar` (complete shards only), `index.jsonl` ({video, shard} per finished
 video), `failures.jsonl` ({video, reason, time[, retry]} per skipped video), `prepare_config.json` (the
-settings), `done.json` (the last finished run's summary) and `prepare.lock` (held while a run writes). A folder prepared in N parts (`part=K/N`) holds `train-pKKK-NNNNNN.tar`, `index-pKKK.jsonl`,
-`failures-pKKK.jsonl` and `done-pKKK.json` per part, and, once merged, the combined `index.jsonl` and
+settings), `done.json` (the last finished run's summary) and `prepare.lock` (held while a run writes). A folder
+prepared in N parts (`part=K/N`) holds `train-pKKK-NNNNNN.tar`, `index-pKKK.jsonl`, `failures-pKKK.jsonl`,
+`done-pKKK.json` and `prepare-pKKK.lock` per part and, once merged, the combined `index.jsonl` and
 `failures.jsonl` of all parts (`datamodules.parts`); `train-*.tar` matches the shards of either layout.
 
 Fields of a sample (tar members `<key>.<field>`):

@@ -4,8 +4,8 @@ Each worker builds its own `Pipeline` once (its stages load once per worker) and
 thread, so N workers use N cores. A task is one video; its samples (bytes) come back to the main process, which
 writes them through the same `ShardSink` and failure rows as `workers=1`: resume, no duplicates or gaps and
 failures.jsonl work as they do in one process. Results arrive in completion order, at most 2N videos in flight
-(memory stays bounded for any number of inputs); so the samples are those of workers=1, byte for byte, while
-their order over the shards differs.
+(memory stays bounded for any number of inputs); so the samples are those of workers=1, byte for byte as far as
+the codecs are deterministic, while their order over the shards differs.
 
 A worker that dies (a crash inside a decoder or codec, the kernel's out-of-memory killer) breaks the pool; the
 videos in flight are then run again one at a time in a fresh pool, and a video that kills a worker on its own is

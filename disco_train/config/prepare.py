@@ -98,9 +98,10 @@ class PrepareConfig:
     process's local GPU (LOCAL_RANK under torchrun, SLURM_LOCALID under srun; GPU 0 when one is visible)."""
     workers: int = 1
     """Processes for the per-video work (decode, resize, x264/x265, LZMA, DCVC-RT and stages on the CPU); 0 = one
-    per CPU core. The main process writes every shard, so the samples are the ones workers=1 makes, byte for byte
-    (their order over the shards differs). With device=cuda only precompute may run beside workers (in the main
-    process); captioner, sketch and pose on a GPU need workers=1 (one process per GPU: part or torchrun)."""
+    per CPU core. The main process writes every shard; the samples are the ones workers=1 makes, byte for byte
+    where the codecs are deterministic (PyAV's x264/x265 are not below about 128 px); their order over the shards
+    differs. With device=cuda only precompute may run beside workers (in the main process); captioner, sketch and
+    pose on a GPU need workers=1 (one process per GPU: part or torchrun)."""
     part: str = ""
     """This process's share of the inputs, 'K/N' (0 <= K < N): the videos whose name hashes to K, written as
     train-pKKK-*.tar with their own index, lock and failures, so parts run at once into one output. '' = from
