@@ -5,7 +5,11 @@
 
 1. Preprocessing (`datamodules.prepare`, no neural stage): frames/s per core = clip frames written / CPU
    seconds of this process and its threads (getrusage), so multi-threaded encoders are not over-credited;
-   wall-clock frames/s is printed beside it.
+   wall-clock frames/s is printed beside it. Then the same sources with workers=1 and workers=2 side by side:
+   workers=1 with torch's default threads (the first table's run), workers=1 with one torch thread, and
+   workers=2 (one thread each): wall-clock frames/s of the processing (after the workers started: their start
+   and stop is the set-up column, as is loading the stages), CPU seconds of this process and the workers, and
+   the ratio to the first row. A 2-core host caps the ratio of workers=2 to one single-threaded process at 2×.
 2. DataModule (`num_workers=0`: the loop runs in this process, i.e. one worker): samples/s per worker on
    the raw shards (decode mp4 + degraded bitstream, upsample, fill) and on shards with precomputed latents
    (read safetensors only). The latents come from the tiny random VAE/T5 (built in code, no weights): the
@@ -39,9 +43,12 @@ SETTINGS = {  # source size, clip frames × size, ds, dt
 }
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+def cpu_seconds(children: bool = False) -> float:
+    """CPU seconds of this process (and, with `children`, of its finished child processes: the workers)."""
+    usage = [resource.getrusage(resource.RUSAGE_SELF)]
+    if children:
+        usage.append(resource.getrusage(resource.RUSAGE_CHILDREN))
+    return sum(u.ru_utime + u.ru_stime for u in usage)
 
 
 def make_sources(folder: Path, videos: int, s: dict) -> None:
@@ -52,17 +59,32 @@ def make_sources(folder: Path, videos: int, s: dict) -> None:
         write_video(folder / f"src_{i:03d}.mp4", video, 25.0, crf=18)
 
 
-def bench_prepare(work: Path, videos: int, s: dict, precompute: bool) -> dict:
-    cfg = PrepareConfig(input=str(work / "src"), output=str(work / ("pre" if precompute else "raw")),
+def bench_prepare(work: Path, videos: int, s: dict, precompute: bool, workers: int = 1, name: str = "",
+                  threads: int | None = None) -> dict:
+    """One prepare run; `threads`: torch threads of this process for the run (workers always use one each)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _bench_prepare(work, videos, s, precompute, workers, name) | {"threads": torch.get_num_threads()}
+    finally:
+        torch.set_num_threads(before)
+
+
+def _bench_prepare(work: Path, videos: int, s: dict, precompute: bool, workers: int, name: str) -> dict:
+    cfg = PrepareConfig(input=str(work / "src"), output=str(work / (name or ("pre" if precompute else "raw"))),
                         frames=s["frames"], height=s["size"], width=s["size"], ds=s["ds"], dt=s["dt"],
                         codec="x265", crf=35, caption_default="a shape moving across a plain background",
-                        shard_size=4, precompute=precompute,
+                        shard_size=4, precompute=precompute, workers=workers,
                         model=ModelConfig(name="tiny", dtype="fp32", max_text_tokens=32))
-    wall, cpu = time.perf_counter(), cpu_seconds()
+    wall, cpu = time.perf_counter(), cpu_seconds(children=workers > 1)
     counts = run(cfg, log=print)
-    wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+    wall, cpu = time.perf_counter() - wall, cpu_seconds(children=workers > 1) - cpu
     frames = counts["samples"] * s["frames"]
-    return {"clips": counts["samples"], "frames": frames, "wall": wall, "cpu": cpu, "out": Path(cfg.output)}
+    return {"clips": counts["samples"], "frames": frames, "wall": wall, "cpu": cpu, "out": Path(cfg.output),
+            "workers": counts["workers"], "seconds": counts["seconds"]}
 
 
 def bench_loader(shards: Path, s: dict, latents: str, repeats: int) -> dict:
@@ -77,6 +99,19 @@ def bench_loader(shards: Path, s: dict, latents: str, repeats: int) -> dict:
     for _ in range(repeats):
         samples += sum(len(batch["key"]) for batch in loader)
     return {"samples": samples, "wall": time.perf_counter() - start, "latents": module.use_latents}
+
+
+def report_workers(rows: list[dict]) -> None:
+    print("\npreprocessing, workers side by side (same sources; frames/s of the processing, after the workers "
+          "started)")
+    print(f"  {'workers':>7} {'threads':>7} {'clips':>6} {'frames':>7} {'set-up s':>8} {'work s':>8} {'cpu s':>8} "
+          f"{'frames/s':>9} {'ratio':>7}")
+    base = rows[0]["frames"] / max(rows[0]["seconds"], 1e-9)
+    for r in rows:
+        rate = r["frames"] / max(r["seconds"], 1e-9)
+        threads = f"{r['threads']}" if r["workers"] == 1 else "1 each"
+        print(f"  {r['workers']:>7} {threads:>7} {r['clips']:>6} {r['frames']:>7} {r['wall'] - r['seconds']:>8.2f} "
+              f"{r['seconds']:>8.2f} {r['cpu']:>8.2f} {rate:>9.1f} {rate / base:>6.2f}×")
 
 
 def report(prep: dict, raw: dict, pre: dict, s: dict) -> None:
@@ -106,10 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         make_sources(work / "src", videos, s)
         prep = bench_prepare(work, videos, s, precompute=False)
+        one = bench_prepare(work, videos, s, precompute=False, name="raw_1thread", threads=1)
+        two = bench_prepare(work, videos, s, precompute=False, workers=2, name="raw_workers2")
         pre_shards = bench_prepare(work, videos, s, precompute=True)["out"]
         raw = bench_loader(prep["out"], s, "never", repeats)
         pre = bench_loader(pre_shards, s, "always", repeats)
         report(prep, raw, pre, s)
+        report_workers([prep, one, two])
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)

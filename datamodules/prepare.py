@@ -1,206 +1,170 @@
 """Videos -> WebDataset shards of DiSCo modalities (paper §3.1 sender side, §4.1 data).
 
     python -m datamodules.prepare input=<dir | glob | csv/jsonl> output=<shard dir> [key=value ...]
+    python -m datamodules.prepare ... workers=8                 # the per-video work in 8 processes
+    python -m datamodules.prepare ... part=K/N                  # 1/N of the inputs; N such runs into one output
+    python -m datamodules.prepare ... merge=true                # check the N parts, write the combined index
 
-Re-running resumes: videos listed in <output>/index.jsonl (done) or failures.jsonl (skipped, with the reason) are
-not processed again; see `datamodules.sink` for why a kill at any point leaves no partial shard, no duplicate and
-no lost video. Optional stages (captioner, sketch, pose, precomputed latents) live in `datamodules.stages` and
-`datamodules.latents`; they load before the first video, so missing weights fail at once and lose nothing.
+Re-running resumes: videos in the part's index (done) or failures (skipped, with the reason) are not processed
+again; `datamodules.sink` says why a kill at any point leaves no partial shard, no duplicate and no lost video,
+`datamodules.parts` how parts, locks and the merge work, `datamodules.workers` how workers share the work, and
+`datamodules.pipeline` what one video becomes. Neural stages load before the first video, so missing weights
+fail at once and lose nothing. Refusals (the output is locked, no video found, every video failed, a merge that
+is incomplete) exit with code 2 and a message saying what to do.
 """
 
 from __future__ import annotations
 
-import glob
-import json
+import os
 import sys
 import time
-from dataclasses import asdict
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from datamodules import captions as caption_table
-from datamodules.latents import PrecomputeStage
-from datamodules.schema import FORMAT_VERSION, STREAM_FIELDS, bpp, sample_key
-from datamodules.sink import FAILURES, ShardSink, append_jsonl, reconcile
-from datamodules.stages import CaptionStage, PoseStage, SketchStage, check_dcvc
-from disco_train.codec import backends
-from disco_train.codec.sender import SenderSettings, send_clip
-from disco_train.codec.videoio import VideoError, read_video, write_video
-from disco_train.config import ConfigError, PrepareConfig
+from datamodules.inputs import VIDEO_SUFFIXES, Video, check_unique, list_videos, part_of, with_captions
+from datamodules.parts import (PrepareError, check_same_settings, finish_part, hold_part, merge, resolve_device,
+                               resolve_part, start_part)
+from datamodules.pipeline import Pipeline
+from datamodules.sink import Part, ShardSink, append_jsonl, reconcile, seen_elsewhere
+from datamodules.workers import Failure, WorkerPool
+from disco_train.config import PrepareConfig
 from disco_train.config.cli import Command
-from disco_train.modalities.degrade import resize_center_crop
 
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v"}
-
-
-def list_videos(spec: str) -> list[Path]:
-    """A folder (recursive), a glob, or a csv/jsonl whose first column / 'video' field holds paths."""
-    path = Path(spec)
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
-    if path.suffix in (".csv", ".jsonl") and path.is_file():
-        return [Path(p) for p in caption_table.list_column(path, "video")]
-    found = sorted(Path(p) for p in glob.glob(spec, recursive=True))
-    if not found:
-        raise ConfigError(f"input: {spec!r} matches no video (a folder, glob, or csv/jsonl list)")
-    return found
-
-
-class Pipeline:
-    """The per-video work: clips, caption, degraded video and the optional stages (see `datamodules.stages`)."""
-
-    def __init__(self, cfg: PrepareConfig):
-        self.cfg, self.settings = cfg, SenderSettings.of(cfg)
-        self.table = caption_table.load(cfg.captions, cfg.caption_key, cfg.caption_column) if cfg.captions else {}
-        self.captioner = CaptionStage(cfg) if cfg.captioner else None
-        self.sketch = SketchStage(cfg) if cfg.sketch else None
-        self.pose = PoseStage(cfg) if cfg.pose else None
-        self.precompute = PrecomputeStage(cfg) if cfg.precompute else None
-
-    def preflight(self) -> None:
-        """Load every neural stage (fails on missing modules or weights) before any video is processed."""
-        if self.cfg.codec == "dcvc_rt":
-            check_dcvc(self.cfg, "codec")
-        for stage in [self.captioner, self.sketch, self.pose, self.precompute]:
-            if stage is not None:
-                stage.preflight()
-
-    def caption(self, video: Path, clip: np.ndarray) -> tuple[str, str]:
-        """(caption, where it came from): the captions file, else the captioner, else caption_default."""
-        listed = self.table.get(video.name) or self.table.get(video.stem)
-        if listed:
-            return listed, "file"
-        if self.captioner is not None:
-            return self.captioner(clip), "captioner"
-        if self.cfg.caption_default:
-            return self.cfg.caption_default, "default"
-        raise ValueError(f"no caption in {self.cfg.captions or 'captions'} and caption_default is empty")
-
-    def samples(self, path: Path) -> list[dict]:
-        """All samples of one video. Raises VideoError/ValueError with a one-line reason on bad input."""
-        cfg = self.cfg
-        limit = cfg.frames * cfg.max_clips_per_video if cfg.max_clips_per_video else None
-        frames, fps = read_video(path, max_frames=limit)
-        count = len(frames) // cfg.frames
-        if count == 0:
-            raise VideoError(f"{len(frames)} frames, shorter than one clip of {cfg.frames}")
-        return [self.clip_sample(path, index, frames[index * cfg.frames:(index + 1) * cfg.frames], fps)
-                for index in range(count)]
-
-    def clip_sample(self, path: Path, index: int, raw: np.ndarray, fps: float) -> dict:
-        cfg = self.cfg
-        clip, resized_up = resize_center_crop(raw, cfg.height, cfg.width)
-        caption, caption_source = self.caption(path, clip)
-        sketch = self.sketch.extract(clip) if self.sketch else None
-        poses = self.pose.estimate(clip) if self.pose else None
-        streams, info = send_clip(clip, fps, caption, self.settings, sketch, poses)
-        meta = {"source": str(path), "clip_index": index, "start_frame": index * cfg.frames, "fps": fps,
-                "frames": cfg.frames, "height": cfg.height, "width": cfg.width,
-                "source_height": int(raw.shape[1]), "source_width": int(raw.shape[2]), "resized_up": resized_up,
-                "ds": cfg.ds, "dt": cfg.dt, "codec": cfg.codec, "crf": cfg.crf, "qp": cfg.qp,
-                "target_crf": cfg.target_crf, "caption_source": caption_source,
-                **stream_meta(info, cfg, poses), "bits": {s.kind: s.bits for s in streams},
-                "format_version": FORMAT_VERSION}
-        sample = {"__key__": sample_key(path.stem, index),
-                  "video.mp4": write_video(None, clip, fps, crf=cfg.target_crf),
-                  **{STREAM_FIELDS[s.kind]: s.data for s in streams}}
-        if self.precompute is not None:
-            self.precompute.apply(caption, sample, meta)
-        meta["bpp"] = bpp(meta["bits"], cfg.frames, cfg.height, cfg.width)
-        sample["meta.json"] = json.dumps(meta).encode()
-        return sample
-
-
-def stream_meta(info: dict[str, dict], cfg: PrepareConfig, poses) -> dict:
-    """What meta.json records of the coded streams (schema: `datamodules.schema`)."""
-    video = info["video"]
-    meta = {"degraded_frames": video["frames"], "degraded_height": video["height"],
-            "degraded_width": video["width"]}
-    if "container_overhead_bytes" in video:
-        meta["container_overhead_bytes"] = video["container_overhead_bytes"]
-    if "sketch" in info:
-        sketch = info["sketch"]
-        meta.update({"sketch_codec": cfg.sketch_codec, "sketch_crf": cfg.sketch_crf, "sketch_qp": cfg.sketch_qp,
-                     "sketch_ds": cfg.sketch_ds, "sketch_dt": cfg.sketch_dt, "sketch_frames": sketch["frames"],
-                     "sketch_height": sketch["height"], "sketch_width": sketch["width"]})
-        if "container_overhead_bytes" in sketch:
-            meta["sketch_container_overhead_bytes"] = sketch["container_overhead_bytes"]
-    if poses is not None:
-        meta["pose_max_people"] = int(max(poses.poses_per_frame, default=0))
-    return meta
-
-
-# Keys that may change between runs into the same output without making old and new samples inconsistent.
-RESUMABLE_KEYS = {"input", "output", "captions", "caption_key", "caption_column", "caption_default", "captioner",
-                  "shard_size", "device", "seed", "print_config"}
-
-
-def check_same_settings(output: Path, cfg: PrepareConfig) -> None:
-    """A resumed run must make samples like the first run did; otherwise the shard folder would mix settings."""
-    path = output / "prepare_config.json"
-    if not path.is_file():
-        return
-    before, now = json.loads(path.read_text()), json.loads(json.dumps(asdict(cfg)))
-    changed = sorted(k for k in set(before) | set(now) if k not in RESUMABLE_KEYS and before.get(k) != now.get(k))
-    if changed:
-        detail = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
-        raise ConfigError(f"output={output} was prepared with other settings ({detail}); use a new output folder "
-                          f"or the old values")
-
-
-INPUT_ERRORS = (VideoError, ValueError, OSError, backends.CodecUnavailable)
 MAX_UNEXPECTED_IN_A_ROW = 5  # unexpected errors on this many consecutive videos look systematic: stop
 
 
-def _record_failure(output: Path, video: Path, err: Exception, log) -> None:
-    """One log line and one failures.jsonl row. Errors that are not about the input (a stage crashing, out of
-    memory) are marked retry: a later run tries those videos again instead of skipping them for good."""
-    expected = isinstance(err, INPUT_ERRORS)
-    reason = str(err).replace(str(video) + ": ", "").replace("\n", " ")
-    reason = reason if expected else f"{type(err).__name__}: {reason}"
-    log(f"skipped {video}: {reason}" + ("" if expected else " (will be retried by the next run)"))
-    append_jsonl(output / FAILURES, [{"video": str(video), "reason": reason, "time": time.time(),
-                                      **({} if expected else {"retry": True})}])
+def _record_failure(path: Path, video: Video, failure: Failure, log) -> None:
+    """One log line and one failures row. Errors that are not about the input (a stage crashing, out of memory)
+    are marked retry: a later run tries those videos again instead of skipping them for good."""
+    log(f"skipped {video.path}: {failure.reason}" + ("" if failure.expected else " (will be retried by the next run)"))
+    append_jsonl(path, [{"video": str(video.path), "reason": failure.reason, "time": time.time(),
+                         **({} if failure.expected else {"retry": True})}])
 
 
-def run(cfg: PrepareConfig, log=print) -> dict:
-    """Process every not-yet-seen video; returns counts {done, failed, skipped, samples}."""
-    output = Path(cfg.output)
-    output.mkdir(parents=True, exist_ok=True)
-    check_same_settings(output, cfg)
-    videos = list_videos(cfg.input)
-    pipeline = Pipeline(cfg)
-    pipeline.preflight()
-    (output / "prepare_config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    seen = reconcile(output)
-    todo = [v for v in videos if str(v) not in seen]
-    sink = ShardSink(output, cfg.shard_size)
-    counts = {"done": 0, "failed": 0, "skipped": len(videos) - len(todo), "samples": 0}
-    unexpected_in_a_row = 0
-    # unit "video": tqdm shows videos/s and the ETA; the postfix adds clips and failures so far.
-    bar = tqdm(todo, desc="prepare", unit="video", dynamic_ncols=True, mininterval=1.0)
-    for video in bar:
+def _inline(pipeline: Pipeline, videos: list[Video]):
+    for video in videos:
         try:
-            samples = pipeline.samples(video)
-        except Exception as err:  # a bad video must not stop the run; a systematic error must (below)
-            _record_failure(output, video, err, log)
+            yield video, pipeline.samples(video), None
+        except Exception as err:  # a bad video must not stop the run; a systematic error must (see _write)
+            yield video, None, Failure.of(err, video)
+
+
+@contextmanager
+def _processing(cfg: PrepareConfig, workers: int):
+    """(results(videos) -> iterator of (video, samples | None, failure | None), the main-process finisher | None),
+    with every stage loaded. Stages on a GPU stay in this process: precompute finishes the workers' samples here."""
+    if workers <= 1:
+        pipeline = Pipeline(cfg)
+        pipeline.preflight()
+        yield (lambda videos: _inline(pipeline, videos)), None
+        return
+    role = "worker" if cfg.precompute and cfg.device != "cpu" else "all"
+    finisher = Pipeline(cfg, "finish") if role == "worker" else None
+    if finisher is not None:
+        finisher.preflight()
+    with WorkerPool(cfg, workers, role) as pool:
+        pool.preflight()
+        yield pool.results, finisher
+
+
+def _write(results, finisher, sink: ShardSink, failures: Path, counts: dict, log, bar) -> None:
+    unexpected_in_a_row = 0
+    for video, samples, failure in results:
+        if samples is not None and finisher is not None:
+            try:
+                samples = finisher.finish_pending(samples)
+            except Exception as err:  # as if it had failed in the worker
+                samples, failure = None, Failure.of(err, video)
+        bar.update(1)
+        if failure is not None:
+            _record_failure(failures, video, failure, log)
             counts["failed"] += 1
-            unexpected_in_a_row = 0 if isinstance(err, INPUT_ERRORS) else unexpected_in_a_row + 1
+            counts.setdefault("first_failure", f"{video.path}: {failure.reason}")
+            unexpected_in_a_row = 0 if failure.expected else unexpected_in_a_row + 1
             if unexpected_in_a_row >= MAX_UNEXPECTED_IN_A_ROW:
                 sink.flush()
                 raise RuntimeError(f"{unexpected_in_a_row} videos in a row failed with errors that are not about "
-                                   f"their input (last: {type(err).__name__}: {err}); stopping. Finished shards "
-                                   f"are kept; fix the cause and re-run to resume") from err
+                                   f"their input (last: {failure.reason}); stopping. Finished shards are kept; fix "
+                                   f"the cause and re-run to resume")
             continue
         unexpected_in_a_row = 0
-        sink.add(str(video), samples)
+        sink.add(str(video.path), samples)
         counts["done"] += 1
         counts["samples"] += len(samples)
         bar.set_postfix(clips=counts["samples"], failed=counts["failed"], refresh=False)
     sink.flush()
-    bar.close()
+
+
+def available_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _run_part(cfg: PrepareConfig, output: Path, part: Part, mine: list[Video], log) -> dict:
+    """Prepare this part's videos that are not done yet (the part's lock is held)."""
+    check_same_settings(output, cfg, part.count)  # before anything loads
+    seen = reconcile(output, part) | seen_elsewhere(output, part)
+    todo = [v for v in mine if str(v.path) not in seen]
+    counts = {"done": 0, "failed": 0, "skipped": len(mine) - len(todo), "samples": 0}
+    workers, seconds = min(cfg.workers or available_cpus(), len(todo)), 0.0
+    if todo:
+        with _processing(cfg, workers) as (results, finisher):
+            start_part(output, cfg, part)
+            start = time.perf_counter()  # the processing alone: stages loaded and workers started before it
+            # unit "video": tqdm shows videos/s and the ETA; the postfix adds clips and failures so far.
+            with tqdm(total=len(todo), desc=f"prepare {part.label}" if part.count > 1 else "prepare", unit="video",
+                      dynamic_ncols=True, mininterval=1.0) as bar:
+                _write(results(todo), finisher, ShardSink(output, cfg.shard_size, part),
+                       output / part.failures_file, counts, log, bar)
+            seconds = time.perf_counter() - start
+    else:
+        start_part(output, cfg, part)
+    counts.update(frames=counts["samples"] * cfg.frames, seconds=round(seconds, 3), workers=max(workers, 1),
+                  frames_per_s=round(counts["samples"] * cfg.frames / seconds, 2) if seconds > 0 else 0.0)
+    return counts
+
+
+def run(cfg: PrepareConfig, log=print) -> dict:
+    """Prepare this process's part of the inputs (or merge the parts); returns counts {done, failed, skipped,
+    samples, frames, seconds, frames_per_s, ...}. Raises ConfigError or PrepareError (exit code 2)."""
+    cfg.validate()
+    part, part_source = resolve_part(cfg.part)
+    output = Path(cfg.output)
+    listing = list_videos(cfg.input)
+    if not listing.videos:
+        ignored = f"; {listing.ignored_note()}" if listing.ignored else ""
+        raise PrepareError(f"input={cfg.input}: no video found (looked for {', '.join(sorted(VIDEO_SUFFIXES))})"
+                           f"{ignored}")
+    check_unique(listing.videos)
+    if cfg.merge:
+        return merge(output, listing.videos, log)
+    if listing.ignored:
+        log(f"prepare: {listing.ignored_note()}")
+    cfg = replace(cfg, device=resolve_device(cfg.device))
+    table = caption_table.load(cfg.captions, cfg.caption_key, cfg.caption_column) if cfg.captions else \
+        caption_table.CaptionTable({})
+    videos = with_captions(listing.videos, table)  # ambiguity is judged on all inputs, so every part agrees
+    mine = [v for v in videos if part.count == 1 or part_of(v.name, part.count) == part.index]
+    output.mkdir(parents=True, exist_ok=True)
+    with hold_part(output, part):
+        counts = _run_part(cfg, output, part, mine, log)
+        summary = {"part": part.label, "from": part_source, "videos": len(mine), "ignored": dict(listing.ignored),
+                   "device": cfg.device, **{k: v for k, v in counts.items() if k != "first_failure"},
+                   "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+        finish_part(output, part, summary)
+    log(f"prepare{f' part {part.label} ({part_source})' if part.count > 1 else ''}: {len(mine)} videos -> "
+        f"{counts['done']} done ({counts['samples']} clips), {counts['failed']} failed, {counts['skipped']} already "
+        f"done; {counts['frames']} frames in {counts['seconds']:.1f} s = {counts['frames_per_s']:.1f} frames/s "
+        f"with {counts['workers']} worker(s); shards {part.shard(0).replace('000000', '*')} in {output}")
+    if part.count > 1:
+        merge(output, listing.videos, log, auto=True)
+    first_failure = counts.pop("first_failure", "")
+    if counts["failed"] and not counts["done"]:
+        raise PrepareError(f"every video this run tried failed ({counts['failed']}; first: {first_failure}); "
+                           f"see {output / part.failures_file}")
     return counts
 
 
@@ -209,13 +173,10 @@ COMMAND = Command("python -m datamodules.prepare", "Videos -> WebDataset shards 
 
 
 def main(argv: list[str] | None = None) -> int:
-    def body(cfg: PrepareConfig) -> None:
-        counts = run(cfg)
-        print(f"prepare: {counts['done']} videos -> {counts['samples']} clips, {counts['failed']} failed, "
-              f"{counts['skipped']} already done; shards in {cfg.output}")
-
-    # ConfigError also covers a stage's missing module or weights and an output folder with other settings.
-    return COMMAND.main(list(sys.argv[1:] if argv is None else argv), body)
+    # ConfigError also covers a stage's missing module or weights and an output folder with other settings;
+    # PrepareError a locked output, no video, every video failed, an incomplete merge.
+    return COMMAND.main(list(sys.argv[1:] if argv is None else argv), lambda cfg: run(cfg) and 0,
+                        errors=(PrepareError,))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
 """The shard format: one WebDataset sample per clip. Written by `datamodules.prepare`, read by `datamodules.shards`.
 
 A shard folder holds `train-NNNNNN.tar` (complete shards only), `index.jsonl` ({video, shard} per finished
-video), `failures.jsonl` ({video, reason, time} per skipped video) and `prepare_config.json` (the settings).
+video), `failures.jsonl` ({video, reason, time[, retry]} per skipped video), `prepare_config.json` (the
+settings), `done.json` (the last finished run's summary) and `prepare.lock` (held while a run writes). A folder
+prepared in N parts (`part=K/N`) holds `train-pKKK-NNNNNN.tar`, `index-pKKK.jsonl`, `failures-pKKK.jsonl`,
+`done-pKKK.json` and `prepare-pKKK.lock` per part and, once merged, the combined `index.jsonl` and
+`failures.jsonl` of all parts (`datamodules.parts`); `train-*.tar` matches the shards of either layout.
 
 Fields of a sample (tar members `<key>.<field>`):
 
 | field                 | content                                                                                  |
 |-----------------------|------------------------------------------------------------------------------------------|
-| `__key__`             | `<source stem>_c<clip index>`: letters, digits, '-' and '_' only (WebDataset splits on dots) |
+| `__key__`             | `<name>_c<clip index>` from the source's path relative to the input root (`sample_key`) |
 | `video.mp4`           | the target clip, frames × height × width, H.264 at `target_crf` (near-lossless target)   |
 | `caption.zlib`        | the caption, UTF-8, zlib level 9: the exact text bitstream                               |
 | `degraded.bin`        | the degraded-video bitstream: raw Annex-B H.264/HEVC (`codec` x264/x265) or DCVC-RT bytes |
@@ -20,11 +24,11 @@ Fields of a sample (tar members `<key>.<field>`):
 `meta.json` keys:
 - always: source, clip_index, start_frame, fps (source rate; clips are cut at it), frames, height, width,
   source_height, source_width, resized_up (a side was enlarged: the source was smaller than the clip), ds, dt,
-  codec, crf, qp (-1 = crf used), target_crf, caption_source ('file', 'captioner' or 'default'),
-  degraded_frames, degraded_height, degraded_width, container_overhead_bytes (x264/x265 only: what an mp4 would
-  add; not counted in the rate), bits {text, video[, sketch][, pose]}, bpp, format_version;
-- with `sketch.bin`: sketch_codec, sketch_crf, sketch_qp, sketch_ds, sketch_dt, sketch_frames, sketch_height,
-  sketch_width, sketch_container_overhead_bytes (x264/x265);
+  codec, crf, qp (the constant QP used; -1 = x264/x265 at crf), target_crf, caption_source ('file', 'captioner'
+  or 'default'), degraded_frames, degraded_height, degraded_width, container_overhead_bytes (x264/x265 only:
+  what an mp4 would add; not counted in the rate), bits {text, video[, sketch][, pose]}, bpp, format_version;
+- with `sketch.bin`: sketch_codec, sketch_crf, sketch_qp (as qp), sketch_ds, sketch_dt, sketch_frames,
+  sketch_height, sketch_width, sketch_container_overhead_bytes (x264/x265);
 - with `pose.xz`: pose_max_people;
 - with `latents.safetensors`: latents {fill, model, dtype, max_text_tokens, shapes}.
 
@@ -34,9 +38,13 @@ the rate can be recomputed from the shard alone.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from pathlib import PurePosixPath
 
-FORMAT_VERSION = 2  # 2: optional sketch/pose/latents fields, caption_source, target_crf
+FORMAT_VERSION = 3
+"""2: optional sketch/pose/latents fields, caption_source, target_crf. 3: keys from the path relative to the input
+root (unique per video), qp / sketch_qp record the DCVC-RT QP used instead of -1."""
 REQUIRED_FIELDS = ("video.mp4", "caption.zlib", "degraded.bin", "meta.json")
 AUX_FIELDS = {"sketch": "sketch.bin", "pose": "pose.xz"}
 STREAM_FIELDS = {"text": "caption.zlib", "video": "degraded.bin", **AUX_FIELDS}
@@ -49,13 +57,21 @@ SKETCH_META_KEYS = ("sketch_codec", "sketch_crf", "sketch_qp", "sketch_ds", "ske
                     "sketch_height", "sketch_width")
 POSE_META_KEYS = ("pose_max_people",)
 LATENT_META_KEYS = ("latents",)
-_KEY_OK = re.compile(r"[^A-Za-z0-9_-]+")
+_KEY_BAD = re.compile(r"[^A-Za-z0-9_-]+")
+_PLAIN = re.compile(r"[A-Za-z0-9_-]+\.mp4")
 
 
-def sample_key(source_stem: str, clip_index: int) -> str:
-    """Dot-free, tar-safe key. 'clip.v2 (1)' clip 3 -> 'clip-v2-1_c0003'."""
-    stem = _KEY_OK.sub("-", source_stem).strip("-") or "video"
-    return f"{stem}_c{clip_index:04d}"
+def sample_key(name: str, clip_index: int) -> str:
+    """Dot-free, tar-safe key of clip `clip_index` of the video at relative path `name` (posix).
+
+    A plain `<letters, digits, - _>.mp4` at the input root keeps its stem: 'v07.mp4' -> 'v07_c0000'. Any other
+    name is sanitised and gets 8 hex digits of the SHA-1 of the whole name, so names that sanitise alike stay
+    apart: 'a/video.mp4' -> 'a-video-<hash>_c0000', 'clip.mkv' and 'clip.mov' -> 'clip-<hash>_c0000' with two
+    different hashes. `datamodules.inputs.check_unique` refuses a listing in which two keys still collide."""
+    if _PLAIN.fullmatch(name):
+        return f"{name[:-4]}_c{clip_index:04d}"
+    stem = _KEY_BAD.sub("-", str(PurePosixPath(name).with_suffix(""))).strip("-") or "video"
+    return f"{stem}-{hashlib.sha1(name.encode()).hexdigest()[:8]}_c{clip_index:04d}"
 
 
 def bpp(bits: dict[str, int], frames: int, height: int, width: int) -> float:

@@ -1,18 +1,29 @@
-"""Crash-safe shard writing and the bookkeeping that makes `prepare` resumable.
+"""Crash-safe shard writing and the bookkeeping that makes `prepare` resumable, per part of the inputs.
 
-The shards are the source of truth. A shard is written as `train-NNNNNN.tar.tmp` and renamed when complete, so a
-reader never sees a partial one. A video's clips all go into one shard, and the video is appended to `index.jsonl`
-after the rename. A kill can land in three places:
-- while the .tmp is written: the .tmp is deleted on restart and its videos, never recorded, are redone;
+Each part (`Part`: the whole input, or part K of N) owns its own files in the output folder: shards
+`train-NNNNNN.tar` (N = 1) or `train-pKKK-NNNNNN.tar`, `index[-pKKK].jsonl` ({video, shard} per finished video)
+and `failures[-pKKK].jsonl`; nothing of one part is ever written or deleted by another.
+
+The shards are the source of truth. A shard is written as `<name>.tar.tmp` and renamed when complete, so a reader
+never sees a partial one. A video's clips all go into one shard, and the video is appended to the index after
+the rename (one write per shard, then fsync). A kill can land in three places:
+- while the .tmp is written: the part's .tmp files are deleted on restart and their videos, never recorded, are
+  redone;
 - between the rename and the index append: `reconcile` reads the sources of that shard's samples back from their
   `meta.json` and records them, so they are not redone (no duplicates);
-- in the middle of an index or failures line: unparsable lines are dropped (a dropped failure is simply retried).
+- in the middle of an index or failures line: the unparsable line is dropped and the shards of the rows around it
+  (the last shard, for a torn tail) are read back, so a video whose row was cut is recorded, not redone; a dropped
+  failure row is simply retried.
+Every file that is rewritten rather than appended (a repaired index, prepare_config.json, a part's done marker,
+the merged index) is written to a .tmp beside it, fsynced and renamed over the old one (`atomic_write`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import webdataset as wds
@@ -20,25 +31,89 @@ import webdataset as wds
 INDEX, FAILURES = "index.jsonl", "failures.jsonl"
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """Parsable lines of a jsonl file; a torn last line (killed mid-write) is ignored."""
+@dataclass(frozen=True)
+class Part:
+    """Part `index` of `count` of the inputs, and the names of the files it owns."""
+
+    index: int = 0
+    count: int = 1
+
+    @property
+    def tag(self) -> str:
+        """'' for the whole input (the file names of a single run), else '-pKKK' (3 digits or more)."""
+        return "" if self.count == 1 else f"-p{self.index:0{max(3, len(str(self.count - 1)))}d}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def shard(self, number: int) -> str:
+        return f"train{self.tag}-{number:06d}.tar"
+
+    def shard_number(self, name: str) -> int | None:
+        match = re.fullmatch(rf"train{re.escape(self.tag)}-(\d{{6,}})\.tar", name)
+        return int(match.group(1)) if match else None
+
+    @property
+    def index_file(self) -> str:
+        return f"index{self.tag}.jsonl"
+
+    @property
+    def failures_file(self) -> str:
+        return f"failures{self.tag}.jsonl"
+
+    @property
+    def lock_file(self) -> str:
+        return f"prepare{self.tag}.lock"
+
+    @property
+    def done_file(self) -> str:
+        return f"done{self.tag}.json"
+
+    def shards(self, output: Path) -> list[Path]:
+        """The part's finished shards, in the order they were written."""
+        found = [(self.shard_number(p.name), p) for p in output.glob(f"train{self.tag}-*.tar")]
+        return [p for number, p in sorted((n, p) for n, p in found if n is not None)]
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Replace `path` by `text` so that a kill leaves either the old or the new file, never a partial one."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def scan_jsonl(path: Path) -> tuple[list[dict], list[int], bool]:
+    """(rows, positions of unparsable lines among the rows, whether the file needs repair: a bad line or a last
+    line without its newline, which the next append would glue onto)."""
     if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
+        return [], [], False
+    text = path.read_text()
+    rows, bad = [], []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            continue
+            row = None
         if isinstance(row, dict) and "video" in row:
             rows.append(row)
-    return rows
+        else:
+            bad.append(len(rows))
+    return rows, bad, bool(bad) or (bool(text) and not text.endswith("\n"))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Parsable rows of a jsonl file; a torn line (killed mid-write) is ignored."""
+    return scan_jsonl(path)[0]
 
 
 def _rewrite(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def shard_sources(shard: Path) -> list[str]:
@@ -51,48 +126,74 @@ def shard_sources(shard: Path) -> list[str]:
     return sources
 
 
-def reconcile(output: Path) -> set[str]:
-    """Repair the bookkeeping after a kill and return the videos already seen (done or failed)."""
-    for stale in output.glob("*.tmp"):  # never renamed: their videos were never recorded as done
-        stale.unlink()
-    index = read_jsonl(output / INDEX)
+def _unique(rows: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for row in rows:
+        if row["video"] not in seen:
+            seen.add(row["video"])
+            out.append(row)
+    return out
+
+
+def reconcile(output: Path, part: Part = Part()) -> set[str]:
+    """Repair this part's bookkeeping after a kill and return its videos already seen (done or failed)."""
+    # Never renamed, so their videos were never recorded. Only this part's own: other parts may be writing theirs.
+    stale = [p for p in output.glob("train-*.tar.tmp") if part.shard_number(p.name[:-4]) is not None]
+    for path in [*stale, *output.glob(f"{part.index_file}.*tmp"), *output.glob(f"{part.failures_file}.*tmp")]:
+        path.unlink()
+    index, bad, torn = scan_jsonl(output / part.index_file)
+    shards = part.shards(output)
     recorded = {row["shard"] for row in index}
-    unrecorded = [{"video": v, "shard": shard.name} for shard in sorted(output.glob("train-*.tar"))
-                  if shard.name not in recorded for v in shard_sources(shard)]
-    failures = read_jsonl(output / FAILURES)
-    # Rewrite a file when a row must be added or a torn line dropped (so later appends start on a clean line).
-    if unrecorded or _torn(output / INDEX, index):
-        _rewrite(output / INDEX, index + unrecorded)
-    if _torn(output / FAILURES, failures):
-        _rewrite(output / FAILURES, failures)
+    suspects = {s.name for s in shards if s.name not in recorded}
+    # A cut line belongs to one shard's batch of rows: the rows around it name that shard (or none of it parsed,
+    # and it is unrecorded, above); for a torn tail that is the last shard.
+    suspects |= {index[i]["shard"] for pos in bad for i in (pos - 1, pos) if 0 <= i < len(index)}
+    if torn and shards:
+        suspects.add(shards[-1].name)
+    known = {row["video"] for row in index}
+    missing = [{"video": v, "shard": s.name} for s in shards if s.name in suspects
+               for v in shard_sources(s) if v not in known]
+    rows = _unique(index + missing)
+    if missing or torn or len(rows) != len(index):
+        _rewrite(output / part.index_file, rows)
+    failures, _, failures_torn = scan_jsonl(output / part.failures_file)
+    if failures_torn:
+        _rewrite(output / part.failures_file, failures)
     final_failures = {row["video"] for row in failures if not row.get("retry")}  # retry rows: tried again
-    return {row["video"] for row in index + unrecorded} | final_failures
+    return {row["video"] for row in rows} | final_failures
 
 
-def _torn(path: Path, rows: list[dict]) -> bool:
-    """Whether a kill left an unparsable line or a last line without its newline (the next append would glue
-    onto it)."""
-    if not path.is_file():
-        return False
-    text = path.read_text()
-    return (bool(text) and not text.endswith("\n")) or len(rows) != sum(1 for l in text.splitlines() if l.strip())
+def seen_elsewhere(output: Path, part: Part) -> set[str]:
+    """Videos the other parts finished or gave up on (read only; a line they are writing is ignored), so that a
+    video is never prepared twice even if the listing changed and moved it to another part."""
+    if part.count == 1:
+        return set()
+    seen = set()
+    for k in range(part.count):
+        if k != part.index:
+            other = Part(k, part.count)
+            seen |= {row["video"] for row in read_jsonl(output / other.index_file)}
+            seen |= {row["video"] for row in read_jsonl(output / other.failures_file) if not row.get("retry")}
+    return seen
 
 
 def append_jsonl(path: Path, rows: list[dict]) -> None:
-    # One write call per batch of rows, flushed before returning: a kill tears at most the last line.
+    # One write call per batch of rows, flushed and fsynced before returning: a kill tears at most the last line.
     with open(path, "a") as handle:
         handle.write("".join(json.dumps(r) + "\n" for r in rows))
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 class ShardSink:
     """Buffers whole videos and writes complete shards atomically; records finished videos after each rename."""
 
-    def __init__(self, output: Path, shard_size: int):
-        self.output, self.shard_size = output, shard_size
+    def __init__(self, output: Path, shard_size: int, part: Part = Part()):
+        self.output, self.shard_size, self.part = output, shard_size, part
         self.buffer: list[dict] = []
         self.videos: list[str] = []
-        existing = sorted(output.glob("train-*.tar"))
-        self.next_index = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
+        existing = part.shards(output)
+        self.next_index = part.shard_number(existing[-1].name) + 1 if existing else 0
         self.shards_written = 0
 
     def add(self, video: str, samples: list[dict]) -> None:
@@ -104,13 +205,15 @@ class ShardSink:
     def flush(self) -> None:
         if not self.buffer:
             return
-        final = self.output / f"train-{self.next_index:06d}.tar"
-        tmp = final.with_suffix(".tar.tmp")
+        final = self.output / self.part.shard(self.next_index)
+        tmp = final.with_name(final.name + ".tmp")
         with wds.TarWriter(str(tmp)) as sink:
             for sample in self.buffer:
                 sink.write(sample)
+        with open(tmp, "rb+") as handle:  # on disk before the rename makes it a finished shard
+            os.fsync(handle.fileno())
         os.replace(tmp, final)
-        append_jsonl(self.output / INDEX, [{"video": v, "shard": final.name} for v in self.videos])
+        append_jsonl(self.output / self.part.index_file, [{"video": v, "shard": final.name} for v in self.videos])
         self.next_index += 1
         self.shards_written += 1
         self.buffer, self.videos = [], []

@@ -7,7 +7,7 @@ import webdataset as wds
 
 from conftest import make_video
 from datamodules.prepare import run
-from datamodules.schema import META_KEYS, REQUIRED_FIELDS, bpp
+from datamodules.schema import META_KEYS, REQUIRED_FIELDS, bpp, sample_key
 from disco_train.config import ConfigError
 from disco_train.config import PrepareConfig
 from disco_train.modalities.text import decode_text
@@ -23,6 +23,10 @@ def _cfg(tmp_path, **kw):
     return PrepareConfig(**base)
 
 
+def _counts(counts):
+    return {k: counts[k] for k in ("done", "failed", "skipped", "samples")}
+
+
 def _samples(out):
     return [s for shard in sorted(out.glob("train-*.tar")) for s in wds.WebDataset(str(shard), shardshuffle=False)]
 
@@ -32,9 +36,11 @@ def test_prepare_fields_and_bits(tmp_path):
     make_video(tmp_path / "in" / "a.v1.mp4", 20, 48, 64, 24.0)       # 2 clips of 9, landscape, dotted name
     make_video(tmp_path / "in" / "b.mp4", 9, 64, 80, 30.0, "libx265")  # 1 clip
     counts = run(_cfg(tmp_path), log=lambda *_: None)
-    assert counts == {"done": 2, "failed": 0, "skipped": 0, "samples": 3}
+    assert _counts(counts) == {"done": 2, "failed": 0, "skipped": 0, "samples": 3}
+    assert counts["frames"] == 27 and counts["frames_per_s"] > 0
     samples = _samples(tmp_path / "out")
-    assert sorted(s["__key__"] for s in samples) == ["a-v1_c0000", "a-v1_c0001", "b_c0000"]
+    dotted = sample_key("a.v1.mp4", 0)[:-6]  # a dotted name is sanitised and hashed
+    assert sorted(s["__key__"] for s in samples) == [f"{dotted}_c0000", f"{dotted}_c0001", "b_c0000"]
     for s in samples:
         assert set(REQUIRED_FIELDS) <= set(s)
         meta = json.loads(s["meta.json"])
@@ -66,11 +72,13 @@ def test_prepare_skips_bad_videos_and_resumes(tmp_path):
     failures = [json.loads(l) for l in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()]
     assert {f["video"].split("/")[-1] for f in failures} == {"short.mp4", "truncated.mp4", "empty.mp4"}
     assert any("shorter than one clip" in f["reason"] for f in failures)
-    assert len(logs) == 3 and all("\n" not in line for line in logs)
+    skipped = [line for line in logs if line.startswith("skipped ")]
+    assert len(skipped) == 3 and all("\n" not in line for line in logs)
+    assert "1 done (1 clips), 3 failed" in logs[-1]  # the summary line
     # re-run: nothing is redone or duplicated; a new video is added in a new shard
     make_video(tmp_path / "in" / "new.mp4", 9, 32, 32, seed=3)
     again = run(_cfg(tmp_path), log=lambda *_: None)
-    assert again == {"done": 1, "failed": 0, "skipped": 4, "samples": 1}
+    assert _counts(again) == {"done": 1, "failed": 0, "skipped": 4, "samples": 1}
     keys = [s["__key__"] for s in _samples(tmp_path / "out")]
     assert sorted(keys) == ["good_c0000", "new_c0000"]
 

@@ -11,7 +11,7 @@ import webdataset as wds
 
 from conftest import ROOT, make_video
 from datamodules import sink
-from datamodules.prepare import run
+from datamodules.prepare import main, run
 from disco_train.config import PrepareConfig
 
 VIDEOS = 10
@@ -89,3 +89,64 @@ def test_kill_between_rename_and_index_is_repaired(tmp_path, monkeypatch):
     _check_complete(out)
     for name in (sink.INDEX, sink.FAILURES):
         assert all(json.loads(line) for line in (out / name).read_text().splitlines())
+
+
+SLOW_RUN = ("import sys, time; import datamodules.prepare as p; orig = p.Pipeline.samples\n"
+            "p.Pipeline.samples = lambda self, v: (time.sleep(0.3), orig(self, v))[1]\n"
+            "sys.exit(p.main(sys.argv[1:]))\n")
+
+
+def test_a_second_run_is_refused_at_once_and_a_killed_run_holds_no_lock(tmp_path, capsys):
+    cfg = _inputs(tmp_path)
+    out = tmp_path / "out"
+    argv = [f"{k}={v}" for k, v in cfg.items()]
+    first = subprocess.Popen([sys.executable, "-c", SLOW_RUN, *argv], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (out / "train-000000.tar").exists() and time.time() < deadline and first.poll() is None:
+        time.sleep(0.02)
+    start = time.time()
+    assert main(argv) == 2  # the second run, while the first is writing
+    err = capsys.readouterr().err
+    assert time.time() - start < 10 and "is being written by another prepare run (pid" in err
+    assert f"pid {first.pid} " in err and "prepare.lock" in err
+    first.send_signal(signal.SIGKILL)  # the kernel drops its lock with it
+    first.wait()
+    assert first.returncode == -signal.SIGKILL, "prepare finished before it could be killed"
+    counts = run(PrepareConfig(**cfg), log=lambda *_: None)
+    assert counts["skipped"] > 0 and counts["skipped"] + counts["done"] == VIDEOS
+    _check_complete(out)
+
+
+def test_a_torn_last_index_row_gives_no_duplicate(tmp_path):
+    cfg = {**_inputs(tmp_path), "shard_size": 4}  # 4 videos per shard: one index write holds 4 rows
+    out = tmp_path / "out"
+    run(PrepareConfig(**cfg), log=lambda *_: None)
+    text = (out / sink.INDEX).read_text()
+    last_shard = json.loads(text.splitlines()[-1])["shard"]
+    (out / sink.INDEX).write_text(text[:text.rstrip("\n").rfind("\n") + 12])  # the last row cut mid-way
+    rows = sink.read_jsonl(out / sink.INDEX)
+    assert len(rows) == VIDEOS - 1 and any(r["shard"] == last_shard for r in rows)  # its shard is still named
+    counts = run(PrepareConfig(**cfg), log=lambda *_: None)
+    assert (counts["done"], counts["skipped"]) == (0, VIDEOS)  # the cut video is recorded again, not redone
+    _check_complete(out)
+    assert len(sink.read_jsonl(out / sink.INDEX)) == VIDEOS
+
+
+def test_state_files_are_replaced_atomically(tmp_path, monkeypatch):
+    import os
+
+    path = tmp_path / "state.json"
+    sink.atomic_write(path, "old")
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))  # killed before
+    with pytest.raises(KeyboardInterrupt):
+        sink.atomic_write(path, "new")
+    monkeypatch.setattr(os, "replace", real)
+    assert path.read_text() == "old"  # the old file whole, never a partial one
+    cfg = _inputs(tmp_path)
+    run(PrepareConfig(**cfg), log=lambda *_: None)
+    out = tmp_path / "out"
+    (out / "index.jsonl.123.tmp").write_text("partial")  # a rewrite killed before its rename
+    run(PrepareConfig(**cfg), log=lambda *_: None)
+    assert not list(out.glob("*.tmp")) and json.loads((out / "prepare_config.json").read_text())["parts"] == 1

@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from disco_train.config.base import check, check_clip_size
+import re
+
+from disco_train.config.base import ConfigError, check, check_clip_size
 from disco_train.config.codec import DCVC_RT_DIR
 from disco_train.config.decoder import FILL_MODES, ModelConfig
+
+
+X265_MIN_SIDE = 64
+"""libx265 as shipped in PyAV's wheels corrupts the heap on smaller frames (`disco_train.codec.videoio` has the
+same bound and refuses such frames); here it is checked on the config, before any video."""
+
+
+def parse_part(text: str, key: str = "part") -> tuple[int, int]:
+    """'1/3' -> (1, 3): part 1 of 3, 0 <= K < N."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    check(match is not None, key, f"expected 'K/N' with 0 <= K < N (e.g. part=0/8), got {text!r}")
+    k, n = int(match.group(1)), int(match.group(2))
+    if not 0 <= k < n:
+        raise ConfigError(f"{key}: {text!r} needs 0 <= K < N (parts are numbered 0 to N-1)")
+    return k, n
 
 
 @dataclass
@@ -18,7 +35,8 @@ class PrepareConfig:
     input: str = ""
     """A folder (searched recursively for videos), a glob, or a csv/jsonl listing video paths."""
     output: str = ""
-    """Shard folder; holds train-NNNNNN.tar, index.jsonl (done videos) and failures.jsonl."""
+    """Shard folder; holds train-NNNNNN.tar (train-pKKK-NNNNNN.tar per part), index.jsonl (done videos) and
+    failures.jsonl. One run per folder (per part) at a time: a second is refused while the first holds its lock."""
     frames: int = 57
     """Frames per clip (8k+1), cut at the source frame rate."""
     height: int = 512
@@ -76,7 +94,21 @@ class PrepareConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     """VAE + T5 used by precompute (same keys as the training recipe's model section; 'tiny' for tests)."""
     device: str = "cpu"
-    """Torch device of the neural stages (captioner, sketch, precompute): 'cpu' or 'cuda'."""
+    """Device of the neural stages (captioner, sketch, pose, precompute): 'cpu', 'cuda:K', or 'cuda' = the
+    process's local GPU (LOCAL_RANK under torchrun, SLURM_LOCALID under srun; GPU 0 when one is visible)."""
+    workers: int = 1
+    """Processes for the per-video work (decode, resize, x264/x265, LZMA, DCVC-RT and stages on the CPU); 0 = one
+    per CPU core. The main process writes every shard; the samples are the ones workers=1 makes, byte for byte
+    where the codecs are deterministic (PyAV's x264/x265 are not below about 128 px); their order over the shards
+    differs. With device=cuda only precompute may run beside workers (in the main process); captioner, sketch and
+    pose on a GPU need workers=1 (one process per GPU: part or torchrun)."""
+    part: str = ""
+    """This process's share of the inputs, 'K/N' (0 <= K < N): the videos whose name hashes to K, written as
+    train-pKKK-*.tar with their own index, lock and failures, so parts run at once into one output. '' = from
+    SLURM_ARRAY_TASK_ID/COUNT times RANK/WORLD_SIZE (torchrun) or SLURM_PROCID/NTASKS, else the whole input."""
+    merge: bool = False
+    """Prepare nothing: check that every part finished and that no input is missing or doubled, then write the
+    combined index.jsonl and failures.jsonl (the last part to finish does this itself). Exit 2 naming what is not."""
     shard_size: int = 64
     """Samples per shard."""
     seed: int = 0
@@ -105,7 +137,28 @@ class PrepareConfig:
                    f"{key} {value}/sketch_ds={self.sketch_ds} must be an even integer (4:2:0 video)")
         check(self.fill in FILL_MODES, "fill", f"unknown fill {self.fill!r}")
         check(self.fill != "none" or self.dt == 1, "fill", "'none' needs dt=1 (no dropped frames to fill)")
-        check(self.device == "cpu" or self.device.startswith("cuda"), "device", f"unknown device {self.device!r}")
+        check(re.fullmatch(r"cpu|cuda(:\d+)?", self.device) is not None, "device",
+              f"unknown device {self.device!r}; 'cpu', 'cuda' or 'cuda:K'")
         check(self.shard_size > 0, "shard_size", "must be positive")
         check(self.max_clips_per_video >= 0, "max_clips_per_video", "must be >= 0")
+        check(self.workers >= 0, "workers", "must be >= 0 (0 = one per CPU core)")
+        if self.part:
+            parse_part(self.part)
+        self._check_x265()
+        gpu_stages = [k for k in ("captioner", "sketch", "pose") if getattr(self, k)]
+        check(self.workers == 1 or self.device == "cpu" or not gpu_stages, "workers",
+              f"workers={self.workers} would load {', '.join(gpu_stages)} on device={self.device} once per worker; "
+              f"GPU stages run one process per GPU: use workers=1 with one process per GPU (part=K/N, torchrun "
+              f"or a SLURM array), or device=cpu")
         self.model.validate("model")
+
+    def _check_x265(self) -> None:
+        """x265 below X265_MIN_SIDE px would fail every video one by one: refuse the config instead."""
+        coded = [("codec", self.codec, self.ds, "ds")]
+        if self.sketch:
+            coded.append(("sketch_codec", self.sketch_codec, self.sketch_ds, "sketch_ds"))
+        for key, codec, ds, ds_key in coded:
+            side = min(self.height, self.width) // ds
+            check(codec != "x265" or side >= X265_MIN_SIDE, key,
+                  f"x265 needs frames of at least {X265_MIN_SIDE} px per side; {self.height}×{self.width}/"
+                  f"{ds_key}={ds} gives {side} px: use a smaller {ds_key}, a larger clip, or x264")

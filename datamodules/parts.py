@@ -1,0 +1,235 @@
+"""Parts of the inputs, the locks of an output folder, and the merge (`part=K/N`, `merge=true`).
+
+- Which part: `part=K/N`, else the scheduler's environment: a SLURM array (SLURM_ARRAY_TASK_ID minus
+  SLURM_ARRAY_TASK_MIN, of SLURM_ARRAY_TASK_COUNT) times the ranks inside each array task (RANK of WORLD_SIZE
+  under torchrun, else SLURM_PROCID of SLURM_NTASKS inside an srun step): part = array × ranks + rank. Nothing
+  set: the whole input, part 0/1. A video belongs to part `inputs.part_of(name, N)`.
+- Locks: `fcntl.flock` on lock files in the output folder, so the kernel releases them when the holder dies
+  (a SIGKILLed run never blocks the next one). `prepare[-pKKK].lock` is held by a part's run from start to end and
+  a second run of the same part is refused at once (`PrepareError`, exit 2); `prepare_config.lock` is held for
+  moments: to check and record the settings, to drop or write a part's done marker, and by the merge.
+- A part that finishes writes `done[-pKKK].json` (its summary); a part that starts drops it first. The merge
+  needs all N markers, so it never reads a part that is running or was killed.
+- Merge: every input is in exactly one part's index or failures, every shard an index names exists and every
+  shard on disk is named; then the combined `index.jsonl` and `failures.jsonl` are written (atomically). The last
+  part to finish merges by itself; `merge=true` does it by hand.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+from datamodules.inputs import Video, part_of
+from datamodules.sink import FAILURES, INDEX, Part, atomic_write, read_jsonl
+from disco_train.config import ConfigError, PrepareConfig
+from disco_train.config.prepare import parse_part
+
+SETTINGS, SETTINGS_LOCK = "prepare_config.json", "prepare_config.lock"
+RESUMABLE_KEYS = {"input", "output", "captions", "caption_key", "caption_column", "caption_default", "captioner",
+                  "shard_size", "device", "seed", "print_config", "workers", "part", "merge"}
+"""Keys that may differ between runs (and parts) into one output without making their samples inconsistent."""
+
+
+class PrepareError(RuntimeError):
+    """A run that cannot or did not do its job: the output is locked, nothing was found or prepared, a merge is
+    incomplete. The command prints it and exits with code 2; nothing already done is lost."""
+
+
+def _pair(env: dict, index: str, count: str, offset: str | None = None) -> tuple[int, int, str] | None:
+    if index not in env or count not in env:
+        return None
+    try:
+        k, n = int(env[index]) - int(env.get(offset, 0) if offset else 0), int(env[count])
+    except ValueError:
+        raise ConfigError(f"part: {index}={env[index]!r} / {count}={env[count]!r} are not integers") from None
+    if not 0 <= k < n:
+        raise ConfigError(f"part: {index}={env[index]} of {count}={env[count]}"
+                          f"{f' ({offset}={env.get(offset)})' if offset else ''} is not 0 <= K < N; set part=K/N")
+    return k, n, f"{index}/{count}"
+
+
+def resolve_part(text: str, env: dict | None = None) -> tuple[Part, str]:
+    """(the part this process prepares, where that came from)."""
+    if text:
+        return Part(*parse_part(text)), "part="
+    env = os.environ if env is None else env
+    array = _pair(env, "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN")
+    # SLURM_PROCID/NTASKS only inside an srun step: a batch script itself sees SLURM_NTASKS but is one process.
+    in_step = "SLURM_STEP_ID" in env or "SLURM_STEPID" in env
+    ranks = _pair(env, "RANK", "WORLD_SIZE") or (_pair(env, "SLURM_PROCID", "SLURM_NTASKS") if in_step else None)
+    found = [p for p in (array, ranks) if p is not None]
+    if not found:
+        return Part(), "the whole input"
+    k, n = 0, 1
+    for pk, pn, _ in found:
+        k, n = k * pn + pk, n * pn
+    return Part(k, n), " × ".join(f"{name} {pk}/{pn}" for pk, pn, name in found)
+
+
+def resolve_device(device: str, env: dict | None = None) -> str:
+    """'cuda' -> 'cuda:K' for the process's local rank (LOCAL_RANK, SLURM_LOCALID); GPU 0 when one is visible."""
+    env = os.environ if env is None else env
+    if device != "cuda":
+        return device
+    visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    local = env.get("LOCAL_RANK", env.get("SLURM_LOCALID", "0"))
+    return "cuda:0" if len(visible) == 1 else f"cuda:{int(local)}"
+
+
+@contextmanager
+def locked(path: Path, what: str, wait: bool):
+    """Hold an exclusive flock on `path`; without `wait`, a held lock is a PrepareError naming its holder."""
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise PrepareError(f"{what} is being written by another prepare run ({holder}; lock {path}). Wait for "
+                               f"it to finish or stop it; the lock goes with the process, so a killed run "
+                               f"holds nothing") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing the file releases the lock
+
+
+def hold_part(output: Path, part: Part):
+    what = f"output={output}" + (f" (part {part.label})" if part.count > 1 else "")
+    return locked(output / part.lock_file, what, wait=False)
+
+
+def settings_lock(output: Path):
+    return locked(output / SETTINGS_LOCK, f"{output / SETTINGS}", wait=True)
+
+
+def read_settings(output: Path) -> dict | None:
+    path = output / SETTINGS
+    if not path.is_file():
+        return None
+    text, settings = path.read_text(errors="replace"), None
+    try:
+        settings = json.loads(text)
+        why = "" if isinstance(settings, dict) else "does not hold a JSON object"
+    except json.JSONDecodeError as err:
+        why = f"is not JSON ({err})"
+    if not text.strip():
+        why = "is empty"
+    if why:
+        raise ConfigError(f"{path} {why}: it records the settings the shards in {output} were made with. Restore "
+                          f"it, or delete it if you are sure this run's settings are the ones the shards were made "
+                          f"with")
+    return settings
+
+
+def check_same_settings(output: Path, cfg: PrepareConfig, parts: int = 1) -> None:
+    """A resumed run (or another part) must make samples like the first run did; otherwise the shard folder would
+    mix settings."""
+    before = read_settings(output)
+    if before is None:
+        return
+    if before.get("parts", 1) != parts:
+        raise ConfigError(f"part: output={output} is prepared in {before.get('parts', 1)} part(s); this run would "
+                          f"make {parts}. Use the same N (part=K/{before.get('parts', 1)}) or a new output folder")
+    now = json.loads(json.dumps(asdict(cfg)))
+    changed = sorted(k for k in set(before) | set(now)
+                     if k not in RESUMABLE_KEYS | {"parts"} and before.get(k) != now.get(k))
+    if changed:
+        detail = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
+        raise ConfigError(f"output={output} was prepared with other settings ({detail}); use a new output folder "
+                          f"or the old values")
+
+
+def start_part(output: Path, cfg: PrepareConfig, part: Part) -> None:
+    """Check and record the settings and drop this part's done marker (it is about to change)."""
+    with settings_lock(output):
+        check_same_settings(output, cfg, part.count)
+        # Rewrites killed before their rename; every writer of these files holds the settings lock.
+        merged = [INDEX, FAILURES] if part.count > 1 else []
+        for name in [SETTINGS, *merged, *(Part(k, part.count).done_file for k in range(part.count))]:
+            for stale in output.glob(f"{name}.*.tmp"):
+                stale.unlink()
+        atomic_write(output / SETTINGS, json.dumps({**asdict(cfg), "parts": part.count}, indent=2))
+        (output / part.done_file).unlink(missing_ok=True)
+
+
+def finish_part(output: Path, part: Part, summary: dict) -> None:
+    with settings_lock(output):
+        atomic_write(output / part.done_file, json.dumps(summary, indent=2))
+
+
+def _missing_parts(output: Path, count: int) -> list[Part]:
+    return [p for p in (Part(k, count) for k in range(count)) if not (output / p.done_file).is_file()]
+
+
+def merge(output: Path, videos: list[Video], log=print, auto: bool = False) -> dict | None:
+    """Check the parts and write the combined index (module docstring). With `auto` (a part that just finished),
+    parts still missing are not an error: the last one merges. Returns the merged counts, or None."""
+    settings = read_settings(output)
+    if settings is None:
+        raise PrepareError(f"merge: nothing was prepared in {output} (no {SETTINGS})")
+    count = settings.get("parts", 1)
+    with settings_lock(output):
+        missing = _missing_parts(output, count)
+        if missing and auto:
+            log(f"prepare: waiting for part(s) {', '.join(p.label for p in missing)}; the last part to finish "
+                f"merges (or run merge=true)")
+            return None
+        if missing:
+            raise PrepareError(f"merge: part(s) {', '.join(p.label for p in missing)} of {output} have not finished "
+                               f"(no {', '.join(p.done_file for p in missing)}): run "
+                               f"{' and '.join(f'part={p.label}' for p in missing)} with the same settings first")
+        return _merge_parts(output, [Part(k, count) for k in range(count)], videos, log)
+
+
+def _merge_parts(output: Path, parts: list[Part], videos: list[Video], log) -> dict:
+    index, failures, problems = [], [], []
+    for part in parts:
+        rows = read_jsonl(output / part.index_file)
+        index += rows
+        failures += read_jsonl(output / part.failures_file)
+        named = {r["shard"] for r in rows}
+        on_disk = {p.name for p in part.shards(output)}
+        problems += [f"{part.index_file} names {s}, which is not in {output}" for s in sorted(named - on_disk)]
+        problems += [f"{s} is in no row of {part.index_file}: re-run part {part.label} to reconcile it"
+                     for s in sorted(on_disk - named)]
+    done = Counter(r["video"] for r in index)
+    doubled = sorted(v for v, c in done.items() if c > 1)
+    final = {r["video"] for r in failures} - set(done)
+    count = len(parts)
+    lost = [v for v in videos if str(v.path) not in done and str(v.path) not in final]
+    if doubled:
+        problems.append(f"{len(doubled)} input(s) are in more than one index row (first: {doubled[0]})")
+    if lost:
+        owners = sorted({part_of(v.name, count) for v in lost})
+        problems.append(f"{len(lost)} input(s) are in no part's index or failures (first: {lost[0].path}); re-run "
+                        f"part(s) {', '.join(f'{k}/{count}' for k in owners)}")
+    if problems:
+        raise PrepareError("merge: " + "; ".join(problems))
+    kept_failures = [r for r in _last_per_video(failures) if r["video"] in final]
+    if count > 1:
+        atomic_write(output / INDEX, "".join(json.dumps(r) + "\n" for r in index))
+        atomic_write(output / FAILURES, "".join(json.dumps(r) + "\n" for r in kept_failures))
+    retry = sum(1 for r in kept_failures if r.get("retry"))
+    counts = {"videos": len(done), "failed": len(kept_failures), "retry": retry, "parts": count,
+              "shards": sum(len(p.shards(output)) for p in parts)}
+    log(f"prepare: merged {count} part(s): {counts['videos']} videos in {counts['shards']} shards, "
+        f"{counts['failed']} failed ({retry} to retry by re-running their part); index in {output / INDEX}")
+    return counts
+
+
+def _last_per_video(rows: list[dict]) -> list[dict]:
+    last = {r["video"]: r for r in rows}
+    return list(last.values())

@@ -1,0 +1,157 @@
+"""The per-video work of `prepare`: clips, caption, degraded video and the optional stages, as samples.
+
+`Pipeline.samples(video)` is a pure function of the video file, its name and caption, and the settings: no worker
+id, time or processing order enters a sample, so a video gives the same bytes in any process (`workers=N`) or
+part. Optional stages (captioner, sketch, pose, precomputed latents) live in `datamodules.stages` and
+`datamodules.latents`; they load in `preflight`, before the first video, so missing weights fail at once.
+
+In the 'worker' role the precompute stage is left to the caller: samples come back with their meta dict and
+caption under `PENDING`, and `finish` (in the process that holds the GPU) adds the latents and meta.json exactly
+as the one-process path does.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from datamodules.inputs import Video
+from datamodules.latents import PrecomputeStage
+from datamodules.schema import FORMAT_VERSION, STREAM_FIELDS, bpp, sample_key
+from datamodules.stages import CaptionStage, PoseStage, SketchStage, check_dcvc
+from disco_train.codec.backends import DCVC_DEFAULT_QP
+from disco_train.codec.sender import SenderSettings, send_clip
+from disco_train.codec.videoio import VideoError, check_frames, read_video
+from disco_train.config import PrepareConfig
+from disco_train.modalities.degrade import resize_center_crop
+
+PENDING = "__pending__"
+"""Key of an unfinished sample's (meta, caption), left for `Pipeline.finish` in another process."""
+
+
+def encode_target(clip: np.ndarray, fps: float, crf: int) -> bytes:
+    """The stored target clip: H.264 at `crf` in mp4, as `videoio.write_video` writes it, but with each frame
+    converted to yuv420p explicitly, by one swscale thread. PyAV's implicit conversion inside `stream.encode`
+    gives different bytes from run to run (measured with PyAV 18's wheel: 5 different streams in 40 encodes of one
+    64×64 clip), and so, more rarely, does a sliced multi-threaded conversion (about 1 in 30 runs of a 32×32 clip
+    under load); one thread gave one stream in 600 encodes, so a video gives the same sample in any process."""
+    check_frames(clip)
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = clip.shape[2], clip.shape[1], "yuv420p"
+        stream.options = {"crf": str(crf)}
+        for frame in clip:
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p", threads=1)
+            for packet in stream.encode(picture):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+def used_qp(codec: str, qp: int) -> int:
+    """The QP the codec was run at: -1 (crf) for x264/x265, DCVC-RT's default for dcvc_rt when none was set."""
+    return DCVC_DEFAULT_QP if codec == "dcvc_rt" and qp < 0 else qp
+
+
+class Pipeline:
+    """The per-video work (module docstring). `role`: 'all' runs every stage here; 'worker' all but precompute,
+    whose inputs are left under PENDING; 'finish' holds only the precompute stage, for `finish_pending`."""
+
+    def __init__(self, cfg: PrepareConfig, role: str = "all"):
+        self.cfg, self.settings, self.role = cfg, SenderSettings.of(cfg), role
+        here = role != "finish"
+        self.captioner = CaptionStage(cfg) if cfg.captioner and here else None
+        self.sketch = SketchStage(cfg) if cfg.sketch and here else None
+        self.pose = PoseStage(cfg) if cfg.pose and here else None
+        self.precompute = PrecomputeStage(cfg) if cfg.precompute and role != "worker" else None
+
+    def preflight(self) -> None:
+        """Load every neural stage (fails on missing modules or weights) before any video is processed."""
+        if self.role != "finish" and self.cfg.codec == "dcvc_rt":
+            check_dcvc(self.cfg, "codec")
+        for stage in [self.captioner, self.sketch, self.pose, self.precompute]:
+            if stage is not None:
+                stage.preflight()
+
+    def caption(self, video: Video, clip: np.ndarray) -> tuple[str, str]:
+        """(caption, where it came from): the captions file, else the captioner, else caption_default."""
+        if video.caption:
+            return video.caption, "file"
+        if self.captioner is not None:
+            return self.captioner(clip), "captioner"
+        if self.cfg.caption_default:
+            return self.cfg.caption_default, "default"
+        where = f"in {self.cfg.captions}" + (f" ({video.no_caption})" if video.no_caption else "") \
+            if self.cfg.captions else "(no captions file)"
+        raise ValueError(f"no caption for {video.name} {where}, no captioner, and caption_default is empty")
+
+    def samples(self, video: Video) -> list[dict]:
+        """All samples of one video. Raises VideoError/ValueError with a one-line reason on bad input."""
+        cfg = self.cfg
+        limit = cfg.frames * cfg.max_clips_per_video if cfg.max_clips_per_video else None
+        frames, fps = read_video(video.path, max_frames=limit)
+        count = len(frames) // cfg.frames
+        if count == 0:
+            raise VideoError(f"{len(frames)} frames, shorter than one clip of {cfg.frames}")
+        return [self.clip_sample(video, index, frames[index * cfg.frames:(index + 1) * cfg.frames], fps)
+                for index in range(count)]
+
+    def clip_sample(self, video: Video, index: int, raw: np.ndarray, fps: float) -> dict:
+        cfg = self.cfg
+        clip, resized_up = resize_center_crop(raw, cfg.height, cfg.width)
+        caption, caption_source = self.caption(video, clip)
+        sketch = self.sketch.extract(clip) if self.sketch else None
+        poses = self.pose.estimate(clip) if self.pose else None
+        streams, info = send_clip(clip, fps, caption, self.settings, sketch, poses)
+        meta = {"source": str(video.path), "clip_index": index, "start_frame": index * cfg.frames, "fps": fps,
+                "frames": cfg.frames, "height": cfg.height, "width": cfg.width,
+                "source_height": int(raw.shape[1]), "source_width": int(raw.shape[2]), "resized_up": resized_up,
+                "ds": cfg.ds, "dt": cfg.dt, "codec": cfg.codec, "crf": cfg.crf, "qp": used_qp(cfg.codec, cfg.qp),
+                "target_crf": cfg.target_crf, "caption_source": caption_source,
+                **stream_meta(info, cfg, poses), "bits": {s.kind: s.bits for s in streams},
+                "format_version": FORMAT_VERSION}
+        sample = {"__key__": sample_key(video.name, index),
+                  "video.mp4": encode_target(clip, fps, cfg.target_crf),
+                  **{STREAM_FIELDS[s.kind]: s.data for s in streams}}
+        if self.role == "worker" and self.cfg.precompute:
+            return {**sample, PENDING: (meta, caption)}
+        return self.finish(sample, meta, caption)
+
+    def finish(self, sample: dict, meta: dict, caption: str) -> dict:
+        """The precompute stage (if any), the bpp and meta.json."""
+        cfg = self.cfg
+        if self.precompute is not None:
+            self.precompute.apply(caption, sample, meta)
+        meta["bpp"] = bpp(meta["bits"], cfg.frames, cfg.height, cfg.width)
+        sample["meta.json"] = json.dumps(meta).encode()
+        return sample
+
+    def finish_pending(self, samples: list[dict]) -> list[dict]:
+        """Samples from a 'worker' pipeline, finished here."""
+        return [self.finish(s, *s.pop(PENDING)) if PENDING in s else s for s in samples]
+
+
+def stream_meta(info: dict[str, dict], cfg: PrepareConfig, poses) -> dict:
+    """What meta.json records of the coded streams (schema: `datamodules.schema`)."""
+    video = info["video"]
+    meta = {"degraded_frames": video["frames"], "degraded_height": video["height"],
+            "degraded_width": video["width"]}
+    if "container_overhead_bytes" in video:
+        meta["container_overhead_bytes"] = video["container_overhead_bytes"]
+    if "sketch" in info:
+        sketch = info["sketch"]
+        meta.update({"sketch_codec": cfg.sketch_codec, "sketch_crf": cfg.sketch_crf,
+                     "sketch_qp": used_qp(cfg.sketch_codec, cfg.sketch_qp), "sketch_ds": cfg.sketch_ds,
+                     "sketch_dt": cfg.sketch_dt, "sketch_frames": sketch["frames"],
+                     "sketch_height": sketch["height"], "sketch_width": sketch["width"]})
+        if "container_overhead_bytes" in sketch:
+            meta["sketch_container_overhead_bytes"] = sketch["container_overhead_bytes"]
+    if poses is not None:
+        meta["pose_max_people"] = int(max(poses.poses_per_frame, default=0))
+    return meta
