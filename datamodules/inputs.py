@@ -20,10 +20,25 @@ from datamodules import captions as caption_table
 from datamodules.schema import sample_key
 from disco_train.config import ConfigError
 
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".y4m"}
-UNREADABLE_SUFFIXES = {".yuv": "raw YUV has no header giving its size, pixel format or frame rate; convert it to "
-                               ".y4m or .mp4 (e.g. ffmpeg -s WxH -pix_fmt yuv420p -r FPS -i in.yuv out.y4m)"}
-"""Video files a folder input may hold that `read_video` cannot read: counted and reported, not processed."""
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".y4m", ".yuv"}
+UNREADABLE_SUFFIXES = {".yuv": "raw YUV has no header: its name must give the size and frame rate, like "
+                               "Name_1920x1080_50fps_420_10bit.yuv or Name_1920x1080_60.yuv; rename it, or convert "
+                               "it to .y4m (ffmpeg -s WxH -pix_fmt yuv420p -r FPS -i in.yuv out.y4m)"}
+"""Videos `read_video` cannot read (a .yuv whose name does not say its size and rate): counted and reported, not
+processed."""
+
+
+def readable(path: Path) -> bool:
+    """Whether `read_video` can read this listed file: raw YUV only when its name gives its size and rate."""
+    if path.suffix.lower() != ".yuv":
+        return path.suffix.lower() in VIDEO_SUFFIXES
+    from disco_train.codec.rawyuv import format_from_name
+
+    try:
+        found = format_from_name(path.stem)
+    except ValueError:
+        return False
+    return {"width", "height", "fps"} <= set(found)
 _WILDCARDS = "*?["
 
 
@@ -71,8 +86,9 @@ def list_videos(spec: str) -> Listing:
     path = Path(spec)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file())
-        videos = [Video(p, _name(p, path)) for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
-        return Listing(videos, Counter(p.suffix.lower() for p in files if p.suffix.lower() in UNREADABLE_SUFFIXES))
+        videos = [Video(p, _name(p, path)) for p in files if readable(p)]
+        return Listing(videos, Counter(p.suffix.lower() for p in files
+                                       if p.suffix.lower() in UNREADABLE_SUFFIXES and not readable(p)))
     if path.suffix in (".csv", ".jsonl") and path.is_file():
         root = path.parent.resolve()
         videos = []

@@ -12,11 +12,8 @@ as the one-process path does.
 
 from __future__ import annotations
 
-import io
 import json
-from fractions import Fraction
 
-import av
 import numpy as np
 
 from datamodules.inputs import Video
@@ -25,33 +22,12 @@ from datamodules.schema import FORMAT_VERSION, STREAM_FIELDS, bpp, sample_key
 from datamodules.stages import CaptionStage, PoseStage, SketchStage, check_dcvc
 from disco_train.codec.backends import DCVC_DEFAULT_QP
 from disco_train.codec.sender import SenderSettings, send_clip
-from disco_train.codec.videoio import VideoError, check_frames, read_video
+from disco_train.codec.videoio import VideoError, read_video, write_video
 from disco_train.config import PrepareConfig
 from disco_train.modalities.degrade import resize_center_crop
 
 PENDING = "__pending__"
 """Key of an unfinished sample's (meta, caption), left for `Pipeline.finish` in another process."""
-
-
-def encode_target(clip: np.ndarray, fps: float, crf: int) -> bytes:
-    """The stored target clip: H.264 at `crf` in mp4, as `videoio.write_video` writes it, but with each frame
-    converted to yuv420p explicitly, by one swscale thread. PyAV's implicit conversion inside `stream.encode`
-    gives different bytes from run to run (measured with PyAV 18's wheel: 5 different streams in 40 encodes of one
-    64×64 clip), and so, more rarely, does a sliced multi-threaded conversion (about 1 in 30 runs of a 32×32 clip
-    under load); one thread gave one stream in 600 encodes, so a video gives the same sample in any process."""
-    check_frames(clip)
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = clip.shape[2], clip.shape[1], "yuv420p"
-        stream.options = {"crf": str(crf)}
-        for frame in clip:
-            picture = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p", threads=1)
-            for packet in stream.encode(picture):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return buffer.getvalue()
 
 
 def used_qp(codec: str, qp: int) -> int:
@@ -117,7 +93,7 @@ class Pipeline:
                 **stream_meta(info, cfg, poses), "bits": {s.kind: s.bits for s in streams},
                 "format_version": FORMAT_VERSION}
         sample = {"__key__": sample_key(video.name, index),
-                  "video.mp4": encode_target(clip, fps, cfg.target_crf),
+                  "video.mp4": write_video(None, clip, fps, crf=cfg.target_crf),
                   **{STREAM_FIELDS[s.kind]: s.data for s in streams}}
         if self.role == "worker" and self.cfg.precompute:
             return {**sample, PENDING: (meta, caption)}

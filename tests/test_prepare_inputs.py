@@ -125,7 +125,7 @@ def test_no_video_and_every_video_failed_exit_2(tmp_path, capsys):
     assert "1 done (1 clips), 0 failed, 2 already done" in capsys.readouterr().out
 
 
-def test_yuv_files_are_reported_and_y4m_is_read(tmp_path):
+def test_named_yuv_and_y4m_are_read_and_other_yuv_reported(tmp_path):
     import av
     import numpy as np
 
@@ -139,10 +139,11 @@ def test_yuv_files_are_reported_and_y4m_is_read(tmp_path):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    (tmp_path / "in" / "raw.yuv").write_bytes(bytes(32 * 32 * 3 // 2 * 9))
+    (tmp_path / "in" / "raw.yuv").write_bytes(bytes(32 * 32 * 3 // 2 * 9))  # no size in the name: reported
+    (tmp_path / "in" / "Seq_32x32_24fps_420_8bit.yuv").write_bytes(bytes(range(256)) * (32 * 32 * 3 // 2 * 9 // 256))
     logs = []
-    assert run(_cfg(tmp_path), log=logs.append)["done"] == 1
-    assert any("1 .yuv file ignored (raw YUV has no header" in line for line in logs)
+    assert run(_cfg(tmp_path), log=logs.append)["done"] == 2  # the .y4m and the test-sequence-named .yuv
+    assert any("1 .yuv file ignored (raw YUV has no header: its name must give" in line for line in logs)
 
 
 @pytest.mark.parametrize("overrides,key", [

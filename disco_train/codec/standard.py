@@ -18,7 +18,7 @@ import av
 import numpy as np
 
 from disco_train.codec.annexb import strip_encoder_info
-from disco_train.codec.videoio import X265_MIN_SIDE, VideoError, check_frames
+from disco_train.codec.videoio import X265_MIN_SIDE, VideoError, check_frames, yuv420p
 
 CODECS = {"x264": ("libx264", "h264"), "x265": ("libx265", "hevc")}
 DECODERS = {"x264": "h264", "x265": "hevc", "vvenc": "vvc"}
@@ -57,7 +57,7 @@ def encode_bitstream(frames: np.ndarray, fps: float, codec: str = "x265", crf: i
     ctx.options = options
     out = bytearray()
     for i, frame in enumerate(frames):
-        vf = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
+        vf = yuv420p(frame)
         vf.pts = i
         for packet in ctx.encode(vf):
             out += bytes(packet)
