@@ -39,7 +39,6 @@ from memtrack import LiveBytes, alive_tensors  # noqa: E402
 from step import BareStep, make_batch  # noqa: E402
 
 from disco_train.config.geometry import latent_grid  # noqa: E402
-from disco_train.decoder import conditioning as C  # noqa: E402
 
 BUDGETS_GB = {"issue target": 60.0, "H100 80 GB": 72.0, "H200 141 GB": 127.0}
 """Tensor-memory budgets (max_memory_allocated): the issue's 60 GB, and 90 % of each card (80 GB → 72,

@@ -39,7 +39,6 @@ import torch  # noqa: E402
 from step import BareStep, make_batch  # noqa: E402
 
 from disco_train.config.geometry import latent_grid  # noqa: E402
-from disco_train.decoder import conditioning as C  # noqa: E402
 from disco_train.config import ATTENTION_KERNELS  # noqa: E402
 
 PAPER_S_PER_STEP = 4.5 * 3600 / 8000  # §4.5: 8000 steps in ≈ 4.5 h on one H100 -> 2.025 s/step

@@ -3,7 +3,6 @@ built offline, saved with save_pretrained and loaded back through Captioner."""
 
 import numpy as np
 import pytest
-import torch
 
 from disco_train.modalities.caption import Captioner, frame_grid
 from stages import build_llava

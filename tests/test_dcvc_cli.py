@@ -1,7 +1,6 @@
 """DCVC-RT CLI: encode/decode through files (.npy exact, .mp4 via PyAV) and clean errors."""
 
 import numpy as np
-import pytest
 
 from disco_train.codec.dcvc_rt import cli
 from disco_train.codec.dcvc_rt.api import decode_video, synthetic_codec

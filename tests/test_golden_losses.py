@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from conftest import debug_overrides
 

@@ -62,6 +62,7 @@ def test_interleave_pattern(ratio):
 def test_interleave_keeps_positions_and_rejects_misaligned():
     video, aux = torch.randn(1, 8, 3), torch.randn(1, 8, 3)
     out = interleave_tokens(video, aux, (1, 3))
-    assert torch.equal(out[0, 0], video[0, 0]) and torch.equal(out[0, 1], aux[0, 1]) and torch.equal(out[0, 4], video[0, 4])
+    assert torch.equal(out[0, 0], video[0, 0]) and torch.equal(out[0, 1], aux[0, 1])
+    assert torch.equal(out[0, 4], video[0, 4])
     with pytest.raises(ValueError, match="aligned"):
         interleave_tokens(video, aux[:, :4], (1, 3))

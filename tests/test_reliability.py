@@ -1,6 +1,5 @@
 import random
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,8 +7,8 @@ import torch
 
 import train
 from conftest import ROOT, debug_overrides
-from disco_train.train.reliability import (AtomicCheckpointIO, NonFiniteGuard, find_resume_checkpoint, readable_checkpoint,
-                                     rng_state, set_rng_state)
+from disco_train.train.reliability import (AtomicCheckpointIO, NonFiniteGuard, find_resume_checkpoint,
+                                           readable_checkpoint, rng_state, set_rng_state)
 
 
 def test_atomic_save_and_resume_discovery_skip_partial_files(tmp_path):

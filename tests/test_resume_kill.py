@@ -23,7 +23,8 @@ STEPS = 40
 
 
 def _argv(shards: Path, out: Path, name: str) -> list[str]:
-    return [sys.executable, str(ROOT / "train.py"), "recipe=disco_lora_debug", f"data.train_shards={shards}/train-*.tar",
+    return [sys.executable, str(ROOT / "train.py"), "recipe=disco_lora_debug",
+            f"data.train_shards={shards}/train-*.tar",
             f"output_dir={out}", f"name={name}", f"trainer.max_steps={STEPS}", "trainer.log_every_n_steps=1",
             "data.epoch_length=12", "data.num_workers=2", "checkpoint.every_n_steps=1", "checkpoint.keep_last=2",
             "logger.kind=csv"]

@@ -25,7 +25,8 @@ from disco_train.config.training import (CheckpointConfig, DataConfig, DiscoLora
 
 __all__ = [
     "ATTENTION_KERNELS", "FILL_MODES", "NEGATIVE_PROMPT", "SHIFT_TOKENS", "SHIFT_VALUES", "SPATIAL", "TEMPORAL",
-    "CheckpointConfig", "CodecModelConfig", "CodecOptimConfig", "ConditionConfig", "ConfigError", "DataConfig", "DecodeError", "DecodeLimits",
+    "CheckpointConfig", "CodecModelConfig", "CodecOptimConfig", "ConditionConfig", "ConfigError", "DataConfig",
+    "DecodeError", "DecodeLimits",
     "DiscoLoraConfig", "FlowConfig", "LoggerConfig", "LoraConfig", "ModelConfig", "OptimConfig", "PrepareConfig",
     "RunConfig", "SketchCodecConfig", "SketchDataConfig", "StageConfig", "TrainerConfig", "ValidationConfig",
     "check", "check_clip_size", "coded_size", "latent_grid", "parse_ratio",

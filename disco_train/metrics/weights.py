@@ -78,7 +78,8 @@ def weight_path(key: str, weights_dir: str | Path) -> Path:
         raise KeyError(f"unknown weight file key {key!r}; known: {sorted(WEIGHT_FILES)}")
     ref = repo_ref(str(weights_dir))
     if ref is not None and ref.filename is None:
-        return resolve_weights(f"{weights_dir}/{WEIGHT_FILES[key].relpath}", "weights_dir", WEIGHT_FILES[key].description)
+        spec = WEIGHT_FILES[key]
+        return resolve_weights(f"{weights_dir}/{spec.relpath}", "weights_dir", spec.description)
     return Path(weights_dir) / WEIGHT_FILES[key].relpath
 
 
