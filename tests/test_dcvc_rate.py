@@ -10,10 +10,13 @@ Measured again for this test with the same build: streams from `stream_format="o
 byte-identical to the official ones in all four cases, and decoded both ways bit-exactly.
 """
 
+import copy
+
 import pytest
 import torch
 
 from disco_train.codec.dcvc_rt.api import synthetic_codec
+from disco_train.codec.dcvc_rt.codec import DcvcRtCodec
 from disco_train.codec.dcvc_rt.color import uint8_frames_to_ycbcr, ycbcr_to_uint8_frames
 from disco_train.codec.dcvc_rt.golden_input import make_frame
 
@@ -66,3 +69,24 @@ def test_official_format_has_the_official_size(codec, size, T):
 @pytest.mark.parametrize("size,T", [(256, 4), (512, 1), (512, 4)])
 def test_official_format_has_the_official_size_slow(codec, size, T):
     test_official_format_has_the_official_size(codec, size, T)
+
+
+def _copy():  # synthetic_codec() is cached and shared: break a copy
+    return DcvcRtCodec(copy.deepcopy(synthetic_codec().intra), None)
+
+
+def _nan(module):
+    with torch.no_grad():
+        for p in module.parameters():
+            p.fill_(float("nan"))
+
+
+def test_broken_weights_fail_before_writing_a_stream():
+    broken = _copy()
+    _nan(broken.intra.enc)  # NaN latents: nothing a decoder could read may be written
+    with pytest.raises(ValueError, match="non-finite latents"):
+        broken.encode_frames(golden_frames(64, 1), 32, with_recon=False)
+    no_prior = _copy()
+    _nan(no_prior.intra.bit_estimator_z)  # the z tables are built from these: named before any coding
+    with pytest.raises(ValueError, match="z prior's"):
+        no_prior.encode_frames(golden_frames(64, 1), 32, with_recon=False)

@@ -102,6 +102,9 @@ class SymbolWriter:
         self._write(y_q_w.reshape(-1).cpu().numpy()[pos], idx, self.y)
 
     def _write(self, symbols, rows, ct: CodingTables):
+        if not np.isfinite(symbols).all():  # NaN would cast to INT64_MIN and be "coded" as a huge escape
+            raise ValueError("DCVC-RT produced non-finite latents: the codec weights are broken (NaN/inf in "
+                             "the checkpoint or from its arithmetic); nothing was written")
         entry, escaped, raw = tables.fold_escapes(np.rint(symbols).astype(np.int64), ct.t.offsets[rows],
                                                   ct.t.lengths[rows])
         self.encoder.encode(entry.astype(np.int32), _FAMILY, ct.probs[rows])

@@ -121,6 +121,9 @@ def _factorized_cdf(params, x):
 def factorized_tables(bit_estimator) -> CdfTables:
     """The z tables of a BitEstimator, row qp * channels + c; float32 CPU whatever the model's dtype."""
     params = {n: p.detach().to("cpu", torch.float32).clone() for n, p in bit_estimator.named_parameters()}
+    broken = [n for n, p in params.items() if not torch.isfinite(p).all()]
+    if broken:
+        raise ValueError(f"DCVC-RT weights are broken: the z prior's {broken[0]} holds NaN/inf")
     medians = torch.zeros((bit_estimator.qp_num, bit_estimator.channel, 1, 1))
     minima, maxima = medians + MAX_HALF_RANGE, medians + MAX_HALF_RANGE
     for i in range(MAX_HALF_RANGE, 1, -1):
