@@ -19,7 +19,6 @@ from __future__ import annotations
 import glob
 import sys
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from datamodules.gray import decode_gray, encode_gray
 from disco_train.config import ConfigError
 from disco_train.config.cli import REQUIRED, Command
 from disco_train.config import SketchDataConfig
@@ -37,19 +37,9 @@ VIDEO_SUFFIXES = (".mkv", ".mp4", ".avi", ".mov", ".webm")
 
 def write_gray_video(path: str | Path, frames: np.ndarray, fps: float = 24.0) -> Path:
     """uint8 [T,H,W] -> lossless FFV1 gray .mkv at `path`."""
-    frames = np.asarray(frames)
-    if frames.ndim != 3 or frames.dtype != np.uint8 or frames.shape[0] == 0:
-        raise ValueError(f"expected uint8 frames [T,H,W] with T >= 1, got {frames.dtype} {frames.shape}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format="matroska") as container:
-        stream = container.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "gray"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="gray")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    encode_gray(frames, fps, out=path)
     return path
 
 
@@ -62,16 +52,7 @@ def count_frames(path: str | Path) -> int:
 
 def read_gray_video(path: str | Path, start: int = 0, count: int | None = None) -> np.ndarray:
     """Frames [start, start + count) as uint8 [T,H,W] (luma of colour sources)."""
-    frames = []
-    with av.open(str(path)) as container:
-        for index, frame in enumerate(container.decode(container.streams.video[0])):
-            if index >= start:
-                frames.append(frame.to_ndarray(format="gray"))
-            if count is not None and len(frames) >= count:
-                break
-    if not frames or (count is not None and len(frames) < count):
-        raise ValueError(f"{path}: needed frames {start}..{start + (count or 1) - 1}, the video has fewer")
-    return np.stack(frames)
+    return decode_gray(path, start, count)
 
 
 def gray_to_ycbcr(gray: torch.Tensor) -> torch.Tensor:
