@@ -20,7 +20,8 @@ from disco_train.decoder.export import CODEC_KEYS, SKETCH_CODEC_DIR, describe_se
 SKETCH_KEYS = ("sketch_codec", "sketch_crf", "sketch_qp", "sketch_ds", "sketch_dt")
 
 
-def _matches(point: dict, given: dict) -> bool:
+def matches(point: dict, given: dict) -> bool:
+    """Whether trained rate point `point` has the values `given` (module docstring: how qp and crf compare)."""
     codec = given.get("codec", point.get("codec"))
     for key, value in given.items():
         if key not in point:
@@ -39,7 +40,7 @@ def choose_point(trained: list[dict], given: dict, force: bool = False) -> tuple
     """(the rate point to code at: the first trained point matching `given`, with `given` on top; a note for the
     user or ''). No match: ConfigError naming the trained set, unless `force` (then `given` on the first point)."""
     given = {k: v for k, v in given.items() if k in CODEC_KEYS and v is not None}
-    matching = [p for p in trained if _matches(p, given)]
+    matching = [p for p in trained if matches(p, given)]
     if not matching:
         asked = " ".join(f"{k}={v}" for k, v in given.items())
         if not force:
