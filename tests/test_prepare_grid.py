@@ -221,3 +221,30 @@ def test_sketch_frames_and_separate_sketch_codec_weights(tmp_path, stage_weights
     run(_cfg(tmp_path, out="plain", ds=2, dt=4), **QUIET)
     with pytest.raises(ConfigError, match="data.train_shards: no sketch.mkv in the 1 shard"):
         SketchClipDataModule(SketchDataConfig(train_dir="", train_shards=str(tmp_path / "plain" / "train-*.tar")))
+
+
+def test_precomputed_latents_follow_each_samples_own_point(tmp_path):
+    """The degraded latents of a grid sample come from its own ds/dt; the target and text latents are the clip's,
+    computed once and shared by its points."""
+    import torch
+    from safetensors.torch import load as load_safetensors
+
+    from disco_train.config import ModelConfig
+    from disco_train.decoder.encoders import encode_video
+    from disco_train.decoder.models import load_backbone
+    from disco_train.modalities.degrade import restore
+
+    _videos(tmp_path, count=1)
+    cfg = _cfg(tmp_path, max_clips_per_video=1, precompute=True,
+               model=ModelConfig(name="tiny", dtype="fp32", max_text_tokens=16))
+    run(cfg, **QUIET)
+    vae = load_backbone(cfg.model, cfg.seed).vae
+    samples = _samples(tmp_path / "out")
+    latents = {k: load_safetensors(s["latents.safetensors"]) for k, s in samples.items()}
+    first = latents["v0_c0000_ds2_dt2_crf30"]
+    for key, s in samples.items():
+        meta = json.loads(s["meta.json"])
+        cond = restore(decode_bitstream(s["degraded.bin"], "x264"), 32, 32, meta["dt"], 9, "forward")
+        expected = encode_video(vae, torch.from_numpy(cond)[None])[0]
+        assert torch.allclose(latents[key]["degraded"], expected, atol=1e-5), key
+        assert torch.equal(latents[key]["target"], first["target"]) and torch.equal(latents[key]["text"], first["text"])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from disco_train.codec.backends import used_qp
 from disco_train.config import ConfigError
-from disco_train.decoder.export import CODEC_KEYS, SKETCH_CODEC_DIR, describe_settings, trained_settings
+from disco_train.decoder.export import CODEC_KEYS, describe_settings
 
 SKETCH_KEYS = ("sketch_codec", "sketch_crf", "sketch_qp", "sketch_ds", "sketch_dt")
 
@@ -78,9 +78,6 @@ def sketch_weights(export: str, manifest: dict | None, given: str, video: str) -
     if given:
         return given
     if manifest and manifest.get("sketch_codec"):
-        return str(Path(export) / manifest.get("sketch_codec", SKETCH_CODEC_DIR))
+        return str(Path(export) / manifest["sketch_codec"])
     return (_recorded(manifest, "sketch_dcvc_dir") if manifest else "") or video
 
-
-def describe(manifest: dict) -> str:
-    return describe_settings(trained_settings(manifest))
