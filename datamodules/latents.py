@@ -113,7 +113,8 @@ class PrecomputeStage:
                              cfg.width, cfg.fill, cfg.dcvc_rt_dir)
         tensors = {"target": self._shared("target", video, lambda: self._encode(read_video(video)[0][:cfg.frames])),
                    "degraded": self._encode(cond)}
-        aux = {name: sample[field] for name, field in (("sketch", "sketch.bin"), ("pose", "pose.xz")) if field in sample}
+        aux = {name: sample[field] for name, field in (("sketch", "sketch.bin"), ("pose", "pose.xz"))
+               if field in sample}
         if aux:
             frames = self._shared("aux", tuple(bytes(v) for v in aux.values()),
                                   lambda: {n: self._encode(f) for n, f in self.aux_frames(sample, meta).items()})

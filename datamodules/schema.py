@@ -3,11 +3,12 @@
 A shard folder holds `train-NNNNNN.tar` (complete shards only), `index.jsonl` ({video, shard, coded} per
 finished video; `coded` = `datamodules.coded.summarize` of its samples' meta.json: their rate points
 {ds, dt, codec, qp, crf}, fps, sketch settings, pose_max_people and codec weights, so the set a decoder trained on
-is known without reading the tars), `failures.jsonl` ({video, reason, time[, retry]} per skipped video), `prepare_config.json` (the
-settings), `done.json` (the last finished run's summary) and `prepare.lock` (held while a run writes). A folder
-prepared in N parts (`part=K/N`) holds `train-pKKK-NNNNNN.tar`, `index-pKKK.jsonl`, `failures-pKKK.jsonl`,
-`done-pKKK.json` and `prepare-pKKK.lock` per part and, once merged, the combined `index.jsonl` and
-`failures.jsonl` of all parts (`datamodules.parts`); `train-*.tar` matches the shards of either layout.
+is known without reading the tars), `failures.jsonl` ({video, reason, time[, retry]} per skipped video),
+`prepare_config.json` (the settings), `done.json` (the last finished run's summary) and `prepare.lock` (held
+while a run writes). A folder prepared in N parts (`part=K/N`) holds `train-pKKK-NNNNNN.tar`, `index-pKKK.jsonl`,
+`failures-pKKK.jsonl`, `done-pKKK.json` and `prepare-pKKK.lock` per part and, once merged, the combined
+`index.jsonl` and `failures.jsonl` of all parts (`datamodules.parts`); `train-*.tar` matches the shards of either
+layout.
 
 Fields of a sample (tar members `<key>.<field>`):
 
@@ -29,8 +30,8 @@ Fields of a sample (tar members `<key>.<field>`):
 `meta.json` keys:
 - always: source, clip_index, start_frame, fps (source rate; clips are cut at it), frames, height, width,
   source_height, source_width, resized_up (a side was enlarged: the source was smaller than the clip), ds, dt,
-  codec, crf, qp (the constant QP used; -1 = x264/x265 at crf; ds, dt, qp and crf are the sample's own grid point), target_crf, caption_source ('file', 'captioner'
-  or 'default'), degraded_frames, degraded_height, degraded_width, container_overhead_bytes (x264/x265 only:
+  codec, crf, qp (the constant QP used; -1 = x264/x265 at crf; ds, dt, qp and crf are the sample's own grid
+  point), target_crf, caption_source ('file', 'captioner' or 'default'), degraded_frames, degraded_height, degraded_width, container_overhead_bytes (x264/x265 only:
   what an mp4 would add; not counted in the rate), bits {text, video[, sketch][, pose]}, bpp, format_version;
 - with `sketch.bin`: sketch_codec, sketch_crf, sketch_qp (as qp), sketch_ds, sketch_dt, sketch_frames,
   sketch_height, sketch_width, sketch_container_overhead_bytes (x264/x265);

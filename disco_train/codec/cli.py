@@ -5,8 +5,8 @@
 
 `encode` takes its coding settings from the command line, else from the export (the decoder's training data:
 a rate point of its trained set, `codec.trained.choose_point`; a point outside the set is refused unless
-force=true), else from `prepare`'s defaults, and prints each stream's bits and the total with the container's header (the file:
-what a receiver needs) in bits, bpp and kbps at the video's frame rate. `decode` builds only the `DiscoDecoder`
+force=true), else from `prepare`'s defaults, and prints each stream's bits and the total with the container's
+header (the file: what a receiver needs) in bits, bpp and kbps at the video's frame rate. `decode` builds only the `DiscoDecoder`
 (never the training system, never Lightning) from the export folder, and writes the reconstruction losslessly
 (`codec.videoio.write_output`: a folder -> PNG frames, .mkv -> FFV1, .mp4 -> H.264 RGB at qp 0), so a metric
 scores the decoder and not a second codec; `crf=N` with an .mp4 writes a lossy 4:2:0 viewing copy instead.

@@ -5,10 +5,10 @@ the decoder's training data was.
 Each extractor imports its neural module lazily and resolves its weights when built; a missing module or file is a
 `ConfigError` naming the key to fix (`sketch_weights`, `pose_dir`, or the key the caller names).
 
-| extractor        | module                                   | calls                                                    |
-|------------------|------------------------------------------|----------------------------------------------------------|
-| SketchExtractor  | `disco_train.modalities.sketch`          | `load_sketch_generator(path, device=)`, `extract_sketches(gen, clip)` |
-| PoseExtractor    | `disco_train.modalities.pose_estimation` | `DWPose(folder, device=)`, `estimator(clip) -> PoseSequence` |
+| extractor       | module                                   | calls                                                   |
+|-----------------|------------------------------------------|---------------------------------------------------------|
+| SketchExtractor | `disco_train.modalities.sketch`          | `load_sketch_generator(path, device=)`, `extract_sketches`|
+| PoseExtractor   | `disco_train.modalities.pose_estimation` | `DWPose(folder, device=)`, `estimator(clip)`            |
 """
 
 from __future__ import annotations
