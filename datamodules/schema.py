@@ -31,8 +31,9 @@ Fields of a sample (tar members `<key>.<field>`):
 - always: source, clip_index, start_frame, fps (source rate; clips are cut at it), frames, height, width,
   source_height, source_width, resized_up (a side was enlarged: the source was smaller than the clip), ds, dt,
   codec, crf, qp (the constant QP used; -1 = x264/x265 at crf; ds, dt, qp and crf are the sample's own grid
-  point), target_crf, caption_source ('file', 'captioner' or 'default'), degraded_frames, degraded_height, degraded_width, container_overhead_bytes (x264/x265 only:
-  what an mp4 would add; not counted in the rate), bits {text, video[, sketch][, pose]}, bpp, format_version;
+  point), target_crf, caption_source ('file', 'captioner' or 'default'), degraded_frames, degraded_height,
+  degraded_width, container_overhead_bytes (x264/x265 only: what an mp4 would add; not counted in the rate),
+  bits {text, video[, sketch][, pose]}, bpp, format_version;
 - with `sketch.bin`: sketch_codec, sketch_crf, sketch_qp (as qp), sketch_ds, sketch_dt, sketch_frames,
   sketch_height, sketch_width, sketch_container_overhead_bytes (x264/x265);
 - with `pose.xz`: pose_max_people;
