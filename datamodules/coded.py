@@ -75,10 +75,13 @@ def shard_metas(url: str | Path) -> list[dict]:
     """The meta.json of every sample of one shard; only those members are read (the others are skipped by
     seeking past them)."""
     metas = []
-    with tarfile.open(str(url)) as tar:
-        for member in tar:
-            if member.isfile() and member.name.endswith(".meta.json"):
-                metas.append(json.loads(tar.extractfile(member).read()))
+    try:
+        with tarfile.open(str(url)) as tar:
+            for member in tar:
+                if member.isfile() and member.name.endswith(".meta.json"):
+                    metas.append(json.loads(tar.extractfile(member).read()))
+    except (tarfile.TarError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{url}: unreadable shard ({type(err).__name__}: {err})") from None
     return metas
 
 

@@ -99,7 +99,8 @@ def settings(a: EncodeConfig, note=lambda text: print(text, file=sys.stderr)) ->
         if message:
             note(message)
         for key, value in {**point, **trained.sketch_defaults(manifest)}.items():
-            setattr(s, key, value)
+            if hasattr(s, key):
+                setattr(s, key, value)
     for f in fields(s):
         value = getattr(a, f.name, None)
         if value is not None and f.name not in ("dcvc_rt_dir", "sketch_dcvc_dir"):
