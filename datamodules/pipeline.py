@@ -103,8 +103,8 @@ class Pipeline:
         clip_meta = {"source": str(video.path), "clip_index": index, "start_frame": index * cfg.frames, "fps": fps,
                      "frames": cfg.frames, "height": cfg.height, "width": cfg.width,
                      "source_height": int(raw.shape[1]), "source_width": int(raw.shape[2]), "resized_up": resized_up}
-        samples, shared = [], None
-        for point in self.points(key):
+        samples, shared, points = [], None, self.points(key)
+        for point in points:
             settings = replace(self.settings, ds=point.ds, dt=point.dt, qp=point.qp, crf=point.crf)
             # Sketch and pose streams do not depend on the rate point: coded once per clip, shared by its samples.
             streams, info = send_clip(clip, fps, caption, settings, *((sketch, poses) if shared is None else ()))
@@ -117,8 +117,7 @@ class Pipeline:
                     "target_crf": cfg.target_crf, "caption_source": caption_source,
                     **stream_meta(info, cfg, poses), "bits": {s.kind: s.bits for s in streams},
                     "format_version": FORMAT_VERSION}
-            sample = {"__key__": key if len(self.points(key)) == 1 else grid_key(key, point.ds, point.dt, qp,
-                                                                                    point.crf),
+            sample = {"__key__": key if len(points) == 1 else grid_key(key, point.ds, point.dt, qp, point.crf),
                       "video.mp4": target, **{STREAM_FIELDS[s.kind]: s.data for s in streams}}
             if cfg.sketch_frames and not samples:  # the lossless frames once per clip (sketch-codec data)
                 sample[SKETCH_FRAMES_FIELD] = encode_gray(np.ascontiguousarray(sketch[..., 0]), fps)
