@@ -66,11 +66,13 @@ class CaptionTable:
         return None, ""
 
 
-def load(path: str, key: str, column: str) -> CaptionTable:
+def load(path: str, key: str, column: str, setting: str = "captions") -> CaptionTable:
+    """{video key: the column's text} of a captions/metadata file; `setting` names the key a missing column is
+    about (the caption column, or `quality_column` for the curation score)."""
     rows = _rows(Path(path))
     if rows and (key not in rows[0] or column not in rows[0]):
-        raise ConfigError(f"captions: {path} needs columns {key!r} and {column!r}; it has {sorted(rows[0])}")
-    return CaptionTable({str(row[key]): str(row[column]) for row in rows}, path)
+        raise ConfigError(f"{setting}: {path} needs columns {key!r} and {column!r}; it has {sorted(rows[0])}")
+    return CaptionTable({str(row[key]): "" if row[column] is None else str(row[column]) for row in rows}, path)
 
 
 def list_column(path: Path, column: str) -> list[str]:

@@ -2,7 +2,8 @@
 
 Two paths:
 - latents: `latents.safetensors` -> target, degraded, text, text_mask (and aux_latents); no video is decoded;
-- raw: the target mp4 -> `video` uint8 [T,H,W,3]; the degraded bitstream, upsampled and temporally filled ->
+- raw: the target mp4 -> `video` uint8 [T,H,W,3]; the degraded bitstream (at the sample's own ds/dt/codec, with
+  the DCVC-RT weights of `data.dcvc_rt_dir`, else those its meta records), upsampled and temporally filled ->
   `cond` uint8 [T,H,W,3]; with an auxiliary modality, `aux` uint8 [T,H,W,3] aligned with the target frames
   (sketch: decoded, upsampled, forward-filled; pose: decoded keypoints rendered as skeleton frames).
 Anything missing, corrupt or of the wrong shape raises ValueError/VideoError naming the sample.
@@ -57,7 +58,8 @@ def aux_frames(sample: dict, meta: dict, cfg: DataConfig, aux: str) -> np.ndarra
         raise ValueError(f"sample {key}: missing field {field} (training uses aux={aux})")
     stream = (Stream("sketch", meta["sketch_codec"], bytes(sample[field]), int(meta["sketch_ds"]),
                      int(meta["sketch_dt"])) if aux == "sketch" else Stream("pose", "lzma", bytes(sample[field])))
-    return _fit(restore_aux(stream, int(meta["frames"]), cfg.height, cfg.width), cfg, aux, key)
+    weights = cfg.sketch_dcvc_dir or meta.get("sketch_dcvc_dir") or None  # the sketch codec's, never the video's
+    return _fit(restore_aux(stream, int(meta["frames"]), cfg.height, cfg.width, weights), cfg, aux, key)
 
 
 def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", latents: bool = False,
@@ -81,7 +83,7 @@ def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", l
         raise ValueError(f"sample {key}: missing fields {missing}")
     video, _ = read_video(bytes(sample["video.mp4"]))
     cond = restore_video(bytes(sample["degraded.bin"]), meta["codec"], int(meta["ds"]), int(meta["dt"]),
-                         int(meta["frames"]), cfg.height, cfg.width, fill)
+                         int(meta["frames"]), cfg.height, cfg.width, fill, cfg.dcvc_rt_dir or meta.get("dcvc_rt_dir"))
     out["video"] = torch.from_numpy(_fit(video, cfg, "target video", key))
     out["cond"] = torch.from_numpy(_fit(cond, cfg, "restored degraded video", key))
     if aux != "none":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -119,12 +120,39 @@ def part_of(name: str, count: int) -> int:
     return int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big") % count
 
 
-def with_captions(videos: list[Video], table: caption_table.CaptionTable) -> list[Video]:
-    """Each video with its caption from the table: by name (relative path), else by the name without its suffix,
-    file name or stem where that is unambiguous among both the table and the inputs."""
+def lookup(videos: list[Video], table: caption_table.CaptionTable) -> list[tuple[str | None, str]]:
+    """Each video's entry in the table (value or None, why none): by name (relative path), else by the name
+    without its suffix, file name or stem where that is unambiguous among both the table and the inputs."""
     counts = Counter()
     for v in videos:
         path = PurePosixPath(v.name)
         counts.update({("bare", str(path.with_suffix(""))), ("name", path.name), ("stem", path.stem)})
     shared = {k for k, n in counts.items() if n > 1}
-    return [Video(v.path, v.name, *table.lookup(v.name, shared)) for v in videos]
+    return [table.lookup(v.name, shared) for v in videos]
+
+
+def with_captions(videos: list[Video], table: caption_table.CaptionTable) -> list[Video]:
+    """Each video with its caption from the table (`lookup`)."""
+    return [Video(v.path, v.name, *found) for v, found in zip(videos, lookup(videos, table))]
+
+
+def _score(text: str | None) -> float | None:
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def curate(videos: list[Video], captions: str, key: str, column: str, min_quality: float
+           ) -> tuple[list[Video], dict[str, int]]:
+    """(the videos whose `column` score in the captions file is >= min_quality, the counts of those skipped:
+    {below_min_quality, no_quality_score}). A video without a usable score (no row, empty, not a finite number)
+    is skipped too: a filter that kept unknowns would let the bad ones it exists to remove through."""
+    if min_quality <= 0:
+        return videos, {}
+    scores = [_score(text) for text, _ in lookup(videos, caption_table.load(captions, key, column,
+                                                                              "quality_column"))]
+    kept = [v for v, score in zip(videos, scores) if score is not None and score >= min_quality]
+    unscored = sum(score is None for score in scores)
+    return kept, {"below_min_quality": len(videos) - len(kept) - unscored, "no_quality_score": unscored}

@@ -68,6 +68,7 @@ class LatentSpec:
 class PrecomputeStage:
     def __init__(self, cfg: PrepareConfig):
         self.cfg, self.vae, self.text_encoder, self.tokenizer = cfg, None, None, None
+        self._last: dict = {}  # the previous sample's shared tensors: a clip's grid points share them
 
     def preflight(self) -> None:
         from disco_train.decoder.models import MissingWeightsError, check_weights_present, load_encoders
@@ -85,11 +86,19 @@ class PrecomputeStage:
 
         return encode_video(self.vae, torch.from_numpy(np.ascontiguousarray(frames))[None])[0]
 
+    def _shared(self, name: str, data, make):
+        """A tensor that depends only on `data` (the target, a sketch or pose stream, the caption): computed once
+        for the consecutive grid points of a clip, which carry the same bytes."""
+        if name not in self._last or self._last[name][0] != data:
+            self._last[name] = (data, make())
+        return self._last[name][1]
+
     def aux_frames(self, sample: dict, meta: dict) -> dict[str, np.ndarray]:
         cfg, out = self.cfg, {}
         if "sketch.bin" in sample:
             stream = Stream("sketch", meta["sketch_codec"], sample["sketch.bin"], meta["sketch_ds"], meta["sketch_dt"])
-            out["sketch"] = restore_aux(stream, cfg.frames, cfg.height, cfg.width, cfg.dcvc_rt_dir)
+            weights = cfg.sketch_dcvc_dir or cfg.dcvc_rt_dir  # the sketch codec's own weights
+            out["sketch"] = restore_aux(stream, cfg.frames, cfg.height, cfg.width, weights)
         if "pose.xz" in sample:
             out["pose"] = restore_aux(Stream("pose", "lzma", sample["pose.xz"]), cfg.frames, cfg.height, cfg.width)
         return out
@@ -98,15 +107,21 @@ class PrecomputeStage:
         from disco_train.decoder.encoders import encode_text
 
         cfg = self.cfg
-        target, _ = read_video(bytes(sample["video.mp4"]))
-        cond = restore_video(sample["degraded.bin"], meta["codec"], cfg.ds, cfg.dt, cfg.frames, cfg.height, cfg.width,
-                             cfg.fill, cfg.dcvc_rt_dir)
-        tensors = {"target": self._encode(target[:cfg.frames]), "degraded": self._encode(cond)}
-        for name, frames in self.aux_frames(sample, meta).items():
-            tensors[name] = self._encode(frames)
-        text, mask = encode_text(self.text_encoder, self.tokenizer, [caption],
-                                 cfg.model.max_text_tokens, cfg.device)
-        tensors["text"], tensors["text_mask"] = text[0], mask[0]
+        video = bytes(sample["video.mp4"])
+        # each sample's own rate point (a grid gives every sample its own ds/dt/qp)
+        cond = restore_video(sample["degraded.bin"], meta["codec"], meta["ds"], meta["dt"], cfg.frames, cfg.height,
+                             cfg.width, cfg.fill, cfg.dcvc_rt_dir)
+        tensors = {"target": self._shared("target", video, lambda: self._encode(read_video(video)[0][:cfg.frames])),
+                   "degraded": self._encode(cond)}
+        aux = {name: sample[field] for name, field in (("sketch", "sketch.bin"), ("pose", "pose.xz"))
+               if field in sample}
+        if aux:
+            frames = self._shared("aux", tuple(bytes(v) for v in aux.values()),
+                                  lambda: {n: self._encode(f) for n, f in self.aux_frames(sample, meta).items()})
+            tensors.update(frames)
+        text, mask = self._shared("text", caption.encode(), lambda: [t[0] for t in encode_text(
+            self.text_encoder, self.tokenizer, [caption], cfg.model.max_text_tokens, cfg.device)])
+        tensors["text"], tensors["text_mask"] = text, mask
         sample["latents.safetensors"] = save_safetensors({k: v.detach().cpu().contiguous()
                                                           for k, v in tensors.items()})
         meta["latents"] = {"fill": cfg.fill, "model": cfg.model.name, "dtype": cfg.model.dtype,

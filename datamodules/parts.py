@@ -30,7 +30,7 @@ from pathlib import Path
 from datamodules.inputs import Video, part_of
 from datamodules.sink import FAILURES, INDEX, Part, atomic_write, read_jsonl
 from disco_train.config import ConfigError, PrepareConfig
-from disco_train.config.prepare import parse_part
+from disco_train.config.prepare import RATE_KEYS, as_list, parse_part
 
 SETTINGS, SETTINGS_LOCK = "prepare_config.json", "prepare_config.lock"
 RESUMABLE_KEYS = {"input", "output", "captions", "caption_key", "caption_column", "caption_default", "captioner",
@@ -144,12 +144,18 @@ def check_same_settings(output: Path, cfg: PrepareConfig, parts: int = 1) -> Non
         raise ConfigError(f"part: output={output} is prepared in {before.get('parts', 1)} part(s); this run would "
                           f"make {parts}. Use the same N (part=K/{before.get('parts', 1)}) or a new output folder")
     now = json.loads(json.dumps(asdict(cfg)))
-    changed = sorted(k for k in set(before) | set(now)
-                     if k not in RESUMABLE_KEYS | {"parts"} and before.get(k) != now.get(k))
+    # A key the first run's version did not have counts as its default; ds=4 and ds=[4] are the same grid.
+    defaults = json.loads(json.dumps(asdict(PrepareConfig())))
+    same = lambda k: _normal(k, before.get(k, defaults.get(k))) == _normal(k, now.get(k))  # noqa: E731
+    changed = sorted(k for k in set(before) | set(now) if k not in RESUMABLE_KEYS | {"parts"} and not same(k))
     if changed:
         detail = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
         raise ConfigError(f"output={output} was prepared with other settings ({detail}); use a new output folder "
                           f"or the old values")
+
+
+def _normal(key: str, value):
+    return as_list(value) if key in RATE_KEYS and isinstance(value, (int, list)) else value
 
 
 def start_part(output: Path, cfg: PrepareConfig, part: Part) -> None:

@@ -12,27 +12,33 @@ as the one-process path does.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import replace
 
 import numpy as np
 
+from datamodules.gray import encode_gray
 from datamodules.inputs import Video
 from datamodules.latents import PrecomputeStage
-from datamodules.schema import FORMAT_VERSION, STREAM_FIELDS, bpp, sample_key
+from datamodules.schema import AUX_FIELDS, FORMAT_VERSION, SKETCH_FRAMES_FIELD, STREAM_FIELDS, bpp, grid_key, sample_key
 from datamodules.stages import CaptionStage, PoseStage, SketchStage, check_dcvc
-from disco_train.codec.backends import DCVC_DEFAULT_QP
+from disco_train.codec.backends import used_qp
 from disco_train.codec.sender import SenderSettings, send_clip
 from disco_train.codec.videoio import VideoError, read_video, write_video
 from disco_train.config import PrepareConfig
+from disco_train.config.prepare import GridPoint
 from disco_train.modalities.degrade import resize_center_crop
 
 PENDING = "__pending__"
 """Key of an unfinished sample's (meta, caption), left for `Pipeline.finish` in another process."""
 
+__all__ = ["PENDING", "Pipeline", "draw_point", "stream_meta", "used_qp"]
 
-def used_qp(codec: str, qp: int) -> int:
-    """The QP the codec was run at: -1 (crf) for x264/x265, DCVC-RT's default for dcvc_rt when none was set."""
-    return DCVC_DEFAULT_QP if codec == "dcvc_rt" and qp < 0 else qp
+
+def draw_point(key: str, grid: list[GridPoint]) -> GridPoint:
+    """grid=sample: the point of clip `key`, from the sha256 of the key alone (any worker, part or rerun agrees)."""
+    return grid[int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % len(grid)]
 
 
 class Pipeline:
@@ -40,7 +46,10 @@ class Pipeline:
     whose inputs are left under PENDING; 'finish' holds only the precompute stage, for `finish_pending`."""
 
     def __init__(self, cfg: PrepareConfig, role: str = "all"):
-        self.cfg, self.settings, self.role = cfg, SenderSettings.of(cfg), role
+        self.cfg, self.role = cfg, role
+        self.grid = cfg.grid_points()
+        point = self.grid[0]  # the lists replaced by one point; each sample gets its own (`clip_samples`)
+        self.settings = SenderSettings.of(replace(cfg, ds=point.ds, dt=point.dt, qp=point.qp, crf=point.crf))
         here = role != "finish"
         self.captioner = CaptionStage(cfg) if cfg.captioner and here else None
         self.sketch = SketchStage(cfg) if cfg.sketch and here else None
@@ -75,29 +84,46 @@ class Pipeline:
         count = len(frames) // cfg.frames
         if count == 0:
             raise VideoError(f"{len(frames)} frames, shorter than one clip of {cfg.frames}")
-        return [self.clip_sample(video, index, frames[index * cfg.frames:(index + 1) * cfg.frames], fps)
-                for index in range(count)]
+        return [sample for index in range(count)
+                for sample in self.clip_samples(video, index, frames[index * cfg.frames:(index + 1) * cfg.frames],
+                                                fps)]
 
-    def clip_sample(self, video: Video, index: int, raw: np.ndarray, fps: float) -> dict:
+    def points(self, key: str) -> list[GridPoint]:
+        """The rate points clip `key` is coded at: the whole grid (grid=all), or one drawn from its key."""
+        return [draw_point(key, self.grid)] if self.cfg.grid == "sample" else self.grid
+
+    def clip_samples(self, video: Video, index: int, raw: np.ndarray, fps: float) -> list[dict]:
+        """The samples of one clip: one per rate point (`points`), sharing the target, caption and modalities."""
         cfg = self.cfg
         clip, resized_up = resize_center_crop(raw, cfg.height, cfg.width)
         caption, caption_source = self.caption(video, clip)
         sketch = self.sketch.extract(clip) if self.sketch else None
         poses = self.pose.estimate(clip) if self.pose else None
-        streams, info = send_clip(clip, fps, caption, self.settings, sketch, poses)
-        meta = {"source": str(video.path), "clip_index": index, "start_frame": index * cfg.frames, "fps": fps,
-                "frames": cfg.frames, "height": cfg.height, "width": cfg.width,
-                "source_height": int(raw.shape[1]), "source_width": int(raw.shape[2]), "resized_up": resized_up,
-                "ds": cfg.ds, "dt": cfg.dt, "codec": cfg.codec, "crf": cfg.crf, "qp": used_qp(cfg.codec, cfg.qp),
-                "target_crf": cfg.target_crf, "caption_source": caption_source,
-                **stream_meta(info, cfg, poses), "bits": {s.kind: s.bits for s in streams},
-                "format_version": FORMAT_VERSION}
-        sample = {"__key__": sample_key(video.name, index),
-                  "video.mp4": write_video(None, clip, fps, crf=cfg.target_crf),
-                  **{STREAM_FIELDS[s.kind]: s.data for s in streams}}
-        if self.role == "worker" and self.cfg.precompute:
-            return {**sample, PENDING: (meta, caption)}
-        return self.finish(sample, meta, caption)
+        key, target = sample_key(video.name, index), write_video(None, clip, fps, crf=cfg.target_crf)
+        clip_meta = {"source": str(video.path), "clip_index": index, "start_frame": index * cfg.frames, "fps": fps,
+                     "frames": cfg.frames, "height": cfg.height, "width": cfg.width,
+                     "source_height": int(raw.shape[1]), "source_width": int(raw.shape[2]), "resized_up": resized_up}
+        samples, shared, points = [], None, self.points(key)
+        for point in points:
+            settings = replace(self.settings, ds=point.ds, dt=point.dt, qp=point.qp, crf=point.crf)
+            # Sketch and pose streams do not depend on the rate point: coded once per clip, shared by its samples.
+            streams, info = send_clip(clip, fps, caption, settings, *((sketch, poses) if shared is None else ()))
+            if shared is None:
+                shared = [s for s in streams if s.kind in AUX_FIELDS], {k: v for k, v in info.items() if k != "video"}
+            else:
+                streams, info = streams + shared[0], {**info, **shared[1]}
+            qp = used_qp(cfg.codec, point.qp)
+            meta = {**clip_meta, "ds": point.ds, "dt": point.dt, "codec": cfg.codec, "crf": point.crf, "qp": qp,
+                    "target_crf": cfg.target_crf, "caption_source": caption_source,
+                    **stream_meta(info, cfg, poses), "bits": {s.kind: s.bits for s in streams},
+                    "format_version": FORMAT_VERSION}
+            sample = {"__key__": key if len(points) == 1 else grid_key(key, point.ds, point.dt, qp, point.crf),
+                      "video.mp4": target, **{STREAM_FIELDS[s.kind]: s.data for s in streams}}
+            if cfg.sketch_frames and not samples:  # the lossless frames once per clip (sketch-codec data)
+                sample[SKETCH_FRAMES_FIELD] = encode_gray(np.ascontiguousarray(sketch[..., 0]), fps)
+            samples.append({**sample, PENDING: (meta, caption)} if self.role == "worker" and cfg.precompute
+                           else self.finish(sample, meta, caption))
+        return samples
 
     def finish(self, sample: dict, meta: dict, caption: str) -> dict:
         """The precompute stage (if any), the bpp and meta.json."""
@@ -128,6 +154,10 @@ def stream_meta(info: dict[str, dict], cfg: PrepareConfig, poses) -> dict:
                      "sketch_height": sketch["height"], "sketch_width": sketch["width"]})
         if "container_overhead_bytes" in sketch:
             meta["sketch_container_overhead_bytes"] = sketch["container_overhead_bytes"]
+        if cfg.sketch_codec == "dcvc_rt":
+            meta["sketch_dcvc_dir"] = cfg.sketch_dcvc_dir or cfg.dcvc_rt_dir
     if poses is not None:
         meta["pose_max_people"] = int(max(poses.poses_per_frame, default=0))
+    if cfg.codec == "dcvc_rt":
+        meta["dcvc_rt_dir"] = cfg.dcvc_rt_dir
     return meta

@@ -25,7 +25,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from datamodules import captions as caption_table
-from datamodules.inputs import VIDEO_SUFFIXES, Video, check_unique, list_videos, part_of, with_captions
+from datamodules.inputs import (VIDEO_SUFFIXES, Video, check_unique, curate, list_videos, part_of,
+                                with_captions)
 from datamodules.parts import (PrepareError, check_same_settings, finish_part, hold_part, merge, resolve_device,
                                resolve_part, start_part)
 from datamodules.pipeline import Pipeline
@@ -139,18 +140,26 @@ def run(cfg: PrepareConfig, log=print) -> dict:
         raise PrepareError(f"input={cfg.input}: no video found (looked for {', '.join(sorted(VIDEO_SUFFIXES))})"
                            f"{ignored}")
     check_unique(listing.videos)
+    # Curation first: the merge checks that every input it was for is prepared or failed.
+    inputs, curated = curate(listing.videos, cfg.captions, cfg.caption_key, cfg.quality_column, cfg.min_quality)
+    if curated:
+        log(f"prepare: min_quality={cfg.min_quality}: {curated['below_min_quality']} of {len(listing.videos)} "
+            f"videos below it and {curated['no_quality_score']} without a {cfg.quality_column!r} score in "
+            f"{cfg.captions} skipped (not failures); {len(inputs)} kept")
     if cfg.merge:
-        return merge(output, listing.videos, log)
+        return merge(output, inputs, log)
     if listing.ignored:
         log(f"prepare: {listing.ignored_note()}")
     cfg = replace(cfg, device=resolve_device(cfg.device))
     table = caption_table.load(cfg.captions, cfg.caption_key, cfg.caption_column) if cfg.captions else \
         caption_table.CaptionTable({})
-    videos = with_captions(listing.videos, table)  # ambiguity is judged on all inputs, so every part agrees
+    kept = {v.path for v in inputs}
+    # ambiguity is judged on all inputs, so every part agrees
+    videos = [v for v in with_captions(listing.videos, table) if v.path in kept]
     mine = [v for v in videos if part.count == 1 or part_of(v.name, part.count) == part.index]
     output.mkdir(parents=True, exist_ok=True)
     with hold_part(output, part):
-        counts = _run_part(cfg, output, part, mine, log)
+        counts = {**_run_part(cfg, output, part, mine, log), **curated}
         summary = {"part": part.label, "from": part_source, "videos": len(mine), "ignored": dict(listing.ignored),
                    "device": cfg.device, **{k: v for k, v in counts.items() if k != "first_failure"},
                    "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -160,7 +169,7 @@ def run(cfg: PrepareConfig, log=print) -> dict:
         f"done; {counts['frames']} frames in {counts['seconds']:.1f} s = {counts['frames_per_s']:.1f} frames/s "
         f"with {counts['workers']} worker(s); shards {part.shard(0).replace('000000', '*')} in {output}")
     if part.count > 1:
-        merge(output, listing.videos, log, auto=True)
+        merge(output, inputs, log, auto=True)
     first_failure = counts.pop("first_failure", "")
     if counts["failed"] and not counts["done"]:
         raise PrepareError(f"every video this run tried failed ({counts['failed']}; first: {first_failure}); "

@@ -1,7 +1,8 @@
 """Crash-safe shard writing and the bookkeeping that makes `prepare` resumable, per part of the inputs.
 
 Each part (`Part`: the whole input, or part K of N) owns its own files in the output folder: shards
-`train-NNNNNN.tar` (N = 1) or `train-pKKK-NNNNNN.tar`, `index[-pKKK].jsonl` ({video, shard} per finished video)
+`train-NNNNNN.tar` (N = 1) or `train-pKKK-NNNNNN.tar`, `index[-pKKK].jsonl` ({video, shard, coded} per finished
+video)
 and `failures[-pKKK].jsonl`; nothing of one part is ever written or deleted by another.
 
 The shards are the source of truth. A shard is written as `<name>.tar.tmp` and renamed when complete, so a reader
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import webdataset as wds
+
+from datamodules.coded import shard_metas, summarize
 
 INDEX, FAILURES = "index.jsonl", "failures.jsonl"
 
@@ -116,14 +119,17 @@ def _rewrite(path: Path, rows: list[dict]) -> None:
     atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
-def shard_sources(shard: Path) -> list[str]:
-    """Source videos of a finished shard, read from its samples' meta.json."""
-    sources = []
-    for sample in wds.WebDataset(str(shard), shardshuffle=False):
-        source = json.loads(sample["meta.json"])["source"]
-        if source not in sources:
-            sources.append(source)
+def shard_sources(shard: Path) -> dict[str, list[dict]]:
+    """Source videos of a finished shard (in order) with their samples' meta, read from the meta.json members."""
+    sources: dict[str, list[dict]] = {}
+    for meta in shard_metas(shard):
+        sources.setdefault(meta["source"], []).append(meta)
     return sources
+
+
+def index_row(video: str, shard: str, metas: list[dict]) -> dict:
+    """A finished video's index row: where its samples are and what they were coded with (`datamodules.coded`)."""
+    return {"video": video, "shard": shard, "coded": summarize(metas)}
 
 
 def _unique(rows: list[dict]) -> list[dict]:
@@ -151,8 +157,8 @@ def reconcile(output: Path, part: Part = Part()) -> set[str]:
     if torn and shards:
         suspects.add(shards[-1].name)
     known = {row["video"] for row in index}
-    missing = [{"video": v, "shard": s.name} for s in shards if s.name in suspects
-               for v in shard_sources(s) if v not in known]
+    missing = [index_row(v, s.name, metas) for s in shards if s.name in suspects
+               for v, metas in shard_sources(s).items() if v not in known]
     rows = _unique(index + missing)
     if missing or torn or len(rows) != len(index):
         _rewrite(output / part.index_file, rows)
@@ -191,14 +197,14 @@ class ShardSink:
     def __init__(self, output: Path, shard_size: int, part: Part = Part()):
         self.output, self.shard_size, self.part = output, shard_size, part
         self.buffer: list[dict] = []
-        self.videos: list[str] = []
+        self.videos: list[tuple[str, list[dict]]] = []
         existing = part.shards(output)
         self.next_index = part.shard_number(existing[-1].name) + 1 if existing else 0
         self.shards_written = 0
 
     def add(self, video: str, samples: list[dict]) -> None:
         self.buffer.extend(samples)
-        self.videos.append(video)
+        self.videos.append((video, [json.loads(sample["meta.json"]) for sample in samples]))
         if len(self.buffer) >= self.shard_size:
             self.flush()
 
@@ -213,7 +219,7 @@ class ShardSink:
         with open(tmp, "rb+") as handle:  # on disk before the rename makes it a finished shard
             os.fsync(handle.fileno())
         os.replace(tmp, final)
-        append_jsonl(self.output / self.part.index_file, [{"video": v, "shard": final.name} for v in self.videos])
+        append_jsonl(self.output / self.part.index_file, [index_row(v, final.name, m) for v, m in self.videos])
         self.next_index += 1
         self.shards_written += 1
         self.buffer, self.videos = [], []

@@ -1,4 +1,5 @@
-"""Sketch clips for codec training (task `sketch_dcvc`): grayscale sketch videos in a folder -> YCbCr batches.
+"""Sketch clips for codec training (task `sketch_dcvc`): grayscale sketch videos in a folder, or the lossless
+sketch frames of prepared shards (`sketch.mkv`, `prepare sketch=true sketch_frames=true`) -> YCbCr batches.
 
 Source format. Codec training needs the raw sketch frames, not a sketch bitstream, so the source is a folder (or
 glob) of sketch videos, one clip or one long sequence per file, read as grayscale (8 bit). The recommended storage
@@ -17,9 +18,9 @@ Synthetic data for debug runs and tests (black strokes on white, moving):
 from __future__ import annotations
 
 import glob
+import json
 import sys
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -28,6 +29,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from datamodules.gray import decode_gray, encode_gray
+from datamodules.schema import SKETCH_FRAMES_FIELD
+from datamodules.tars import MAX_MEMBER_BYTES, member_index, read_member
 from disco_train.config import ConfigError
 from disco_train.config.cli import REQUIRED, Command
 from disco_train.config import SketchDataConfig
@@ -37,19 +41,9 @@ VIDEO_SUFFIXES = (".mkv", ".mp4", ".avi", ".mov", ".webm")
 
 def write_gray_video(path: str | Path, frames: np.ndarray, fps: float = 24.0) -> Path:
     """uint8 [T,H,W] -> lossless FFV1 gray .mkv at `path`."""
-    frames = np.asarray(frames)
-    if frames.ndim != 3 or frames.dtype != np.uint8 or frames.shape[0] == 0:
-        raise ValueError(f"expected uint8 frames [T,H,W] with T >= 1, got {frames.dtype} {frames.shape}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format="matroska") as container:
-        stream = container.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "gray"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="gray")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    encode_gray(frames, fps, out=path)
     return path
 
 
@@ -62,16 +56,7 @@ def count_frames(path: str | Path) -> int:
 
 def read_gray_video(path: str | Path, start: int = 0, count: int | None = None) -> np.ndarray:
     """Frames [start, start + count) as uint8 [T,H,W] (luma of colour sources)."""
-    frames = []
-    with av.open(str(path)) as container:
-        for index, frame in enumerate(container.decode(container.streams.video[0])):
-            if index >= start:
-                frames.append(frame.to_ndarray(format="gray"))
-            if count is not None and len(frames) >= count:
-                break
-    if not frames or (count is not None and len(frames) < count):
-        raise ValueError(f"{path}: needed frames {start}..{start + (count or 1) - 1}, the video has fewer")
-    return np.stack(frames)
+    return decode_gray(path, start, count)
 
 
 def gray_to_ycbcr(gray: torch.Tensor) -> torch.Tensor:
@@ -138,14 +123,53 @@ def find_clips(spec: str, key: str = "data.train_dir") -> list[Path]:
     return files
 
 
-class SketchClipDataset(Dataset):
-    """Random windows and crops of sketch videos; clips shorter or smaller than the sample are rejected upfront."""
+@dataclass(frozen=True)
+class ShardClip:
+    """The `sketch.mkv` member of one shard sample (`prepare sketch_frames=true`), read by offset on demand."""
 
-    def __init__(self, files: list[Path], cfg: SketchDataConfig):
+    url: str
+    key: str
+    offset: int
+    size: int
+    frames: int
+
+    @property
+    def stem(self) -> str:
+        return f"{Path(self.url).stem}/{self.key}"
+
+    def __str__(self) -> str:
+        return f"{self.url}:{self.key}"
+
+    def read(self, start: int, count: int) -> np.ndarray:
+        return decode_gray(read_member(self.url, self.offset, self.size), start, count)
+
+
+def find_shard_clips(spec: str, max_member_bytes: int = MAX_MEMBER_BYTES) -> list[ShardClip]:
+    """The sketch.mkv members of the shards `spec` names, with their frame counts from each sample's meta.json
+    (only those two members are read). Raises ConfigError when there are none."""
+    from datamodules.shards import expand_shards
+
+    clips, urls = [], expand_shards(spec, "data.train_shards")
+    for url in urls:
+        for key, found in member_index(url, (SKETCH_FRAMES_FIELD, "meta.json"), max_member_bytes).items():
+            if SKETCH_FRAMES_FIELD in found and "meta.json" in found:
+                meta = json.loads(read_member(url, *found["meta.json"]))
+                clips.append(ShardClip(url, key, *found[SKETCH_FRAMES_FIELD], int(meta["frames"])))
+    if not clips:
+        raise ConfigError(f"data.train_shards: no {SKETCH_FRAMES_FIELD} in the {len(urls)} shard(s) of {spec!r}; "
+                          f"prepare them with sketch=true sketch_frames=true")
+    return clips
+
+
+class SketchClipDataset(Dataset):
+    """Random windows and crops of sketch videos (files, or ShardClip members of shards); clips shorter or
+    smaller than the sample are rejected upfront."""
+
+    def __init__(self, files: list, cfg: SketchDataConfig):
         self.cfg = cfg
         self.files, self.lengths = [], []
         for path in files:
-            n = count_frames(path)
+            n = path.frames if isinstance(path, ShardClip) else count_frames(path)
             self.files.append(path)
             self.lengths.append(n)
         short = [f"{p} ({n} frames)" for p, n in zip(self.files, self.lengths) if n < cfg.frames]
@@ -158,7 +182,8 @@ class SketchClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         cfg, path = self.cfg, self.files[index]
         start = int(torch.randint(0, self.lengths[index] - cfg.frames + 1, ()))
-        gray = torch.from_numpy(read_gray_video(path, start, cfg.frames))
+        gray = torch.from_numpy(path.read(start, cfg.frames) if isinstance(path, ShardClip)
+                                else read_gray_video(path, start, cfg.frames))
         _, h, w = gray.shape
         if h < cfg.height or w < cfg.width:
             raise ValueError(f"{path}: frames {h}×{w} are smaller than the crop {cfg.height}×{cfg.width}")
@@ -171,16 +196,22 @@ class SketchClipDataset(Dataset):
 
 
 class SketchClipDataModule(L.LightningDataModule):
-    """Sketch videos in `cfg.train_dir` -> batches {"frames": [B,T,3,H,W] YCbCr, "key"}."""
+    """Sketch videos in `cfg.train_dir` and the sketch.mkv members of `cfg.train_shards` -> batches
+    {"frames": [B,T,3,H,W] YCbCr, "key"}."""
 
     def __init__(self, cfg: SketchDataConfig, seed: int = 0):
         super().__init__()
         self.cfg, self.seed = cfg, seed
-        folder = Path(cfg.train_dir)
-        if cfg.synthetic_clips > 0 and not (folder.is_dir() and any(folder.iterdir())):
-            make_sketch_clips(folder, cfg.synthetic_clips, frames=max(cfg.frames, 4),
-                              height=max(cfg.height, 64), width=max(cfg.width, 64), seed=seed)
-        self.dataset = SketchClipDataset(find_clips(cfg.train_dir), cfg)
+        clips = []
+        if cfg.train_dir:
+            folder = Path(cfg.train_dir)
+            if cfg.synthetic_clips > 0 and not (folder.is_dir() and any(folder.iterdir())):
+                make_sketch_clips(folder, cfg.synthetic_clips, frames=max(cfg.frames, 4),
+                                  height=max(cfg.height, 64), width=max(cfg.width, 64), seed=seed)
+            clips += find_clips(cfg.train_dir)
+        if cfg.train_shards:
+            clips += find_shard_clips(cfg.train_shards)
+        self.dataset = SketchClipDataset(clips, cfg)
 
     def train_dataloader(self) -> DataLoader:
         cfg = self.cfg

@@ -65,3 +65,29 @@ def tar_samples(shards: Iterable[dict], handler, max_member_bytes: int = MAX_MEM
             yield from group(members(url, max_member_bytes), url)
         except (tarfile.TarError, OSError, EOFError) as err:
             handler(ValueError(f"{url}: unreadable tar ({type(err).__name__}: {err})"))
+
+
+def member_index(url: str, fields: tuple[str, ...], max_member_bytes: int = MAX_MEMBER_BYTES
+                 ) -> dict[str, dict[str, tuple[int, int]]]:
+    """{key: {field: (offset, size)}} of one tar's regular members of these fields, from the headers alone (a
+    seekable read skips every body), for reading single members later (`read_member`). Oversized or sparse
+    members are left out, as `members` skips them."""
+    found: dict[str, dict[str, tuple[int, int]]] = {}
+    with tarfile.open(url, mode="r:") as tar:
+        for info in tar:
+            if not info.isfile() or info.issparse() or info.size > max_member_bytes:
+                continue
+            key, field = base_plus_ext(info.name)
+            if key is not None and field.lower() in fields:
+                found.setdefault(key, {})[field.lower()] = (info.offset_data, info.size)
+    return found
+
+
+def read_member(url: str, offset: int, size: int) -> bytes:
+    """The bytes of one member located by `member_index`."""
+    with open(url, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read(size)
+    if len(data) != size:
+        raise ValueError(f"{url}: member at byte {offset} is cut short ({len(data)} of {size} bytes)")
+    return data

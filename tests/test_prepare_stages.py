@@ -154,14 +154,14 @@ def test_stage_crash_is_retried_and_systematic_crashes_stop(tmp_path, monkeypatc
     for i in range(7):
         make_video(tmp_path / "in" / f"v{i}.mp4", 9, 32, 32, seed=i)
     cfg = _cfg(tmp_path, sketch=True, sketch_weights=stage_files["sketch_weights"], shard_size=1)
-    real, broken = Pipeline.clip_sample, {"v1"}
+    real, broken = Pipeline.clip_samples, {"v1"}
 
     def flaky(self, video, *args):  # a stage crash that has nothing to do with the input video
         if broken & {"all", video.path.stem}:
             raise RuntimeError("CUDA out of memory")
         return real(self, video, *args)
 
-    monkeypatch.setattr(Pipeline, "clip_sample", flaky)
+    monkeypatch.setattr(Pipeline, "clip_samples", flaky)
     logs = []
     counts = run(cfg, log=logs.append)
     assert (counts["done"], counts["failed"]) == (6, 1)

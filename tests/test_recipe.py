@@ -43,6 +43,18 @@ def test_benchmark_recipes_follow_the_paper_and_have_a_cpu_debug_run():
     assert debug.method_list == ["x264", "x265", "vvenc", "dcvc_rt", "disco"]
 
 
+def test_grid_recipes_hold_the_papers_grid_and_train_one_decoder_on_it(tmp_path):
+    where = [f"input={tmp_path}", f"output={tmp_path / 'out'}"]
+    grid, _, _ = resolve(["recipe=prepare_openvid_grid", *where])
+    assert (grid.ds, grid.dt, grid.qp, grid.codec, grid.grid) == ([1, 2, 4], [2, 4, 8], [0, 8, 16, 24, 32], "dcvc_rt",
+                                                                   "sample")
+    assert len(grid.grid_points()) == 45
+    demo, _, _ = resolve(["recipe=prepare_demo_grid", *where])
+    assert len(demo.grid_points()) == 4 and demo.grid == "all"
+    train, _, _ = resolve(["recipe=disco_lora_grid_debug"])
+    assert train.data.train_shards == "data/demo/grid_shards/train-*.tar" and train.model.name == "tiny"
+
+
 def test_paper_defaults():
     cfg, _, _ = resolve(["recipe=disco_lora"])
     assert (cfg.lora.rank, cfg.optim.lr, cfg.optim.schedule, cfg.trainer.max_steps) == (256, 2e-4, "cosine", 8000)

@@ -8,8 +8,12 @@ result does not depend on which clips share its batch.
 
 The rate of a point is the whole `.disco` file: every stream plus the container's header and table (36 + 12 per
 stream bytes), which a receiver needs; the header is also reported apart (`overhead_bits`), as are the text and
-video streams. Grid: for each export, D_s from `disco.ds` and D_t from `disco.dt` (empty: the export's training
-value) and every QP of `disco.qp`; with `disco.trained_only` (default) an export runs only at its own (D_s, D_t).
+video streams. Grid, per export: with `disco.trained_only` (default) exactly the rate points the export trained
+on (disco.json `trained_settings`), narrowed by `disco.ds` / `disco.dt` / `disco.qp` / `disco.codec` where they are
+set; a requested combination that no export trained on, or an export with no trained point in the request, is
+refused, naming the trained sets (several exports, say one per D_s × D_t, share one grid this way). With
+`disco.trained_only=false` every combination of `disco.ds` × `disco.dt` × `disco.qp` (each empty list: the values
+the export trained on) runs, trained or not.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from itertools import product
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -37,9 +42,8 @@ class Export:
     name: str
     digest: str
     """sha256 of its disco.json (which holds the sha256 of every file it lists)."""
-    ds: int
-    dt: int
-    codec: str
+    trained: tuple
+    """The rate points {ds, dt, codec[, qp, crf]} it trained on."""
     steps: int
     guidance: float
     negative_prompt: str
@@ -48,13 +52,12 @@ class Export:
 
 def load_exports(cfg) -> list[Export]:
     """Read and check every export of `export=` (before any video is coded)."""
-    from disco_train.decoder.export import MANIFEST, decoder_config, read_manifest
+    from disco_train.decoder.export import MANIFEST, decoder_config, read_manifest, trained_settings
 
     exports, names = [], set()
     for folder in split_list(cfg.export):
         manifest = read_manifest(folder)
         decoder = decoder_config(folder, cfg.disco.overrides, manifest)
-        trained = manifest["codec"]
         name = Path(folder).resolve().name
         if name in names:
             raise ConfigError(f"export: two exports named {name!r}; their points would share labels")
@@ -63,34 +66,69 @@ def load_exports(cfg) -> list[Export]:
             raise ConfigError(f"export={folder}: conditioned on {decoder.condition.aux}; the benchmark sends text + "
                               f"video only (the paper's general version)")
         exports.append(Export(str(folder), name, hashlib.sha256((Path(folder) / MANIFEST).read_bytes()).hexdigest(),
-                              int(trained["ds"]), int(trained["dt"]), str(trained["codec"]),
-                              cfg.disco.steps or decoder.validation.steps,
+                              tuple(trained_settings(manifest)), cfg.disco.steps or decoder.validation.steps,
                               decoder.validation.guidance if cfg.disco.guidance is None else cfg.disco.guidance,
                               decoder.validation.negative_prompt, decoder.condition.aux))
     return exports
 
 
+def grid_of(d, e: Export) -> tuple[list[dict], list[dict]]:
+    """(the rate points {ds, dt, codec, qp[, crf]} export `e` runs at, the requested combinations it did not
+    train on) (module docstring)."""
+    from disco_train.codec.trained import matches
+
+    if not d.trained_only:
+        values = lambda key: sorted({p[key] for p in e.trained if key in p})  # noqa: E731
+        first = e.trained[0]
+        return [{"ds": ds, "dt": dt, "codec": d.codec or first["codec"], "qp": qp, "crf": first.get("crf")}
+                for ds in (d.ds or values("ds")) for dt in (d.dt or values("dt"))
+                for qp in (d.qp or values("qp"))], []
+    grid, outside = [], []
+    for ds, dt, qp in product(d.ds or [None], d.dt or [None], d.qp or [None]):
+        given = {k: v for k, v in (("ds", ds), ("dt", dt), ("codec", d.codec or None), ("qp", qp)) if v is not None}
+        found = [p for p in e.trained if matches(p, given)]
+        outside += [given] if not found else []
+        grid += [p for p in found if p not in grid]
+    return grid, outside
+
+
+def _grids(d, exports: list[Export]) -> list[list[dict]]:
+    """Each export's grid; refuses a request that an export, or every export, did not train on."""
+    from disco_train.decoder.export import describe_settings
+
+    grids, unmatched = [], None
+    for e in exports:
+        grid, outside = grid_of(d, e)
+        if not grid:
+            raise ConfigError(f"disco: export {e.name} was trained on {describe_settings(list(e.trained))}, none of "
+                              f"it in disco.ds={d.ds} dt={d.dt} qp={d.qp} codec={d.codec!r} (disco.trained_only=false "
+                              f"runs it anyway)")
+        grids.append(grid)
+        unmatched = outside if unmatched is None else [g for g in unmatched if g in outside]
+    if unmatched:
+        trained = "; ".join(f"{e.name}: {describe_settings(list(e.trained))}" for e in exports)
+        raise ConfigError(f"disco: no export trained on {describe_settings(unmatched)} ({trained}); narrow "
+                          f"disco.ds/dt/qp/codec, or disco.trained_only=false runs it anyway")
+    return grids
+
+
 def disco_points(cfg, exports: list[Export]) -> list[Point]:
     """Every (export, D_s, D_t, QP) point of the grid."""
     d, points = cfg.disco, []
-    for e in exports:
-        pairs = [(ds, dt) for ds in (d.ds or [e.ds]) for dt in (d.dt or [e.dt])
-                 if not d.trained_only or (ds, dt) == (e.ds, e.dt)]
-        if not pairs:
-            raise ConfigError(f"disco.ds={d.ds} disco.dt={d.dt}: export {e.name} was trained at ds={e.ds} dt={e.dt}, "
-                              f"not in the grid (disco.trained_only=false runs it anyway)")
-        codec = d.codec or e.codec
-        for ds, dt in pairs:
-            for qp in d.qp:
-                if codec in ("x264", "x265") and qp > 51:
-                    raise ConfigError(f"disco.qp: {qp} is above {codec}'s 51")
-                label = f"ds{ds}_dt{dt}_qp{qp}" + (f"@{e.name}" if len(exports) > 1 else "")
-                params = (("export", e.digest), ("ds", ds), ("dt", dt), ("codec", codec), ("qp", qp),
-                          ("steps", e.steps), ("guidance", e.guidance), ("seed", d.seed),
-                          ("merge_lora", d.merge_lora), ("overrides", tuple(d.overrides)))
-                # quality falls with D_s and D_t, and rises with the QP for DCVC-RT (63 best) but not x26x/vvenc
-                order = (-ds * dt * 100 + (qp if codec == "dcvc_rt" else -qp))
-                points.append(Point("disco", label, params, order))
+    for e, grid in zip(exports, _grids(d, exports)):
+        for p in grid:
+            ds, dt, codec, qp = int(p["ds"]), int(p["dt"]), str(p["codec"]), int(p.get("qp", -1))
+            if codec in ("x264", "x265") and qp > 51:
+                raise ConfigError(f"disco.qp: {qp} is above {codec}'s 51")
+            rate = f"qp{qp}" if qp >= 0 else f"crf{p.get('crf')}"
+            label = f"ds{ds}_dt{dt}_{rate}" + (f"@{e.name}" if len(exports) > 1 else "")
+            crf = (("crf", p.get("crf")),) if qp < 0 else ()  # a crf point (x264/x265 at qp -1) is coded at it
+            params = (("export", e.digest), ("ds", ds), ("dt", dt), ("codec", codec), ("qp", qp), *crf,
+                      ("steps", e.steps), ("guidance", e.guidance), ("seed", d.seed),
+                      ("merge_lora", d.merge_lora), ("overrides", tuple(d.overrides)))
+            # quality falls with D_s and D_t, and rises with the QP for DCVC-RT (63 best) but not x26x/vvenc
+            order = (-ds * dt * 100 + (qp if codec == "dcvc_rt" else -qp))
+            points.append(Point("disco", label, params, order))
     return points
 
 
@@ -156,7 +194,8 @@ class Captions:
 
 def _settings(point: Point, cfg) -> SenderSettings:
     s = point.settings
-    return SenderSettings(ds=s["ds"], dt=s["dt"], codec=s["codec"], qp=s["qp"],
+    crf = {"crf": s["crf"]} if s.get("crf") is not None else {}
+    return SenderSettings(ds=s["ds"], dt=s["dt"], codec=s["codec"], qp=s["qp"], **crf,
                           dcvc_rt_dir=cfg.disco.dcvc_rt_dir or cfg.dcvc_rt.weights)
 
 

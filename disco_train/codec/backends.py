@@ -38,6 +38,15 @@ SYNTHETIC = "synthetic"
 streams are real, the reconstructions are not meaningful). Encoder and decoder must both use them."""
 
 
+def used_qp(codec: str, qp: int | None) -> int:
+    """The QP a stream is coded at, as shards and exports record it: -1 (crf) for x264/x265, DCVC-RT's default
+    for dcvc_rt and vvenc's for vvenc when none is set."""
+    qp = -1 if qp is None else qp
+    if qp < 0 and codec in ("dcvc_rt", "vvenc"):
+        return DCVC_DEFAULT_QP if codec == "dcvc_rt" else VVENC_DEFAULT_QP
+    return qp
+
+
 class CodecUnavailable(FileNotFoundError):
     """A backend whose weights (or binary) are missing from this installation; the message names the file and the
     key that points at it."""

@@ -3,9 +3,10 @@
     python -m disco_train encode video.mp4 out.disco caption="a red car" [export=DIR ds=4 dt=4 codec=x265 qp=N ...]
     python -m disco_train decode out.disco recon.mkv export=DIR [steps=50 guidance=3 seed=0 device=cuda model.path=...]
 
-`encode` takes its coding settings from the command line, else from the export (the decoder's training data),
-else from `prepare`'s defaults, and prints each stream's bits and the total with the container's header (the file:
-what a receiver needs) in bits, bpp and kbps at the video's frame rate. `decode` builds only the `DiscoDecoder`
+`encode` takes its coding settings from the command line, else from the export (the decoder's training data:
+a rate point of its trained set, `codec.trained.choose_point`; a point outside the set is refused unless
+force=true), else from `prepare`'s defaults, and prints each stream's bits and the total with the container's
+header (the file: what a receiver needs) in bits, bpp and kbps at the video's frame rate. `decode` builds only the `DiscoDecoder`
 (never the training system, never Lightning) from the export folder, and writes the reconstruction losslessly
 (`codec.videoio.write_output`: a folder -> PNG frames, .mkv -> FFV1, .mp4 -> H.264 RGB at qp 0), so a metric
 scores the decoder and not a second codec; `crf=N` with an .mp4 writes a lossy 4:2:0 viewing copy instead.
@@ -22,7 +23,7 @@ import numpy as np
 
 from disco_train.codec import container as C
 from disco_train.codec.sender import CodecError, SenderSettings, read_pose_file, send_video
-from disco_train.config import DecodeError, DecodeLimits, DiscoLoraConfig
+from disco_train.config import DecodeError, DecodeLimits, DiscoLoraConfig, PrepareConfig
 from disco_train.config.cli import REQUIRED, Command
 
 
@@ -41,53 +42,74 @@ class EncodeConfig:
     export: str = ""
     """Export folder of the decoder: its training data's coding settings become the defaults."""
     ds: Optional[int] = None
-    """Spatial downsampling D_s (default: the export's, else prepare's 4)."""
+    """Spatial downsampling D_s (default: the export's trained point, else prepare's 4)."""
     dt: Optional[int] = None
-    """Temporal downsampling D_t (default: the export's, else prepare's 4)."""
+    """Temporal downsampling D_t (default: the export's trained point, else prepare's 4)."""
     codec: Optional[str] = None
     """Degraded-video codec x264, x265, vvenc or dcvc_rt (default: the export's, else x265)."""
     crf: Optional[int] = None
     """x264/x265 CRF (default: the export's, else 35)."""
     qp: Optional[int] = None
-    """Constant QP; -1 = CRF (x264/x265) or QP 32 (dcvc_rt)."""
+    """Constant QP; -1 = CRF (x264/x265) or QP 32 (dcvc_rt). With an export trained on several rate points,
+    ds/dt/qp pick one of them (nothing given: the first, with a note)."""
+    force: bool = False
+    """Code at ds/dt/codec/qp/crf outside the export's trained rate points (otherwise refused: the decoder never
+    saw such streams)."""
     dcvc_rt_dir: str = ""
-    """DCVC-RT weights folder of the video ('' = checkpoints/dcvc_rt; 'synthetic' = test weights)."""
+    """DCVC-RT weights folder of the video ('' = the folder the export's training data used, else
+    checkpoints/dcvc_rt; 'synthetic' = test weights)."""
     sketch: str = ""
-    """A sketch video of the same frames × height × width to send as the sketch stream."""
+    """A sketch video of the same frames × height × width to send as the sketch stream, or 'auto': extract it from
+    the video with prepare's sketch stage (InformativeDrawings, `sketch_weights`)."""
+    sketch_weights: str = PrepareConfig.sketch_weights
+    """InformativeDrawings generator weights for sketch=auto."""
     sketch_codec: Optional[str] = None
-    """Sketch codec (default: prepare's x264)."""
+    """Sketch codec (default: the export's training data's, else prepare's x264)."""
     sketch_ds: Optional[int] = None
-    """Sketch spatial downsampling (default 1)."""
+    """Sketch spatial downsampling (default: the export's, else 1)."""
     sketch_dt: Optional[int] = None
-    """Sketch temporal downsampling (default 1)."""
+    """Sketch temporal downsampling (default: the export's, else 1)."""
     sketch_crf: Optional[int] = None
-    """Sketch CRF (default 35)."""
+    """Sketch CRF (default: the export's, else 35)."""
     sketch_qp: Optional[int] = None
-    """Sketch constant QP (default -1: CRF)."""
+    """Sketch constant QP (default: the export's, else -1: CRF)."""
     sketch_dcvc_dir: str = ""
-    """DCVC-RT weights of the sketch codec ('' = the export's sketch_codec/, else dcvc_rt_dir)."""
+    """DCVC-RT weights of the sketch codec ('' = the export's sketch_codec/, else the sketch codec folder its
+    training data used, else dcvc_rt_dir)."""
     pose: str = ""
-    """A pose bitstream (`encode_poses` bytes, .xz) of the video to send as the pose stream."""
+    """A pose bitstream (`encode_poses` bytes, .xz) of the video to send as the pose stream, or 'auto': estimate
+    the poses with prepare's pose stage (DWPose, `pose_dir`)."""
+    pose_dir: str = PrepareConfig.pose_dir
+    """Folder with the DWPose ONNX files for pose=auto."""
 
 
-def settings(a: EncodeConfig) -> SenderSettings:
-    """prepare's defaults < the export's training-data settings < the command line."""
+def settings(a: EncodeConfig, note=lambda text: print(text, file=sys.stderr)) -> SenderSettings:
+    """prepare's defaults < the export's training data (a trained rate point, its sketch settings and weights) <
+    the command line. A rate point outside the export's trained set is a ConfigError unless `force`."""
     s = SenderSettings()
+    manifest = None
     if a.export:
-        from disco_train.decoder.export import read_manifest
+        from disco_train.codec import trained
+        from disco_train.decoder.export import read_manifest, trained_settings
 
         manifest = read_manifest(a.export, verify=False)
-        for key, value in manifest["codec"].items():
-            if value is not None and hasattr(s, key):
+        point, message = trained.choose_point(trained_settings(manifest),
+                                              {k: getattr(a, k) for k in ("ds", "dt", "codec", "qp", "crf")},
+                                              a.force)
+        if message:
+            note(message)
+        for key, value in {**point, **trained.sketch_defaults(manifest)}.items():
+            if hasattr(s, key):
                 setattr(s, key, value)
-        if manifest.get("sketch_codec"):
-            s.sketch_dcvc_dir = str(Path(a.export) / manifest["sketch_codec"])
     for f in fields(s):
         value = getattr(a, f.name, None)
-        if value is not None:
+        if value is not None and f.name not in ("dcvc_rt_dir", "sketch_dcvc_dir"):
             setattr(s, f.name, value)
-    s.dcvc_rt_dir = a.dcvc_rt_dir or s.dcvc_rt_dir
-    s.sketch_dcvc_dir = a.sketch_dcvc_dir or s.sketch_dcvc_dir
+    if manifest is not None:
+        s.dcvc_rt_dir = trained.video_weights(manifest, a.dcvc_rt_dir) or s.dcvc_rt_dir
+        s.sketch_dcvc_dir = trained.sketch_weights(a.export, manifest, a.sketch_dcvc_dir, "")
+    else:
+        s.dcvc_rt_dir, s.sketch_dcvc_dir = a.dcvc_rt_dir or s.dcvc_rt_dir, a.sketch_dcvc_dir
     return s
 
 
@@ -107,8 +129,18 @@ def encode(a: EncodeConfig) -> C.Container:
 
     s = settings(a)
     frames, fps = read_video(a.video)
-    sketch = read_video(a.sketch)[0] if a.sketch else None
-    poses = read_pose_file(a.pose, len(frames)) if a.pose else None
+    if a.sketch == "auto":
+        from disco_train.modalities.extract import SketchExtractor
+
+        sketch = SketchExtractor(a.sketch_weights, a.device, stage="sketch=auto")(frames)
+    else:
+        sketch = read_video(a.sketch)[0] if a.sketch else None
+    if a.pose == "auto":
+        from disco_train.modalities.extract import PoseExtractor
+
+        poses = PoseExtractor(a.pose_dir, a.device, stage="pose=auto")(frames)
+    else:
+        poses = read_pose_file(a.pose, len(frames)) if a.pose else None
     result = send_video(frames, fps, _caption(frames, a), s, sketch, poses)
     C.write(a.out, result)
     return result
@@ -158,9 +190,11 @@ class DecodeConfig:
     device: str = ""
     """Torch device ('' = cuda when available, else cpu)."""
     dcvc_rt_dir: str = ""
-    """DCVC-RT weights of the video stream ('' = checkpoints/dcvc_rt; 'synthetic' = test weights)."""
+    """DCVC-RT weights of the video stream ('' = the folder the export's training data used, else
+    checkpoints/dcvc_rt; 'synthetic' = test weights)."""
     sketch_dcvc_dir: str = ""
-    """DCVC-RT weights of the sketch stream ('' = the export's sketch_codec/, else dcvc_rt_dir)."""
+    """DCVC-RT weights of the sketch stream ('' = the export's sketch_codec/, else the sketch codec folder its
+    training data used, else the video's)."""
     crf: Optional[int] = None
     """A lossy viewing copy instead: x264 4:2:0 at this CRF (out must be an .mp4); none = lossless."""
     merge_lora: bool = True
@@ -227,20 +261,21 @@ def _decode(a: DecodeConfig) -> np.ndarray:
     from disco_train.codec.receiver import required
     from disco_train.codec.videoio import output_kind, write_output
     from disco_train.decoder.decoder import DiscoDecoder
-    from disco_train.decoder.export import decoder_config, read_manifest
+    from disco_train.codec import trained
+    from disco_train.decoder.export import decoder_config, describe_settings, read_manifest, trained_settings
 
     c = C.read(a.input, a.limits)
     if a.out:
         output_kind(a.out, a.crf)  # a path it cannot write fails now, not after decoding
     manifest = read_manifest(a.export)
-    video, trained = required(c, "video", "decoding"), manifest["codec"]
-    if (video.ds, video.dt, video.codec) != (trained.get("ds"), trained.get("dt"), trained.get("codec")):
+    video, points = required(c, "video", "decoding"), trained_settings(manifest)
+    if not any((video.ds, video.dt, video.codec) == (p.get("ds"), p.get("dt"), p.get("codec")) for p in points):
         print(f"decode: warning: video coded with ds={video.ds} dt={video.dt} {video.codec}; the decoder was "
-              f"trained on ds={trained.get('ds')} dt={trained.get('dt')} {trained.get('codec')}", file=sys.stderr)
-    sketch_weights = a.sketch_dcvc_dir or (str(Path(a.export) / manifest["sketch_codec"])
-                                           if manifest.get("sketch_codec") else a.dcvc_rt_dir)
+              f"trained on {describe_settings(points)}", file=sys.stderr)
+    video_weights = trained.video_weights(manifest, a.dcvc_rt_dir)
+    sketch_weights = trained.sketch_weights(a.export, manifest, a.sketch_dcvc_dir, video_weights)
     cfg = decoder_config(a.export, a.overrides, manifest)
-    received = receive_all(cfg, [c], a.dcvc_rt_dir or None, sketch_weights or None, a.limits)
+    received = receive_all(cfg, [c], video_weights or None, sketch_weights or None, a.limits)
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     decoder = DiscoDecoder.from_export(a.export, device=device, merge=a.merge_lora, cfg=cfg)
     (frames,) = generate(decoder, [c], received, cfg.validation.steps if a.steps is None else a.steps,

@@ -92,16 +92,17 @@ class DiscoMethodConfig:
     """DiSCo: every export of `export=` over a grid of D_s × D_t × the degraded video's codec QP."""
 
     ds: list[int] = field(default_factory=list)
-    """Spatial downsampling factors D_s of the grid ([] = each export's training D_s; paper: 1, 2, 4)."""
+    """Spatial downsampling factors D_s of the grid ([] = each export's trained D_s; paper: 1, 2, 4)."""
     dt: list[int] = field(default_factory=list)
-    """Temporal downsampling factors D_t ([] = each export's training D_t; paper: 2, 4, 8)."""
-    qp: list[int] = field(default_factory=lambda: [0, 8, 16, 24, 32])
-    """QPs of the degraded video's codec (dcvc_rt 0-63, paper: 0, 8, 16, 24, 32; x264/x265 0-51; vvenc 0-63)."""
+    """Temporal downsampling factors D_t ([] = each export's trained D_t; paper: 2, 4, 8)."""
+    qp: list[int] = field(default_factory=list)
+    """QPs of the degraded video's codec ([] = each export's trained QPs; dcvc_rt 0-63, paper: 0, 8, 16, 24, 32;
+    x264/x265 0-51; vvenc 0-63)."""
     codec: str = ""
     """Degraded-video codec ('' = each export's training codec)."""
     trained_only: bool = True
-    """Run an export only at the grid's (D_s, D_t) equal to its training data's (the decoder learned those);
-    false runs every export at every grid point."""
+    """Run an export only at the rate points it trained on (disco.json trained_settings; the lists above narrow
+    them, and a combination it did not train on is refused); false runs every combination of the lists."""
     steps: Optional[int] = None
     """Euler steps (default: the export's validation.steps, the paper's 50)."""
     guidance: Optional[float] = None
@@ -130,7 +131,7 @@ class DiscoMethodConfig:
     def validate(self, key: str) -> None:
         check(all(v >= 1 for v in self.ds), f"{key}.ds", f"factors >= 1, got {self.ds}")
         check(all(v >= 1 for v in self.dt), f"{key}.dt", f"factors >= 1, got {self.dt}")
-        check(bool(self.qp) and all(0 <= v <= 63 for v in self.qp), f"{key}.qp", f"QPs in 0-63, got {self.qp}")
+        check(all(0 <= v <= 63 for v in self.qp), f"{key}.qp", f"QPs in 0-63, got {self.qp}")
         check(self.codec in DISCO_CODECS, f"{key}.codec", f"one of {DISCO_CODECS[1:]} or '', got {self.codec!r}")
         check(self.steps is None or self.steps >= 1, f"{key}.steps", "must be >= 1")
         check(self.batch_size >= 1, f"{key}.batch_size", "must be >= 1")

@@ -74,7 +74,11 @@ class SketchDataConfig:
     train_dir: str = "data/sketch/clips"
     """Sketch videos: a folder (searched recursively) or glob of .mkv/.mp4/.avi/.mov/.webm files. Frames are read
     as grayscale and coded as Y with neutral chroma (Cb = Cr = 0.5). Store them losslessly (FFV1 gray .mkv, as
-    `python -m datamodules.sketch_clips` writes) or near-losslessly (x264 qp 0)."""
+    `python -m datamodules.sketch_clips` writes) or near-losslessly (x264 qp 0). '' = none (train_shards only)."""
+    train_shards: str = ""
+    """WebDataset shards of `python -m datamodules.prepare sketch=true sketch_frames=true` (a glob, brace pattern
+    or comma list of .tar): the `sketch.mkv` member of their samples (the extracted sketch frames, lossless) are
+    clips too, read member by member with bounded reads; '' = none. With train_dir set as well, both are used."""
     frames: int = 2
     """Consecutive frames per sample (stage 1 codes each as an I-frame; stage 2 unrolls up to this many)."""
     height: int = 256
@@ -93,7 +97,8 @@ class SketchDataConfig:
     """Debug: if > 0 and train_dir holds no clips, first write this many synthetic sketch clips there."""
 
     def validate(self, prefix: str) -> None:
-        check(bool(self.train_dir), f"{prefix}.train_dir", "is empty")
+        check(bool(self.train_dir) or bool(self.train_shards), f"{prefix}.train_dir",
+              f"and {prefix}.train_shards are both empty: give a folder of sketch videos or prepared shards")
         check(self.frames >= 1, f"{prefix}.frames", "must be >= 1")
         for key in ("height", "width"):
             value = getattr(self, key)

@@ -1,7 +1,7 @@
 """Where weights come from: a local path, or a Hugging Face repo id fetched into the Hub cache.
 
-Every weight setting (model.path, model.text_encoder_path, sketch_weights, pose_dir, dcvc_rt_dir, captioner,
-weights_dir, ...) takes either
+Every weight setting (model.path, model.text_encoder_path, sketch_weights, pose_dir, dcvc_rt_dir, sketch_dcvc_dir,
+captioner, weights_dir, ...) takes either
 - a local file or folder (the default: under `checkpoints/`), or
 - a repo id: `org/name` (a folder: the repo's snapshot), `org/name/path/in/repo.ext` (one file), optionally with
   `@revision` after the name, or any of these behind `hf://` to leave no doubt. A first component that is an

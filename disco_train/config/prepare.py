@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import re
+from dataclasses import dataclass, field
+from itertools import product
+from typing import Union
 
 from disco_train.config.base import ConfigError, check, check_clip_size
 from disco_train.config.codec import DCVC_RT_DIR
@@ -14,6 +15,27 @@ from disco_train.config.decoder import FILL_MODES, ModelConfig
 X265_MIN_SIDE = 64
 """libx265 as shipped in PyAV's wheels corrupts the heap on smaller frames (`disco_train.codec.videoio` has the
 same bound and refuses such frames); here it is checked on the config, before any video."""
+
+
+GRID_MODES = ("all", "sample")
+RATE_KEYS = ("ds", "dt", "qp", "crf")
+"""The keys that take a list (the rate grid): every combination is a grid point."""
+
+
+def as_list(value) -> list[int]:
+    """A grid key's value as a list: 4 -> [4], [1, 2] -> [1, 2]."""
+    return [int(v) for v in value] if isinstance(value, (list, tuple)) else [int(value)]
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One rate point of the grid: how the degraded video of a sample is made and coded (qp as configured: -1 =
+    crf for x264/x265, DCVC-RT's default for dcvc_rt)."""
+
+    ds: int
+    dt: int
+    qp: int
+    crf: int
 
 
 def parse_part(text: str, key: str = "part") -> tuple[int, int]:
@@ -45,16 +67,21 @@ class PrepareConfig:
     """Clip width (multiple of 32)."""
     max_clips_per_video: int = 1
     """Non-overlapping clips taken from the start of each video (0 = as many as fit)."""
-    ds: int = 4
-    """Spatial downsampling factor D_s (paper: 1, 2, 4)."""
-    dt: int = 4
-    """Temporal downsampling factor D_t: keep 1 of every D_t frames (paper: 2, 4, 8)."""
+    ds: Union[int, list[int]] = 4
+    """Spatial downsampling factor D_s (paper: 1, 2, 4), or a list of them: a rate grid (see `grid`)."""
+    dt: Union[int, list[int]] = 4
+    """Temporal downsampling factor D_t: keep 1 of every D_t frames (paper: 2, 4, 8); a list: a rate grid."""
     codec: str = "x265"
     """Degraded-video codec backend: 'x264', 'x265' or 'dcvc_rt'."""
-    crf: int = 35
-    """CRF for x264/x265 (ignored when qp >= 0)."""
-    qp: int = -1
-    """Constant QP (x264/x265: 0-51; dcvc_rt: 0-63); -1 = use crf."""
+    crf: Union[int, list[int]] = 35
+    """CRF for x264/x265 (ignored when qp >= 0), or a list (a grid over the points with qp = -1)."""
+    qp: Union[int, list[int]] = -1
+    """Constant QP (x264/x265: 0-51; dcvc_rt: 0-63, paper: 0, 8, 16, 24, 32); -1 = use crf (x264/x265) or
+    DCVC-RT's default 32; a list: a rate grid."""
+    grid: str = "all"
+    """With lists in ds/dt/qp/crf: 'all' codes every clip at every combination (one sample per point, the key
+    suffixed by the point, `datamodules.schema.sample_key`), 'sample' at one combination drawn per clip from the
+    sha256 of its key (the same in any worker, part or resumed run). Each sample's meta.json records its own."""
     target_crf: int = 12
     """CRF of the stored H.264 training target (12: visually lossless at a fraction of raw size)."""
     captions: str = ""
@@ -85,8 +112,20 @@ class PrepareConfig:
     """Add the pose modality: DWPose keypoints (134-point OpenPose layout), uint16-quantised, LZMA."""
     pose_dir: str = "checkpoints/dwpose"
     """Folder with the DWPose ONNX files dw-ll_ucoco_384.onnx and yolox_l.onnx."""
+    sketch_frames: bool = False
+    """Also store the extracted sketch frames losslessly (`sketch.mkv`, FFV1 gray): training data for the sketch
+    codec (`sketch_dcvc` with data.train_shards). Needs sketch=true."""
     dcvc_rt_dir: str = DCVC_RT_DIR
-    """DCVC-RT weights, used when codec or sketch_codec is dcvc_rt."""
+    """DCVC-RT weights of the degraded video (codec=dcvc_rt), recorded in meta.json."""
+    sketch_dcvc_dir: str = ""
+    """DCVC-RT weights of the sketch video (sketch_codec=dcvc_rt: the finetuned sketch codec); '' = dcvc_rt_dir.
+    Recorded in meta.json."""
+    min_quality: float = 0.0
+    """Curation: skip videos whose `quality_column` score in the captions csv/jsonl is below this (paper §4.1:
+    DOVER < 0.4 filtered out); 0 = keep all. Skipped videos are counted in the log and summary, not failures; a
+    video without a score (no row, empty or not a number) is skipped too and counted apart."""
+    quality_column: str = ""
+    """Column of the captions file holding the quality score used by min_quality (e.g. a DOVER score)."""
     precompute: bool = False
     """Also store VAE latents (target, degraded, sketch/pose) and T5 embeddings: needs the model weights."""
     fill: str = "forward"
@@ -120,12 +159,7 @@ class PrepareConfig:
         check(bool(self.input), "input", "is required (a folder, glob, or csv/jsonl of video paths)")
         check(bool(self.output), "output", "is required (the shard folder)")
         check_clip_size(self, "")
-        for key in ("height", "width"):
-            value = getattr(self, key)
-            check(value % self.ds == 0 and (value // self.ds) % 2 == 0, key,
-                   f"{value}/ds={self.ds} must be an even integer (4:2:0 video)")
-        check(self.ds >= 1, "ds", "must be >= 1")
-        check(self.dt >= 1, "dt", "must be >= 1")
+        self._check_grid()
         codecs = ("x264", "x265", "dcvc_rt")
         check(self.codec in codecs, "codec", f"unknown codec {self.codec!r}; choose one of {codecs}")
         check(self.sketch_codec in codecs, "sketch_codec",
@@ -136,7 +170,13 @@ class PrepareConfig:
             check(value % self.sketch_ds == 0 and (value // self.sketch_ds) % 2 == 0, "sketch_ds",
                    f"{key} {value}/sketch_ds={self.sketch_ds} must be an even integer (4:2:0 video)")
         check(self.fill in FILL_MODES, "fill", f"unknown fill {self.fill!r}")
-        check(self.fill != "none" or self.dt == 1, "fill", "'none' needs dt=1 (no dropped frames to fill)")
+        check(self.fill != "none" or as_list(self.dt) == [1], "fill", "'none' needs dt=1 (no dropped frames to fill)")
+        check(not self.sketch_frames or self.sketch, "sketch_frames", "needs sketch=true (the frames it stores)")
+        check(self.min_quality >= 0, "min_quality", "must be >= 0 (0 = keep every video)")
+        check(self.min_quality == 0 or bool(self.quality_column), "quality_column",
+              f"min_quality={self.min_quality} needs the score column of the captions file (e.g. quality_column=dover)")
+        check(not self.quality_column or bool(self.captions), "captions",
+              f"quality_column={self.quality_column!r} is a column of the captions file; set captions=")
         check(re.fullmatch(r"cpu|cuda(:\d+)?", self.device) is not None, "device",
               f"unknown device {self.device!r}; 'cpu', 'cuda' or 'cuda:K'")
         check(self.shard_size > 0, "shard_size", "must be positive")
@@ -152,9 +192,36 @@ class PrepareConfig:
               f"or a SLURM array), or device=cpu")
         self.model.validate("model")
 
+    def grid_points(self) -> list[GridPoint]:
+        """Every rate point, in the order of the lists (ds, then dt, qp, crf). The crf list only multiplies the
+        points that use it (x264/x265 at qp = -1); the others record the first crf, as a single crf is recorded."""
+        crfs = as_list(self.crf)
+        return [GridPoint(ds, dt, qp, crf) for ds, dt, qp in product(as_list(self.ds), as_list(self.dt),
+                                                                      as_list(self.qp))
+                for crf in (crfs if qp < 0 and self.codec in ("x264", "x265") else crfs[:1])]
+
+    def _check_grid(self) -> None:
+        check(self.grid in GRID_MODES, "grid", f"unknown grid {self.grid!r}; choose one of {GRID_MODES}")
+        for key in RATE_KEYS:
+            value = getattr(self, key)
+            values = as_list(value)
+            check(bool(values), key, "an empty list; give one value or several")
+            check(len(set(values)) == len(values), key, f"duplicate values in {value}")
+        for ds in as_list(self.ds):
+            check(ds >= 1, "ds", f"must be >= 1, got {ds}")
+            for key in ("height", "width"):
+                value = getattr(self, key)
+                check(value % ds == 0 and (value // ds) % 2 == 0, key,
+                      f"{value}/ds={ds} must be an even integer (4:2:0 video)")
+        check(all(dt >= 1 for dt in as_list(self.dt)), "dt", f"must be >= 1, got {self.dt}")
+        qps = as_list(self.qp)
+        # dcvc_rt codes qp = -1 at its default QP, which may also be listed: the same point twice
+        check(self.codec != "dcvc_rt" or len(qps) == 1 or -1 not in qps, "qp",
+              f"{self.qp}: -1 (DCVC-RT's default QP) in a list; name the QPs")
+
     def _check_x265(self) -> None:
         """x265 below X265_MIN_SIDE px would fail every video one by one: refuse the config instead."""
-        coded = [("codec", self.codec, self.ds, "ds")]
+        coded = [("codec", self.codec, max(as_list(self.ds)), "ds")]
         if self.sketch:
             coded.append(("sketch_codec", self.sketch_codec, self.sketch_ds, "sketch_ds"))
         for key, codec, ds, ds_key in coded:

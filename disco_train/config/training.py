@@ -44,6 +44,12 @@ class DataConfig:
     latents: str = "auto"
     """Precomputed latents in the shards: 'auto' (use them if the first sample has them), 'always' (a sample
     without them is skipped as malformed) or 'never' (decode the videos and encode on the fly)."""
+    dcvc_rt_dir: str = ""
+    """DCVC-RT weights decoding the degraded video of dcvc_rt samples ('' = the folder each sample's meta.json
+    records, else checkpoints/dcvc_rt; 'synthetic' = the test weights)."""
+    sketch_dcvc_dir: str = ""
+    """DCVC-RT weights decoding dcvc_rt sketch streams, the finetuned sketch codec ('' = the folder each sample's
+    meta.json records for its sketch, else checkpoints/dcvc_rt)."""
 
     def validate(self, prefix: str) -> None:
         check_clip_size(self, prefix)

@@ -11,6 +11,15 @@ The export folder holds
 - `sketch_codec/` (optional): the finetuned DCVC-RT sketch codec, copied;
 - `disco.json`: what the decoder side needs to rebuild the decoder (resolved training config, codec settings of
   the training data, file names and their sha256).
+
+disco.json v2 (v1 exports are still read: `read_manifest` fills the v2 fields from v1's single point):
+- `trained_settings`: the sorted list of the rate points {ds, dt, codec, qp, crf} the decoder trained on (from
+  the shard index, or `export ds= dt= ...`); `codec`: its first point (v1's one point; `encode`'s default when
+  nothing on the command line names a point);
+- `fps`: the training clips' frame rates; `sketch`: the sketch settings of the training data
+  [{sketch_codec, sketch_crf, sketch_qp, sketch_ds, sketch_dt}] ([] without sketch); `pose`: {max_people} or null;
+- `weights`: {dcvc_rt_dir: [...], sketch_dcvc_dir: [...]}, the DCVC-RT folders the training data was coded with
+  (as prepare recorded them), the receivers' defaults for DCVC-RT streams (`sketch_codec/` wins for sketches).
 """
 
 from __future__ import annotations
@@ -29,7 +38,8 @@ DIFFUSERS_FILE = "pytorch_lora_weights.safetensors"
 COMFYUI_FILE = "disco_lora_comfyui.safetensors"
 MANIFEST = "disco.json"
 SKETCH_CODEC_DIR = "sketch_codec"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 CODEC_KEYS = ("ds", "dt", "codec", "qp", "crf")
 _LORA_KEY = re.compile(r"(?P<module>.+)\.(?P<part>lora_A|lora_B)\.weight")
 
@@ -99,9 +109,12 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ExportError(f"{path}: not valid JSON ({err})") from None
-    if manifest.get("format") != "disco-export" or manifest.get("version") != FORMAT_VERSION:
+    if manifest.get("format") != "disco-export" or manifest.get("version") not in READABLE_VERSIONS:
         raise ExportError(f"{path}: format {manifest.get('format')!r} v{manifest.get('version')}, expected "
-                          f"disco-export v{FORMAT_VERSION}")
+                          f"disco-export v{' or v'.join(map(str, READABLE_VERSIONS))} (a newer disco-train wrote it?)")
+    if manifest["version"] == 1:  # one rate point, nothing recorded of sketch, pose or weights
+        manifest.update(trained_settings=[{k: v for k, v in manifest["codec"].items() if v is not None}], fps=[],
+                        sketch=[], pose=None, weights={})
     for name, digest in manifest["files"].items():
         file = folder / name
         if not file.is_file():
@@ -110,6 +123,16 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict:
             raise ExportError(f"export={folder}: {name} does not match its sha256 in {MANIFEST} (modified or "
                               f"corrupt)")
     return manifest
+
+
+def trained_settings(manifest: dict) -> list[dict]:
+    """The rate points {ds, dt, codec[, qp, crf]} the exported decoder trained on (read_manifest's manifest)."""
+    return [dict(point) for point in manifest["trained_settings"]]
+
+
+def describe_settings(points: list[dict]) -> str:
+    """'ds=2 dt=4 x264 qp=-1 crf=30; ...' for messages."""
+    return "; ".join(" ".join(f"{k}={v}" if k != "codec" else str(v) for k, v in p.items()) for p in points)
 
 
 def decoder_config(folder: str | Path, overrides: list[str] = (), manifest: dict | None = None) -> DiscoLoraConfig:

@@ -4,7 +4,8 @@
 - `degrade`: resize/crop, spatiotemporal degradation and its inverse (upsampling, temporal forward filling);
 - `interleave`: which condition token comes from the video and which from the auxiliary modality (Fig. 4);
 - `sketch`: the InformativeDrawings line-drawing generator;
-- `pose`: the 2D-pose bitstream (uint16 keypoints, LZMA) and its skeleton rendering; `pose_estimation`: DWPose.
+- `pose`: the 2D-pose bitstream (uint16 keypoints, LZMA) and its skeleton rendering; `pose_estimation`: DWPose;
+- `extract`: sketch and pose extraction from a clip with weight checks, shared by `prepare` and `encode`.
 
 May import `disco_train.config` only (never lightning, the codecs or the decoder).
 """

@@ -12,8 +12,9 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from itertools import product
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
@@ -22,7 +23,7 @@ from disco_train.config.cli import REQUIRED, Command
 from disco_train.decoder.conditioning import ROPE_CONVENTION
 from disco_train.decoder.lora import load_torch_file
 from disco_train.decoder.export import (CODEC_KEYS, COMFYUI_FILE, DIFFUSERS_FILE, FORMAT_VERSION, MANIFEST,
-                                        SKETCH_CODEC_DIR, ExportError, check_keys, sha256)
+                                        SKETCH_CODEC_DIR, ExportError, check_keys, describe_settings, sha256)
 
 
 # ---- reading a training run -----------------------------------------------------------------------------------
@@ -63,24 +64,28 @@ def read_adapter(ckpt: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return state, info
 
 
-def data_codec_settings(cfg: DiscoLoraConfig) -> dict:
-    """D_s, D_t, codec, qp, crf of the training data, read from the first sample's meta.json of the first shard
-    ({} when the shards are not on this machine: then they must be given on the command line)."""
-    import tarfile
-
+def data_summary(cfg: DiscoLoraConfig) -> dict:
+    """What the training data was coded with (`datamodules.coded`: rate points, fps, sketch, pose, weights), from
+    the index of every shard folder in data.train_shards ({} when the shards are not on this machine: then the
+    rate points must be given on the command line)."""
+    from datamodules.coded import of_shards
     from datamodules.shards import expand_shards
 
     try:
         urls = expand_shards(cfg.data.train_shards)
     except (ConfigError, ValueError, OSError):
         return {}
-    for url in urls[:1]:
-        with tarfile.open(url) as tar:
-            for member in tar:
-                if member.name.endswith(".meta.json"):
-                    meta = json.loads(tar.extractfile(member).read())
-                    return {k: meta[k] for k in CODEC_KEYS if k in meta}
-    return {}
+    return of_shards(urls)
+
+
+def trained_points(found: list[dict], given: dict) -> list[dict]:
+    """The trained rate points: those found in the shards, with the keys given on the command line replaced (a
+    list gives every value: `ds=[2,4]` doubles each point). Without shards, the product of the given values."""
+    from datamodules.coded import sort_settings
+
+    given = {k: v if isinstance(v, (list, tuple)) else [v] for k, v in given.items() if v is not None}
+    points = [{**p, **dict(zip(given, combo))} for p in (found or [{}]) for combo in product(*given.values())]
+    return [{k: v for k, v in p.items() if v is not None} for p in sort_settings(points)]
 
 
 # ---- metadata and files ---------------------------------------------------------------------------------------
@@ -93,19 +98,21 @@ def peft_config(cfg: DiscoLoraConfig) -> dict:
     return {k: sorted(v) if isinstance(v, set) else v for k, v in config.items()}
 
 
-def disco_metadata(cfg: DiscoLoraConfig, codec: dict, layout: str) -> dict[str, str]:
-    """`disco.*` safetensors metadata: enough to know what decoder this LoRA belongs to without disco.json."""
-    c, f = cfg.condition, cfg.flow
+def disco_metadata(cfg: DiscoLoraConfig, trained: list[dict], layout: str) -> dict[str, str]:
+    """`disco.*` safetensors metadata: enough to know what decoder this LoRA belongs to without disco.json (the
+    first trained point under ds/dt/codec/qp/crf, all of them under trained_settings)."""
+    c, f, codec = cfg.condition, cfg.flow, trained[0]
     values = {"format_version": FORMAT_VERSION, "layout": layout, "base_model": cfg.model.name,
               "rank": cfg.lora.rank, "alpha": cfg.lora.alpha, "targets": list(cfg.lora.targets),
               "condition_mode": c.mode, "aux": c.aux, "interleave_ratio": c.ratio, "fill": c.fill,
               "shift_tokens": list(f.shift_tokens), "shift_values": list(f.shift_values),
               "frames": cfg.data.frames, "height": cfg.data.height, "width": cfg.data.width,
-              "rope": ROPE_CONVENTION, **{k: codec.get(k) for k in CODEC_KEYS}}
+              "rope": ROPE_CONVENTION, **{k: codec.get(k) for k in CODEC_KEYS}, "trained_settings": trained}
     return {f"disco.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
 
 
-def _write_lora_files(folder: Path, state: dict[str, torch.Tensor], cfg: DiscoLoraConfig, codec: dict) -> None:
+def _write_lora_files(folder: Path, state: dict[str, torch.Tensor], cfg: DiscoLoraConfig, codec: list[dict]
+                      ) -> None:
     from diffusers.loaders.lora_base import LORA_ADAPTER_METADATA_KEY
     from safetensors.torch import save_file
 
@@ -121,13 +128,17 @@ def _write_lora_files(folder: Path, state: dict[str, torch.Tensor], cfg: DiscoLo
                         **disco_metadata(cfg, codec, "comfyui")})
 
 
-def _manifest(folder: Path, cfg: DiscoLoraConfig, codec: dict, source: dict) -> dict:
+def _manifest(folder: Path, cfg: DiscoLoraConfig, trained: list[dict], data: dict, source: dict) -> dict:
     from omegaconf import OmegaConf
 
     files = sorted(p for p in folder.rglob("*") if p.is_file())
+    pose = {"max_people": data["pose_max_people"]} if "pose_max_people" in data else None
     return {"format": "disco-export", "version": FORMAT_VERSION, "lora_diffusers": DIFFUSERS_FILE,
             "lora_comfyui": COMFYUI_FILE, "sketch_codec": SKETCH_CODEC_DIR if (folder / SKETCH_CODEC_DIR).is_dir()
-            else None, "codec": codec, "source": source, "rope": ROPE_CONVENTION,
+            else None, "codec": trained[0], "trained_settings": trained, "fps": data.get("fps", []),
+            "sketch": data.get("sketch", []), "pose": pose,
+            "weights": {k: data[k] for k in ("dcvc_rt_dir", "sketch_dcvc_dir") if k in data},
+            "source": source, "rope": ROPE_CONVENTION,
             "config": OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True),
             "files": {p.relative_to(folder).as_posix(): sha256(p) for p in files}}
 
@@ -135,16 +146,18 @@ def _manifest(folder: Path, cfg: DiscoLoraConfig, codec: dict, source: dict) -> 
 # ---- export ---------------------------------------------------------------------------------------------------
 def export(ckpt: str | Path, out: str | Path, config: str | Path | None = None, sketch_codec: str | Path | None = None,
            codec: dict | None = None, force: bool = False) -> Path:
-    """Checkpoint -> export folder (see the module docstring). `codec` overrides the data's ds/dt/codec/qp/crf."""
+    """Checkpoint -> export folder (see the module docstring). `codec` overrides keys of the data's rate points
+    (ds/dt/codec/qp/crf; a list gives several values, `trained_points`)."""
     ckpt, out = Path(ckpt), Path(out)
     cfg = load_config(Path(config) if config else run_config_path(ckpt))
     state, source = read_adapter(ckpt)
     check_keys(state, cfg)
-    settings = {**data_codec_settings(cfg), **{k: v for k, v in (codec or {}).items() if v is not None}}
-    missing = [k for k in ("ds", "dt", "codec") if k not in settings]
+    data = data_summary(cfg)
+    settings = trained_points(data.get("settings", []), {k: v for k, v in (codec or {}).items() if k in CODEC_KEYS})
+    missing = [k for k in ("ds", "dt", "codec") if any(k not in p for p in settings)]
     if missing:
-        raise ExportError(f"{', '.join(missing)}: not found in the training shards' meta.json "
-                          f"({cfg.data.train_shards}); give them, e.g. ds=4 dt=4 codec=x265")
+        raise ExportError(f"{', '.join(missing)}: not found in the training shards' index or meta.json "
+                          f"({cfg.data.train_shards}); give them, e.g. ds=4 dt=4 codec=x265 (or ds=[2,4] ...)")
     if sketch_codec and not Path(sketch_codec).is_dir():
         raise ExportError(f"sketch_codec={sketch_codec}: no such folder (the exported finetuned DCVC-RT codec)")
     if out.exists() and not force:
@@ -155,7 +168,7 @@ def export(ckpt: str | Path, out: str | Path, config: str | Path | None = None, 
         _write_lora_files(tmp, state, cfg, settings)
         if sketch_codec:
             shutil.copytree(sketch_codec, tmp / SKETCH_CODEC_DIR)
-        manifest = _manifest(tmp, cfg, settings, source)
+        manifest = _manifest(tmp, cfg, settings, data, source)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         share_like_umask(tmp)
         _replace(tmp, out)
@@ -201,16 +214,17 @@ class ExportConfig:
     """The run's resolved config ('' = config.yaml of the checkpoint's run folder)."""
     sketch_codec: str = ""
     """Folder of the finetuned DCVC-RT sketch codec to ship with the LoRA (a sketch_dcvc run's export)."""
-    ds: Optional[int] = None
-    """D_s of the training data (only needed when the training shards are not on this machine)."""
-    dt: Optional[int] = None
-    """D_t of the training data (idem)."""
+    ds: Optional[Union[int, list[int]]] = None
+    """D_s of the training data, or a list (only needed when the training shards are not on this machine: then the
+    trained set is every combination of the values given; with shards, it replaces D_s in each point found)."""
+    dt: Optional[Union[int, list[int]]] = None
+    """D_t of the training data, or a list (idem)."""
     codec: Optional[str] = None
     """Degraded-video codec of the training data (idem)."""
-    qp: Optional[int] = None
-    """QP of the training data (idem)."""
-    crf: Optional[int] = None
-    """CRF of the training data (idem)."""
+    qp: Optional[Union[int, list[int]]] = None
+    """QP of the training data (the QP used: DCVC-RT records 32 for -1), or a list (idem)."""
+    crf: Optional[Union[int, list[int]]] = None
+    """CRF of the training data, or a list (idem)."""
     force: bool = False
     """Replace an existing export folder."""
 
@@ -226,6 +240,8 @@ def main(argv: list[str]) -> int:
         manifest = json.loads((out / MANIFEST).read_text())
         print(f"exported {out}: " + ", ".join(f"{name} ({(out / name).stat().st_size:,} B)"
                                                 for name in manifest["files"]))
+        trained = manifest["trained_settings"]
+        print(f"trained on {len(trained)} rate point(s): {describe_settings(trained)}")
         return 0
 
     return COMMAND.main(argv, run, errors=(ExportError, ValueError, OSError))

@@ -77,11 +77,13 @@ def _codec_task(cfg) -> list[Need]:
 
 
 def _prepare_task(cfg) -> list[Need]:
-    from datamodules.stages import DWPOSE_FILES
+    from disco_train.modalities.extract import DWPOSE_FILES
 
     needs = []
-    if "dcvc_rt" in (cfg.codec, cfg.sketch_codec if cfg.sketch else None):
+    if cfg.codec == "dcvc_rt" or (cfg.sketch and cfg.sketch_codec == "dcvc_rt" and not cfg.sketch_dcvc_dir):
         needs += _dcvc(cfg.dcvc_rt_dir, "dcvc_rt_dir")
+    if cfg.sketch and cfg.sketch_codec == "dcvc_rt" and cfg.sketch_dcvc_dir:
+        needs += _dcvc(cfg.sketch_dcvc_dir, "sketch_dcvc_dir")
     if cfg.sketch:
         needs.append(Need("sketch_weights", cfg.sketch_weights, "InformativeDrawings generator",
                           "carolineec/informative-drawings model.zip (a style folder's netG_A_latest.pth)"))
