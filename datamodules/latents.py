@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from disco_train.codec.container import Stream
+from disco_train.codec.container import Pattern, Stream
 from disco_train.codec.receiver import restore_aux, restore_video
 from disco_train.codec.videoio import read_video
 from disco_train.config import ConfigError, PrepareConfig
@@ -89,7 +89,8 @@ class PrecomputeStage:
         cfg, out = self.cfg, {}
         if "sketch.bin" in sample:
             stream = Stream("sketch", meta["sketch_codec"], sample["sketch.bin"], meta["sketch_ds"], meta["sketch_dt"])
-            out["sketch"] = restore_aux(stream, cfg.frames, cfg.height, cfg.width, cfg.dcvc_rt_dir)
+            out["sketch"] = restore_aux(stream, cfg.frames, cfg.height, cfg.width, cfg.dcvc_rt_dir,
+                                        pattern=Pattern.of_settings(cfg))
         if "pose.xz" in sample:
             out["pose"] = restore_aux(Stream("pose", "lzma", sample["pose.xz"]), cfg.frames, cfg.height, cfg.width)
         return out
@@ -100,7 +101,7 @@ class PrecomputeStage:
         cfg = self.cfg
         target, _ = read_video(bytes(sample["video.mp4"]))
         cond = restore_video(sample["degraded.bin"], meta["codec"], cfg.ds, cfg.dt, cfg.frames, cfg.height, cfg.width,
-                             cfg.fill, cfg.dcvc_rt_dir)
+                             cfg.fill, cfg.dcvc_rt_dir, pattern=Pattern.of_settings(cfg))
         tensors = {"target": self._encode(target[:cfg.frames]), "degraded": self._encode(cond)}
         for name, frames in self.aux_frames(sample, meta).items():
             tensors[name] = self._encode(frames)

@@ -130,4 +130,7 @@ def stream_meta(info: dict[str, dict], cfg: PrepareConfig, poses) -> dict:
             meta["sketch_container_overhead_bytes"] = sketch["container_overhead_bytes"]
     if poses is not None:
         meta["pose_max_people"] = int(max(poses.poses_per_frame, default=0))
+    if cfg.stream != "full":  # what the receiver needs to put selected streams back (`codec.selection`)
+        meta.update({"stream": cfg.stream, "interleave_ratio": cfg.interleave_ratio,
+                     "interleave_unit": cfg.interleave_unit})
     return meta

@@ -30,6 +30,9 @@ Fields of a sample (tar members `<key>.<field>`):
 - with `sketch.bin`: sketch_codec, sketch_crf, sketch_qp (as qp), sketch_ds, sketch_dt, sketch_frames,
   sketch_height, sketch_width, sketch_container_overhead_bytes (x264/x265);
 - with `pose.xz`: pose_max_people;
+- with `stream=selected`: stream, interleave_ratio, interleave_unit (each stream then holds only what those
+  interleaved tokens read, `disco_train.codec.selection`; degraded_frames / sketch_frames count the frames coded;
+  without these keys the streams are full);
 - with `latents.safetensors`: latents {fill, model, dtype, max_text_tokens, shapes}.
 
 `bits[m]` = 8 × the byte length of modality m's bitstream, and bpp = sum(bits) / (frames × height × width), so
@@ -42,9 +45,10 @@ import hashlib
 import re
 from pathlib import PurePosixPath
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """2: optional sketch/pose/latents fields, caption_source, target_crf. 3: keys from the path relative to the input
-root (unique per video), qp / sketch_qp record the DCVC-RT QP used instead of -1."""
+root (unique per video), qp / sketch_qp record the DCVC-RT QP used instead of -1. 4: selected streams (the
+stream / interleave_* keys)."""
 REQUIRED_FIELDS = ("video.mp4", "caption.zlib", "degraded.bin", "meta.json")
 AUX_FIELDS = {"sketch": "sketch.bin", "pose": "pose.xz"}
 STREAM_FIELDS = {"text": "caption.zlib", "video": "degraded.bin", **AUX_FIELDS}
@@ -56,6 +60,7 @@ META_KEYS = ("source", "clip_index", "start_frame", "fps", "frames", "height", "
 SKETCH_META_KEYS = ("sketch_codec", "sketch_crf", "sketch_qp", "sketch_ds", "sketch_dt", "sketch_frames",
                     "sketch_height", "sketch_width")
 POSE_META_KEYS = ("pose_max_people",)
+SELECTED_META_KEYS = ("stream", "interleave_ratio", "interleave_unit")
 LATENT_META_KEYS = ("latents",)
 _KEY_BAD = re.compile(r"[^A-Za-z0-9_-]+")
 _PLAIN = re.compile(r"[A-Za-z0-9_-]+\.mp4")

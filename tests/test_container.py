@@ -51,7 +51,7 @@ def test_invalid_containers_are_not_written(change, message):
 
 @pytest.mark.parametrize("data,message", [
     (b"", "truncated"), (b"RIFF" + PACKED[4:], "not a .disco container"),
-    (PACKED[:4] + b"\x02" + PACKED[5:], "version 2"), (PACKED + b"\x00", "trailing bytes"),
+    (PACKED[:4] + b"\x03" + PACKED[5:], "version 3"), (PACKED + b"\x00", "trailing bytes"),
     (PACKED[:-1], "truncated"), (PACKED[:40], "truncated"),
 ])
 def test_parser_messages(data, message):

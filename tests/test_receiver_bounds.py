@@ -30,11 +30,12 @@ SECONDS = 10.0  # per bomb, measured in the child process, including nothing but
 RSS_MB = 1500   # the decode child's peak resident memory (torch + PyAV + diffusers imported: ~600 MB)
 
 
-def raw_container(g: tuple, streams: list[tuple]) -> bytes:
+def raw_container(g: tuple, streams: list[tuple], pattern: tuple | None = None) -> bytes:
     """A container with valid CRCs whatever the fields say (no sanity checks: what an attacker can write).
     g = (frames, h, w, coded_frames, coded_h, coded_w, fps_num, fps_den); streams = (kind_id, codec_id, ds, dt,
-    payload)."""
-    head = C.HEADER.pack(C.MAGIC, C.VERSION, 0, len(streams), *g)
+    payload); pattern = (stream, unit, a, b) of a version 2 file, None for version 1."""
+    head = C.HEADER.pack(C.MAGIC, 1 if pattern is None else 2, 0, len(streams), *g)
+    head += b"" if pattern is None else C.PATTERN.pack(*pattern)
     table = b"".join(C.ENTRY.pack(k, c, ds, dt, len(p), zlib.crc32(p)) for k, c, ds, dt, p in streams)
     return head + table + C.CRC.pack(zlib.crc32(head + table)) + b"".join(s[-1] for s in streams)
 
