@@ -2,6 +2,7 @@
 pattern, the receiver putting it back, the bytes saved on the demo, and the training data built the same way."""
 
 import json
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -171,3 +172,74 @@ def test_selected_streams_code_fewer_bytes_on_the_demo(tmp_path):
         if pattern.unit == "latent_frame":
             assert sum(sizes.values()) < 0.9 * sum(full.values()), (pattern, sizes, full)
     assert got[TOKEN13]["video"] < 0.95 * full["video"], (got[TOKEN13], full)
+
+
+# ---- training data: prepare codes selected streams, training restores them as the receiver does -----------------
+@pytest.fixture
+def selected_shards(tmp_path, stage_weights):
+    from datamodules.demo import make_demo
+    from datamodules.prepare import run
+    from disco_train.config import PrepareConfig
+
+    videos = make_demo(tmp_path / "videos", videos=2, seed=1)
+    cfg = PrepareConfig(input=str(videos), output=str(tmp_path / "shards"), captions=str(videos / "captions.csv"),
+                        frames=17, height=64, width=64, codec="x264", crf=30, shard_size=4, sketch=True,
+                        sketch_weights=stage_weights["sketch_weights"], stream="selected",
+                        interleave_ratio="1:3", interleave_unit="latent_frame")
+    assert run(cfg, log=lambda *_: None)["done"] == 2
+    return tmp_path / "shards"
+
+
+def _data_cfg(shards):
+    from disco_train.config import DataConfig
+
+    return DataConfig(train_shards=f"{shards}/train-*.tar", frames=17, height=64, width=64, batch_size=1,
+                      num_workers=0, shuffle_buffer=1)
+
+
+def test_prepared_selected_streams_decode_as_the_receiver_restores_them(selected_shards):
+    from datamodules.decode import decode_sample
+    from datamodules.schema import SELECTED_META_KEYS
+
+    prepared = json.loads((selected_shards / "prepare_config.json").read_text())
+    assert (prepared["stream"], prepared["interleave_ratio"], prepared["interleave_unit"]) == \
+        ("selected", "1:3", "latent_frame")
+    shard = sorted(selected_shards.glob("train-*.tar"))[0]
+    sample = next(iter(wds.WebDataset(str(shard), shardshuffle=False)))
+    meta = json.loads(sample["meta.json"])
+    assert {k: meta[k] for k in SELECTED_META_KEYS} == {"stream": "selected", "interleave_ratio": "1:3",
+                                                        "interleave_unit": "latent_frame"}
+    assert meta["degraded_frames"] == 1 and meta["sketch_frames"] == 16  # the plan of the module docstring
+    got = decode_sample(sample, _data_cfg(selected_shards), "forward", "sketch", pattern=LF13)
+    g = C.Geometry(17, 64, 64, 17, 64, 64, Fraction(meta["fps"]).limit_denominator(1001))
+    c = C.Container(g, [C.Stream("video", meta["codec"], sample["degraded.bin"], meta["ds"], meta["dt"]),
+                        C.Stream("sketch", meta["sketch_codec"], sample["sketch.bin"], meta["sketch_ds"],
+                                 meta["sketch_dt"])], LF13)
+    received = receive(c, "forward", "sketch", pattern=LF13)
+    assert np.array_equal(got["cond"].numpy(), received["cond"]) and np.array_equal(got["aux"].numpy(), received["aux"])
+    with pytest.raises(ValueError, match=r"its streams are stream=selected .* this run reads stream=full"):
+        decode_sample(sample, _data_cfg(selected_shards), "forward", "sketch", pattern=C.FULL)
+
+
+def test_a_run_whose_pattern_differs_from_the_shards_is_refused(selected_shards):
+    from datamodules.shards import ShardDataModule
+    from disco_train.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"this run reads stream=full .* the shards in .* were prepared with "
+                                          r"stream=selected interleave_unit=latent_frame ratio=1:3 "
+                                          r"\(prepare_config.json\); prepare again with stream=full"):
+        ShardDataModule(_data_cfg(selected_shards), aux="sketch")
+    with pytest.raises(ConfigError, match="prepare again with stream=selected interleave_ratio=1:3 "
+                                          "interleave_unit=token"):
+        ShardDataModule(_data_cfg(selected_shards), aux="sketch", pattern=TOKEN13)
+    batch = next(iter(ShardDataModule(_data_cfg(selected_shards), aux="sketch", pattern=LF13).train_dataloader()))
+    assert batch["cond"].shape == batch["aux"].shape == (1, 17, 64, 64, 3)
+
+
+def test_prepare_refuses_selected_streams_without_an_auxiliary_modality():
+    from disco_train.config import ConfigError, PrepareConfig
+
+    with pytest.raises(ConfigError, match="stream: 'selected' needs sketch=true or pose=true"):
+        PrepareConfig(input="x", output="y", stream="selected").validate()
+    with pytest.raises(ConfigError, match="interleave_unit: unknown unit"):
+        PrepareConfig(input="x", output="y", sketch=True, stream="selected", interleave_unit="frames").validate()
