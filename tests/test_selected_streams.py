@@ -175,8 +175,7 @@ def test_selected_streams_code_fewer_bytes_on_the_demo(tmp_path):
 
 
 # ---- training data: prepare codes selected streams, training restores them as the receiver does -----------------
-@pytest.fixture
-def selected_shards(tmp_path, stage_weights):
+def _prepare_selected(tmp_path, stage_weights, **kw):
     from datamodules.demo import make_demo
     from datamodules.prepare import run
     from disco_train.config import PrepareConfig
@@ -185,9 +184,14 @@ def selected_shards(tmp_path, stage_weights):
     cfg = PrepareConfig(input=str(videos), output=str(tmp_path / "shards"), captions=str(videos / "captions.csv"),
                         frames=17, height=64, width=64, codec="x264", crf=30, shard_size=4, sketch=True,
                         sketch_weights=stage_weights["sketch_weights"], stream="selected",
-                        interleave_ratio="1:3", interleave_unit="latent_frame")
+                        interleave_ratio="1:3", interleave_unit="latent_frame", **kw)
     assert run(cfg, log=lambda *_: None)["done"] == 2
     return tmp_path / "shards"
+
+
+@pytest.fixture
+def selected_shards(tmp_path, stage_weights):
+    return _prepare_selected(tmp_path, stage_weights)
 
 
 def _data_cfg(shards):
@@ -243,3 +247,23 @@ def test_prepare_refuses_selected_streams_without_an_auxiliary_modality():
         PrepareConfig(input="x", output="y", stream="selected").validate()
     with pytest.raises(ConfigError, match="interleave_unit: unknown unit"):
         PrepareConfig(input="x", output="y", sketch=True, stream="selected", interleave_unit="frames").validate()
+
+
+def test_precomputed_latents_of_selected_streams_are_the_restored_frames_encoded(tmp_path, stage_weights):
+    import torch
+    from safetensors.torch import load as load_safetensors
+
+    from datamodules.decode import decode_sample
+    from disco_train.config import ModelConfig
+    from disco_train.decoder.encoders import encode_video
+    from disco_train.decoder.models import load_backbone
+
+    model = ModelConfig(name="tiny", dtype="fp32", max_text_tokens=16)
+    shards = _prepare_selected(tmp_path, stage_weights, precompute=True, model=model)
+    sample = next(iter(wds.WebDataset(str(sorted(shards.glob("train-*.tar"))[0]), shardshuffle=False)))
+    pixels = decode_sample(sample, _data_cfg(shards), "forward", "sketch", pattern=LF13)
+    latents, vae = load_safetensors(sample["latents.safetensors"]), load_backbone(model, 0).vae
+    for name, frames in (("degraded", pixels["cond"]), ("sketch", pixels["aux"])):
+        assert torch.allclose(latents[name], encode_video(vae, frames[None])[0], atol=1e-5), name
+    assert decode_sample(sample, _data_cfg(shards), "forward", "sketch", latents=True, pattern=LF13)["degraded"] \
+        .shape == latents["degraded"].shape

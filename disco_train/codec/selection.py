@@ -83,9 +83,9 @@ def expand(carried_frames: np.ndarray, carried: np.ndarray, kept: int) -> np.nda
 
 
 def select_poses(poses, pattern: Pattern, frames: int, height: int, width: int):
-    """A PoseSequence with the people of frames no auxiliary token is made from removed (unit=latent_frame: the
-    video's latent frames), so LZMA codes them as empty frames; with unit=token every frame holds auxiliary tokens
-    and the poses are sent whole (a skeleton's limbs cross blocks, so blocks of keypoints cannot be dropped)."""
+    """A PoseSequence without the people of the frames `plan` drops at dt=1 (no auxiliary token is made from
+    them: with unit=latent_frame, the video's latent frames), which LZMA then codes as empty frames. Inside a kept
+    frame nothing is dropped (a skeleton's limbs cross blocks), so with unit=token poses go whole."""
     if pattern == FULL:
         return poses
     from disco_train.modalities.pose import PoseSequence
