@@ -6,6 +6,8 @@ Two paths:
   the DCVC-RT weights of `data.dcvc_rt_dir`, else those its meta records), upsampled and temporally filled ->
   `cond` uint8 [T,H,W,3]; with an auxiliary modality, `aux` uint8 [T,H,W,3] aligned with the target frames
   (sketch: decoded, upsampled, forward-filled; pose: decoded keypoints rendered as skeleton frames).
+Selected streams (meta.json `stream: selected`) are restored by the receiver's functions under the pattern the
+sample records, which must be the run's (`condition.stream`, `interleave_unit`, `ratio`) when one is given.
 Anything missing, corrupt or of the wrong shape raises ValueError/VideoError naming the sample.
 """
 
@@ -19,7 +21,7 @@ import torch
 from datamodules.latents import LatentSpec, read_latents
 from datamodules.schema import AUX_FIELDS, REQUIRED_FIELDS
 from datamodules.tars import SKIPPED
-from disco_train.codec.container import Stream
+from disco_train.codec.container import FULL, Pattern, Stream
 from disco_train.codec.receiver import restore_aux, restore_video
 from disco_train.codec.videoio import read_video
 from disco_train.config import DataConfig
@@ -50,7 +52,7 @@ def _fit(frames: np.ndarray, cfg: DataConfig, what: str, key) -> np.ndarray:
     return np.ascontiguousarray(frames[:cfg.frames])
 
 
-def aux_frames(sample: dict, meta: dict, cfg: DataConfig, aux: str) -> np.ndarray:
+def aux_frames(sample: dict, meta: dict, cfg: DataConfig, aux: str, pattern: Pattern = FULL) -> np.ndarray:
     """The auxiliary modality as pixel frames aligned with the target: uint8 [T,H,W,3], restored by the
     receiver's own functions (sketch: decoded, upsampled, forward-filled; pose: keypoints rendered)."""
     key, field = sample.get("__key__"), AUX_FIELDS[aux]
@@ -59,16 +61,31 @@ def aux_frames(sample: dict, meta: dict, cfg: DataConfig, aux: str) -> np.ndarra
     stream = (Stream("sketch", meta["sketch_codec"], bytes(sample[field]), int(meta["sketch_ds"]),
                      int(meta["sketch_dt"])) if aux == "sketch" else Stream("pose", "lzma", bytes(sample[field])))
     weights = cfg.sketch_dcvc_dir or meta.get("sketch_dcvc_dir") or None  # the sketch codec's, never the video's
-    return _fit(restore_aux(stream, int(meta["frames"]), cfg.height, cfg.width, weights), cfg, aux, key)
+    return _fit(restore_aux(stream, int(meta["frames"]), cfg.height, cfg.width, weights, pattern=pattern), cfg, aux,
+                key)
+
+
+def sample_pattern(meta: dict, key, want: Pattern | None) -> Pattern:
+    """The stream pattern a sample was coded with (meta.json; none recorded: full), checked against `want`."""
+    try:
+        got = Pattern.of_settings(meta)
+    except ValueError as err:
+        raise ValueError(f"sample {key}: meta.json has a bad interleave_ratio ({err})") from None
+    if want is not None and got != want:
+        raise ValueError(f"sample {key}: its streams are {got} (meta.json), this run reads {want} "
+                         f"(condition.stream, condition.interleave_unit, condition.ratio)")
+    return got
 
 
 def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", latents: bool = False,
-                  spec: LatentSpec | None = None) -> dict:
-    """Raw tar members -> {key, caption, fps, bpp} plus the latent or the pixel tensors (module docstring)."""
+                  spec: LatentSpec | None = None, pattern: Pattern | None = None) -> dict:
+    """Raw tar members -> {key, caption, fps, bpp} plus the latent or the pixel tensors (module docstring).
+    `pattern`: the run's stream pattern, which the sample's must be (None: whatever the sample says)."""
     key = sample.get("__key__")
     if SKIPPED in sample:
         raise ValueError(f"sample {key}: {sample[SKIPPED]}")
     meta = _meta(sample, cfg, exact_frames=latents)
+    coded = sample_pattern(meta, key, pattern)
     if "caption.zlib" not in sample:
         raise ValueError(f"sample {key}: missing field caption.zlib")
     out = {"key": key, "caption": decode_text(bytes(sample["caption.zlib"])), "fps": float(meta["fps"]),
@@ -83,11 +100,12 @@ def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", l
         raise ValueError(f"sample {key}: missing fields {missing}")
     video, _ = read_video(bytes(sample["video.mp4"]))
     cond = restore_video(bytes(sample["degraded.bin"]), meta["codec"], int(meta["ds"]), int(meta["dt"]),
-                         int(meta["frames"]), cfg.height, cfg.width, fill, cfg.dcvc_rt_dir or meta.get("dcvc_rt_dir"))
+                         int(meta["frames"]), cfg.height, cfg.width, fill, cfg.dcvc_rt_dir or meta.get("dcvc_rt_dir"),
+                         pattern=coded)
     out["video"] = torch.from_numpy(_fit(video, cfg, "target video", key))
     out["cond"] = torch.from_numpy(_fit(cond, cfg, "restored degraded video", key))
     if aux != "none":
-        out["aux"] = torch.from_numpy(aux_frames(sample, meta, cfg, aux))
+        out["aux"] = torch.from_numpy(aux_frames(sample, meta, cfg, aux, coded))
     return out
 
 

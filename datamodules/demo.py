@@ -44,6 +44,14 @@ def shape_video(rng: np.random.Generator, frames: int, height: int, width: int) 
     return video, caption
 
 
+def outline_sketch(video: np.ndarray) -> np.ndarray:
+    """A synthetic sketch of a demo clip [T,H,W,3]: dark lines on white where the luminance steps by more than 20
+    between neighbouring pixels (the shapes' outlines: what a line drawing of these videos looks like)."""
+    y = video.astype(np.float32).mean(-1)
+    edge = np.abs(np.diff(y, axis=1, prepend=y[:, :1])) + np.abs(np.diff(y, axis=2, prepend=y[:, :, :1])) > 20
+    return np.repeat(np.where(edge, 0, 255).astype(np.uint8)[..., None], 3, -1)
+
+
 def make_demo(out: str | Path, videos: int = 12, seed: int = 0) -> Path:
     """Write `videos` mp4 files of varied sizes, rates and lengths plus captions.csv; returns the folder."""
     out = Path(out)

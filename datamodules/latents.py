@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from disco_train.codec.container import Stream
+from disco_train.codec.container import Pattern, Stream
 from disco_train.codec.receiver import restore_aux, restore_video
 from disco_train.codec.videoio import read_video
 from disco_train.config import ConfigError, PrepareConfig
@@ -98,7 +98,8 @@ class PrecomputeStage:
         if "sketch.bin" in sample:
             stream = Stream("sketch", meta["sketch_codec"], sample["sketch.bin"], meta["sketch_ds"], meta["sketch_dt"])
             weights = cfg.sketch_dcvc_dir or cfg.dcvc_rt_dir  # the sketch codec's own weights
-            out["sketch"] = restore_aux(stream, cfg.frames, cfg.height, cfg.width, weights)
+            out["sketch"] = restore_aux(stream, cfg.frames, cfg.height, cfg.width, weights,
+                                        pattern=Pattern.of_settings(cfg))
         if "pose.xz" in sample:
             out["pose"] = restore_aux(Stream("pose", "lzma", sample["pose.xz"]), cfg.frames, cfg.height, cfg.width)
         return out
@@ -110,7 +111,7 @@ class PrecomputeStage:
         video = bytes(sample["video.mp4"])
         # each sample's own rate point (a grid gives every sample its own ds/dt/qp)
         cond = restore_video(sample["degraded.bin"], meta["codec"], meta["ds"], meta["dt"], cfg.frames, cfg.height,
-                             cfg.width, cfg.fill, cfg.dcvc_rt_dir)
+                             cfg.width, cfg.fill, cfg.dcvc_rt_dir, pattern=Pattern.of_settings(cfg))
         tensors = {"target": self._shared("target", video, lambda: self._encode(read_video(video)[0][:cfg.frames])),
                    "degraded": self._encode(cond)}
         aux = {name: sample[field] for name, field in (("sketch", "sketch.bin"), ("pose", "pose.xz"))

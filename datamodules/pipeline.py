@@ -160,4 +160,7 @@ def stream_meta(info: dict[str, dict], cfg: PrepareConfig, poses) -> dict:
         meta["pose_max_people"] = int(max(poses.poses_per_frame, default=0))
     if cfg.codec == "dcvc_rt":
         meta["dcvc_rt_dir"] = cfg.dcvc_rt_dir
+    if cfg.stream != "full":  # what the receiver needs to put selected streams back (`codec.selection`)
+        meta.update({"stream": cfg.stream, "interleave_ratio": cfg.interleave_ratio,
+                     "interleave_unit": cfg.interleave_unit})
     return meta

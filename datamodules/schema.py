@@ -38,6 +38,9 @@ Fields of a sample (tar members `<key>.<field>`):
   sketch_height, sketch_width, sketch_container_overhead_bytes (x264/x265);
 - with `pose.xz`: pose_max_people;
 - codec=dcvc_rt: dcvc_rt_dir; sketch_codec=dcvc_rt: sketch_dcvc_dir (the weights folders used, as given);
+- with `stream=selected`: stream, interleave_ratio, interleave_unit (each stream then holds only what those
+  interleaved tokens read, `disco_train.codec.selection`; degraded_frames / sketch_frames count the frames coded;
+  without these keys the streams are full);
 - with `latents.safetensors`: latents {fill, model, dtype, max_text_tokens, shapes}.
 
 `bits[m]` = 8 × the byte length of modality m's bitstream, and bpp = sum(bits) / (frames × height × width), so
@@ -53,7 +56,8 @@ from pathlib import PurePosixPath
 FORMAT_VERSION = 4
 """2: optional sketch/pose/latents fields, caption_source, target_crf. 3: keys from the path relative to the input
 root (unique per video), qp / sketch_qp record the DCVC-RT QP used instead of -1. 4: rate grids (a key suffix per
-point, each sample's own ds/dt/qp/crf), dcvc_rt_dir / sketch_dcvc_dir, sketch.mkv, `coded` in index rows."""
+point, each sample's own ds/dt/qp/crf), dcvc_rt_dir / sketch_dcvc_dir, sketch.mkv, `coded` in index rows, selected
+streams (the stream / interleave_* keys)."""
 REQUIRED_FIELDS = ("video.mp4", "caption.zlib", "degraded.bin", "meta.json")
 AUX_FIELDS = {"sketch": "sketch.bin", "pose": "pose.xz"}
 STREAM_FIELDS = {"text": "caption.zlib", "video": "degraded.bin", **AUX_FIELDS}
@@ -68,6 +72,7 @@ POSE_META_KEYS = ("pose_max_people",)
 WEIGHT_META_KEYS = ("dcvc_rt_dir", "sketch_dcvc_dir")
 """Recorded when the degraded video (dcvc_rt_dir) or the sketch (sketch_dcvc_dir) is coded by DCVC-RT."""
 SKETCH_FRAMES_FIELD = "sketch.mkv"
+SELECTED_META_KEYS = ("stream", "interleave_ratio", "interleave_unit")
 LATENT_META_KEYS = ("latents",)
 _KEY_BAD = re.compile(r"[^A-Za-z0-9_-]+")
 _PLAIN = re.compile(r"[A-Za-z0-9_-]+\.mp4")

@@ -32,6 +32,7 @@ from datamodules.latents import LatentSpec
 from datamodules.schema import AUX_FIELDS
 from datamodules.tars import MAX_MEMBER_BYTES, tar_samples
 from datamodules.sampling import rank_and_world, seeded, shard_stream, share, shuffled, worker_and_count
+from disco_train.codec.container import FULL, Pattern
 from disco_train.config import ConfigError, DataConfig
 
 log = logging.getLogger("datamodules")
@@ -103,9 +104,10 @@ class ShardStream(torch.utils.data.IterableDataset):
     """Batches for one rank; each DataLoader worker reads its own slot of shards (module docstring)."""
 
     def __init__(self, urls: list[str], cfg: DataConfig, fill: str, aux: str, latents: bool, seed: int,
-                 rank: int, world: int, spec: LatentSpec | None = None):
+                 rank: int, world: int, spec: LatentSpec | None = None, pattern: Pattern = FULL):
         super().__init__()
         self.urls, self.cfg, self.fill, self.aux, self.latents, self.spec = urls, cfg, fill, aux, latents, spec
+        self.pattern = pattern
         self.seed, self.rank, self.world = seed, rank, world
         self.epoch = 0  # per process: advances each time this copy starts iterating
         self.skip_batches = 0  # batches of the first epoch already consumed before a resume
@@ -125,7 +127,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         for sample in islice(order, skip, None):
             counter.seen += 1
             try:
-                decoded = decode_sample(sample, self.cfg, self.fill, self.aux, self.latents, self.spec)
+                decoded = decode_sample(sample, self.cfg, self.fill, self.aux, self.latents, self.spec, self.pattern)
             except Exception as err:  # one bad sample must not stop training: count, log, skip
                 counter(err)
                 if counter.in_a_row >= self.cfg.max_bad_in_a_row:
@@ -178,15 +180,16 @@ def first_sample(urls: list[str], tries: int = 8, max_member_bytes: int = MAX_ME
 
 class ShardDataModule(L.LightningDataModule):
     """WebDataset shards -> batches. Pixel path: video, cond (and aux) uint8 [B,T,H,W,3]; latent path: target,
-    degraded [B,C,F,h,w], text [B,L,D], text_mask [B,L] (and aux_latents); always caption, fps, bpp, bad, seen."""
+    degraded [B,C,F,h,w], text [B,L,D], text_mask [B,L] (and aux_latents); always caption, fps, bpp, bad, seen.
+    `pattern`: the run's stream pattern (`Pattern.of_condition`), which the shards' must be."""
 
     def __init__(self, cfg: DataConfig, fill: str = "forward", seed: int = 0, aux: str = "none",
-                 spec: LatentSpec | None = None):
+                 spec: LatentSpec | None = None, pattern: Pattern = FULL):
         super().__init__()
-        self.cfg, self.fill, self.seed, self.aux, self.spec = cfg, fill, seed, aux, spec
+        self.cfg, self.fill, self.seed, self.aux, self.spec, self.pattern = cfg, fill, seed, aux, spec, pattern
         self.urls = expand_shards(cfg.train_shards)
         self.use_latents = self._latent_mode()
-        check_shards(self.urls, cfg, aux, self.use_latents, fill, spec)
+        check_shards(self.urls, cfg, aux, self.use_latents, fill, spec, pattern)
 
     def _latent_mode(self) -> bool:
         if self.cfg.latents != "auto":
@@ -204,7 +207,7 @@ class ShardDataModule(L.LightningDataModule):
                               f"{max(1, self.cfg.num_workers)} workers = {readers} readers in one-pass mode; "
                               f"prepare smaller shards (shard_size) or set data.epoch_length > 0 (resampling)")
         return ShardStream(self.urls, self.cfg, self.fill, self.aux, self.use_latents, self.seed, rank, world,
-                           self.spec)
+                           self.spec, self.pattern)
 
     def train_dataloader(self):
         trainer = getattr(self, "trainer", None)
@@ -234,10 +237,10 @@ def _prepared_with(folder: Path) -> dict | None:
 
 
 def check_shards(urls: list[str], cfg: DataConfig, aux: str, latents: bool, fill: str,
-                 spec: LatentSpec | None) -> None:
+                 spec: LatentSpec | None, pattern: Pattern = FULL) -> None:
     """ConfigError naming both sides when the shards cannot feed this run: clip size, the auxiliary field the
-    condition needs, precomputed latents that do not fit the model (read from each folder's prepare_config.json
-    and from the first sample)."""
+    condition needs, the stream pattern (selected streams hold only what one pattern's tokens read), precomputed
+    latents that do not fit the model (read from each folder's prepare_config.json and from the first sample)."""
     want = {"frames": cfg.frames, "height": cfg.height, "width": cfg.width}
     for folder in sorted({Path(u).parent for u in urls}):
         prepared = _prepared_with(folder) or {}
@@ -251,9 +254,24 @@ def check_shards(urls: list[str], cfg: DataConfig, aux: str, latents: bool, fill
         if aux != "none" and prepared and not prepared.get(aux):
             raise ConfigError(f"condition.aux={aux}, but the shards in {folder} were prepared without {aux}=true "
                               f"(prepare_config.json): they hold no {AUX_FIELDS[aux]}")
+        if prepared:
+            _check_pattern(prepared, pattern, folder)
     sample = first_sample(urls, max_member_bytes=cfg.max_member_bytes)
     try:
-        decode_sample(sample, cfg, fill, aux, latents, spec)
+        decode_sample(sample, cfg, fill, aux, latents, spec, pattern)
     except Exception as err:
         raise ConfigError(f"data.train_shards: the first sample ({sample.get('__url__')}) does not fit this run: "
                           f"{err}") from None
+
+
+def _check_pattern(prepared: dict, pattern: Pattern, folder: Path) -> None:
+    try:
+        got = Pattern.of_settings(prepared)
+    except ValueError as err:
+        raise ConfigError(f"data.train_shards: {folder / 'prepare_config.json'} has a bad interleave_ratio ({err})")
+    if got != pattern:
+        want = ("stream=full" if pattern == FULL else f"stream=selected interleave_ratio={pattern.a}:{pattern.b} "
+                f"interleave_unit={pattern.unit}")
+        raise ConfigError(f"condition: this run reads {pattern} (condition.stream, interleave_unit, ratio), but the "
+                          f"shards in {folder} were prepared with {got} (prepare_config.json); prepare again with "
+                          f"{want} or set condition.* to match the shards")

@@ -16,6 +16,7 @@ from disco_train.codec.receiver import crop, receive
 from disco_train.codec.sender import CodecError, SenderSettings, geometry_for, send_video
 from disco_train.codec.videoio import read_video, write_video
 from disco_train.config import DecodeError
+from disco_train.decoder import export as E
 from disco_train.decoder.decoder import DiscoDecoder
 from disco_train.train.export import export
 from test_export import CODEC, make_run
@@ -237,3 +238,28 @@ def test_batched_decoding_gives_each_clip_its_own_noise(export_dir, odd_video, t
     small = send_video(frames[:, :32, :32].copy(), fps, "x", s)
     with pytest.raises(CodecError, match="one batch needs one coded size"):
         cli.decode_containers(decoder, [a, small], *args, [0, 0], "")
+
+
+def test_selected_streams_follow_the_exports_pattern(tmp_path, odd_video, capsys):
+    """A decoder trained on selected streams (condition.stream=selected) gets them from `encode export=`; the
+    receiver refuses a file of another pattern before the decoder is built."""
+    from safetensors import safe_open
+
+    _, ckpt = make_run(tmp_path, "condition.mode=interleave", "condition.aux=sketch", "condition.stream=selected",
+                       "condition.interleave_unit=latent_frame", "condition.ratio=1:1")
+    export_dir = export(ckpt, tmp_path / "export", codec=CODEC)
+    with safe_open(str(export_dir / E.DIFFUSERS_FILE), "pt") as f:
+        meta = f.metadata()
+    assert (meta["disco.stream"], meta["disco.interleave_unit"], meta["disco.interleave_ratio"]) == \
+        ("selected", "latent_frame", "1:1")
+    sketch, out = tmp_path / "sketch.mp4", tmp_path / "s.disco"
+    make_video(sketch, frames=20, height=50, width=70, seed=3)
+    assert main(["encode", str(odd_video), str(out), "caption=x", f"export={export_dir}", f"sketch={sketch}"]) == 0
+    assert "pattern stream=selected interleave_unit=latent_frame ratio=1:1" in capsys.readouterr().out
+    c = C.read(out)
+    assert out.read_bytes()[4] == 2 and c.pattern == C.Pattern("selected", "latent_frame", 1, 1)
+    assert decode(out, export=export_dir, steps=1, guidance=1).shape == (20, 50, 70, 3)
+    full = encode(odd_video, tmp_path / "full.disco", caption="x", export=export_dir, sketch=sketch, stream="full")
+    assert full.pattern == C.FULL and len(full.get("video").data) > len(c.get("video").data)
+    assert main(["decode", str(tmp_path / "full.disco"), "", f"export={export_dir}", "steps=1"]) == 2
+    assert "the file's streams are stream=full; this decoder reads stream=selected" in capsys.readouterr().err

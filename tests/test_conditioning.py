@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from disco_train.config.geometry import latent_grid
@@ -42,3 +43,54 @@ def test_condition_tokens_share_target_coordinates_and_get_timestep_zero():
         assert torch.allclose(timesteps[:, -n:], (sigmas * 1000)[:, None].expand(b, n))
     pred = torch.randn(b, 2 * n, c)
     assert torch.equal(C.target_slice(pred, n), pred[:, n:])
+
+
+def test_interleave_units_over_the_frame_major_token_order():
+    from disco_train.modalities.interleave import interleave_mask, latent_ownership
+
+    # 3 latent frames of 2×2 tokens. token: i mod 4 < 1 -> one video token per frame, at (row 0, col 0)
+    own = latent_ownership((3, 2, 2), (1, 3), "token")
+    assert own.tolist() == [[[True, False], [False, False]]] * 3
+    # latent_frame: frame f is the video's when f mod 4 < 1 -> frame 0 only; each frame is one modality's
+    own = latent_ownership((3, 2, 2), (1, 3), "latent_frame")
+    assert own[0].all() and not own[1:].any()
+    assert latent_ownership((3, 2, 2), (1, 1), "latent_frame")[:, 0, 0].tolist() == [True, False, True]
+    assert torch.equal(interleave_mask(12, (1, 3)), interleave_mask(12, (1, 3), unit="token", frame_tokens=4))
+    with pytest.raises(ValueError, match="not whole latent frames"):
+        interleave_mask(10, (1, 1), unit="latent_frame", frame_tokens=4)
+    with pytest.raises(ValueError, match="unknown interleave unit"):
+        interleave_mask(12, (1, 1), unit="frame")
+
+
+def test_condition_tokens_by_latent_frame():
+    video, aux = torch.zeros(1, 12, 2), torch.ones(1, 12, 2)
+    cond, copies = C.condition_tokens(video, aux, "interleave", (1, 1), "latent_frame", frame_tokens=4)
+    assert copies == 1 and cond[0, :, 0].tolist() == [0.0] * 4 + [1.0] * 4 + [0.0] * 4
+    token, _ = C.condition_tokens(video, aux, "interleave", (1, 1))
+    assert token[0, :, 0].tolist() == [0.0, 1.0] * 6  # the default alternates inside every frame
+
+
+def test_decoder_condition_reads_its_unit():
+    from test_decoder import _module
+
+    module = _module("condition.mode=interleave", "condition.aux=sketch", "condition.interleave_unit=latent_frame",
+                     "condition.ratio=1:1")
+    inputs = {"cond": torch.zeros(1, 4, 3, 2, 2), "aux": torch.ones(1, 4, 3, 2, 2)}
+    cond, _ = module.condition(inputs)
+    assert cond[0, :, 0].tolist() == [0.0] * 4 + [1.0] * 4 + [0.0] * 4
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["condition.stream=selected"], r"condition\.stream: 'selected' needs condition\.mode=interleave"),
+    (["condition.mode=concat", "condition.aux=sketch", "condition.stream=selected"], "needs condition.mode"),
+    (["condition.interleave_unit=frame"], r"condition\.interleave_unit: unknown unit 'frame'"),
+    (["condition.stream=some"], r"condition\.stream: unknown stream"),
+    (["condition.mode=interleave", "condition.aux=sketch", "condition.stream=selected", "condition.ratio=1:70000"],
+     r"condition\.ratio: selected streams carry a and b .* u16"),
+])
+def test_condition_pattern_is_validated(overrides, message):
+    from disco_train.config import ConfigError
+    from disco_train.config.recipe import resolve
+
+    with pytest.raises(ConfigError, match=message):
+        resolve(["recipe=disco_lora_debug", *overrides])

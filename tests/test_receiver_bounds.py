@@ -30,11 +30,12 @@ SECONDS = 10.0  # per bomb, measured in the child process, including nothing but
 RSS_MB = 1500   # the decode child's peak resident memory (torch + PyAV + diffusers imported: ~600 MB)
 
 
-def raw_container(g: tuple, streams: list[tuple]) -> bytes:
+def raw_container(g: tuple, streams: list[tuple], pattern: tuple | None = None) -> bytes:
     """A container with valid CRCs whatever the fields say (no sanity checks: what an attacker can write).
     g = (frames, h, w, coded_frames, coded_h, coded_w, fps_num, fps_den); streams = (kind_id, codec_id, ds, dt,
-    payload)."""
-    head = C.HEADER.pack(C.MAGIC, C.VERSION, 0, len(streams), *g)
+    payload); pattern = (stream, unit, a, b) of a version 2 file, None for version 1."""
+    head = C.HEADER.pack(C.MAGIC, 1 if pattern is None else 2, 0, len(streams), *g)
+    head += b"" if pattern is None else C.PATTERN.pack(*pattern)
     table = b"".join(C.ENTRY.pack(k, c, ds, dt, len(p), zlib.crc32(p)) for k, c, ds, dt, p in streams)
     return head + table + C.CRC.pack(zlib.crc32(head + table)) + b"".join(s[-1] for s in streams)
 
@@ -92,11 +93,13 @@ def _patch_dcvc_size(stream: bytes, height: int, width: int) -> bytes:
     return head + struct.pack("<I", zlib.crc32(head)) + stream[bs.HEADER_BYTES:]
 
 
-def _video() -> tuple:
-    """A valid video stream of the SMALL geometry (9 frames of 64×64, ds=dt=1): bombs elsewhere get past it."""
+def _video(side: int = 64) -> tuple:
+    """A valid video stream of the SMALL geometry (9 frames of 64×64, ds=dt=1): bombs elsewhere get past it; or
+    one frame of side × side."""
     from disco_train.codec.standard import encode_bitstream
 
-    frames = np.random.default_rng(0).integers(0, 255, (9, 64, 64, 3), dtype=np.uint8)
+    shape = (9, 64, 64, 3) if side == 64 else (1, side, side, 3)
+    frames = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
     return KIND["video"], CODEC["x264"], 1, 1, encode_bitstream(frames, 24.0, "x264", crf=40)
 
 
@@ -117,6 +120,14 @@ BOMBS = {  # name -> (builder of the file's bytes, a phrase its error must conta
     "dcvc_40_frames": (lambda: raw_container((1, 16, 16, 1, 32, 32, 24, 1),
                                              [(KIND["video"], CODEC["dcvc_rt"], 2, 1, _dcvc_stream(40))]),
                        "holds 40 frames"),
+    "pattern_unit_7": (lambda: raw_container(SMALL, [_video()], pattern=(1, 7, 1, 3)), "corrupt stream pattern"),
+}
+LONGEST = (2_097_145, 32, 32, 2_097_145, 32, 32, 24, 1)  # 2^31 pixels / 32² = 2,097,152 frames: the most allowed
+SELECTED_BOMBS = {  # version 2 files read with their own pattern: the plan over every frame stays bounded
+    "selected_2M_frames_by_token": (lambda: raw_container(LONGEST, [_video(32)], pattern=(1, 0, 1, 3)),
+                                    "the container declares 524281"),
+    "selected_2M_frames_by_frame": (lambda: raw_container(LONGEST, [_video(32)], pattern=(1, 1, 65535, 1)),
+                                    "the container declares 2097113"),
 }
 
 
@@ -157,14 +168,15 @@ def test_bombs_end_with_exit_2_in_bounded_time_and_memory(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["text_1GiB", "pose_20M_frames", "header_65504", "coded_frames_4e9",
-                                  "dcvc_claims_2048"])
+                                  "dcvc_claims_2048", "pattern_unit_7", *SELECTED_BOMBS])
 def test_each_bomb_is_a_decode_error_fast(name):
-    build, phrase = BOMBS[name]
+    build, phrase = {**BOMBS, **SELECTED_BOMBS}[name]
     data = build()
     tracemalloc.start()
     t = time.perf_counter()
     with pytest.raises(DecodeError, match=phrase.replace("+", r"\+")):
-        receive(C.unpack(data), "forward", "pose" if "pose" in name else "none", video_weights="synthetic")
+        c = C.unpack(data)
+        receive(c, "forward", "pose" if "pose" in name else "none", video_weights="synthetic", pattern=c.pattern)
     seconds = time.perf_counter() - t
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
@@ -172,28 +184,39 @@ def test_each_bomb_is_a_decode_error_fast(name):
 
 
 # ---- mutation fuzz ----------------------------------------------------------------------------------------------
-def _base() -> C.Container:
+def _base(pattern: C.Pattern = C.FULL) -> C.Container:
+    """A real file of text, video and pose streams: full (version 1) or selected (version 2, `pattern`)."""
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[0:40, 0:56]
     frames = np.stack([((xx * 5 + yy * 3 + 4 * t) % 256)[..., None].repeat(3, -1) for t in range(11)])
     frames = (frames + rng.integers(0, 20, frames.shape)).clip(0, 255).astype(np.uint8)
     kps = [rng.uniform(0, 40, (1, P.NUM_KEYPOINTS, 2)).astype(np.float32) for _ in range(11)]
     poses = P.PoseSequence(kps, [np.ones((1, P.NUM_KEYPOINTS), np.float32)] * 11, (40, 56))
-    return send_video(frames, 24.0, "a gradient", SenderSettings(ds=2, dt=2, codec="x264", crf=30), poses=poses)
+    keys = {} if pattern == C.FULL else {"stream": "selected", "interleave_unit": pattern.unit,
+                                         "interleave_ratio": f"{pattern.a}:{pattern.b}"}
+    return send_video(frames, 24.0, "a gradient", SenderSettings(ds=2, dt=2, codec="x264", crf=30, **keys),
+                      poses=poses)
 
 
-def _fields(c: C.Container) -> tuple[list[int], list[list]]:
+BASES = [C.FULL, C.Pattern("selected", "latent_frame", 1, 1), C.Pattern("selected", "token", 1, 3)]
+
+
+def _fields(c: C.Container) -> tuple[list[int], list[list], list[int] | None]:
     g = c.geometry
     head = [g.frames, g.height, g.width, g.coded_frames, g.coded_height, g.coded_width, g.fps.numerator,
             g.fps.denominator]
-    return head, [[KIND[s.kind], CODEC[s.codec], s.ds, s.dt, bytearray(s.data)] for s in c.streams]
+    pattern = None if c.pattern == C.FULL else [1, C.INTERLEAVE_UNITS.index(c.pattern.unit), c.pattern.a, c.pattern.b]
+    return head, [[KIND[s.kind], CODEC[s.codec], s.ds, s.dt, bytearray(s.data)] for s in c.streams], pattern
 
 
 def _mutant(rng: random.Random, base: C.Container) -> bytes:
-    head, streams = _fields(base)
+    head, streams, pattern = _fields(base)
     for _ in range(rng.randint(1, 3)):
         what = rng.random()
-        if what < 0.25:  # a header field
+        if pattern and what < 0.1:  # a pattern field of a version 2 file
+            i = rng.randrange(4)
+            pattern[i] = rng.choice([0, 1, 2, 3, 7, 255, 2**16 - 1, pattern[i] + 1])
+        elif what < 0.25:  # a header field
             i = rng.randrange(len(head))
             head[i] = rng.choice([0, 1, head[i] + 1, head[i] * 2, head[i] // 2, 2**16 - 1, rng.randrange(2**16)])
         elif what < 0.4:  # a stream table field
@@ -211,21 +234,22 @@ def _mutant(rng: random.Random, base: C.Container) -> bytes:
                 payload += bytes(rng.randrange(256) for _ in range(rng.randint(1, 64)))
     head = [min(max(v, 0), 2**32 - 1) if i in (0, 3, 6, 7) else min(max(v, 0), 2**16 - 1) for i, v in enumerate(head)]
     streams = [[min(max(v, 0), 255) for v in s[:4]] + [bytes(s[4])] for s in streams]
-    return raw_container(tuple(head), [tuple(s) for s in streams])
+    pattern = pattern and [min(v, 255) for v in pattern[:2]] + pattern[2:]
+    return raw_container(tuple(head), [tuple(s) for s in streams], pattern and tuple(pattern))
 
 
 def _fuzz(count: int, seed: int) -> dict[str, int]:
     from disco_train.codec.dcvc_rt import api
 
     api.synthetic_codec()  # built once (~2 s) before the clock runs: a mutant may name dcvc_rt
-    base, rng, outcomes = _base(), random.Random(seed), {"decoded": 0, "rejected": 0}
+    bases, rng, outcomes = [_base(p) for p in BASES], random.Random(seed), {"decoded": 0, "rejected": 0}
     for i in range(count):
-        data = _mutant(rng, base)
+        data = _mutant(rng, bases[i % len(bases)])
         t = time.perf_counter()
         try:
             c = C.unpack(data)
             got = receive(c, "forward", "pose" if c.get("pose") else "none", video_weights="synthetic",
-                          sketch_weights="synthetic")
+                          sketch_weights="synthetic", pattern=c.pattern)
             assert got["cond"].shape == (c.geometry.coded_frames, c.geometry.coded_height, c.geometry.coded_width, 3)
             outcomes["decoded"] += 1
         except DecodeError:

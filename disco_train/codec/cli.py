@@ -22,6 +22,7 @@ from typing import Optional
 import numpy as np
 
 from disco_train.codec import container as C
+from disco_train.codec.container import Pattern
 from disco_train.codec.sender import CodecError, SenderSettings, read_pose_file, send_video
 from disco_train.config import DecodeError, DecodeLimits, DiscoLoraConfig, PrepareConfig
 from disco_train.config.cli import REQUIRED, Command
@@ -41,6 +42,13 @@ class EncodeConfig:
     """Torch device of the captioner."""
     export: str = ""
     """Export folder of the decoder: its training data's coding settings become the defaults."""
+    stream: Optional[str] = None
+    """'full' or 'selected' (code only what the decoder's interleaved tokens read; default: the export's
+    condition.stream, else full)."""
+    interleave_ratio: Optional[str] = None
+    """With stream=selected: the decoder's a:b (default: the export's condition.ratio)."""
+    interleave_unit: Optional[str] = None
+    """With stream=selected: 'token' or 'latent_frame' (default: the export's condition.interleave_unit)."""
     ds: Optional[int] = None
     """Spatial downsampling D_s (default: the export's trained point, else prepare's 4)."""
     dt: Optional[int] = None
@@ -113,6 +121,20 @@ def settings(a: EncodeConfig, note=lambda text: print(text, file=sys.stderr)) ->
     return s
 
 
+def export_pattern(s: SenderSettings, a: EncodeConfig) -> SenderSettings:
+    """The stream pattern of the export's decoder (its condition.*) where the command line gives none: the
+    receiver refuses a file whose pattern is not its decoder's."""
+    if a.export:
+        from disco_train.decoder.export import read_manifest
+
+        condition = read_manifest(a.export, verify=False)["config"].get("condition", {})
+        for key, name in (("stream", "stream"), ("interleave_ratio", "ratio"), ("interleave_unit", "interleave_unit")):
+            if getattr(a, key) is None and name in condition:
+                setattr(s, key, condition[name])
+    Pattern.of_settings(s)  # a bad ratio fails here, before the video is read
+    return s
+
+
 def _caption(frames: np.ndarray, a: EncodeConfig) -> str:
     if a.caption is not None:
         return a.caption
@@ -127,7 +149,7 @@ def encode(a: EncodeConfig) -> C.Container:
     """Video file -> .disco container (text, degraded video, and sketch / pose when given)."""
     from disco_train.codec.videoio import read_video
 
-    s = settings(a)
+    s = export_pattern(settings(a), a)
     frames, fps = read_video(a.video)
     if a.sketch == "auto":
         from disco_train.modalities.extract import SketchExtractor
@@ -157,6 +179,8 @@ def report(c: C.Container) -> str:
     total = payload + 8 * c.overhead_bytes
     lines = [f"{g.frames} frames {g.width}×{g.height} @ {float(g.fps):.3f} fps (generated as "
              f"{g.coded_frames}×{g.coded_width}×{g.coded_height})"]
+    if c.pattern != C.FULL:  # the streams below hold only what this pattern's tokens read
+        lines.append(f"  pattern {c.pattern}")
     lines += [f"  {s.kind:7s} {s.codec:8s} {s.bits:>12,} bits" for s in c.streams]
     lines.append(f"  streams          {payload:>12,} bits  {payload / pixels:.6f} bpp "
                  f"{kbps(payload, g.frames, g.fps):.3f} kbps")
@@ -211,7 +235,8 @@ def receive_all(cfg, containers: list[C.Container], video_weights: str | None = 
     decoder is needed."""
     from disco_train.codec.receiver import receive
 
-    return [receive(c, cfg.condition.fill, cfg.condition.aux, video_weights, sketch_weights, limits)
+    pattern = Pattern.of_condition(cfg.condition)
+    return [receive(c, cfg.condition.fill, cfg.condition.aux, video_weights, sketch_weights, limits, pattern)
             for c in containers]
 
 

@@ -6,14 +6,18 @@ decoding (`datamodules.decode`) and `decode` (a `.disco` file) restore streams t
 - sketch: the same, always forward-filled (the fill ablation of paper Table 4 is about the video);
 - pose: keypoints decoded and rendered as skeleton frames;
 - text: the caption, paired at sampling time with the negative prompt.
+
+Selected streams (a version 2 container, `codec.selection`) hold only the kept frames their tokens are made from:
+the receiver puts them back at their kept positions (a dropped one repeats the last carried frame) before the
+usual upsampling and filling, and refuses a decoder whose condition pattern is not the file's.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from disco_train.codec import backends
-from disco_train.codec.container import Container, Geometry, Stream
+from disco_train.codec import backends, selection
+from disco_train.codec.container import FULL, Container, Geometry, Pattern, Stream
 from disco_train.codec.sender import pad_to
 from disco_train.config.base import DecodeError
 from disco_train.config.limits import DecodeLimits
@@ -22,16 +26,19 @@ from disco_train.modalities.text import decode_text
 
 
 def restore_video(data: bytes, codec: str, ds: int, dt: int, frames: int, height: int, width: int, fill: str,
-                  weights: str | None = None, kind: str = "video") -> np.ndarray:
+                  weights: str | None = None, kind: str = "video", pattern: Pattern = FULL) -> np.ndarray:
     """A video-like stream -> uint8 [frames,height,width,3]: decode (checked to hold the 1-of-dt frames of the
-    clip at height/ds × width/ds before more is decoded), upsample, fill."""
-    expect = ((frames - 1) // dt + 1, height // ds, width // ds)
+    clip at height/ds × width/ds, or the ones `pattern` selects of them, before more is decoded), put the
+    selected frames back in place, upsample, fill."""
+    carried, _ = selection.plan(pattern, selection.owner(kind), frames, height, width, dt)
+    kept = (frames - 1) // dt + 1
+    expect = (len(carried), height // ds, width // ds)
     try:
         small = backends.decode(codec, data, weights, expect=expect,
                                 key="sketch_dcvc_dir" if kind == "sketch" else "dcvc_rt_dir")
     except DecodeError as err:
         raise type(err)(f"{kind} stream: {err}") from None
-    return restore(small, height, width, dt, frames, fill)
+    return restore(selection.expand(small, carried, kept), height, width, dt, frames, fill)
 
 
 class StreamError(DecodeError):
@@ -51,11 +58,12 @@ def restore_pose(data: bytes, frames: int, height: int, width: int, max_people: 
 
 
 def restore_aux(stream: Stream, frames: int, height: int, width: int, weights: str | None = None,
-                max_people: int = DecodeLimits.max_people) -> np.ndarray:
-    """The auxiliary modality as pixel frames aligned with the target."""
+                max_people: int = DecodeLimits.max_people, pattern: Pattern = FULL) -> np.ndarray:
+    """The auxiliary modality as pixel frames aligned with the target (a selected pose stream needs nothing more:
+    its unread frames arrive empty)."""
     if stream.kind == "sketch":
         return restore_video(stream.data, stream.codec, stream.ds, stream.dt, frames, height, width, "forward",
-                             weights, kind="sketch")
+                             weights, kind="sketch", pattern=pattern)
     if stream.kind == "pose":
         return restore_pose(stream.data, frames, height, width, max_people)
     raise StreamError(f"no auxiliary modality {stream.kind!r}; sketch or pose")
@@ -69,21 +77,26 @@ def required(c: Container, kind: str, why: str) -> Stream:
 
 
 def receive(c: Container, fill: str, aux: str = "none", video_weights: str | None = None,
-            sketch_weights: str | None = None, limits: DecodeLimits = DecodeLimits()) -> dict:
+            sketch_weights: str | None = None, limits: DecodeLimits = DecodeLimits(), pattern: Pattern = FULL
+            ) -> dict:
     """A container -> {caption, cond[, aux]} frames at the coded size (the sender's frames, then the last one
-    repeated up to the 8k+1 frames the decoder generates)."""
+    repeated up to the 8k+1 frames the decoder generates). `pattern`: the decoder's (`Pattern.of_condition`),
+    which must be the file's: selected streams lack what another pattern's tokens would read."""
     g = c.geometry
+    if c.pattern != pattern:
+        raise StreamError(f"the file's streams are {c.pattern}; this decoder reads {pattern} (condition.stream, "
+                          f"condition.interleave_unit, condition.ratio): encode for this decoder's pattern")
     video = required(c, "video", "decoding")
     coded = lambda x: pad_to(x, g.coded_frames, g.coded_height, g.coded_width)  # noqa: E731
     out = {"caption": decode_text(c.get("text").data, limits.max_text_bytes) if c.get("text") else "",
            "cond": coded(restore_video(video.data, video.codec, video.ds, video.dt, g.frames, g.coded_height,
-                                       g.coded_width, fill, video_weights))}
+                                       g.coded_width, fill, video_weights, pattern=c.pattern))}
     if aux != "none":
         stream = required(c, aux, f"this decoder (conditioned on {aux})")
         # The sketch was coded at the padded size; poses are in the sender's pixel coordinates, so they are drawn
         # at its size and padded like the video.
         h, w = (g.coded_height, g.coded_width) if stream.kind == "sketch" else (g.height, g.width)
-        out["aux"] = coded(restore_aux(stream, g.frames, h, w, sketch_weights, limits.max_people))
+        out["aux"] = coded(restore_aux(stream, g.frames, h, w, sketch_weights, limits.max_people, c.pattern))
     return out
 
 

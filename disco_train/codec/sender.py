@@ -8,6 +8,9 @@ codec and weights) and the pose bitstream (uint16 keypoints, LZMA).
 Any size and length works for `encode` (paper §4.3: trained at 512×512×57, decoded at 1440×768×233): the video is
 edge-padded at the bottom/right to multiples of 32 (the LTX VAE's spatial factor) and only its own frames are
 coded; the receiver generates 8k+1 frames at the padded size and crops back (`codec.receiver`).
+
+With `stream=selected` each video-like stream codes only the frames and 32×32 blocks its interleaved tokens are
+made from (`codec.selection`), and the container records the pattern for the receiver.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from disco_train.codec import backends
-from disco_train.codec.container import Container, Geometry, Stream
+from disco_train.codec import backends, selection
+from disco_train.codec.container import FULL, Container, Geometry, Pattern, Stream
 from disco_train.config import PrepareConfig
 from disco_train.config.geometry import coded_size
 from disco_train.modalities.degrade import degrade
@@ -58,6 +61,12 @@ class SenderSettings:
     """Temporal downsampling of the sketch video."""
     sketch_dcvc_dir: str = ""
     """DCVC-RT weights of the sketch video (the finetuned sketch codec); '' = dcvc_rt_dir."""
+    stream: str = PrepareConfig.stream
+    """'full' or 'selected': code only what the interleaved tokens read (`codec.selection`)."""
+    interleave_ratio: str = PrepareConfig.interleave_ratio
+    """With stream=selected: the decoder's condition.ratio a:b."""
+    interleave_unit: str = PrepareConfig.interleave_unit
+    """With stream=selected: the decoder's condition.interleave_unit."""
 
     @classmethod
     def of(cls, cfg) -> "SenderSettings":
@@ -67,46 +76,62 @@ class SenderSettings:
     def sketch_weights(self) -> str:
         return self.sketch_dcvc_dir or self.dcvc_rt_dir
 
+    @property
+    def pattern(self) -> Pattern:
+        return Pattern.of_settings(self)
+
 
 def _qp(qp: int) -> int | None:
     return qp if qp >= 0 else None
 
 
 def code_video(frames: np.ndarray, fps: float, kind: str, ds: int, dt: int, codec: str, crf: int, qp: int,
-               weights: str | None, key: str = "dcvc_rt_dir") -> tuple[Stream, dict]:
-    """Degrade (keep 1 of dt frames, downsample by ds) and code; returns the stream and what to record of it."""
-    h, w = frames.shape[1:3]
+               weights: str | None, key: str = "dcvc_rt_dir", pattern: Pattern = FULL) -> tuple[Stream, dict]:
+    """Degrade (keep 1 of dt frames, downsample by ds), keep what `pattern` selects for this kind's tokens, and
+    code; returns the stream and what to record of it."""
+    t, h, w = frames.shape[:3]
     if h % (2 * ds) or w % (2 * ds):
         raise CodecError(f"{kind}: ds={ds}: {h}×{w}/ds must be even integers (4:2:0 video)")
     small = degrade(frames, ds, dt)
+    if pattern != FULL:
+        carried, needed = selection.plan(pattern, selection.owner(kind), t, h, w, dt)
+        small = selection.select(small, carried, needed, ds)
     data, info = backends.encode(codec, small, fps / dt, crf=crf, qp=_qp(qp), weights_dir=weights, key=key)
     info = {"frames": int(small.shape[0]), "height": int(small.shape[1]), "width": int(small.shape[2]), **info}
     return Stream(kind, codec, data, ds, dt), info
 
 
-def code_pose(poses) -> Stream:
-    """A PoseSequence (or pose bytes already coded) -> the pose stream (lossless uint16 + LZMA)."""
-    from disco_train.modalities.pose import encode_poses
+def code_pose(poses, pattern: Pattern = FULL, size: tuple[int, int, int] | None = None) -> Stream:
+    """A PoseSequence (or pose bytes already coded) -> the pose stream (lossless uint16 + LZMA). Selected: the
+    frames no auxiliary token reads are sent empty (`selection.select_poses`; `size`: the coded T×H×W)."""
+    from disco_train.modalities.pose import decode_poses, encode_poses
 
-    data = bytes(poses) if isinstance(poses, (bytes, bytearray)) else encode_poses(poses)
-    return Stream("pose", "lzma", data)
+    if pattern == FULL:
+        return Stream("pose", "lzma", bytes(poses) if isinstance(poses, (bytes, bytearray)) else encode_poses(poses))
+    poses = decode_poses(bytes(poses)) if isinstance(poses, (bytes, bytearray)) else poses
+    return Stream("pose", "lzma", encode_poses(selection.select_poses(poses, pattern, *size)))
 
 
 def send_clip(frames: np.ndarray, fps: float, caption: str, s: SenderSettings, sketch: np.ndarray | None = None,
               poses=None) -> tuple[list[Stream], dict[str, dict]]:
     """One clip uint8 [T,H,W,3] (sides even multiples of ds) -> its streams and per-stream coding info
     (`{kind: {frames, height, width[, container_overhead_bytes]}}` for the video-like streams)."""
-    video, video_info = code_video(frames, fps, "video", s.ds, s.dt, s.codec, s.crf, s.qp, s.dcvc_rt_dir)
+    pattern = s.pattern
+    if pattern != FULL and sketch is None and poses is None:
+        raise CodecError("stream=selected: the video keeps only its interleaved tokens, so an auxiliary stream "
+                         "(sketch or pose) must carry the others")
+    video, video_info = code_video(frames, fps, "video", s.ds, s.dt, s.codec, s.crf, s.qp, s.dcvc_rt_dir,
+                                   pattern=pattern)
     streams, info = [Stream("text", "zlib", encode_text(caption)), video], {"video": video_info}
     if sketch is not None:
         if sketch.shape[:3] != frames.shape[:3]:
             raise CodecError(f"sketch: {sketch.shape[:3]} frames×height×width, the video has {frames.shape[:3]}")
         stream, info["sketch"] = code_video(sketch, fps, "sketch", s.sketch_ds, s.sketch_dt, s.sketch_codec,
                                             s.sketch_crf, s.sketch_qp, s.sketch_weights(),
-                                            "sketch_dcvc_dir" if s.sketch_dcvc_dir else "dcvc_rt_dir")
+                                            "sketch_dcvc_dir" if s.sketch_dcvc_dir else "dcvc_rt_dir", pattern)
         streams.append(stream)
     if poses is not None:
-        streams.append(code_pose(poses))
+        streams.append(code_pose(poses, pattern, frames.shape[:3]))
     return streams, info
 
 
@@ -130,7 +155,7 @@ def send_video(frames: np.ndarray, fps: float, caption: str, s: SenderSettings, 
         raise CodecError(f"pose: {poses.num_frames} frames of poses for a {g.frames}-frame video")
     pad = lambda x: pad_to(x, len(x), g.coded_height, g.coded_width)  # noqa: E731
     streams, _ = send_clip(pad(frames), float(g.fps), caption, s, None if sketch is None else pad(sketch), poses)
-    return Container(g, streams)
+    return Container(g, streams, s.pattern)
 
 
 def read_pose_file(path: str | Path, frames: int) -> bytes:

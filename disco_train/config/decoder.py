@@ -24,6 +24,14 @@ SHIFT_VALUES = (0.95, 2.05)
 FILL_MODES = ("forward", "zero", "none")
 """Temporal filling of the degraded video's dropped frames (paper Fig. 3, Table 4)."""
 
+INTERLEAVE_UNITS = ("token", "latent_frame")
+"""What alternates a:b in token interleaving: single tokens over the frame-major token order, or whole latent
+frames (`disco_train.modalities.interleave`)."""
+STREAMS = ("full", "selected")
+"""What the sender codes of each stream: all of it, or only what the interleaved tokens read (`codec.selection`)."""
+MAX_RATIO_PART = 65535
+"""Largest a or b of a selected stream's ratio: a `.disco` header carries each as a u16 (`codec.container`)."""
+
 
 @dataclass
 class ModelConfig:
@@ -105,14 +113,35 @@ class ConditionConfig:
     """Interleave ratio video:aux tokens (paper: one video token then three auxiliary tokens)."""
     fill: str = "forward"
     """Temporal filling of dropped frames: 'forward' (repeat last kept frame), 'zero' or 'none' (D_t = 1)."""
+    interleave_unit: str = "token"
+    """What alternates a:b: 'token' (token i of the frame-major order is the video's when i mod (a+b) < a, so
+    both modalities share every latent frame) or 'latent_frame' (latent frame f is wholly the video's when
+    f mod (a+b) < a, else wholly the auxiliary modality's: each frame is described by one modality)."""
+    stream: str = "full"
+    """'full': every stream is coded whole; 'selected' (interleave only): each stream holds only what its tokens
+    read (the other modality's frames dropped, or its 32×32 blocks flat); the shards must be prepared alike."""
 
     def validate(self, prefix: str) -> None:
         check(self.mode in ("video_only", "interleave", "concat"), f"{prefix}.mode", f"unknown mode {self.mode!r}")
         check(self.aux in ("none", "sketch", "pose"), f"{prefix}.aux", f"unknown modality {self.aux!r}")
         check((self.mode == "video_only") == (self.aux == "none"), f"{prefix}.aux",
                f"mode {self.mode!r} needs aux {'none' if self.mode == 'video_only' else 'sketch or pose'}")
-        parse_ratio(self.ratio, f"{prefix}.ratio")
+        a, b = parse_ratio(self.ratio, f"{prefix}.ratio")
         check(self.fill in FILL_MODES, f"{prefix}.fill", f"unknown fill {self.fill!r}")
+        check_pattern(self.stream, self.interleave_unit, (a, b), prefix, "interleave_unit", "ratio")
+        check(self.stream == "full" or self.mode == "interleave", f"{prefix}.stream",
+              f"'selected' needs condition.mode=interleave (mode {self.mode!r} reads every token of each stream)")
+
+
+def check_pattern(stream: str, unit: str, ratio: tuple[int, int], prefix: str, unit_key: str, ratio_key: str) -> None:
+    """The stream and interleave keys shared by condition.* and prepare (`prefix` '' for prepare's)."""
+    dot = f"{prefix}." if prefix else ""
+    check(unit in INTERLEAVE_UNITS, f"{dot}{unit_key}",
+          f"unknown unit {unit!r}; choose {' or '.join(INTERLEAVE_UNITS)}")
+    check(stream in STREAMS, f"{dot}stream", f"unknown stream {stream!r}; choose {' or '.join(STREAMS)}")
+    check(stream == "full" or max(ratio) <= MAX_RATIO_PART, f"{dot}{ratio_key}",
+          f"selected streams carry a and b in the .disco header as u16: at most {MAX_RATIO_PART}, got "
+          f"{ratio[0]}:{ratio[1]}")
 
 
 @dataclass

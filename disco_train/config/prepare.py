@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import Union
 
-from disco_train.config.base import ConfigError, check, check_clip_size
+from disco_train.config.base import ConfigError, check, check_clip_size, parse_ratio
 from disco_train.config.codec import DCVC_RT_DIR
-from disco_train.config.decoder import FILL_MODES, ModelConfig
+from disco_train.config.decoder import FILL_MODES, ModelConfig, check_pattern
 
 
 X265_MIN_SIDE = 64
@@ -130,6 +130,13 @@ class PrepareConfig:
     """Also store VAE latents (target, degraded, sketch/pose) and T5 embeddings: needs the model weights."""
     fill: str = "forward"
     """Temporal filling baked into precomputed condition latents; training re-encodes if condition.fill differs."""
+    stream: str = "full"
+    """'full' codes every stream whole; 'selected' codes only what the decoder's interleaved tokens read
+    (`disco_train.codec.selection`): train those shards with condition.stream=selected and the same ratio/unit."""
+    interleave_ratio: str = "1:3"
+    """With stream=selected: the training run's condition.ratio (video:aux tokens)."""
+    interleave_unit: str = "token"
+    """With stream=selected: the training run's condition.interleave_unit ('token' or 'latent_frame')."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """VAE + T5 used by precompute (same keys as the training recipe's model section; 'tiny' for tests)."""
     device: str = "cpu"
@@ -177,6 +184,10 @@ class PrepareConfig:
               f"min_quality={self.min_quality} needs the score column of the captions file (e.g. quality_column=dover)")
         check(not self.quality_column or bool(self.captions), "captions",
               f"quality_column={self.quality_column!r} is a column of the captions file; set captions=")
+        check_pattern(self.stream, self.interleave_unit, parse_ratio(self.interleave_ratio, "interleave_ratio"), "",
+                      "interleave_unit", "interleave_ratio")
+        check(self.stream == "full" or self.sketch or self.pose, "stream",
+              "'selected' needs sketch=true or pose=true: the auxiliary stream carries the tokens the video drops")
         check(re.fullmatch(r"cpu|cuda(:\d+)?", self.device) is not None, "device",
               f"unknown device {self.device!r}; 'cpu', 'cuda' or 'cuda:K'")
         check(self.shard_size > 0, "shard_size", "must be positive")

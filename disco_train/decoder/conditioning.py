@@ -14,7 +14,6 @@ from disco_train.decoder.flow import TIMESTEP_SCALE
 from disco_train.modalities.interleave import interleave_tokens
 
 
-
 ROPE_CONVENTION = {
     "coordinates": "video_coords passed to LTXVideoTransformer3DModel: (seconds, pixels, pixels) per token",
     "time": "max(0, 8*f - 7) / fps for latent frame f (frame 0 stands alone: the VAE is causal in time)",
@@ -60,15 +59,16 @@ def latent_coords(frames: int, height: int, width: int, fps: float | torch.Tenso
     return coords
 
 
-def condition_tokens(video: torch.Tensor, aux: torch.Tensor | None, mode: str,
-                     ratio: tuple[int, int]) -> tuple[torch.Tensor, int]:
-    """Condition tokens for a mode and how many target-grid copies they span (1, or 2 for 'concat')."""
+def condition_tokens(video: torch.Tensor, aux: torch.Tensor | None, mode: str, ratio: tuple[int, int],
+                     unit: str = "token", frame_tokens: int = 1) -> tuple[torch.Tensor, int]:
+    """Condition tokens for a mode and how many target-grid copies they span (1, or 2 for 'concat').
+    `unit` and `frame_tokens` (H·W of the latent grid) say what 'interleave' alternates (`modalities.interleave`)."""
     if mode == "video_only":
         return video, 1
     if aux is None:
         raise ValueError(f"condition mode {mode!r} needs auxiliary tokens")
     if mode == "interleave":
-        return interleave_tokens(video, aux, ratio), 1
+        return interleave_tokens(video, aux, ratio, unit, frame_tokens), 1
     if mode == "concat":
         return torch.cat([video, aux], dim=1), 2
     raise ValueError(f"unknown condition mode {mode!r}")

@@ -80,7 +80,8 @@ class DiscoDecoder(nn.Module):
     def condition(self, inputs: dict) -> tuple[torch.Tensor, int]:
         """Condition tokens of the configured mode and how many target-grid copies they span."""
         aux = None if inputs["aux"] is None else C.pack(inputs["aux"])
-        return C.condition_tokens(C.pack(inputs["cond"]), aux, self.cfg.condition.mode, self.ratio)
+        c, (height, width) = self.cfg.condition, inputs["cond"].shape[-2:]
+        return C.condition_tokens(C.pack(inputs["cond"]), aux, c.mode, self.ratio, c.interleave_unit, height * width)
 
     # ---- the model call shared by training and sampling ----------------------------------------------------
     def denoise(self, noisy: torch.Tensor, cond: torch.Tensor, copies: int, coords: torch.Tensor,

@@ -135,9 +135,10 @@ def uses_deepspeed(cfg) -> bool:
 def _lora_datamodule(cfg: DiscoLoraConfig):
     from datamodules.latents import LatentSpec
     from datamodules.shards import ShardDataModule
+    from disco_train.codec.container import Pattern
 
     return ShardDataModule(cfg.data, fill=cfg.condition.fill, seed=cfg.seed, aux=cfg.condition.aux,
-                           spec=LatentSpec.of(cfg.model, cfg.data))
+                           spec=LatentSpec.of(cfg.model, cfg.data), pattern=Pattern.of_condition(cfg.condition))
 
 
 def _lora_module(cfg: DiscoLoraConfig):

@@ -105,6 +105,7 @@ def disco_metadata(cfg: DiscoLoraConfig, trained: list[dict], layout: str) -> di
     values = {"format_version": FORMAT_VERSION, "layout": layout, "base_model": cfg.model.name,
               "rank": cfg.lora.rank, "alpha": cfg.lora.alpha, "targets": list(cfg.lora.targets),
               "condition_mode": c.mode, "aux": c.aux, "interleave_ratio": c.ratio, "fill": c.fill,
+              "interleave_unit": c.interleave_unit, "stream": c.stream,
               "shift_tokens": list(f.shift_tokens), "shift_values": list(f.shift_values),
               "frames": cfg.data.frames, "height": cfg.data.height, "width": cfg.data.width,
               "rope": ROPE_CONVENTION, **{k: codec.get(k) for k in CODEC_KEYS}, "trained_settings": trained}

@@ -25,11 +25,13 @@ def load_val_samples(cfg, count: int) -> list[dict]:
     """The first `count` held-out samples of data.val_shards, decoded like training samples."""
     from datamodules.shards import decode_sample, expand_shards
     from datamodules.tars import tar_samples
+    from disco_train.codec.container import Pattern
 
     urls = expand_shards(cfg.data.val_shards, key="data.val_shards")
     samples, errors = [], []
     for raw in tar_samples(({"url": u} for u in urls), errors.append, cfg.data.max_member_bytes):
-        samples.append(decode_sample(raw, cfg.data, cfg.condition.fill))
+        samples.append(decode_sample(raw, cfg.data, cfg.condition.fill, cfg.condition.aux,
+                                     pattern=Pattern.of_condition(cfg.condition)))
         if len(samples) == count:
             break
     if not samples:
