@@ -130,3 +130,21 @@ def test_weights_lists_what_a_recipe_needs(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "| dcvc_rt_dir | DCVC-RT cvpr2025_image.pth.tar |" in out and "| yes |" in out
     assert "| sketch_weights |" in out and "| captioner |" in out and "MISSING" in out
+
+
+def test_weights_of_a_benchmark_name_each_variant_export_its_base_model_and_the_metric_files(capsys, tmp_path):
+    from test_export import CODEC, make_run
+
+    from disco_train.train.export import export
+
+    _, ckpt = make_run(tmp_path)
+    folder = export(ckpt, tmp_path / "export", codec=CODEC)
+    argv = ["weights", "recipe=benchmark_ablation_fill", f"weights_dir={tmp_path / 'metrics'}", "anchor=disco:a",
+            f"disco.variants=[{{name: a, export: '{folder}'}}, {{name: b, export: '{tmp_path / 'none'}'}}]"]
+    assert _call("disco_train.__main__", "main", argv) == 1
+    out = capsys.readouterr().out
+    assert f"| disco.variants[0].export | DiSCo export (LoRA, disco.json) | {folder / 'disco.json'} | yes |" in out
+    assert f"| disco.variants[1].export | DiSCo export (LoRA, disco.json) | {tmp_path / 'none' / 'disco.json'} " \
+           f"| MISSING |" in out
+    assert f"{tmp_path / 'metrics' / 'lpips' / 'v0.1' / 'alex.pth'} | MISSING |" in out
+    assert "transformer/config.json" not in out  # the debug export's base model is the tiny one, built in code

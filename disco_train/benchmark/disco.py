@@ -14,21 +14,22 @@ set; a requested combination that no export trained on, or an export with no tra
 refused, naming the trained sets (several exports, say one per D_s × D_t, share one grid this way). With
 `disco.trained_only=false` every combination of `disco.ds` × `disco.dt` × `disco.qp` (each empty list: the values
 the export trained on) runs, trained or not.
+
+Ablations (paper Tables 4 and 5) are `disco.variants`: each its own method disco:<name> with its own exports,
+text (a fixed "NA", or its own captions file) and decoder overrides, so the tables put the variants side by side
+and `anchor=disco:<name>` gives their BD-rates against one of them.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 from typing import Callable, Iterator
 
-import numpy as np
-
+from disco_train.benchmark.captions import Captions
 from disco_train.benchmark.methods import Coded, Point
 from disco_train.codec import container as C
 from disco_train.codec.sender import SenderSettings, send_video
@@ -50,14 +51,16 @@ class Export:
     aux: str
 
 
-def load_exports(cfg) -> list[Export]:
-    """Read and check every export of `export=` (before any video is coded)."""
+def load_exports(cfg, folders: str = "", overrides: list[str] | None = None) -> list[Export]:
+    """Read and check every export of `folders` (default: `export=`) with decoder `overrides` (default:
+    disco.overrides), before any video is coded."""
     from disco_train.decoder.export import MANIFEST, decoder_config, read_manifest, trained_settings
 
     exports, names = [], set()
-    for folder in split_list(cfg.export):
+    overrides = list(cfg.disco.overrides if overrides is None else overrides)
+    for folder in split_list(folders or cfg.export):
         manifest = read_manifest(folder)
-        decoder = decoder_config(folder, cfg.disco.overrides, manifest)
+        decoder = decoder_config(folder, overrides, manifest)
         name = Path(folder).resolve().name
         if name in names:
             raise ConfigError(f"export: two exports named {name!r}; their points would share labels")
@@ -70,6 +73,30 @@ def load_exports(cfg) -> list[Export]:
                               decoder.validation.guidance if cfg.disco.guidance is None else cfg.disco.guidance,
                               decoder.validation.negative_prompt, decoder.condition.aux))
     return exports
+
+
+@dataclass
+class Variant:
+    """One DiSCo method of the tables: `disco` (every export of `export=`), or an ablation's disco:<name>."""
+
+    method: str
+    exports: list
+    captions: Captions
+    overrides: tuple
+    """Decoder-config overrides: disco.overrides, then the variant's."""
+
+
+def load_variants(cfg, device: str) -> list[Variant]:
+    """The DiSCo methods of `cfg` with their exports and captions, checked before any video is coded."""
+    d, shared = cfg.disco, {}
+    if not d.variants:
+        return [Variant("disco", load_exports(cfg), Captions(d, device, shared=shared), tuple(d.overrides))]
+    out = []
+    for i, v in enumerate(d.variants):
+        overrides = (*d.overrides, *v.overrides)
+        captions = Captions(d, device, v.text, v.captions, f"disco.variants[{i}].captions", shared)
+        out.append(Variant(f"disco:{v.name}", load_exports(cfg, v.export, list(overrides)), captions, overrides))
+    return out
 
 
 def grid_of(d, e: Export) -> tuple[list[dict], list[dict]]:
@@ -112,9 +139,10 @@ def _grids(d, exports: list[Export]) -> list[list[dict]]:
     return grids
 
 
-def disco_points(cfg, exports: list[Export]) -> list[Point]:
-    """Every (export, D_s, D_t, QP) point of the grid."""
+def disco_points(cfg, exports: list[Export], method: str = "disco", overrides: tuple | None = None) -> list[Point]:
+    """Every (export, D_s, D_t, QP) point of the grid, as points of `method`."""
     d, points = cfg.disco, []
+    overrides = tuple(d.overrides) if overrides is None else tuple(overrides)
     for e, grid in zip(exports, _grids(d, exports)):
         for p in grid:
             ds, dt, codec, qp = int(p["ds"]), int(p["dt"]), str(p["codec"]), int(p.get("qp", -1))
@@ -125,14 +153,19 @@ def disco_points(cfg, exports: list[Export]) -> list[Point]:
             crf = (("crf", p.get("crf")),) if qp < 0 else ()  # a crf point (x264/x265 at qp -1) is coded at it
             params = (("export", e.digest), ("ds", ds), ("dt", dt), ("codec", codec), ("qp", qp), *crf,
                       ("steps", e.steps), ("guidance", e.guidance), ("seed", d.seed),
-                      ("merge_lora", d.merge_lora), ("overrides", tuple(d.overrides)))
+                      ("merge_lora", d.merge_lora), ("overrides", overrides))
             # quality falls with D_s and D_t, and rises with the QP for DCVC-RT (63 best) but not x26x/vvenc
             order = (-ds * dt * 100 + (qp if codec == "dcvc_rt" else -qp))
-            points.append(Point("disco", label, params, order))
+            points.append(Point(method, label, params, order))
     return points
 
 
-def settings_of(cfg, point: Point, exports: list[Export]) -> dict:
+def variant_points(cfg, variants: list[Variant]) -> dict[str, list[Point]]:
+    """{method: its points} of every DiSCo variant."""
+    return {v.method: disco_points(cfg, v.exports, v.method, v.overrides) for v in variants}
+
+
+def settings_of(cfg, point: Point) -> dict:
     """The cache-key part of a disco point beyond its params: the weights of the degraded video's codec."""
     from disco_train.benchmark.methods import files_fingerprint
     from disco_train.codec import backends
@@ -145,53 +178,6 @@ def settings_of(cfg, point: Point, exports: list[Export]) -> dict:
     return {"dcvc_rt_dir": files_fingerprint([Path(weights) / n for n in backends.DCVC_WEIGHTS])}
 
 
-class Captions:
-    """The caption of each clip: the captions file, else `caption_default`, else the captioner (built once)."""
-
-    def __init__(self, d, device: str):
-        self.d, self.device, self._captioner, self.table = d, device, None, {}
-        if d.captions:
-            path = Path(d.captions)
-            if not path.is_file():
-                raise ConfigError(f"disco.captions: file not found: {path}")
-            if path.suffix == ".jsonl":
-                rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-            else:
-                with path.open(newline="") as handle:
-                    rows = list(csv.DictReader(handle))
-            if rows and (d.caption_key not in rows[0] or d.caption_column not in rows[0]):
-                raise ConfigError(f"disco.captions: {path} needs columns {d.caption_key!r} and {d.caption_column!r}")
-            for row in rows:
-                name = Path(str(row[d.caption_key])).name
-                self.table[name] = self.table[Path(name).stem] = str(row[d.caption_column])
-
-    def key(self, name: str):
-        """What picks this clip's caption, for the cache key (the text itself unless the captioner writes it)."""
-        if name in self.table:
-            return self.table[name]
-        return self.d.caption_default or {"captioner": str(Path(self.d.captioner).resolve())}
-
-    def missing(self, names: list[str]) -> list[str]:
-        """Clips that would need the captioner when there is none."""
-        if self.d.caption_default or self.d.captioner:
-            return []
-        return [n for n in names if n not in self.table]
-
-    def __call__(self, name: str, frames: np.ndarray) -> str:
-        if name in self.table:
-            return self.table[name]
-        if self.d.caption_default:
-            return self.d.caption_default
-        if self._captioner is None:
-            from disco_train.modalities.caption import Captioner
-
-            self._captioner = Captioner(self.d.captioner, device=self.device)
-        from disco_train.modalities.caption import caption_clip
-
-        self.table[name] = caption_clip(self._captioner, frames)
-        return self.table[name]
-
-
 def _settings(point: Point, cfg) -> SenderSettings:
     s = point.settings
     crf = {"crf": s["crf"]} if s.get("crf") is not None else {}
@@ -199,28 +185,32 @@ def _settings(point: Point, cfg) -> SenderSettings:
                           dcvc_rt_dir=cfg.disco.dcvc_rt_dir or cfg.dcvc_rt.weights)
 
 
-def run_disco(cfg, exports: list[Export], cells: list, frames_of: Callable, captions: Captions,
-              device: str) -> Iterator[tuple[object, Point, Coded, str]]:
+def run_disco(cfg, variants: list[Variant], cells: list, frames_of: Callable, device: str
+              ) -> Iterator[tuple[object, Point, Coded, str]]:
     """Code and decode `cells` [(clip, point)], yielding (clip, point, Coded, caption) as each one is done.
-    Cells are grouped by export (one decoder build each), then by point, in batches of `disco.batch_size`."""
+    Cells are grouped by decoder (export and overrides: one build each, shared by variants that differ only in
+    text), then by method and point, in batches of `disco.batch_size`."""
     from disco_train.decoder.decoder import DiscoDecoder
 
-    by_digest = {e.digest: e for e in exports}
-    for export in exports:
-        mine = [c for c in cells if c[1].settings["export"] == export.digest]
+    by_method = {v.method: v for v in variants}
+    builds = {}
+    for v in variants:
+        for e in v.exports:
+            builds.setdefault((e.digest, v.overrides), e)
+    for (digest, overrides), export in builds.items():
+        mine = [c for c in cells if (c[1].settings["export"], c[1].settings["overrides"]) == (digest, overrides)]
         if not mine:
             continue
-        decoder = DiscoDecoder.from_export(export.folder, cfg.disco.overrides, device, merge=cfg.disco.merge_lora)
-        labels = list(dict.fromkeys(p.label for _, p in mine))
-        for label in labels:
-            group = [c for c in mine if c[1].label == label]
+        decoder = DiscoDecoder.from_export(export.folder, list(overrides), device, merge=cfg.disco.merge_lora)
+        for method, label in dict.fromkeys((p.method, p.label) for _, p in mine):
+            group = [c for c in mine if (c[1].method, c[1].label) == (method, label)]
             for start in range(0, len(group), cfg.disco.batch_size):
-                yield from _batch(cfg, by_digest, decoder, group[start:start + cfg.disco.batch_size], frames_of,
-                                  captions)
+                yield from _batch(cfg, export, decoder, group[start:start + cfg.disco.batch_size], frames_of,
+                                  by_method[method].captions)
         del decoder
 
 
-def _batch(cfg, exports: dict, decoder, batch: list, frames_of: Callable, captions: Captions):
+def _batch(cfg, export: Export, decoder, batch: list, frames_of: Callable, captions: Captions):
     from disco_train.codec.cli import decode_containers
 
     sent, texts, encode_s = [], [], []
@@ -230,7 +220,6 @@ def _batch(cfg, exports: dict, decoder, batch: list, frames_of: Callable, captio
         start = time.perf_counter()
         sent.append(send_video(frames, clip.fps, texts[-1], _settings(point, cfg)))
         encode_s.append(time.perf_counter() - start)
-    export = exports[batch[0][1].settings["export"]]
     weights = cfg.disco.dcvc_rt_dir or cfg.dcvc_rt.weights
     start = time.perf_counter()
     recons = decode_containers(decoder, sent, export.steps, export.guidance, [cfg.disco.seed] * len(sent),

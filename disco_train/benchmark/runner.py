@@ -19,6 +19,7 @@ from disco_train.benchmark import clips as R
 from disco_train.benchmark import disco as D
 from disco_train.benchmark import methods as M
 from disco_train.benchmark import tables as T
+from disco_train.config.benchmark import split_list
 from disco_train.metrics.suite import DISTRIBUTION_METRICS, parse_metric_names
 
 
@@ -34,8 +35,7 @@ class Plan:
     clips: list
     points: dict
     cells: list
-    exports: list
-    captions: object
+    variants: list
     grids: set
 
 
@@ -95,31 +95,34 @@ def make_plan(cfg, names: list[str], device: str, log: Callable) -> Plan:
              for s in tqdm(sources, desc="reference clips", unit="video", leave=False)]
     points = M.ladder_points(cfg)
     settings = {m: M.settings_of(cfg, m) for m in points}  # finds vvenc, checks DCVC-RT weights
-    exports, captions, grids = [], None, set()
-    if "disco" in cfg.method_list:
-        exports = D.load_exports(cfg)
-        points["disco"] = D.disco_points(cfg, exports)
-        captions = D.Captions(cfg.disco, device)
-        missing = captions.missing([c.name for c in clips])
-        if missing:
-            raise ValueError(f"disco.captions: no caption for {missing}; give disco.captions=FILE, "
-                             f"disco.caption_default=TEXT or disco.captioner=DIR")
-        if len({p.settings["export"] + str((p.settings["ds"], p.settings["dt"])) for p in points["disco"]}) > 1:
-            grids.add("disco")
+    variants, grids = [], set()
+    if "disco" in split_list(cfg.methods):
+        variants = D.load_variants(cfg, device)
+        points.update(D.variant_points(cfg, variants))
+        for v in variants:
+            missing = v.captions.missing([c.name for c in clips])
+            if missing:
+                where = (f"{v.captions.option}: no caption for {missing}" if v.captions.strict else
+                         f"disco.captions: no caption for {missing} ({v.method}); give disco.captions=FILE, "
+                         f"disco.caption_default=TEXT or disco.captioner=DIR")
+                raise ValueError(where)
+            if len({p.settings["export"] + str((p.settings["ds"], p.settings["dt"])) for p in points[v.method]}) > 1:
+                grids.add(v.method)
+    captions = {v.method: v.captions for v in variants}
     metrics = metric_key(cfg, names)
     cells = []
     for method in (m for m in cfg.method_list if m in points):
         for point in points[method]:
             for clip in clips:
                 parts = {"clip": clip.digest, "method": method, "point": point.params, "metrics": metrics}
-                if method == "disco":
-                    parts.update(settings=D.settings_of(cfg, point, exports), caption=captions.key(clip.name))
+                if method in captions:
+                    parts.update(settings=D.settings_of(cfg, point), caption=captions[method].key(clip.name))
                 else:
                     parts["settings"] = settings[method]
                 cells.append(Cell(clip, point, K.cell_key(parts)))
     log(f"benchmark: {len(clips)} reference clips {cfg.size}×{cfg.frames}, methods "
         f"{', '.join(f'{m} ({len(points[m])} points)' for m in cfg.method_list)}")
-    return Plan(clips, points, cells, exports, captions, grids)
+    return Plan(clips, points, cells, variants, grids)
 
 
 def _record(cell: Cell, coded: M.Coded, scores: dict, caption: str | None) -> dict:
@@ -145,17 +148,18 @@ def compute(cfg, plan: Plan, todo: list[Cell], names: list[str], device: str, ca
         bar.set_postfix_str(f"{cell.clip.name} {cell.point.method} {cell.point.label}", refresh=False)
         bar.update(1)
 
-    for cell in sorted((c for c in todo if c.point.method != "disco"), key=lambda c: order[c.clip.name]):
+    disco_methods = {v.method for v in plan.variants}
+    for cell in sorted((c for c in todo if c.point.method not in disco_methods), key=lambda c: order[c.clip.name]):
         try:
             coded = M.code_baseline(cfg, cell.point, frames_of(cell.clip), cell.clip.fps, device)
         except ValueError as err:
             raise ValueError(f"{cell.clip.name}, {cell.point.method} {cell.point.label}: {err}") from None
         store(cell, coded)
-    disco = {(c.clip.name, c.point.label): c for c in todo if c.point.method == "disco"}
+    disco = {(c.clip.name, c.point.method, c.point.label): c for c in todo if c.point.method in disco_methods}
     if disco:
         pairs = [(c.clip, c.point) for c in disco.values()]
-        for clip, point, coded, caption in D.run_disco(cfg, plan.exports, pairs, frames_of, plan.captions, device):
-            store(disco[(clip.name, point.label)], coded, caption)
+        for clip, point, coded, caption in D.run_disco(cfg, plan.variants, pairs, frames_of, device):
+            store(disco[(clip.name, point.method, point.label)], coded, caption)
 
 
 def tabulate(cfg, plan: Plan, names: list[str], cache: K.Cache) -> tuple[list, list, dict]:
@@ -203,11 +207,17 @@ def run(cfg, resolved_yaml: str, log: Callable = print) -> dict:
 
 def notes(cfg, plan: Plan) -> list[str]:
     out = []
-    if "disco" in plan.grids:
-        out.append("DiSCo's curve for each metric is the Pareto front of its grid (the dots in the plots).")
+    if plan.grids:
+        out.append(f"The curve of {', '.join(sorted(plan.grids))} for each metric is the Pareto front of its grid "
+                   f"(the dots in the plots).")
     if "dcvc_rt" in cfg.method_list and cfg.dcvc_rt.weights == "synthetic":
         out.append("DCVC-RT ran with the synthetic test weights: real streams, meaningless reconstructions.")
-    for e in plan.exports:
-        out.append(f"export {e.name}: trained at ds={e.ds} dt={e.dt} {e.codec}; {e.steps} steps, guidance "
-                   f"{e.guidance}; manifest sha256 {e.digest[:12]}")
+    from disco_train.decoder.export import describe_settings
+
+    for v in plan.variants:
+        text = f"text {v.captions.fixed!r}" if v.captions.fixed else "captions"
+        extra = f", overrides {' '.join(v.overrides)}" if v.overrides else ""
+        for e in v.exports:
+            out.append(f"{v.method}: export {e.name} trained on {describe_settings(list(e.trained))}; {text}; "
+                       f"{e.steps} steps, guidance {e.guidance}{extra}; manifest sha256 {e.digest[:12]}")
     return out

@@ -87,6 +87,29 @@ class DcvcConfig:
         check(len(set(self.qp)) == len(self.qp), f"{key}.qp", f"duplicate values in {self.qp}")
 
 
+VARIANT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+@dataclass
+class DiscoVariant:
+    """One DiSCo configuration of an ablation (paper Table 4: fill none at D_t=1 / zero / forward at D_t=2, one
+    export each; Table 5: text "NA" against LLaVA or Gemini captions, one export), its own method `disco:<name>`
+    in results, curves, plots and BD-rate tables; `anchor=disco:<name>` measures the others against it."""
+
+    name: str = ""
+    """Method name after 'disco:' (letters, digits, _ . -)."""
+    export: str = ""
+    """Its export folder(s), comma-separated ('' = the benchmark's `export`)."""
+    text: str = ""
+    """The text sent for every clip, e.g. NA (paper Table 5's "no text"; its zlib bytes are counted like any
+    caption's); '' = the captions (this variant's `captions`, else disco.captions / caption_default / captioner)."""
+    captions: str = ""
+    """csv or jsonl of this variant's captions, e.g. Gemini's, with a caption for every clip (no fallback to
+    another source); same columns as disco.captions ('' = disco.captions and its fallbacks)."""
+    overrides: list[str] = field(default_factory=list)
+    """Decoder-config overrides of this variant, after disco.overrides (e.g. condition.fill=zero)."""
+
+
 @dataclass
 class DiscoMethodConfig:
     """DiSCo: every export of `export=` over a grid of D_s × D_t × the degraded video's codec QP."""
@@ -127,6 +150,9 @@ class DiscoMethodConfig:
     """Caption of videos the captions file lacks."""
     captioner: str = ""
     """A local LLaVA-family folder that captions the rest."""
+    variants: list[DiscoVariant] = field(default_factory=list)
+    """Ablation variants ([] = one method `disco` of every export): `disco` in `methods` then stands for the
+    methods disco:<name> of these, each with its own export, text and overrides (DiscoVariant)."""
 
     def validate(self, key: str) -> None:
         check(all(v >= 1 for v in self.ds), f"{key}.ds", f"factors >= 1, got {self.ds}")
@@ -135,6 +161,15 @@ class DiscoMethodConfig:
         check(self.codec in DISCO_CODECS, f"{key}.codec", f"one of {DISCO_CODECS[1:]} or '', got {self.codec!r}")
         check(self.steps is None or self.steps >= 1, f"{key}.steps", "must be >= 1")
         check(self.batch_size >= 1, f"{key}.batch_size", "must be >= 1")
+        names = [v.name for v in self.variants]
+        for i, v in enumerate(self.variants):
+            check(VARIANT_NAME.fullmatch(v.name) is not None, f"{key}.variants[{i}].name",
+                  f"letters, digits, _ . - (the method disco:<name>), got {v.name!r}")
+        check(len(set(names)) == len(names), f"{key}.variants", f"duplicate names in {names}")
+
+    def methods(self) -> list[str]:
+        """The method names `disco` stands for: itself, or disco:<name> of each variant."""
+        return [f"disco:{v.name}" for v in self.variants] or ["disco"]
 
 
 @dataclass
@@ -204,7 +239,8 @@ class BenchmarkConfig:
 
     @property
     def method_list(self) -> list[str]:
-        return split_list(self.methods)
+        """The methods of every table, with `disco` expanded into its variants' disco:<name> methods."""
+        return [n for m in split_list(self.methods) for n in (self.disco.methods() if m == "disco" else [m])]
 
     @property
     def clip_size(self) -> tuple[int, int]:
@@ -214,11 +250,10 @@ class BenchmarkConfig:
 
     def validate(self) -> None:
         check(bool(self.refs), "refs", "is required (a folder of test videos or a glob)")
-        methods = self.method_list
-        unknown = [m for m in methods if m not in METHODS]
-        check(bool(methods) and not unknown, "methods", f"unknown {unknown}; choose from {', '.join(METHODS)}")
-        check(len(set(methods)) == len(methods), "methods", f"duplicates in {methods}")
-        check(self.anchor in methods, "anchor", f"{self.anchor!r} is not one of methods={self.methods}")
+        given = split_list(self.methods)
+        unknown = [m for m in given if m not in METHODS]
+        check(bool(given) and not unknown, "methods", f"unknown {unknown}; choose from {', '.join(METHODS)}")
+        check(len(set(given)) == len(given), "methods", f"duplicates in {given}")
         match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", self.size)
         check(match is not None, "size", f"expected WIDTHxHEIGHT (e.g. 512x512), got {self.size!r}")
         width, height = self.clip_size
@@ -237,7 +272,11 @@ class BenchmarkConfig:
               "metric_batch_size and fvd_clip_len must be >= 1")
         check(self.device == "" or self.device == "cpu" or self.device.startswith("cuda"), "device",
               f"'', cpu or cuda[:N], got {self.device!r}")
-        check("disco" not in methods or bool(split_list(self.export)), "export",
-              "the disco method needs export=DIR[,DIR...] (python -m disco_train export)")
+        check("disco" not in given or bool(split_list(self.export)) or
+              (bool(self.disco.variants) and all(split_list(v.export) for v in self.disco.variants)), "export",
+              "the disco method needs export=DIR[,DIR...] (python -m disco_train export), or an export in each "
+              "of disco.variants")
         for key in ("x264", "x265", "vvenc", "dcvc_rt", "disco"):
             getattr(self, key).validate(key)
+        methods = self.method_list
+        check(self.anchor in methods, "anchor", f"{self.anchor!r} is not one of the methods {', '.join(methods)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import typing
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,19 @@ def check_keys(values: Any, schema: type, source: str, prefix: str = "") -> None
             if not isinstance(value, dict):
                 raise ConfigError(f"{full}: expected a mapping of {type(default).__name__} fields, got {value!r}")
             check_keys(value, type(default), source, full + ".")
+        item = _list_item(schema, key)
+        if item is not None and isinstance(value, list):  # a list of sections, e.g. benchmark disco.variants
+            for i, entry in enumerate(value):
+                if not isinstance(entry, dict):
+                    raise ConfigError(f"{full}[{i}]: expected a mapping of {item.__name__} fields, got {entry!r}")
+                check_keys(entry, item, source, f"{full}[{i}].")
+
+
+def _list_item(schema: type, key: str) -> type | None:
+    """The dataclass of the items of a `list[SomeSection]` field, else None."""
+    hint = typing.get_type_hints(schema).get(key)
+    args = typing.get_args(hint) if typing.get_origin(hint) is list else ()
+    return args[0] if args and is_dataclass(args[0]) else None
 
 
 _RATIO = re.compile(r"\d+:\d+")

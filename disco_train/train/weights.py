@@ -95,7 +95,45 @@ def _prepare_task(cfg) -> list[Need]:
     return needs + (_model(cfg.model) if cfg.precompute else [])
 
 
-TASK_NEEDS = {"disco_lora": _lora_task, "sketch_dcvc": _codec_task, "prepare": _prepare_task}
+def _export(folder: str, overrides: list[str], key: str) -> list[Need]:
+    """An export's manifest, then the base model its decoder config names (when the manifest reads)."""
+    from disco_train.decoder.export import MANIFEST, decoder_config
+
+    needs = [Need(key, str(Path(folder) / MANIFEST), "DiSCo export (LoRA, disco.json)",
+                  "python -m disco_train export ckpt=<run>/checkpoints/last.ckpt out=<folder>")]
+    if needs[0].present():
+        try:
+            needs += _model(decoder_config(folder, overrides).model, f"{key} model")
+        except Exception:  # a broken manifest is reported by the benchmark itself, naming the file
+            pass
+    return needs
+
+
+def _benchmark_task(cfg) -> list[Need]:
+    from disco_train.benchmark.runner import METRIC_WEIGHTS
+    from disco_train.config.benchmark import split_list
+    from disco_train.metrics.suite import parse_metric_names
+    from disco_train.metrics.weights import WEIGHT_FILES
+
+    methods, d = split_list(cfg.methods), cfg.disco
+    needs = _dcvc(cfg.dcvc_rt.weights, "dcvc_rt.weights") if "dcvc_rt" in methods else []
+    if "disco" in methods:
+        variants = d.variants or [None]
+        for i, v in enumerate(variants):
+            key = f"disco.variants[{i}].export" if v is not None and v.export else "export"
+            overrides = [*d.overrides, *(v.overrides if v is not None else [])]
+            for folder in split_list((v.export if v is not None else "") or cfg.export):
+                needs += [n for n in _export(folder, overrides, key) if n not in needs]
+        if d.captioner:
+            needs.append(Need("disco.captioner", d.captioner, "LLaVA-family captioner",
+                              "e.g. HF llava-hf/llava-1.5-7b-hf"))
+    files = sorted({k for n in parse_metric_names(cfg.metrics) for k in METRIC_WEIGHTS.get(n, ())})
+    return needs + [Need("weights_dir", str(Path(cfg.weights_dir) / WEIGHT_FILES[k].relpath),
+                         WEIGHT_FILES[k].description, WEIGHT_FILES[k].source) for k in files]
+
+
+TASK_NEEDS = {"disco_lora": _lora_task, "sketch_dcvc": _codec_task, "prepare": _prepare_task,
+              "benchmark": _benchmark_task}
 
 
 def needs(cfg) -> list[Need]:
