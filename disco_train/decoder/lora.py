@@ -96,17 +96,7 @@ def load_adapter_file(path: str | Path) -> dict[str, torch.Tensor]:
         if not isinstance(checkpoint, dict):
             raise ValueError(f"lora.init_from={path}: holds a {type(checkpoint).__name__}, not a state dict")
         state = checkpoint.get("state_dict", checkpoint)
-    out = {}
-    for key, value in state.items():
-        for prefix in ADAPTER_PREFIXES:
-            if key.startswith(prefix):
-                key = key[len(prefix):]
-                break
-        if "lora_" in key:
-            out[key] = value
-    if not out:
-        raise ValueError(f"lora.init_from={path}: holds no LoRA weights (no key contains 'lora_')")
-    return out
+    return _lora_entries(state, path)
 
 
 def adapter_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
@@ -126,17 +116,7 @@ def adapter_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
         checkpoint = load_torch_file(path, "lora.init_from")
         state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else {}
         shapes = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
-    out = {}
-    for key, shape in shapes.items():
-        for prefix in ADAPTER_PREFIXES:
-            if key.startswith(prefix):
-                key = key[len(prefix):]
-                break
-        if "lora_" in key:
-            out[key] = shape
-    if not out:
-        raise ValueError(f"lora.init_from={path}: holds no LoRA weights (no key contains 'lora_')")
-    return out
+    return _lora_entries(shapes, path)
 
 
 def targeted(name: str, targets: list[str]) -> bool:
@@ -174,3 +154,19 @@ def check_adapter_file(path: str | Path, expected: dict[str, tuple[int, ...]], r
 
 def trainable_parameters(module: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in module.parameters() if p.requires_grad]
+
+
+def _lora_entries(items: dict, path) -> dict:
+    """{bare peft key: value} of the LoRA entries of a state dict (or of its shapes), without a wrapper's prefix
+    (ADAPTER_PREFIXES); none is an error naming the file."""
+    out = {}
+    for key, value in items.items():
+        for prefix in ADAPTER_PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+                break
+        if "lora_" in key:
+            out[key] = value
+    if not out:
+        raise ValueError(f"lora.init_from={path}: holds no LoRA weights (no key contains 'lora_')")
+    return out
