@@ -30,6 +30,7 @@ from pathlib import Path
 import webdataset as wds
 
 from datamodules.coded import shard_metas, summarize
+from disco_train.config.recipe import atomic_write  # noqa: F401  (re-exported: parts and tests use sink's)
 
 INDEX, FAILURES = "index.jsonl", "failures.jsonl"
 
@@ -77,16 +78,6 @@ class Part:
         """The part's finished shards, in the order they were written."""
         found = [(self.shard_number(p.name), p) for p in output.glob(f"train{self.tag}-*.tar")]
         return [p for number, p in sorted((n, p) for n, p in found if n is not None)]
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Replace `path` by `text` so that a kill leaves either the old or the new file, never a partial one."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def scan_jsonl(path: Path) -> tuple[list[dict], list[int], bool]:

@@ -128,7 +128,7 @@ def test_the_output_folder_is_not_a_source(tmp_path):
 
 def test_bad_settings_exit_2_with_the_key(capsys):
     for argv, message in ((["methods=x264,x266"], "methods: unknown ['x266']"),
-                          (["anchor=vvenc", "methods=x264"], "anchor: 'vvenc' is not one of methods"),
+                          (["anchor=vvenc", "methods=x264"], "anchor: 'vvenc' is not one of the methods x264"),
                           (["size=64"], "size: expected WIDTHxHEIGHT"),
                           (["x264.values=[60]"], "x264.values: one or more qp values in 0-51"),
                           (["methods=x264,disco", "anchor=x264", "export=''"], "export: the disco method needs"),

@@ -16,13 +16,13 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from disco_train.codec.videoio import VideoError, iter_video, read_video, write_lossless
+from disco_train.config.recipe import atomic_write
 from disco_train.modalities.degrade import resize_center_crop
 
 VIDEO_SUFFIXES = (".yuv", ".y4m", ".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mpg", ".mpeg")
@@ -121,9 +121,7 @@ def reference_clip(source: Path, folder: Path, width: int, height: int, frames: 
         raise VideoError(f"{path}: the lossless reference clip does not read back exactly")
     ref = RefClip(source.stem, str(source), str(path), float(fps), clip.shape[0], clip.shape[1], clip.shape[2],
                   digest(clip, float(fps)))
-    tmp = meta.with_name(f".{meta.name}.tmp")
-    tmp.write_text(json.dumps({"protocol": protocol, "clip": asdict(ref)}, indent=1))
-    os.replace(tmp, meta)
+    atomic_write(meta, json.dumps({"protocol": protocol, "clip": asdict(ref)}, indent=1))
     return ref
 
 

@@ -20,13 +20,8 @@ import platform
 from pathlib import Path
 
 from disco_train.benchmark.tables import cell_text, method_curve
+from disco_train.config.recipe import atomic_write
 from disco_train.metrics.results import LOWER_IS_BETTER
-
-
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _fmt(value) -> str:
@@ -123,11 +118,11 @@ def write_report(out: Path, cfg, resolved_yaml: str, clips: list, results: list[
                        ("curves.csv", csv_text(curves, ["method", "point", "videos", "bits", "bpp", "kbps",
                                                         "encode_s", "decode_s", *metrics, "notes"])),
                        ("bdrate.csv", csv_text(bdrate_rows(table, methods, cfg.anchor), ["metric", *methods]))):
-        _atomic(out / name, text)
+        atomic_write(out / name, text)
         written.append(out / name)
     bd_md = (f"BD-rate (%) against {cfg.anchor} ({cfg.interpolation}; negative = less rate for the same quality)\n\n"
              + markdown_table(bdrate_rows(table, methods, cfg.anchor), ["metric", *methods]))
-    _atomic(out / "bdrate.md", bd_md)
+    atomic_write(out / "bdrate.md", bd_md)
     written.append(out / "bdrate.md")
     written += [plot_metric(curves, methods, m, grids, out) for m in metrics]
     lines = ["# Benchmark report", "", "## Settings", "", "```yaml", resolved_yaml.rstrip(), "```", "",
@@ -140,6 +135,6 @@ def write_report(out: Path, cfg, resolved_yaml: str, clips: list, results: list[
              *(["## Notes", "", *[f"- {n}" for n in notes], ""] if notes else []),
              "Rates: every bit a decoder needs (raw streams without encoder-info SEI; the whole .disco file for "
              "DiSCo); kbps at each clip's frame rate."]
-    _atomic(out / "report.md", "\n".join(lines) + "\n")
+    atomic_write(out / "report.md", "\n".join(lines) + "\n")
     written.append(out / "report.md")
     return written

@@ -239,12 +239,14 @@ def to_yaml(resolved: DictConfig) -> str:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Write a state file whole or not at all: a temporary sibling, fsync, then rename."""
+    """Replace `path` by `text` so that a kill leaves either the old or the new file, never a partial one: written
+    to `<name>.<pid>.tmp` beside it (one per process, so writers on several nodes never share one), fsynced, then
+    renamed over it. The state files of every command are written this way."""
     import os
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as handle:
         handle.write(text)
         handle.flush()
