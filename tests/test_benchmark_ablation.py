@@ -64,7 +64,7 @@ def test_each_variant_has_its_own_points_keyed_by_its_overrides():
 
 
 def test_a_variant_text_replaces_every_caption_and_its_own_file_has_no_fallback(tmp_path):
-    cfg, _, _ = resolve(["recipe=benchmark_ablation_text_debug"])
+    cfg, _, _ = resolve(["recipe=benchmark_ablation_text_debug", "disco.captions=''"])  # no file needed here
     d = cfg.disco
     path = tmp_path / "gemini.csv"
     with path.open("w", newline="") as handle:

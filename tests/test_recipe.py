@@ -31,7 +31,7 @@ def test_every_training_recipe_has_a_cpu_debug_child(name):
 
 
 def test_benchmark_recipes_follow_the_paper_and_have_a_cpu_debug_run():
-    names = set(available_recipes(task="benchmark"))
+    names = {n for n in available_recipes(task="benchmark") if "ablation" not in n}  # ablations: the next test
     assert names == {"benchmark_hevc_b", "benchmark_uvg", "benchmark_mcl_jcv", "benchmark_debug"}
     for name in names - {"benchmark_debug"}:
         cfg, _, _ = resolve([f"recipe={name}"])
@@ -41,6 +41,20 @@ def test_benchmark_recipes_follow_the_paper_and_have_a_cpu_debug_run():
     debug, _, _ = resolve(["recipe=benchmark_debug"])
     assert debug.device == "cpu" and debug.dcvc_rt.weights == "synthetic" and debug.metrics == "psnr,ssim"
     assert debug.method_list == ["x264", "x265", "vvenc", "dcvc_rt", "disco"]
+
+
+def test_ablation_recipes_follow_tables_4_and_5_and_have_a_cpu_debug_run():
+    fill, _, _ = resolve(["recipe=benchmark_ablation_fill"])
+    assert fill.method_list == ["disco:no_fill", "disco:zero_fill", "disco:forward_fill"]
+    assert (fill.anchor, fill.metrics, fill.size, fill.frames) == ("disco:no_fill", "lpips", "512x512", 57)
+    assert [v.export for v in fill.disco.variants] == ["exports/fill_none", "exports/fill_zero", "exports/fill_forward"]
+    text, _, _ = resolve(["recipe=benchmark_ablation_text"])
+    assert text.anchor == "disco:no_text" and [v.text for v in text.disco.variants] == ["NA", "", ""]
+    assert text.disco.variants[1].captions and not text.disco.variants[2].captions  # Gemini's file, LLaVA's captioner
+    for name in ("benchmark_ablation_fill_debug", "benchmark_ablation_text_debug"):
+        debug, _, _ = resolve([f"recipe={name}"])
+        assert debug.device == "cpu" and debug.metrics == "psnr,ssim" and debug.size == "64x64", name
+        assert debug.anchor in debug.method_list and len(debug.method_list) == 2, name
 
 
 def test_grid_recipes_hold_the_papers_grid_and_train_one_decoder_on_it(tmp_path):
