@@ -13,6 +13,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["HF_HUB_OFFLINE"] = "1"  # no test reaches the network: Hub repo ids resolve from a cache the test builds
 
 ROOT = Path(__file__).resolve().parent.parent
+SESSION_ENV = dict(os.environ)
+"""The environment at the start of the session, for child processes that must not see what earlier tests set."""
 
 
 @pytest.fixture(autouse=True)
