@@ -5,11 +5,12 @@ as files (`datamodules.sketch_clips`) or as the `sketch.mkv` member of a shard s
 from __future__ import annotations
 
 import io
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+
+from disco_train.codec.videoio import mux_ffv1
 
 
 def encode_gray(frames: np.ndarray, fps: float = 24.0, out: str | Path | None = None) -> bytes:
@@ -18,14 +19,7 @@ def encode_gray(frames: np.ndarray, fps: float = 24.0, out: str | Path | None = 
     if frames.ndim != 3 or frames.dtype != np.uint8 or frames.shape[0] == 0:
         raise ValueError(f"expected uint8 frames [T,H,W] with T >= 1, got {frames.dtype} {frames.shape}")
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format="matroska") as container:
-        stream = container.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "gray"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="gray")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    mux_ffv1(buffer, frames, fps, "gray", "gray")
     data = buffer.getvalue()
     if out is not None:
         Path(out).write_bytes(data)

@@ -5,6 +5,8 @@ while checkpointing. Nothing already done is lost."""
 from __future__ import annotations
 
 import errno
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -103,6 +105,27 @@ def test_a_run_folder_in_use_is_refused_and_free_after_its_process_dies(demo_sha
         holder.kill()
         holder.wait()
     assert _run(demo_shards, tmp_path) == 0  # the kernel released the lock of the killed process
+
+
+def test_a_forked_child_does_not_keep_the_run_lock(tmp_path):
+    """DataLoader workers are forked; a SIGKILLed run's workers live on for seconds and must not hold its lock."""
+    from disco_train.train.reliability import RunLock
+
+    lock = RunLock(tmp_path / "run")
+    ready, started = os.pipe()
+    child = os.fork()
+    if child == 0:  # the fork hooks have run when fork returns here
+        os.write(started, b"1")
+        time.sleep(5)
+        os._exit(0)
+    try:
+        assert os.read(ready, 1) == b"1"
+        lock.release()  # the parent's descriptor goes, as the kernel drops it when the parent dies
+        RunLock(tmp_path / "run").release()  # refused while the child still shared the locked open file
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        os.close(ready), os.close(started)
 
 
 def test_a_full_disk_while_checkpointing_says_so_and_leaves_no_partial_file(demo_shards, tmp_path, capsys,

@@ -180,19 +180,25 @@ def check_frames(frames: np.ndarray, even: bool = True) -> None:
         raise VideoError(f"4:2:0 video needs even height and width, got {frames.shape[1]}×{frames.shape[2]}")
 
 
+def mux_ffv1(target, frames: np.ndarray, fps: float, pix_fmt: str, frame_format: str) -> None:
+    """frames -> FFV1 in Matroska at `target` (a path or a binary file object): the one lossless writer, of RGB
+    reconstructions (pix_fmt bgr0 from rgb24) and of gray sketches (gray from gray)."""
+    with av.open(target if hasattr(target, "write") else str(target), "w", format="matroska") as container:
+        stream = container.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=frame_format)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
 def write_lossless(target: str | Path, frames: np.ndarray, fps: float) -> Path:
     """FFV1 in Matroska, RGB (bgr0): decodes to exactly these frames. Written to a temporary sibling, then renamed."""
     check_frames(frames, even=False)
     target = Path(target)
     tmp = target.with_name(f".{target.name}.tmp.mkv")
-    with av.open(str(tmp), "w", format="matroska") as container:
-        stream = container.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "bgr0"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    mux_ffv1(tmp, frames, fps, "bgr0", "rgb24")
     tmp.replace(target)
     return target
 

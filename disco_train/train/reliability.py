@@ -45,10 +45,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_torch_file(path, "resume", map_location or "cpu")
 
 
+_HELD_LOCKS: set = set()  # this process's RunLock handles, closed in every forked child (see RunLock)
+
+
+def _drop_locks_in_child() -> None:
+    for handle in list(_HELD_LOCKS):
+        handle.close()  # the child's copy only: the parent's descriptor keeps the lock
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_drop_locks_in_child)
+
+
 class RunLock:
     """An exclusive lock on a run folder for the lifetime of its training process (fcntl.flock: the kernel drops it
     when the process dies, so a killed run never blocks its resume). A second live process on the same folder
-    would die on the first one's checkpoint .tmp files and overwrite its config.yaml; it is refused instead."""
+    would die on the first one's checkpoint .tmp files and overwrite its config.yaml; it is refused instead.
+    A flock belongs to the open file, which fork shares: DataLoader workers would hold it for the seconds they
+    take to notice a SIGKILLed parent (their watchdog polls every 5 s) and refuse the resume; so children close
+    their copy at fork."""
 
     def __init__(self, run_dir: Path):
         import fcntl
@@ -68,8 +83,10 @@ class RunLock:
         self.handle.truncate()
         self.handle.write(f"pid {os.getpid()}")
         self.handle.flush()
+        _HELD_LOCKS.add(self.handle)
 
     def release(self) -> None:
+        _HELD_LOCKS.discard(self.handle)
         self.handle.close()  # closing the descriptor drops the flock
 
     def __enter__(self) -> "RunLock":
