@@ -4,7 +4,7 @@
   SLURM_ARRAY_TASK_MIN, of SLURM_ARRAY_TASK_COUNT) times the ranks inside each array task (RANK of WORLD_SIZE
   under torchrun, else SLURM_PROCID of SLURM_NTASKS inside an srun step): part = array × ranks + rank. Nothing
   set: the whole input, part 0/1. A video belongs to part `inputs.part_of(name, N)`.
-- Locks: `fcntl.flock` on lock files in the output folder, so the kernel releases them when the holder dies
+- Locks: `config.recipe.hold_lock` (fcntl.flock) on lock files in the output folder, so the kernel releases them when the holder dies
   (a SIGKILLed run never blocks the next one). `prepare[-pKKK].lock` is held by a part's run from start to end and
   a second run of the same part is refused at once (`PrepareError`, exit 2); `prepare_config.lock` is held for
   moments: to check and record the settings, to drop or write a part's done marker, and by the merge.
@@ -17,11 +17,8 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import socket
-import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -31,6 +28,7 @@ from datamodules.inputs import Video, part_of
 from datamodules.sink import FAILURES, INDEX, Part, atomic_write, read_jsonl
 from disco_train.config import ConfigError, PrepareConfig
 from disco_train.config.prepare import RATE_KEYS, as_list, parse_part
+from disco_train.config.recipe import LockHeld, hold_lock, release_lock
 
 SETTINGS, SETTINGS_LOCK = "prepare_config.json", "prepare_config.lock"
 RESUMABLE_KEYS = {"input", "output", "captions", "caption_key", "caption_column", "caption_default", "captioner",
@@ -86,24 +84,17 @@ def resolve_device(device: str, env: dict | None = None) -> str:
 
 @contextmanager
 def locked(path: Path, what: str, wait: bool):
-    """Hold an exclusive flock on `path`; without `wait`, a held lock is a PrepareError naming its holder."""
-    handle = open(path, "a+")
+    """Hold `config.recipe.hold_lock` on `path`; without `wait`, a held lock is a PrepareError naming its holder."""
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise PrepareError(f"{what} is being written by another prepare run ({holder}; lock {path}). Wait for "
-                               f"it to finish or stop it; the lock goes with the process, so a killed run "
-                               f"holds nothing") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
-        handle.flush()
+        handle = hold_lock(path, wait)
+    except LockHeld as held:
+        raise PrepareError(f"{what} is being written by another prepare run ({held.holder}; lock {path}). Wait for "
+                           f"it to finish or stop it; the lock goes with the process, so a killed run "
+                           f"holds nothing") from None
+    try:
         yield
     finally:
-        handle.close()  # closing the file releases the lock
+        release_lock(handle)
 
 
 def hold_part(output: Path, part: Part):

@@ -45,49 +45,26 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_torch_file(path, "resume", map_location or "cpu")
 
 
-_HELD_LOCKS: set = set()  # this process's RunLock handles, closed in every forked child (see RunLock)
-
-
-def _drop_locks_in_child() -> None:
-    for handle in list(_HELD_LOCKS):
-        handle.close()  # the child's copy only: the parent's descriptor keeps the lock
-    _HELD_LOCKS.clear()
-
-
-os.register_at_fork(after_in_child=_drop_locks_in_child)
-
-
 class RunLock:
-    """An exclusive lock on a run folder for the lifetime of its training process (fcntl.flock: the kernel drops it
-    when the process dies, so a killed run never blocks its resume). A second live process on the same folder
-    would die on the first one's checkpoint .tmp files and overwrite its config.yaml; it is refused instead.
-    A flock belongs to the open file, which fork shares: DataLoader workers would hold it for the seconds they
-    take to notice a SIGKILLed parent (their watchdog polls every 5 s) and refuse the resume; so children close
-    their copy at fork."""
+    """An exclusive lock on a run folder for the lifetime of its training process (`config.recipe.hold_lock`: the
+    kernel drops it when the process dies, forked DataLoader workers do not keep it). A second live process on the
+    same folder would die on the first one's checkpoint .tmp files and overwrite its config.yaml; it is refused."""
 
     def __init__(self, run_dir: Path):
-        import fcntl
+        from disco_train.config.recipe import LockHeld, hold_lock
 
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / ".lock"
-        self.handle = open(self.path, "a+")
         try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.seek(0)
-            holder = self.handle.read().strip() or "another process"
-            self.handle.close()
-            raise RunInUseError(f"{run_dir} is in use by a live training process ({holder}); choose another "
+            self.handle = hold_lock(self.path)
+        except LockHeld as held:
+            raise RunInUseError(f"{run_dir} is in use by a live training process ({held.holder}); choose another "
                                 f"name= or wait for it to finish (resume=auto continues it afterwards)") from None
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(f"pid {os.getpid()}")
-        self.handle.flush()
-        _HELD_LOCKS.add(self.handle)
 
     def release(self) -> None:
-        _HELD_LOCKS.discard(self.handle)
-        self.handle.close()  # closing the descriptor drops the flock
+        from disco_train.config.recipe import release_lock
+
+        release_lock(self.handle)
 
     def __enter__(self) -> "RunLock":
         return self
