@@ -77,11 +77,12 @@ ADAPTER_PREFIXES = ("transformer.", "diffusion_model.", "lora.")
 
 def load_adapter_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Adapter weights from an exported LoRA (.safetensors, diffusers or ComfyUI keys) or a training checkpoint
-    (.ckpt), as bare peft keys (`transformer_blocks.0.attn1.to_q.lora_A.weight`)."""
-    path = Path(path)
-    if not path.is_file():
-        what = "a folder" if path.is_dir() else "no such file"
-        raise FileNotFoundError(f"lora.init_from={path}: {what} (give an exported .safetensors LoRA or a .ckpt)")
+    (.ckpt, or a DeepSpeed run's checkpoint folder), as bare peft keys (`transformer_blocks.0.attn1.to_q.lora_A.weight`)."""
+    path = _adapter_path(path)
+    if path.is_dir():
+        from disco_train.decoder.sharded import read_sharded_adapter
+
+        return _lora_entries(read_sharded_adapter(path, "lora.init_from"), path)
     if path.suffix == ".safetensors":
         try:
             state = load_file(str(path))
@@ -101,11 +102,10 @@ def load_adapter_file(path: str | Path) -> dict[str, torch.Tensor]:
 
 def adapter_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
     """{bare peft key: shape} of an adapter file, without reading its tensors (safetensors headers; a .ckpt is
-    memory-mapped): what a preflight checks before any model weights load."""
-    path = Path(path)
-    if not path.is_file():
-        what = "a folder" if path.is_dir() else "no such file"
-        raise FileNotFoundError(f"lora.init_from={path}: {what} (give an exported .safetensors LoRA or a .ckpt)")
+    memory-mapped; a DeepSpeed folder's adapter is consolidated): what a preflight checks before weights load."""
+    path = _adapter_path(path)
+    if path.is_dir():
+        return {k: tuple(v.shape) for k, v in load_adapter_file(path).items()}
     if path.suffix == ".safetensors":
         try:
             with safe_open(str(path), "pt") as handle:
@@ -117,6 +117,18 @@ def adapter_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
         state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else {}
         shapes = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
     return _lora_entries(shapes, path)
+
+
+def _adapter_path(path: str | Path) -> Path:
+    """`path` if it is a file or a DeepSpeed checkpoint folder, else FileNotFoundError saying what to give."""
+    from disco_train.decoder.sharded import is_sharded
+
+    path = Path(path)
+    if not path.is_file() and not is_sharded(path):
+        what = "a folder, but no DeepSpeed checkpoint" if path.is_dir() else "no such file"
+        raise FileNotFoundError(f"lora.init_from={path}: {what} (give an exported .safetensors LoRA, a .ckpt or a "
+                                f"DeepSpeed checkpoint folder)")
+    return path
 
 
 def targeted(name: str, targets: list[str]) -> bool:

@@ -23,12 +23,16 @@ def run_dir(cfg) -> Path:
 
 def preflight(cfg) -> None:
     """Checks that need the file system or hardware, done before any weights load."""
-    import torch
-
     if cfg.task == "disco_lora":
         check_weights_present(cfg.model)
         if cfg.lora.init_from:
             check_init_from(cfg)
+    check_devices(cfg)
+
+
+def check_devices(cfg) -> None:
+    import torch
+
     if uses_deepspeed(cfg) and not torch.cuda.is_available():
         raise ConfigError(f"trainer.strategy={cfg.trainer.strategy}: DeepSpeed needs CUDA GPUs and none is visible")
     if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
@@ -59,10 +63,7 @@ def resume_checkpoint(cfg) -> Path | None:
     if not cfg.resume:
         return None
     if cfg.resume != "auto":
-        path = Path(cfg.resume)
-        if not path.is_file():
-            raise ConfigError(f"resume={cfg.resume}: no such checkpoint file")
-        return path
+        return check_resume_kind(cfg, Path(cfg.resume))
     run = run_dir(cfg)
     generated = GENERATED_NAME.fullmatch(cfg.name)
     if not find_resume_checkpoint(run) and generated:
@@ -70,17 +71,31 @@ def resume_checkpoint(cfg) -> Path | None:
         cfg.name = run.name
     found = find_resume_checkpoint(run)
     print(f"resume=auto: continuing from {found}" if found else f"resume=auto: no checkpoint in {run}, starting fresh")
-    return found
+    return found and check_resume_kind(cfg, found)
 
 
-def _strategy(name: str):
-    if name.startswith("deepspeed"):
-        from lightning.pytorch.strategies import DeepSpeedStrategy
+def check_resume_kind(cfg, path: Path) -> Path:
+    """A DeepSpeed run resumes from a complete DeepSpeed checkpoint folder, any other run from a .ckpt file."""
+    from disco_train.decoder.sharded import incomplete, is_sharded
 
-        stage = int(name[-1])
-        # ZeRO-3 partitions the frozen base too, so a 13B bf16 base (26 GB) is split across ranks.
-        return DeepSpeedStrategy(stage=stage, offload_optimizer=False, partition_activations=False)
-    return name
+    sharded, deepspeed = is_sharded(path), uses_deepspeed(cfg)
+    if not sharded and not path.is_file():
+        raise ConfigError(f"resume={path}: no such checkpoint file or DeepSpeed checkpoint folder")
+    if sharded and incomplete(path):
+        raise ConfigError(f"resume={path}: not a complete DeepSpeed checkpoint: {incomplete(path)}")
+    if sharded != deepspeed:
+        kind = "a DeepSpeed checkpoint folder" if sharded else "a one-file checkpoint"
+        raise ConfigError(f"resume={path}: {kind} cannot resume trainer.strategy={cfg.trainer.strategy} (optimizer "
+                          f"states are laid out per strategy); start from its adapter with lora.init_from={path}")
+    return path
+
+
+def _strategy(cfg):
+    if uses_deepspeed(cfg):
+        from disco_train.train.zero import DiscoDeepSpeedStrategy, deepspeed_options
+
+        return DiscoDeepSpeedStrategy(**deepspeed_options(cfg))
+    return cfg.trainer.strategy
 
 
 def _logger(cfg, out: Path, resumed: bool = False):
@@ -104,8 +119,10 @@ def build_trainer(cfg, resumed: bool = False) -> tuple[L.Trainer, LossHistory]:
     history = LossHistory()
     checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", filename="step{step:06d}", auto_insert_metric_name=False,
                                   every_n_train_steps=cfg.checkpoint.every_n_steps, save_top_k=cfg.checkpoint.keep_last,
-                                  monitor="step", mode="max", save_last=True,
-                                  enable_version_counter=False)  # resume must find and replace last.ckpt
+                                  monitor="step", mode="max", enable_version_counter=False,  # resume finds last.ckpt
+                                  # DeepSpeed would rewrite the last.ckpt/ folder in place, where a kill mixes two
+                                  # saves: it links to the newest step folder instead
+                                  save_last="link" if uses_deepspeed(cfg) else True)
     callbacks = [checkpoints, history, TQDMProgressBar(refresh_rate=1)]
     plugins = [] if uses_deepspeed(cfg) else [AtomicCheckpointIO()]
     if getattr(cfg, "validation", None) and cfg.validation.every_n_steps and cfg.data.val_shards:
@@ -119,7 +136,7 @@ def build_trainer(cfg, resumed: bool = False) -> tuple[L.Trainer, LossHistory]:
     trainer = L.Trainer(
         max_steps=tc.max_steps, accelerator=tc.accelerator,
         devices=tc.devices if tc.devices == "auto" else int(tc.devices),
-        num_nodes=tc.num_nodes, strategy=_strategy(tc.strategy), precision=tc.precision,
+        num_nodes=tc.num_nodes, strategy=_strategy(cfg), precision=tc.precision,
         accumulate_grad_batches=tc.accumulate_grad_batches, gradient_clip_val=cfg.optim.grad_clip or None,
         log_every_n_steps=tc.log_every_n_steps, logger=logger, callbacks=callbacks, default_root_dir=str(out),
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, plugins=plugins,

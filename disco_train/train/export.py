@@ -48,9 +48,21 @@ def load_config(config_yaml: Path, overrides: list[str] = ()) -> DiscoLoraConfig
 
 
 def read_adapter(ckpt: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Adapter weights (bare peft keys) and bookkeeping from a Lightning checkpoint of DiscoLoRAModule."""
+    """Adapter weights (bare peft keys) and bookkeeping from a Lightning checkpoint of DiscoLoRAModule: a file, or
+    a DeepSpeed checkpoint folder (its ranks' partitions consolidated by DeepSpeed, `decoder.sharded`)."""
+    from disco_train.decoder.sharded import is_sharded, read_sharded_adapter, saved_step
+
+    if is_sharded(ckpt):
+        try:
+            state = read_sharded_adapter(ckpt, "ckpt")
+        except ValueError as err:
+            raise ExportError(str(err)) from None
+        if not state:
+            raise ExportError(f"ckpt={ckpt}: holds no LoRA weights (is it a disco_lora checkpoint?)")
+        return state, {"checkpoint": str(ckpt), "global_step": saved_step(ckpt), "sharded": True}
     if not ckpt.is_file():
-        raise ExportError(f"ckpt={ckpt}: no such file")
+        raise ExportError(f"ckpt={ckpt}: no such file" + (" (a folder, but no DeepSpeed checkpoint)"
+                                                         if ckpt.is_dir() else ""))
     try:
         checkpoint = load_torch_file(ckpt, "ckpt")
     except ValueError as err:
@@ -208,7 +220,7 @@ def _replace(tmp: Path, out: Path) -> None:
 @dataclass
 class ExportConfig:
     ckpt: str = REQUIRED
-    """Training checkpoint (runs/NAME/checkpoints/X.ckpt)."""
+    """Training checkpoint (runs/NAME/checkpoints/X.ckpt: a file, or a DeepSpeed run's checkpoint folder)."""
     out: str = REQUIRED
     """Export folder to create."""
     config: str = ""

@@ -22,6 +22,12 @@ SIGMA_BUCKETS = (0.25, 0.5, 0.75)
 """Upper edges of the σ buckets for per-noise-level loss logging: [0,.25) [.25,.5) [.5,.75) [.75,1)."""
 
 
+def step_generator(seed: int, rank: int, step: int, device="cpu") -> torch.Generator:
+    """The generator of σ and noise of one rank's step (`DiscoLoRAModule.step_generator`)."""
+    seed = (seed * 1_000_003 + rank) * 1_000_033 + step
+    return torch.Generator(device=device).manual_seed(seed % (2**63))
+
+
 class DiscoLoRAModule(L.LightningModule):
     def __init__(self, cfg: DiscoLoraConfig, backbone: Backbone | None = None):
         super().__init__()
@@ -67,8 +73,7 @@ class DiscoLoRAModule(L.LightningModule):
     def step_generator(self) -> torch.Generator:
         """σ and noise of a step are a function of (seed, rank, step) alone, so a resumed run draws exactly what
         the uninterrupted one would (the global RNG is also touched by DataLoader iterator creation)."""
-        seed = (self.cfg.seed * 1_000_003 + self.global_rank) * 1_000_033 + self.global_step
-        return torch.Generator(device=self.device).manual_seed(seed % (2**63))
+        return step_generator(self.cfg.seed, self.global_rank, self.global_step, self.device)
 
     def _log_sigma_buckets(self, per_sample: torch.Tensor, sigmas: torch.Tensor) -> None:
         """Loss per σ bucket: the mean loss mixes noise levels of very different difficulty."""
@@ -129,6 +134,8 @@ class DiscoLoRAModule(L.LightningModule):
         if "rng" in checkpoint:
             set_rng_state(checkpoint["rng"])
         self.guard.total = checkpoint.get("disco", {}).get("skipped_steps", 0)
+        if "state_dict" not in checkpoint:  # DeepSpeed's checkpoint: its engine has loaded the adapter already
+            return
         state = {k[len("lora."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("lora.")}
         load_lora_state_dict(self.transformer, state)
         checkpoint["state_dict"] = {}

@@ -100,18 +100,35 @@ def _step_of(path: Path) -> int:
     return int(match.group(1)) if match else -1
 
 
-def find_resume_checkpoint(run_dir: Path) -> Path | None:
-    """Newest complete checkpoint of a run (last.ckpt or step*.ckpt); .tmp files never count.
+def _saved_at(path: Path) -> int:
+    """When a checkpoint was completed: a file's mtime, a DeepSpeed folder's completion mark's (0: none)."""
+    from disco_train.decoder.sharded import COMPLETE
 
-    Newest by modification time (each file appears whole by rename), then by step: Lightning writes last.ckpt
-    before the step file of the same step, so a kill between the two leaves the step file as the newest.
+    mark = path / COMPLETE if path.is_dir() else path
+    return mark.stat().st_mtime_ns if mark.is_file() else 0
+
+
+def complete_checkpoint(path: Path) -> bool:
+    """A whole one-file checkpoint, or a DeepSpeed checkpoint folder every rank finished writing."""
+    from disco_train.decoder.sharded import incomplete
+
+    return incomplete(path) is None if path.is_dir() else readable_checkpoint(path)
+
+
+def find_resume_checkpoint(run_dir: Path) -> Path | None:
+    """Newest complete checkpoint of a run (last.ckpt or step*.ckpt, files or DeepSpeed folders); .tmp files and
+    DeepSpeed folders a kill cut (`disco_train.decoder.sharded`) never count.
+
+    Newest by completion time (each file appears whole by rename, a folder is marked complete last), then by step:
+    Lightning writes last.ckpt before the step file of the same step, so a kill between the two leaves the step
+    file as the newest. (A DeepSpeed run's last.ckpt is a link to its newest step folder.)
     """
     folder = Path(run_dir) / "checkpoints"
     if not folder.is_dir():
         return None
     candidates = [p for p in folder.glob("*.ckpt") if p.name == "last.ckpt" or p.name.startswith("step")]
-    candidates.sort(key=lambda p: (p.stat().st_mtime_ns, _step_of(p)), reverse=True)
-    return next((p for p in candidates if readable_checkpoint(p)), None)
+    candidates.sort(key=lambda p: (_saved_at(p), _step_of(p)), reverse=True)
+    return next((p for p in candidates if complete_checkpoint(p)), None)
 
 
 def latest_run(output_dir: Path, recipe: str) -> Path | None:
