@@ -7,9 +7,11 @@ once every rank has written it (`disco_train.decoder.sharded`), so that resume a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lightning.pytorch.strategies import DeepSpeedStrategy
 
-from disco_train.decoder.sharded import write_complete
+from disco_train.decoder.sharded import COMPLETE, write_complete
 
 
 def deepspeed_options(cfg) -> dict:
@@ -24,6 +26,8 @@ def deepspeed_options(cfg) -> dict:
 
 class DiscoDeepSpeedStrategy(DeepSpeedStrategy):
     def save_checkpoint(self, checkpoint: dict, filepath, storage_options=None) -> None:
+        if self.is_global_zero:  # saving into an existing folder: it is incomplete until rewritten (DeepSpeed's save
+            Path(filepath, COMPLETE).unlink(missing_ok=True)  # begins with a barrier, so no rank writes before this)
         # DeepSpeed's save ends with a barrier of all ranks: past it, every rank's files are written.
         super().save_checkpoint(checkpoint, filepath, storage_options)
         if self.is_global_zero:
