@@ -180,3 +180,21 @@ def test_bench_codecs_tiny(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "| x264 crf 35 |" in out and "| x265 crf 35 |" in out  # the SEI table
     assert re.search(r"\| x265 vs x264 \| [+-]\d+\.\d\d", out), out
+
+
+def test_bench_zero_tiny_applies_deepspeeds_estimators(capsys):
+    bench = load("bench_zero")
+    assert bench.main(["--config", "tiny", "--ranks", "2", "4"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^recipe\s+ZeRO\s+ranks\s+DS: all\s+DS: LoRA\s+\+ base\s+= states\s+peak$", out, re.M), out
+    rows = {(int(z), int(n)): [float(x) for x in v.split()] for z, n, v in
+            re.findall(r"^disco_lora_\S+\s+(\d)\s+(\d+)\s+([\d. ]+?)\s+n/a$", out, re.M)}
+    assert sorted(rows) == [(2, 2), (2, 4), (3, 2), (3, 4)], out
+    for all_trained, lora, base, states in rows.values():
+        assert lora < all_trained and states == pytest.approx(lora + base, abs=0.011)
+    assert rows[3, 2][2] == pytest.approx(rows[2, 2][2] / 2, abs=0.011)  # ZeRO-3 splits the frozen base
+    assert rows[3, 4][3] < rows[3, 2][3] < rows[2, 2][3]
+    cfg = bench.common.recipe_config("tiny")
+    base, lora, largest = bench.parameter_counts(cfg)
+    z2 = bench.per_rank_bytes(2, 8, base, lora, largest)  # DeepSpeed's formula: 2 B/param + 18 B/param / ranks
+    assert z2["lora"] == 2 * lora + int(18 * lora / 8) and z2["frozen"] == 2 * base
