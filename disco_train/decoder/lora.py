@@ -77,7 +77,8 @@ ADAPTER_PREFIXES = ("transformer.", "diffusion_model.", "lora.")
 
 def load_adapter_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Adapter weights from an exported LoRA (.safetensors, diffusers or ComfyUI keys) or a training checkpoint
-    (.ckpt, or a DeepSpeed run's checkpoint folder), as bare peft keys (`transformer_blocks.0.attn1.to_q.lora_A.weight`)."""
+    (.ckpt, or a DeepSpeed run's checkpoint folder), as bare peft keys
+    (`transformer_blocks.0.attn1.to_q.lora_A.weight`)."""
     path = _adapter_path(path)
     if path.is_dir():
         from disco_train.decoder.sharded import read_sharded_adapter
