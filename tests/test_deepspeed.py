@@ -61,7 +61,13 @@ def one_process(cfg) -> tuple[list[list[float]], dict[str, torch.Tensor]]:
     from disco_train.train.build import build_datamodule
     from disco_train.train.lora_module import DiscoLoRAModule, step_generator
 
+    saved = {k: os.environ.get(k) for k in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS")}
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # as train.fit
+    for key, value in saved.items():  # seed_everything exports the seed: later tests must not inherit it
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     module = DiscoLoRAModule(cfg)
     optim = module.configure_optimizers()
     optimizer, scheduler = optim["optimizer"], optim["lr_scheduler"]["scheduler"]
@@ -129,7 +135,8 @@ def _check_export(run: Path, reference) -> None:
 
     from disco_train.decoder.export import DIFFUSERS_FILE, read_manifest
     from disco_train.decoder.lora import load_adapter_file
-    from disco_train.train.export import export
+    from disco_train.train.build import check_init_from
+    from disco_train.train.export import export, load_config
 
     _, adapter, expected = reference
     out = export(run / "checkpoints" / "last.ckpt", run / "export")  # a link to the newest step folder
@@ -139,7 +146,10 @@ def _check_export(run: Path, reference) -> None:
     for key in want:
         torch.testing.assert_close(got[key], want[key], atol=1e-5, rtol=0, msg=key)
     assert any(v.abs().max() > 1e-3 for k, v in want.items() if "lora_B" in k)  # trained: lora_B starts at zero
-    init_from = load_adapter_file(run / "checkpoints" / f"step{STEPS:06d}.ckpt")  # lora.init_from=<folder>
+    folder = run / "checkpoints" / f"step{STEPS:06d}.ckpt"
+    cfg = load_config(run / "config.yaml", [f"lora.init_from={folder}"])
+    check_init_from(cfg)  # lora.init_from=<folder>: the preflight, then what DiscoDecoder loads
+    init_from = load_adapter_file(folder)
     for key, value in adapter.items():
         torch.testing.assert_close(init_from[key], value, atol=1e-5, rtol=0, msg=key)
 
