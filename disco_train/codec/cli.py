@@ -23,8 +23,8 @@ import numpy as np
 
 from disco_train.codec import container as C
 from disco_train.codec.container import Pattern
-from disco_train.codec.sender import CodecError, SenderSettings, read_pose_file, send_video
-from disco_train.config import DecodeError, DecodeLimits, DiscoLoraConfig, PrepareConfig
+from disco_train.codec.sender import CodecError, SenderSettings, geometry_for, read_pose_file, send_video
+from disco_train.config import ConfigError, DecodeError, DecodeLimits, DiscoLoraConfig, PrepareConfig
 from disco_train.config.cli import REQUIRED, Command
 
 
@@ -60,6 +60,11 @@ class EncodeConfig:
     qp: Optional[int] = None
     """Constant QP; -1 = CRF (x264/x265) or QP 32 (dcvc_rt). With an export trained on several rate points,
     ds/dt/qp pick one of them (nothing given: the first, with a note)."""
+    target_kbps: Optional[float] = None
+    """Rate control: send the best trained rate point of the export whose whole file fits this many kbit/s at the
+    video's frame rate (exclusive with ds/dt/codec/qp/crf; `codec.rate`)."""
+    target_bpp: Optional[float] = None
+    """Rate control by bits per pixel of the video instead (exclusive with target_kbps)."""
     force: bool = False
     """Code at ds/dt/codec/qp/crf outside the export's trained rate points (otherwise refused: the decoder never
     saw such streams)."""
@@ -91,9 +96,10 @@ class EncodeConfig:
     """Folder with the DWPose ONNX files for pose=auto."""
 
 
-def settings(a: EncodeConfig, note=lambda text: print(text, file=sys.stderr)) -> SenderSettings:
-    """prepare's defaults < the export's training data (a trained rate point, its sketch settings and weights) <
-    the command line. A rate point outside the export's trained set is a ConfigError unless `force`."""
+def settings(a: EncodeConfig, note=lambda text: print(text, file=sys.stderr), point: dict | None = None
+             ) -> SenderSettings:
+    """prepare's defaults < the export's training data (a trained rate point, or `point`, its sketch settings and
+    weights) < the command line. A rate point outside the export's trained set is a ConfigError unless `force`."""
     s = SenderSettings()
     manifest = None
     if a.export:
@@ -101,11 +107,12 @@ def settings(a: EncodeConfig, note=lambda text: print(text, file=sys.stderr)) ->
         from disco_train.decoder.export import read_manifest, trained_settings
 
         manifest = read_manifest(a.export, verify=False)
-        point, message = trained.choose_point(trained_settings(manifest),
-                                              {k: getattr(a, k) for k in ("ds", "dt", "codec", "qp", "crf")},
-                                              a.force)
-        if message:
-            note(message)
+        if point is None:
+            point, message = trained.choose_point(trained_settings(manifest),
+                                                  {k: getattr(a, k) for k in ("ds", "dt", "codec", "qp", "crf")},
+                                                  a.force)
+            if message:
+                note(message)
         for key, value in {**point, **trained.sketch_defaults(manifest)}.items():
             if hasattr(s, key):
                 setattr(s, key, value)
@@ -146,10 +153,12 @@ def _caption(frames: np.ndarray, a: EncodeConfig) -> str:
 
 
 def encode(a: EncodeConfig) -> C.Container:
-    """Video file -> .disco container (text, degraded video, and sketch / pose when given)."""
+    """Video file -> .disco container (text, degraded video, and sketch / pose when given); with a rate target,
+    at the best trained point that fits it (`codec.rate`)."""
     from disco_train.codec.videoio import read_video
 
-    s = export_pattern(settings(a), a)
+    points = rate_points(a)
+    s = export_pattern(settings(a), a) if points is None else None
     frames, fps = read_video(a.video)
     if a.sketch == "auto":
         from disco_train.modalities.extract import SketchExtractor
@@ -163,9 +172,34 @@ def encode(a: EncodeConfig) -> C.Container:
         poses = PoseExtractor(a.pose_dir, a.device, stage="pose=auto")(frames)
     else:
         poses = read_pose_file(a.pose, len(frames)) if a.pose else None
-    result = send_video(frames, fps, _caption(frames, a), s, sketch, poses)
+    caption = _caption(frames, a)
+    if points is None:
+        result = send_video(frames, fps, caption, s, sketch, poses)
+    else:
+        from disco_train.codec.rate import Target, send_best
+
+        send = lambda p: send_video(frames, fps, caption, export_pattern(settings(a, point=p), a), sketch, poses)  # noqa: E731
+        result, found = send_best(points, send, Target.of(a.target_kbps, a.target_bpp),
+                                  geometry_for(*frames.shape[:3], fps))
+        print(f"encode: {found.line}")
     C.write(a.out, result)
     return result
+
+
+def rate_points(a: EncodeConfig) -> list[dict] | None:
+    """With target_kbps / target_bpp: the export's trained points, worst to best expected quality (`codec.rate`);
+    else None."""
+    from disco_train.codec import rate
+
+    if rate.Target.of(a.target_kbps, a.target_bpp) is None:
+        return None
+    given = [k for k in ("ds", "dt", "codec", "qp", "crf", "force") if getattr(a, k) not in (None, False)]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: a rate target chooses the trained point itself; give target_kbps / "
+                          f"target_bpp or {'/'.join(given)}, not both")
+    if not a.export:
+        raise ConfigError("export: a rate target chooses among the export's trained rate points; give export=DIR")
+    return rate.ordered_points(a.export)
 
 
 def kbps(bits: int, frames: int, fps: float) -> float:
