@@ -13,9 +13,12 @@ COMMANDS = {
     "export": ("disco_train.train.export", "main",
                "ckpt=<.ckpt> out=<dir>: LoRA (diffusers + ComfyUI safetensors) + disco.json"),
     "encode": ("disco_train.codec.cli", "encode_main",
-               "VIDEO OUT.disco [caption= export= ds= dt= codec=x265|x264|dcvc_rt qp= sketch= pose=]"),
+               "VIDEO OUT.disco [caption= export= ds= dt= codec=x265|x264|dcvc_rt qp= | target_kbps= sketch= pose=]"),
     "decode": ("disco_train.codec.cli", "decode_main",
                "IN.disco OUT.mkv|DIR|.mp4 export=<dir> [steps=50 guidance=3 seed=0 device= crf=]"),
+    "calibrate": ("disco_train.benchmark.calibrate", "main",
+                  "export=<dir> refs=DIR [metric=lpips out= force=]: rd_table.json of the trained points, for "
+                  "encode target_kbps="),
     "weights": ("disco_train.train.weights", "main",
                 "recipe=NAME: every weight file the recipe needs, where it goes, whether it is present"),
     "sweep": ("disco_train.train.sweep", "main",

@@ -155,3 +155,30 @@ def test_a_target_with_a_point_or_two_targets_is_refused(grid, tmp_path, capsys,
     assert message in capsys.readouterr().err
     assert _encode(grid[1], tmp_path / "x.disco", "target_kbps=10") == 2
     assert "export: a rate target chooses among the export's trained rate points" in capsys.readouterr().err
+
+
+def test_encode_orders_by_the_table_written_into_a_copy_of_the_export(grid, tmp_path, capsys):
+    export_dir, video = grid
+    # a table that inverts the order by bits: (4, 4) measured best (and dearest), (2, 2) worst
+    entries = [RD.Entry(p, b, b * 100, v) for p, v, b in zip(GRID, [0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4])]
+    calibrated = RD.write(export_dir, tmp_path / "calibrated", RD.table_dict("lpips", True, entries, clips=2))
+    assert E.read_manifest(calibrated)["files"][RD.RD_TABLE] == E.sha256(calibrated / RD.RD_TABLE)
+    assert not (export_dir / RD.RD_TABLE).exists() and E.read_manifest(export_dir)  # the original is untouched
+    for folder, chosen in ((export_dir, (2, 2)), (calibrated, (4, 4))):
+        assert _encode(video, tmp_path / "a.disco", f"export={folder}", "target_kbps=1000") == 0
+        assert (C.read(tmp_path / "a.disco").get("video").ds, C.read(tmp_path / "a.disco").get("video").dt) == chosen
+        assert f"ds={chosen[0]} dt={chosen[1]} x264" in capsys.readouterr().out
+    table = json.loads((calibrated / RD.RD_TABLE).read_text())
+    table["points"][0]["value"] = 0.0
+    (calibrated / RD.RD_TABLE).write_text(json.dumps(table))
+    assert _encode(video, tmp_path / "a.disco", f"export={calibrated}", "target_kbps=1000") == 2
+    assert f"{calibrated / RD.RD_TABLE}: does not match its sha256 in disco.json" in capsys.readouterr().err
+    with pytest.raises(E.ExportError, match="points: no entry for ds=4 dt=4"):  # nothing is written
+        RD.write(export_dir, export_dir, RD.table_dict("lpips", True, entries[:3]))
+    assert not (export_dir / RD.RD_TABLE).exists()
+    with pytest.raises(E.ExportError, match="rd_table.json does not match its sha256"):  # a tampered export
+        RD.write(calibrated, calibrated, RD.table_dict("psnr", False, entries))
+    RD.write(export_dir, calibrated, RD.table_dict("lpips", True, entries))  # an existing copy is replaced
+    RD.write(calibrated, calibrated, RD.table_dict("psnr", False, entries))  # in place
+    assert json.loads((calibrated / RD.RD_TABLE).read_text())["metric"] == "psnr" and E.read_manifest(calibrated)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.disco", "calibrated"]  # no temporary folder left

@@ -34,7 +34,7 @@ from disco_train.benchmark.methods import Coded, Point
 from disco_train.codec import container as C
 from disco_train.codec.sender import SenderSettings, send_video
 from disco_train.config import ConfigError
-from disco_train.config.benchmark import split_list
+from disco_train.config.benchmark import RATE_METHOD, split_list
 
 
 @dataclass(frozen=True)
@@ -87,11 +87,16 @@ class Variant:
 
 
 def load_variants(cfg, device: str) -> list[Variant]:
-    """The DiSCo methods of `cfg` with their exports and captions, checked before any video is coded."""
-    d, shared = cfg.disco, {}
-    if not d.variants:
-        return [Variant("disco", load_exports(cfg), Captions(d, device, shared=shared), tuple(d.overrides))]
+    """The DiSCo methods of `cfg` (disco or its variants, disco@rate) with their exports and captions, checked
+    before any video is coded."""
+    d, shared, methods = cfg.disco, {}, split_list(cfg.methods)
     out = []
+    if RATE_METHOD in methods:
+        out.append(Variant(RATE_METHOD, load_exports(cfg), Captions(d, device, shared=shared), tuple(d.overrides)))
+    if "disco" not in methods:
+        return out
+    if not d.variants:
+        return [Variant("disco", load_exports(cfg), Captions(d, device, shared=shared), tuple(d.overrides)), *out]
     for i, v in enumerate(d.variants):
         overrides = (*d.overrides, *v.overrides)
         captions = Captions(d, device, v.text, v.captions, f"disco.variants[{i}].captions", shared)
@@ -139,6 +144,12 @@ def _grids(d, exports: list[Export]) -> list[list[dict]]:
     return grids
 
 
+def point_label(p: dict) -> str:
+    """'ds4_dt4_qp16' (or _crf30 where the point codes at a CRF) of a rate point."""
+    qp = int(p.get("qp", -1))
+    return f"ds{int(p['ds'])}_dt{int(p['dt'])}_" + (f"qp{qp}" if qp >= 0 else f"crf{p.get('crf')}")
+
+
 def disco_points(cfg, exports: list[Export], method: str = "disco", overrides: tuple | None = None) -> list[Point]:
     """Every (export, D_s, D_t, QP) point of the grid, as points of `method`."""
     d, points = cfg.disco, []
@@ -148,8 +159,7 @@ def disco_points(cfg, exports: list[Export], method: str = "disco", overrides: t
             ds, dt, codec, qp = int(p["ds"]), int(p["dt"]), str(p["codec"]), int(p.get("qp", -1))
             if codec in ("x264", "x265") and qp > 51:
                 raise ConfigError(f"disco.qp: {qp} is above {codec}'s 51")
-            rate = f"qp{qp}" if qp >= 0 else f"crf{p.get('crf')}"
-            label = f"ds{ds}_dt{dt}_{rate}" + (f"@{e.name}" if len(exports) > 1 else "")
+            label = point_label(p) + (f"@{e.name}" if len(exports) > 1 else "")
             crf = (("crf", p.get("crf")),) if qp < 0 else ()  # a crf point (x264/x265 at qp -1) is coded at it
             params = (("export", e.digest), ("ds", ds), ("dt", dt), ("codec", codec), ("qp", qp), *crf,
                       ("steps", e.steps), ("guidance", e.guidance), ("seed", d.seed),
@@ -161,8 +171,11 @@ def disco_points(cfg, exports: list[Export], method: str = "disco", overrides: t
 
 
 def variant_points(cfg, variants: list[Variant]) -> dict[str, list[Point]]:
-    """{method: its points} of every DiSCo variant."""
-    return {v.method: disco_points(cfg, v.exports, v.method, v.overrides) for v in variants}
+    """{method: its points} of every DiSCo variant (disco@rate: one point per target, `benchmark.rate`)."""
+    from disco_train.benchmark.rate import rate_points
+
+    return {v.method: rate_points(cfg, v.exports[0], v.overrides) if v.method == RATE_METHOD else
+            disco_points(cfg, v.exports, v.method, v.overrides) for v in variants}
 
 
 def settings_of(cfg, point: Point) -> dict:
@@ -170,7 +183,7 @@ def settings_of(cfg, point: Point) -> dict:
     from disco_train.benchmark.methods import files_fingerprint
     from disco_train.codec import backends
 
-    if point.settings["codec"] != "dcvc_rt":
+    if "dcvc_rt" not in (point.settings.get("codec"), *point.settings.get("codecs", ())):  # codecs: disco@rate's
         return {}
     weights = cfg.disco.dcvc_rt_dir or cfg.dcvc_rt.weights
     if weights == backends.SYNTHETIC:
@@ -178,8 +191,8 @@ def settings_of(cfg, point: Point) -> dict:
     return {"dcvc_rt_dir": files_fingerprint([Path(weights) / n for n in backends.DCVC_WEIGHTS])}
 
 
-def _settings(point: Point, cfg) -> SenderSettings:
-    s = point.settings
+def sender_settings(s: dict, cfg) -> SenderSettings:
+    """How the sender codes rate point `s` {ds, dt, codec, qp[, crf]}."""
     crf = {"crf": s["crf"]} if s.get("crf") is not None else {}
     return SenderSettings(ds=s["ds"], dt=s["dt"], codec=s["codec"], qp=s["qp"], **crf,
                           dcvc_rt_dir=cfg.disco.dcvc_rt_dir or cfg.dcvc_rt.weights)
@@ -213,20 +226,27 @@ def run_disco(cfg, variants: list[Variant], cells: list, frames_of: Callable, de
 def _batch(cfg, export: Export, decoder, batch: list, frames_of: Callable, captions: Captions):
     from disco_train.codec.cli import decode_containers
 
-    sent, texts, encode_s = [], [], []
+    sent, texts, encode_s, extras = [], [], [], []
     for clip, point in batch:
         frames = frames_of(clip)
         texts.append(captions(clip.name, frames))
         start = time.perf_counter()
-        sent.append(send_video(frames, clip.fps, texts[-1], _settings(point, cfg)))
+        if point.method == RATE_METHOD:
+            from disco_train.benchmark.rate import send_at_target
+
+            container, chosen = send_at_target(export, point, clip.name, frames, clip.fps, texts[-1], cfg)
+        else:
+            container, chosen = send_video(frames, clip.fps, texts[-1], sender_settings(point.settings, cfg)), {}
+        sent.append(container)
+        extras.append(chosen)
         encode_s.append(time.perf_counter() - start)
     weights = cfg.disco.dcvc_rt_dir or cfg.dcvc_rt.weights
     start = time.perf_counter()
     recons = decode_containers(decoder, sent, export.steps, export.guidance, [cfg.disco.seed] * len(sent),
                                export.negative_prompt, weights, None)
     decode_s = (time.perf_counter() - start) / len(sent)
-    for (clip, point), container, recon, enc, text in zip(batch, sent, recons, encode_s, texts):
+    for (clip, point), container, recon, enc, text, chosen in zip(batch, sent, recons, encode_s, texts, extras):
         streams = {f"{s.kind}_bits": s.bits for s in container.streams}
         coded = Coded(8 * len(C.pack(container)), recon, enc, decode_s,
-                      {"overhead_bits": 8 * container.overhead_bytes, **streams})
+                      {"overhead_bits": 8 * container.overhead_bytes, **streams, **chosen})
         yield clip, point, coded, text

@@ -19,7 +19,7 @@ from disco_train.benchmark import clips as R
 from disco_train.benchmark import disco as D
 from disco_train.benchmark import methods as M
 from disco_train.benchmark import tables as T
-from disco_train.config.benchmark import split_list
+from disco_train.config.benchmark import RATE_METHOD, split_list
 from disco_train.metrics.suite import DISTRIBUTION_METRICS, parse_metric_names
 
 
@@ -96,7 +96,7 @@ def make_plan(cfg, names: list[str], device: str, log: Callable) -> Plan:
     points = M.ladder_points(cfg)
     settings = {m: M.settings_of(cfg, m) for m in points}  # finds vvenc, checks DCVC-RT weights
     variants, grids = [], set()
-    if "disco" in split_list(cfg.methods):
+    if {"disco", RATE_METHOD} & set(split_list(cfg.methods)):
         variants = D.load_variants(cfg, device)
         points.update(D.variant_points(cfg, variants))
         for v in variants:
@@ -106,7 +106,8 @@ def make_plan(cfg, names: list[str], device: str, log: Callable) -> Plan:
                          f"disco.captions: no caption for {missing} ({v.method}); give disco.captions=FILE, "
                          f"disco.caption_default=TEXT or disco.captioner=DIR")
                 raise ValueError(where)
-            if len({p.settings["export"] + str((p.settings["ds"], p.settings["dt"])) for p in points[v.method]}) > 1:
+            if len({p.settings["export"] + str((p.settings.get("ds"), p.settings.get("dt")))
+                    for p in points[v.method]}) > 1:  # disco@rate's points have none: a curve, not a grid
                 grids.add(v.method)
     captions = {v.method: v.captions for v in variants}
     metrics = metric_key(cfg, names)
@@ -181,7 +182,7 @@ def tabulate(cfg, plan: Plan, names: list[str], cache: K.Cache) -> tuple[list, l
 
 
 def run(cfg, resolved_yaml: str, log: Callable = print) -> dict:
-    """The whole benchmark; returns {'cells', 'cached', 'computed', 'files'}."""
+    """The whole benchmark; returns {'cells', 'cached', 'computed', 'files', 'table', 'curves', 'points'}."""
     from tqdm import tqdm
 
     names = parse_metric_names(cfg.metrics)
@@ -202,7 +203,7 @@ def run(cfg, resolved_yaml: str, log: Callable = print) -> dict:
     files = write_report(out, cfg, resolved_yaml, plan.clips, results, curves, table, names, plan.grids,
                          notes(cfg, plan))
     return {"cells": len(plan.cells), "cached": len(plan.cells) - len(todo), "computed": len(todo), "files": files,
-            "table": table}
+            "table": table, "curves": curves, "points": plan.points}
 
 
 def notes(cfg, plan: Plan) -> list[str]:

@@ -10,7 +10,9 @@ from typing import Optional
 from disco_train.config.base import check
 from disco_train.config.codec import DCVC_RT_DIR
 
-METHODS = ("x264", "x265", "vvenc", "dcvc_rt", "disco")
+RATE_METHOD = "disco@rate"
+"""DiSCo with rate control: one point per target rate (`RateMethodConfig`)."""
+METHODS = ("x264", "x265", "vvenc", "dcvc_rt", "disco", RATE_METHOD)
 """Every method the benchmark knows, in the order tables list them."""
 STANDARD_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                     "placebo")
@@ -173,6 +175,24 @@ class DiscoMethodConfig:
 
 
 @dataclass
+class RateMethodConfig:
+    """disco@rate: DiSCo coded with rate control (`encode target_kbps=`, `codec.rate`) at each target: per clip, the
+    best trained point of the export whose whole .disco file fits the target; its curve is by target rate."""
+
+    targets_kbps: list[float] = field(default_factory=list)
+    """Target rates in kbit/s at each clip's frame rate, one RD point each."""
+    targets_bpp: list[float] = field(default_factory=list)
+    """Target rates in bits per pixel instead (exclusive with targets_kbps)."""
+
+    def validate(self, key: str) -> None:
+        check(not (self.targets_kbps and self.targets_bpp), key, "give targets_kbps or targets_bpp, not both")
+        for name in ("targets_kbps", "targets_bpp"):
+            values = getattr(self, name)
+            check(all(v > 0 for v in values), f"{key}.{name}", f"rates > 0, got {values}")
+            check(len(set(values)) == len(values), f"{key}.{name}", f"duplicate values in {values}")
+
+
+@dataclass
 class BenchmarkConfig:
     """Reference videos -> lossless reference clips -> every method's RD points -> results, curves, BD-rates."""
 
@@ -183,7 +203,7 @@ class BenchmarkConfig:
     out: str = "runs/benchmark"
     """Output folder: results.csv, curves.csv, bdrate.csv/.md, rd_<metric>.png, report.md, refs/, cache/."""
     methods: str = "x264,x265,vvenc,dcvc_rt,disco"
-    """Comma-separated methods: x264, x265, vvenc, dcvc_rt, disco."""
+    """Comma-separated methods: x264, x265, vvenc, dcvc_rt, disco, disco@rate (DiSCo at `rate`'s targets)."""
     anchor: str = "vvenc"
     """The method BD-rates are measured against (paper Tables 1-3: H.266)."""
     size: str = "512x512"
@@ -234,6 +254,8 @@ class BenchmarkConfig:
     """DCVC-RT."""
     disco: DiscoMethodConfig = field(default_factory=DiscoMethodConfig)
     """DiSCo's grid and decoding."""
+    rate: RateMethodConfig = field(default_factory=RateMethodConfig)
+    """disco@rate's target rates (its decoding: disco.*)."""
     print_config: bool = False
     """Print the resolved YAML and exit."""
 
@@ -276,7 +298,11 @@ class BenchmarkConfig:
               (bool(self.disco.variants) and all(split_list(v.export) for v in self.disco.variants)), "export",
               "the disco method needs export=DIR[,DIR...] (python -m disco_train export), or an export in each "
               "of disco.variants")
-        for key in ("x264", "x265", "vvenc", "dcvc_rt", "disco"):
+        check(RATE_METHOD not in given or len(split_list(self.export)) == 1, "export",
+              f"{RATE_METHOD} chooses among the trained points of one export: give one export=DIR")
+        check(RATE_METHOD not in given or bool(self.rate.targets_kbps or self.rate.targets_bpp), "rate.targets_kbps",
+              f"{RATE_METHOD} needs target rates: rate.targets_kbps=[...] or rate.targets_bpp=[...]")
+        for key in ("x264", "x265", "vvenc", "dcvc_rt", "disco", "rate"):
             getattr(self, key).validate(key)
         methods = self.method_list
         check(self.anchor in methods, "anchor", f"{self.anchor!r} is not one of the methods {', '.join(methods)}")

@@ -9,6 +9,8 @@ The export folder holds
   read no alpha from this layout (an `.alpha` tensor would break diffusers' LTX converter), so the scale
   alpha/rank is folded into lora_B and the file is exact under the alpha = rank convention;
 - `sketch_codec/` (optional): the finetuned DCVC-RT sketch codec, copied;
+- `rd_table.json` (optional): each trained rate point's measured bpp and quality (`decoder.rd_table`, written by
+  `python -m disco_train calibrate`), which `encode target_kbps=` orders the points by;
 - `disco.json`: what the decoder side needs to rebuild the decoder (resolved training config, codec settings of
   the training data, file names and their sha256).
 
@@ -26,7 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 import torch
@@ -56,6 +60,32 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# ---- writing a folder atomically -----------------------------------------------------------------------------
+def share_like_umask(folder: Path) -> None:
+    """mkdtemp makes its folder 0700: give the export the permissions any file the user writes gets (0777 / 0666
+    less the umask), so the rest of a cluster group can read it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+def replace_folder(tmp: Path, out: Path) -> None:
+    """Rename tmp onto out; an existing out (force) is moved aside first and removed only once tmp is in place."""
+    if not out.exists():
+        tmp.rename(out)
+        return
+    old = out.with_name(f".{out.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
+    out.rename(old)
+    try:
+        tmp.rename(out)
+    except BaseException:
+        old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # ---- checking keys against the architecture -------------------------------------------------------------------

@@ -8,7 +8,6 @@ sibling, then renamed. The folder's format is `disco_train.decoder.export`.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ from disco_train.config.cli import REQUIRED, Command
 from disco_train.decoder.conditioning import ROPE_CONVENTION
 from disco_train.decoder.lora import load_torch_file
 from disco_train.decoder.export import (CODEC_KEYS, COMFYUI_FILE, DIFFUSERS_FILE, FORMAT_VERSION, MANIFEST,
-                                        SKETCH_CODEC_DIR, ExportError, check_keys, describe_settings, sha256)
+                                        SKETCH_CODEC_DIR, ExportError, check_keys, describe_settings, replace_folder,
+                                        sha256, share_like_umask)
 
 
 # ---- reading a training run -----------------------------------------------------------------------------------
@@ -184,36 +184,11 @@ def export(ckpt: str | Path, out: str | Path, config: str | Path | None = None, 
         manifest = _manifest(tmp, cfg, settings, data, source)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         share_like_umask(tmp)
-        _replace(tmp, out)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
-
-
-def share_like_umask(folder: Path) -> None:
-    """mkdtemp makes its folder 0700: give the export the permissions any file the user writes gets (0777 / 0666
-    less the umask), so the rest of a cluster group can read it."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
-    for path in folder.rglob("*"):
-        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
-
-
-def _replace(tmp: Path, out: Path) -> None:
-    """Rename tmp onto out; an existing out (force) is moved aside first and removed only once tmp is in place."""
-    if not out.exists():
-        tmp.rename(out)
-        return
-    old = out.with_name(f".{out.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
-    out.rename(old)
-    try:
-        tmp.rename(out)
-    except BaseException:
-        old.rename(out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # ---- command line ---------------------------------------------------------------------------------------------
