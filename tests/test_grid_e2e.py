@@ -1,5 +1,6 @@
 """A debug decoder trained on a 2 × 2 rate grid exports both D_s and both D_t and decodes a clip at each of the
-four points; a point outside the trained set is refused unless force=true (and then decode warns)."""
+four points; a point outside the trained set is refused unless force=true (and then decode warns). Rate control
+on it: `encode target_kbps=` at three targets, an impossible one, and `calibrate` in place."""
 
 import pytest
 
@@ -54,3 +55,34 @@ def test_a_debug_decoder_trained_on_a_2x2_grid_exports_and_decodes_every_point(t
                  "force=true"]) == 0
     assert main(["decode", str(outside), "", f"export={out}", "steps=1"]) == 0
     assert "decode: warning: video coded with ds=1 dt=2 x264" in capsys.readouterr().err
+    _rate_control(tmp_path, video, out, {(p["ds"], p["dt"]) for p in trained}, capsys)
+
+
+def _rate_control(tmp_path, video, out, points, capsys):
+    """encode target_kbps= on the trained grid: three targets fit and grow, an impossible one names the floor;
+    calibrate writes the table, and encode orders by it."""
+    from disco_train.codec import rate
+    from disco_train.decoder import rd_table
+
+    seconds = 17 / 24.0
+    sizes = sorted(8 * (tmp_path / f"ds{ds}_dt{dt}.disco").stat().st_size for ds, dt in points)
+    got = []
+    for bits in (1.02 * sizes[0], 1.02 * sizes[2], 1.5 * sizes[3]):
+        disco = tmp_path / f"target{len(got)}.disco"
+        assert main(["encode", str(video), str(disco), "caption=a moving gradient", f"export={out}",
+                     f"target_kbps={bits / seconds / 1000}"]) == 0
+        got.append(8 * disco.stat().st_size)
+        assert got[-1] <= bits and "candidates tried" in capsys.readouterr().out
+    assert got == sorted(got) and got[0] < got[2], (sizes, got)
+    assert main(["encode", str(video), str(tmp_path / "no.disco"), "caption=x", f"export={out}",
+                 f"target_kbps={sizes[0] / 2 / seconds / 1000}"]) == 2
+    assert "no trained rate point fits" in capsys.readouterr().err and not (tmp_path / "no.disco").exists()
+    assert main(["calibrate", f"export={out}", f"refs={tmp_path / 'in'}", "metric=psnr", "max_videos=1", "steps=1",
+                 "caption_default=a moving gradient", f"work={tmp_path / 'calibrate'}", "force=true"]) == 0
+    manifest = E.read_manifest(out)
+    table = rd_table.read(out, manifest, manifest["trained_settings"])
+    best = rate.order(manifest["trained_settings"], table)[-1]
+    assert main(["encode", str(video), str(tmp_path / "best.disco"), "caption=x", f"export={out}",
+                 "target_kbps=100000"]) == 0
+    stream = C.read(tmp_path / "best.disco").get("video")
+    assert (stream.ds, stream.dt) == (best["ds"], best["dt"]) and "ds=" in capsys.readouterr().out
