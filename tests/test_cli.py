@@ -30,6 +30,7 @@ COMMANDS = [
     ("disco_train.__main__", "main", ["bdrate"], "  interpolation='akima'"),
     ("disco_train.__main__", "main", ["plot"], "  metric=(required)"),
     ("disco_train.__main__", "main", ["benchmark"], "  anchor='vvenc'"),
+    ("disco_train.__main__", "main", ["calibrate"], "  metric='lpips'"),
     ("disco_train.__main__", "main", ["benchmark", "recipe=benchmark_hevc_b"], "  disco.trained_only=True"),
     ("disco_train.codec.dcvc_rt.cli", "main", ["encode"], "  qp=(required)"),
     ("disco_train.codec.dcvc_rt.cli", "main", ["decode"], "  vcodec='libx264rgb'"),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,21 +127,14 @@ def read(folder: str | Path, manifest: dict, trained: list[dict]) -> RDTable | N
 def write(export: str | Path, dest: str | Path, data: dict) -> Path:
     """A copy of `export` at `dest` (`dest` = `export`: the export itself) with `data` as its rd_table.json, listed
     with its sha256 in disco.json; built beside `dest` and renamed into place, so a failure changes nothing."""
-    from disco_train.decoder.export import read_manifest, replace_folder, share_like_umask, trained_settings
+    from disco_train.decoder.export import building, read_manifest, trained_settings
 
     export, dest = Path(export), Path(dest)
     parse(data, trained_settings(read_manifest(export)), RD_TABLE)  # never write a table encode would refuse
     manifest = json.loads((export / MANIFEST).read_text())  # as written (read_manifest fills v1 exports in)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    try:
+    with building(dest) as tmp:
         shutil.copytree(export, tmp, dirs_exist_ok=True)
         (tmp / RD_TABLE).write_text(json.dumps(data, indent=2) + "\n")
         manifest["files"] = {**manifest["files"], RD_TABLE: sha256(tmp / RD_TABLE)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        share_like_umask(tmp)
-        replace_folder(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
@@ -22,8 +21,8 @@ from disco_train.config.cli import REQUIRED, Command
 from disco_train.decoder.conditioning import ROPE_CONVENTION
 from disco_train.decoder.lora import load_torch_file
 from disco_train.decoder.export import (CODEC_KEYS, COMFYUI_FILE, DIFFUSERS_FILE, FORMAT_VERSION, MANIFEST,
-                                        SKETCH_CODEC_DIR, ExportError, check_keys, describe_settings, replace_folder,
-                                        sha256, share_like_umask)
+                                        SKETCH_CODEC_DIR, ExportError, building, check_keys, describe_settings,
+                                        sha256)
 
 
 # ---- reading a training run -----------------------------------------------------------------------------------
@@ -175,19 +174,12 @@ def export(ckpt: str | Path, out: str | Path, config: str | Path | None = None, 
         raise ExportError(f"sketch_codec={sketch_codec}: no such folder (the exported finetuned DCVC-RT codec)")
     if out.exists() and not force:
         raise ExportError(f"out={out}: exists; choose a new folder or pass force=true to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with building(out) as tmp:
         _write_lora_files(tmp, state, cfg, settings)
         if sketch_codec:
             shutil.copytree(sketch_codec, tmp / SKETCH_CODEC_DIR)
         manifest = _manifest(tmp, cfg, settings, data, source)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        share_like_umask(tmp)
-        replace_folder(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
