@@ -55,7 +55,7 @@ def test_crf_points_are_coded_at_their_crf():
     cfg, _, _ = resolve(["recipe=benchmark_debug", "disco.trained_only=true", "disco.qp=[]"])
     (point,) = disco_points(cfg, [crf])
     assert point.label == "ds4_dt4_crf30" and point.settings["crf"] == 30 and point.settings["qp"] == -1
-    from disco_train.benchmark.disco import _settings
+    from disco_train.benchmark.disco import sender_settings
 
-    s = _settings(point, cfg)
+    s = sender_settings(point.settings, cfg)
     assert (s.codec, s.qp, s.crf) == ("x264", -1, 30)

@@ -19,8 +19,6 @@ from disco_train.decoder import export as E
 from disco_train.decoder import rd_table as RD
 
 GRID = {"ds": [2, 4], "dt": [2, 4], "codec": "x264", "qp": -1, "crf": 30}
-TARGETS = [3.6, 4.3, 6.0]
-"""kbps: on the demo's 64×64×17 clips the 2 × 2 grid's files run from about 2.7 to 4.9 kbps."""
 
 
 def _cfg(*overrides):
@@ -31,11 +29,11 @@ def _cfg(*overrides):
 def test_disco_at_rate_has_a_point_per_target_and_needs_targets_and_one_export():
     export = Export("exports/grid", "grid", "ab" * 8, ({"ds": 2, "dt": 2, "codec": "dcvc_rt", "qp": 8},), 2, 3.0,
                     "", "none")
-    points = rate_points(_cfg("rate.targets_bpp=[0.05,0.1]"), export, ())
+    points = rate_points(_cfg("rate.targets_kbps=[]", "rate.targets_bpp=[0.05,0.1]"), export, ())
     assert [(p.label, p.order, p.settings["target_bpp"], p.settings["codecs"]) for p in points] == \
         [("0.05bpp", 0.05, 0.05, ("dcvc_rt",)), ("0.1bpp", 0.1, 0.1, ("dcvc_rt",))]
     for overrides, message in ((["rate.targets_kbps=[]"], "rate.targets_kbps: disco@rate needs target rates"),
-                               (["rate.targets_kbps=[1]", "rate.targets_bpp=[1]"], "give targets_kbps or targets_bpp"),
+                               (["rate.targets_bpp=[1]"], "give targets_kbps or targets_bpp"),
                                (["rate.targets_kbps=[1,0]"], r"rate.targets_kbps: rates > 0, got \[1.0, 0.0\]"),
                                (["rate.targets_kbps=[1]", "export=a,b"], "chooses among the trained points of one")):
         with pytest.raises(ConfigError, match=message):
@@ -103,8 +101,8 @@ def test_calibrate_writes_the_table_that_encode_orders_by(demo, tmp_path, capsys
 @pytest.mark.slow
 def test_benchmark_debug_with_disco_at_rate_draws_its_curve_by_target(demo, tmp_path):
     videos, export_dir = demo
-    cfg = _cfg(f"refs={videos}", f"export={export_dir}", f"out={tmp_path}", f"disco.captions={videos / 'captions.csv'}",
-               f"rate.targets_kbps={TARGETS}")
+    cfg = _cfg(f"refs={videos}", f"export={export_dir}", f"out={tmp_path}", f"disco.captions={videos / 'captions.csv'}")
+    assert cfg.rate.targets_kbps == [3.6, 4.3, 6.0]  # the recipe's
     summary = runner.run(cfg, "(test)", log=lambda *_: None)
     assert summary["computed"] == 3 * 3 + 3 * 3
     with open(tmp_path / "results.csv", newline="") as f:
