@@ -146,7 +146,7 @@ def test_encode_at_three_targets_fits_each_and_grows_with_it(grid, tmp_path, cap
 
 @pytest.mark.parametrize("keys, message", [
     (["target_kbps=10", "ds=2"], "ds: a rate target chooses the trained point itself"),
-    (["target_kbps=10", "qp=20", "force=true"], "qp, force: a rate target chooses the trained point itself"),
+    (["target_kbps=10", "qp=0", "force=true"], "qp, force: a rate target chooses the trained point itself"),
     (["target_kbps=10", "target_bpp=0.1"], "target_kbps, target_bpp: give one rate target, not both"),
     (["target_kbps=-1"], "target_kbps: a rate target must be > 0"),
 ])

@@ -1,6 +1,7 @@
 """`python -m disco_train encode|decode`: the DiSCo codec end to end (paper §3).
 
     python -m disco_train encode video.mp4 out.disco caption="a red car" [export=DIR ds=4 dt=4 codec=x265 qp=N ...]
+    python -m disco_train encode video.mp4 out.disco caption="a red car" export=DIR target_kbps=40   (`codec.rate`)
     python -m disco_train decode out.disco recon.mkv export=DIR [steps=50 guidance=3 seed=0 device=cuda model.path=...]
 
 `encode` takes its coding settings from the command line, else from the export (the decoder's training data:
@@ -178,7 +179,9 @@ def encode(a: EncodeConfig) -> C.Container:
     else:
         from disco_train.codec.rate import Target, send_best
 
-        send = lambda p: send_video(frames, fps, caption, export_pattern(settings(a, point=p), a), sketch, poses)  # noqa: E731
+        def send(point: dict) -> C.Container:
+            return send_video(frames, fps, caption, export_pattern(settings(a, point=point), a), sketch, poses)
+
         result, found = send_best(points, send, Target.of(a.target_kbps, a.target_bpp),
                                   geometry_for(*frames.shape[:3], fps))
         print(f"encode: {found.line}")
@@ -193,7 +196,7 @@ def rate_points(a: EncodeConfig) -> list[dict] | None:
 
     if rate.Target.of(a.target_kbps, a.target_bpp) is None:
         return None
-    given = [k for k in ("ds", "dt", "codec", "qp", "crf", "force") if getattr(a, k) not in (None, False)]
+    given = [k for k in ("ds", "dt", "codec", "qp", "crf") if getattr(a, k) is not None] + ["force"] * a.force
     if given:
         raise ConfigError(f"{', '.join(given)}: a rate target chooses the trained point itself; give target_kbps / "
                           f"target_bpp or {'/'.join(given)}, not both")

@@ -150,10 +150,9 @@ def choose(points: list[dict], bits_of: Callable[[int], int], target: Target, fr
 def summary(target: Target, point: dict, choice: Choice, count: int, frames: int, height: int, width: int,
             fps: float) -> str:
     """One line: the point chosen, its bits and rate, the budget, the candidates tried."""
-    bits = choice.sizes[choice.index]
-    return (f"{target}: {describe_settings([point])}, {bits:,} bits ({target.rate(bits, frames, height, width, fps):.6g}"
-            f" {target.unit}; budget {target.budget(frames, height, width, fps):,} bits), {choice.tried} of {count} "
-            f"candidates tried")
+    bits, size = choice.sizes[choice.index], (frames, height, width, fps)
+    return (f"{target}: {describe_settings([point])}, {bits:,} bits ({target.rate(bits, *size):.6g} {target.unit}; "
+            f"budget {target.budget(*size):,} bits), {choice.tried} of {count} candidates tried")
 
 
 def ordered_points(export: str | Path) -> list[dict]:
