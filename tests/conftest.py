@@ -17,6 +17,28 @@ SESSION_ENV = dict(os.environ)
 """The environment at the start of the session, for child processes that must not see what earlier tests set."""
 
 
+def _library_log_handlers_on_the_real_stderr():
+    """diffusers and transformers give their root logger a `StreamHandler()` bound to whatever `sys.stderr` is when
+    they are first imported. Imported first inside a test using capsys, that is the test's capture stream, closed
+    when the test ends: every later library warning then prints '--- Logging error ---' into the next captured
+    stderr, so a test's output would depend on which test imported diffusers first. Bind them to the process's own
+    stderr (file descriptor 2, which pytest still captures per test) once, before any test runs."""
+    import logging
+    import sys
+
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for library in (diffusers_logging, transformers_logging):
+        library.get_logger()  # adds the library's default handler if it has none yet
+        for handler in library._get_library_root_logger().handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(sys.__stderr__)
+
+
+_library_log_handlers_on_the_real_stderr()
+
+
 @pytest.fixture(autouse=True)
 def _restore_torch_globals():
     """Every test starts with the process's torch thread count and default dtype and leaves them so: a test (or a
