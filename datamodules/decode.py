@@ -78,9 +78,10 @@ def sample_pattern(meta: dict, key, want: Pattern | None) -> Pattern:
 
 
 def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", latents: bool = False,
-                  spec: LatentSpec | None = None, pattern: Pattern | None = None) -> dict:
-    """Raw tar members -> {key, caption, fps, bpp} plus the latent or the pixel tensors (module docstring).
-    `pattern`: the run's stream pattern, which the sample's must be (None: whatever the sample says)."""
+                  spec: LatentSpec | None = None, pattern: Pattern | None = None, reference: str = "full") -> dict:
+    """Raw tar members -> {key, caption, fps, bpp, ds} plus the latent or the pixel tensors (module docstring).
+    `pattern`: the run's stream pattern, which the sample's must be (None: whatever the sample says);
+    `reference`: `condition.reference` (compact: `cond` stays at the coded size / ds, `codec.receiver`)."""
     key = sample.get("__key__")
     if SKIPPED in sample:
         raise ValueError(f"sample {key}: {sample[SKIPPED]}")
@@ -89,11 +90,11 @@ def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", l
     if "caption.zlib" not in sample:
         raise ValueError(f"sample {key}: missing field caption.zlib")
     out = {"key": key, "caption": decode_text(bytes(sample["caption.zlib"])), "fps": float(meta["fps"]),
-           "bpp": float(meta["bpp"])}
+           "bpp": float(meta["bpp"]), "ds": int(meta["ds"])}
     if latents:
         if "latents.safetensors" not in sample:
             raise ValueError(f"sample {key}: missing field latents.safetensors (data.latents uses them)")
-        out.update(read_latents(sample, meta, fill, aux, spec))
+        out.update(read_latents(sample, meta, fill, aux, spec, reference))
         return out
     missing = [f for f in REQUIRED_FIELDS if f not in sample]
     if missing:
@@ -101,20 +102,23 @@ def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", l
     video, _ = read_video(bytes(sample["video.mp4"]))
     cond = restore_video(bytes(sample["degraded.bin"]), meta["codec"], int(meta["ds"]), int(meta["dt"]),
                          int(meta["frames"]), cfg.height, cfg.width, fill, cfg.dcvc_rt_dir or meta.get("dcvc_rt_dir"),
-                         pattern=coded)
+                         pattern=coded, reference=reference)
     out["video"] = torch.from_numpy(_fit(video, cfg, "target video", key))
-    out["cond"] = torch.from_numpy(_fit(cond, cfg, "restored degraded video", key))
+    out["cond"] = torch.from_numpy(_fit(cond, cfg, "restored degraded video", key) if reference == "full"
+                                   else np.ascontiguousarray(cond[:cfg.frames]))
     if aux != "none":
         out["aux"] = torch.from_numpy(aux_frames(sample, meta, cfg, aux, coded))
     return out
 
 
-def has_latents(sample: dict, fill: str) -> bool:
-    """Whether a sample's precomputed latents are usable for training with `fill` (unreadable meta: no)."""
+def has_latents(sample: dict, fill: str, reference: str = "full") -> bool:
+    """Whether a sample's precomputed latents are usable for training with `fill` and `reference` (unreadable
+    meta: no)."""
     if "latents.safetensors" not in sample or "meta.json" not in sample:
         return False
     try:
         meta = json.loads(sample["meta.json"])
     except (json.JSONDecodeError, UnicodeDecodeError):
         return False
-    return isinstance(meta, dict) and isinstance(meta.get("latents"), dict) and meta["latents"].get("fill") == fill
+    return (isinstance(meta, dict) and isinstance(meta.get("latents"), dict) and meta["latents"].get("fill") == fill
+            and meta["latents"].get("reference", "full") == reference)

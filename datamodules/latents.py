@@ -3,7 +3,8 @@
 What is encoded is exactly what training would encode on the fly (`disco_train.decoder.encoders`, same functions):
 - `target`: the stored target clip, decoded from `video.mp4` (the pixels training would read), [C,F,h,w];
 - `degraded`: the degraded bitstream decoded as the receiver would, bilinearly upsampled and temporally filled
-  (`fill`, recorded in meta) to the clip size, [C,F,h,w];
+  (`fill`, recorded in meta) to the clip size, [C,F,h,w]; with `reference=compact` (recorded too) not upsampled:
+  the grid of the coded size / ds (`condition.reference=compact`);
 - `sketch` / `pose`: the decoded sketch video (upsampled, forward-filled) / the rendered pose frames, [C,F,h,w];
 - `text` [L,D] and `text_mask` [L]: T5 of the caption, padded to `model.max_text_tokens`.
 """
@@ -111,7 +112,8 @@ class PrecomputeStage:
         video = bytes(sample["video.mp4"])
         # each sample's own rate point (a grid gives every sample its own ds/dt/qp)
         cond = restore_video(sample["degraded.bin"], meta["codec"], meta["ds"], meta["dt"], cfg.frames, cfg.height,
-                             cfg.width, cfg.fill, cfg.dcvc_rt_dir, pattern=Pattern.of_settings(cfg))
+                             cfg.width, cfg.fill, cfg.dcvc_rt_dir, pattern=Pattern.of_settings(cfg),
+                             reference=cfg.reference)
         tensors = {"target": self._shared("target", video, lambda: self._encode(read_video(video)[0][:cfg.frames])),
                    "degraded": self._encode(cond)}
         aux = {name: sample[field] for name, field in (("sketch", "sketch.bin"), ("pose", "pose.xz"))
@@ -125,19 +127,20 @@ class PrecomputeStage:
         tensors["text"], tensors["text_mask"] = text, mask
         sample["latents.safetensors"] = save_safetensors({k: v.detach().cpu().contiguous()
                                                           for k, v in tensors.items()})
-        meta["latents"] = {"fill": cfg.fill, "model": cfg.model.name, "dtype": cfg.model.dtype,
+        meta["latents"] = {"fill": cfg.fill, "reference": cfg.reference, "model": cfg.model.name, "dtype": cfg.model.dtype,
                            "max_text_tokens": cfg.model.max_text_tokens,
                            "shapes": {k: list(v.shape) for k, v in tensors.items()}}
 
 
-def read_latents(sample: dict, meta: dict, fill: str, aux: str, spec: LatentSpec | None = None
-                 ) -> dict[str, torch.Tensor]:
+def read_latents(sample: dict, meta: dict, fill: str, aux: str, spec: LatentSpec | None = None,
+                 reference: str = "full") -> dict[str, torch.Tensor]:
     """latents.safetensors -> {target, degraded, text, text_mask[, aux_latents]}, checked against `spec` (shapes,
     dtypes). ValueError if unusable."""
     info = meta.get("latents") or {}
-    if info.get("fill") != fill:
-        raise ValueError(f"sample {sample.get('__key__')}: latents were made with fill {info.get('fill')!r}, "
-                         f"training uses {fill!r}; set data.latents=never or re-run prepare with fill={fill}")
+    for key, want in (("fill", fill), ("reference", reference)):
+        if info.get(key, "full" if key == "reference" else None) != want:
+            raise ValueError(f"sample {sample.get('__key__')}: latents were made with {key} {info.get(key)!r}, "
+                             f"training uses {want!r}; set data.latents=never or re-run prepare with {key}={want}")
     try:
         tensors = load_safetensors(bytes(sample["latents.safetensors"]))
     except Exception as err:  # safetensors raises its own error types on corrupt headers
@@ -146,6 +149,8 @@ def read_latents(sample: dict, meta: dict, fill: str, aux: str, spec: LatentSpec
     if missing:
         raise ValueError(f"sample {sample.get('__key__')}: latents.safetensors lacks {missing}")
     out = {k: tensors[k] for k in LATENT_KEYS}
+    if reference == "compact":
+        return compact_latents(out, tensors, meta, aux, spec, sample.get("__key__"))
     if out["target"].shape != out["degraded"].shape:
         raise ValueError(f"sample {sample.get('__key__')}: target latents {tuple(out['target'].shape)} and "
                          f"degraded latents {tuple(out['degraded'].shape)} differ")
@@ -153,4 +158,22 @@ def read_latents(sample: dict, meta: dict, fill: str, aux: str, spec: LatentSpec
         out["aux_latents"] = tensors[aux]
     if spec is not None:
         spec.check(out, sample.get("__key__"))
+    return out
+
+
+def compact_latents(out: dict, tensors: dict, meta: dict, aux: str, spec: LatentSpec | None, key) -> dict:
+    """read_latents for `condition.reference=compact`: `degraded` is the grid of the coded size / ds (frames and
+    channels the target's), the rest as with full references."""
+    from disco_train.config.geometry import SPATIAL, compact_size
+
+    c, f, h, w = out["target"].shape
+    ds = int(meta["ds"])
+    want = (c, f, *(n // SPATIAL for n in compact_size(h * SPATIAL, w * SPATIAL, ds)))
+    if tuple(out["degraded"].shape) != want:
+        raise ValueError(f"sample {key}: compact degraded latents {tuple(out['degraded'].shape)}, expected {want} "
+                         f"(ds={ds})")
+    if aux != "none":
+        out["aux_latents"] = tensors[aux]
+    if spec is not None:
+        spec.check({k: v for k, v in out.items() if k != "degraded"}, key)
     return out

@@ -104,10 +104,11 @@ class ShardStream(torch.utils.data.IterableDataset):
     """Batches for one rank; each DataLoader worker reads its own slot of shards (module docstring)."""
 
     def __init__(self, urls: list[str], cfg: DataConfig, fill: str, aux: str, latents: bool, seed: int,
-                 rank: int, world: int, spec: LatentSpec | None = None, pattern: Pattern = FULL):
+                 rank: int, world: int, spec: LatentSpec | None = None, pattern: Pattern = FULL,
+                 reference: str = "full"):
         super().__init__()
         self.urls, self.cfg, self.fill, self.aux, self.latents, self.spec = urls, cfg, fill, aux, latents, spec
-        self.pattern = pattern
+        self.pattern, self.reference = pattern, reference
         self.seed, self.rank, self.world = seed, rank, world
         self.epoch = 0  # per process: advances each time this copy starts iterating
         self.skip_batches = 0  # batches of the first epoch already consumed before a resume
@@ -127,7 +128,8 @@ class ShardStream(torch.utils.data.IterableDataset):
         for sample in islice(order, skip, None):
             counter.seen += 1
             try:
-                decoded = decode_sample(sample, self.cfg, self.fill, self.aux, self.latents, self.spec, self.pattern)
+                decoded = decode_sample(sample, self.cfg, self.fill, self.aux, self.latents, self.spec, self.pattern,
+                                        self.reference)
             except Exception as err:  # one bad sample must not stop training: count, log, skip
                 counter(err)
                 if counter.in_a_row >= self.cfg.max_bad_in_a_row:
@@ -181,23 +183,26 @@ def first_sample(urls: list[str], tries: int = 8, max_member_bytes: int = MAX_ME
 class ShardDataModule(L.LightningDataModule):
     """WebDataset shards -> batches. Pixel path: video, cond (and aux) uint8 [B,T,H,W,3]; latent path: target,
     degraded [B,C,F,h,w], text [B,L,D], text_mask [B,L] (and aux_latents); always caption, fps, bpp, bad, seen.
-    `pattern`: the run's stream pattern (`Pattern.of_condition`), which the shards' must be."""
+    `pattern`: the run's stream pattern (`Pattern.of_condition`), which the shards' must be; `reference`:
+    `condition.reference` (compact: `cond` / `degraded` at the coded size / ds, and one ds in all the shards)."""
 
     def __init__(self, cfg: DataConfig, fill: str = "forward", seed: int = 0, aux: str = "none",
-                 spec: LatentSpec | None = None, pattern: Pattern = FULL):
+                 spec: LatentSpec | None = None, pattern: Pattern = FULL, reference: str = "full"):
         super().__init__()
         self.cfg, self.fill, self.seed, self.aux, self.spec, self.pattern = cfg, fill, seed, aux, spec, pattern
+        self.reference = reference
         self.urls = expand_shards(cfg.train_shards)
         self.use_latents = self._latent_mode()
-        check_shards(self.urls, cfg, aux, self.use_latents, fill, spec, pattern)
+        check_shards(self.urls, cfg, aux, self.use_latents, fill, spec, pattern, reference)
 
     def _latent_mode(self) -> bool:
         if self.cfg.latents != "auto":
             return self.cfg.latents == "always"
         sample = first_sample(self.urls, max_member_bytes=self.cfg.max_member_bytes)
-        usable = has_latents(sample, self.fill)
+        usable = has_latents(sample, self.fill, self.reference)
         if "latents.safetensors" in sample and not usable:
-            log.warning("shards hold latents made with another fill mode than %r; encoding on the fly", self.fill)
+            log.warning("shards hold latents made with another fill or reference than %r, %r; encoding on the fly",
+                        self.fill, self.reference)
         return usable
 
     def stream(self, rank: int = 0, world: int = 1) -> ShardStream:
@@ -207,7 +212,7 @@ class ShardDataModule(L.LightningDataModule):
                               f"{max(1, self.cfg.num_workers)} workers = {readers} readers in one-pass mode; "
                               f"prepare smaller shards (shard_size) or set data.epoch_length > 0 (resampling)")
         return ShardStream(self.urls, self.cfg, self.fill, self.aux, self.use_latents, self.seed, rank, world,
-                           self.spec, self.pattern)
+                           self.spec, self.pattern, self.reference)
 
     def train_dataloader(self):
         trainer = getattr(self, "trainer", None)
@@ -237,7 +242,7 @@ def _prepared_with(folder: Path) -> dict | None:
 
 
 def check_shards(urls: list[str], cfg: DataConfig, aux: str, latents: bool, fill: str,
-                 spec: LatentSpec | None, pattern: Pattern = FULL) -> None:
+                 spec: LatentSpec | None, pattern: Pattern = FULL, reference: str = "full") -> None:
     """ConfigError naming both sides when the shards cannot feed this run: clip size, the auxiliary field the
     condition needs, the stream pattern (selected streams hold only what one pattern's tokens read), precomputed
     latents that do not fit the model (read from each folder's prepare_config.json and from the first sample)."""
@@ -256,9 +261,13 @@ def check_shards(urls: list[str], cfg: DataConfig, aux: str, latents: bool, fill
                               f"(prepare_config.json): they hold no {AUX_FIELDS[aux]}")
         if prepared:
             _check_pattern(prepared, pattern, folder)
+        ds = sorted(set(prepared.get("ds") if isinstance(prepared.get("ds"), list) else [prepared.get("ds")]) - {None})
+        if reference == "compact" and len(ds) > 1:
+            raise ConfigError(f"condition.reference=compact: the shards in {folder} mix ds={ds} (prepare_config.json); "
+                              f"compact references of different sizes cannot share a batch: prepare one ds per run")
     sample = first_sample(urls, max_member_bytes=cfg.max_member_bytes)
     try:
-        decode_sample(sample, cfg, fill, aux, latents, spec, pattern)
+        decode_sample(sample, cfg, fill, aux, latents, spec, pattern, reference)
     except Exception as err:
         raise ConfigError(f"data.train_shards: the first sample ({sample.get('__url__')}) does not fit this run: "
                           f"{err}") from None

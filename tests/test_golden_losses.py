@@ -61,3 +61,10 @@ def test_sketch_dcvc_stage1_debug_losses(tmp_path):
     argv = ["recipe=sketch_dcvc_stage1_debug", f"output_dir={tmp_path}", "logger.kind=none",
             f"data.train_dir={tmp_path / 'clips'}", f"trainer.max_steps={STEPS}", "checkpoint.every_n_steps=1000"]
     _check("sketch_dcvc_stage1_debug", _losses(argv))
+
+
+def test_disco_lora_compact_debug_losses(demo_shards, tmp_path):
+    """Compact references (issue #23): the demo's D_s = 4 stream as 3 condition tokens for 12 target tokens."""
+    argv = debug_overrides(demo_shards, tmp_path, steps=STEPS) + ["checkpoint.every_n_steps=1000",
+                                                                  "recipe=disco_lora_compact_debug"]
+    _check("disco_lora_compact_debug", _losses(argv))

@@ -241,9 +241,13 @@ class DecodeConfig:
     export: str = REQUIRED
     """Export folder of the decoder (`python -m disco_train export`)."""
     steps: Optional[int] = None
-    """Euler steps (default: the export's validation.steps, the paper's 50)."""
+    """Euler steps (default: the export's validation.steps, the paper's 50; a distilled schedule's own 8)."""
     guidance: Optional[float] = None
-    """Classifier-free guidance scale (default: the export's validation.guidance)."""
+    """Classifier-free guidance scale (default: the export's validation.guidance); 1 = no negative branch (half
+    the transformer calls)."""
+    schedule: Optional[str] = None
+    """σ schedule: 'shifted' (the training shift) or a distilled LTX list: ltxv097_distilled, ltxv098_distilled,
+    ltx2_distilled (8 fixed steps; for a distilled base, model.path=...). Default: the export's validation.schedule."""
     seed: int = 0
     """Noise seed."""
     negative_prompt: Optional[str] = None
@@ -273,12 +277,12 @@ def receive_all(cfg, containers: list[C.Container], video_weights: str | None = 
     from disco_train.codec.receiver import receive
 
     pattern = Pattern.of_condition(cfg.condition)
-    return [receive(c, cfg.condition.fill, cfg.condition.aux, video_weights, sketch_weights, limits, pattern)
-            for c in containers]
+    return [receive(c, cfg.condition.fill, cfg.condition.aux, video_weights, sketch_weights, limits, pattern,
+                    cfg.condition.reference) for c in containers]
 
 
-def generate(decoder, containers: list[C.Container], received: list[dict], steps: int, guidance: float,
-             seeds: list[int], negative_prompt: str) -> list[np.ndarray]:
+def generate(decoder, containers: list[C.Container], received: list[dict], steps: int | None, guidance: float,
+             seeds: list[int], negative_prompt: str, schedule: str = "shifted") -> list[np.ndarray]:
     """Restored containers of one coded size -> their reconstructions [T,H,W,3] uint8, sampled as one batch by a
     built `DiscoDecoder` (each with its own noise seed)."""
     import torch
@@ -290,21 +294,22 @@ def generate(decoder, containers: list[C.Container], received: list[dict], steps
         raise CodecError(f"one batch needs one coded size, got {sorted(sizes)}")
     device = decoder.device
     stack = lambda key: torch.from_numpy(np.stack([g[key] for g in received])).to(device)  # noqa: E731
-    batch = {"cond": stack("cond"), "caption": [g["caption"] for g in received],
+    batch = {"cond": stack("cond"), "caption": [g["caption"] for g in received], "size": sizes.pop(),
+             "ds": [g["ds"] for g in received],
              "fps": torch.tensor([float(c.geometry.fps) for c in containers], device=device)}
     if decoder.cfg.condition.aux != "none":
         batch["aux"] = stack("aux")
     frames = decoder.reconstruct(batch, steps=steps, guidance=guidance, seed=list(seeds),
-                                 negative_prompt=negative_prompt)
+                                 negative_prompt=negative_prompt, schedule=schedule)
     return [crop(f.cpu().numpy(), c.geometry) for f, c in zip(frames, containers)]
 
 
-def decode_containers(decoder, containers: list[C.Container], steps: int, guidance: float, seeds: list[int],
+def decode_containers(decoder, containers: list[C.Container], steps: int | None, guidance: float, seeds: list[int],
                       negative_prompt: str, video_weights: str | None = None,
-                      sketch_weights: str | None = None) -> list[np.ndarray]:
+                      sketch_weights: str | None = None, schedule: str = "shifted") -> list[np.ndarray]:
     """Containers of one coded size -> their reconstructions, by a decoder built once (the benchmark's batches)."""
     received = receive_all(decoder.cfg, containers, video_weights, sketch_weights)
-    return generate(decoder, containers, received, steps, guidance, seeds, negative_prompt)
+    return generate(decoder, containers, received, steps, guidance, seeds, negative_prompt, schedule)
 
 
 def decode(a: DecodeConfig) -> np.ndarray:
@@ -315,6 +320,18 @@ def decode(a: DecodeConfig) -> np.ndarray:
     except MemoryError:
         raise DecodeError(f"{a.input}: decoding needs more memory than this machine has; lower the limits "
                           f"(limits.max_pixels={a.limits.max_pixels}) or use a larger machine") from None
+
+
+def sampling(cfg: DiscoLoraConfig, schedule: str | None, steps: int | None) -> tuple[str, int | None]:
+    """(schedule, steps) of a decode: the command line's, else the export's validation.*; a distilled schedule
+    keeps its own step count (ConfigError if `steps` contradicts it)."""
+    from disco_train.config.decoder import check_schedule
+
+    schedule = schedule or cfg.validation.schedule
+    if steps is None and schedule == "shifted":
+        steps = cfg.validation.steps
+    check_schedule(schedule, steps, "schedule", "steps")
+    return schedule, None if schedule != "shifted" else steps
 
 
 def _decode(a: DecodeConfig) -> np.ndarray:
@@ -340,9 +357,9 @@ def _decode(a: DecodeConfig) -> np.ndarray:
     received = receive_all(cfg, [c], video_weights or None, sketch_weights or None, a.limits)
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     decoder = DiscoDecoder.from_export(a.export, device=device, merge=a.merge_lora, cfg=cfg)
-    (frames,) = generate(decoder, [c], received, cfg.validation.steps if a.steps is None else a.steps,
-                         cfg.validation.guidance if a.guidance is None else a.guidance, [a.seed],
-                         a.negative_prompt or cfg.validation.negative_prompt)
+    schedule, steps = sampling(cfg, a.schedule, a.steps)
+    (frames,) = generate(decoder, [c], received, steps, cfg.validation.guidance if a.guidance is None else a.guidance,
+                         [a.seed], a.negative_prompt or cfg.validation.negative_prompt, schedule)
     if a.out:
         write_output(a.out, frames, float(c.geometry.fps), crf=a.crf)
     return frames

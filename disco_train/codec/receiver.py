@@ -20,16 +20,19 @@ from disco_train.codec import backends, selection
 from disco_train.codec.container import FULL, Container, Geometry, Pattern, Stream
 from disco_train.codec.sender import pad_to
 from disco_train.config.base import DecodeError
+from disco_train.config.geometry import compact_size
 from disco_train.config.limits import DecodeLimits
 from disco_train.modalities.degrade import restore
 from disco_train.modalities.text import decode_text
 
 
 def restore_video(data: bytes, codec: str, ds: int, dt: int, frames: int, height: int, width: int, fill: str,
-                  weights: str | None = None, kind: str = "video", pattern: Pattern = FULL) -> np.ndarray:
+                  weights: str | None = None, kind: str = "video", pattern: Pattern = FULL,
+                  reference: str = "full") -> np.ndarray:
     """A video-like stream -> uint8 [frames,height,width,3]: decode (checked to hold the 1-of-dt frames of the
     clip at height/ds × width/ds, or the ones `pattern` selects of them, before more is decoded), put the
-    selected frames back in place, upsample, fill."""
+    selected frames back in place, upsample, fill. `reference='compact'`: no upsampling; the frames stay at
+    height/ds × width/ds, edge-padded to `compact_size` (`condition.reference`)."""
     carried, _ = selection.plan(pattern, selection.owner(kind), frames, height, width, dt)
     kept = (frames - 1) // dt + 1
     expect = (len(carried), height // ds, width // ds)
@@ -38,6 +41,9 @@ def restore_video(data: bytes, codec: str, ds: int, dt: int, frames: int, height
                                 key="sketch_dcvc_dir" if kind == "sketch" else "dcvc_rt_dir")
     except DecodeError as err:
         raise type(err)(f"{kind} stream: {err}") from None
+    if reference == "compact":
+        filled = restore(selection.expand(small, carried, kept), height // ds, width // ds, dt, frames, fill)
+        return pad_to(filled, frames, *compact_size(height, width, ds))
     return restore(selection.expand(small, carried, kept), height, width, dt, frames, fill)
 
 
@@ -77,20 +83,22 @@ def required(c: Container, kind: str, why: str) -> Stream:
 
 
 def receive(c: Container, fill: str, aux: str = "none", video_weights: str | None = None,
-            sketch_weights: str | None = None, limits: DecodeLimits = DecodeLimits(), pattern: Pattern = FULL
-            ) -> dict:
-    """A container -> {caption, cond[, aux]} frames at the coded size (the sender's frames, then the last one
-    repeated up to the 8k+1 frames the decoder generates). `pattern`: the decoder's (`Pattern.of_condition`),
-    which must be the file's: selected streams lack what another pattern's tokens would read."""
+            sketch_weights: str | None = None, limits: DecodeLimits = DecodeLimits(), pattern: Pattern = FULL,
+            reference: str = "full") -> dict:
+    """A container -> {caption, cond, ds[, aux]}: frames at the coded size (the sender's frames, then the last one
+    repeated up to the 8k+1 frames the decoder generates; `reference='compact'`: at the coded size / D_s).
+    `pattern`: the decoder's (`Pattern.of_condition`), which must be the file's: selected streams lack what
+    another pattern's tokens would read."""
     g = c.geometry
     if c.pattern != pattern:
         raise StreamError(f"the file's streams are {c.pattern}; this decoder reads {pattern} (condition.stream, "
                           f"condition.interleave_unit, condition.ratio): encode for this decoder's pattern")
     video = required(c, "video", "decoding")
-    coded = lambda x: pad_to(x, g.coded_frames, g.coded_height, g.coded_width)  # noqa: E731
+    coded = lambda x, h=g.coded_height, w=g.coded_width: pad_to(x, g.coded_frames, h, w)  # noqa: E731
+    cond = restore_video(video.data, video.codec, video.ds, video.dt, g.frames, g.coded_height, g.coded_width, fill,
+                         video_weights, pattern=c.pattern, reference=reference)
     out = {"caption": decode_text(c.get("text").data, limits.max_text_bytes) if c.get("text") else "",
-           "cond": coded(restore_video(video.data, video.codec, video.ds, video.dt, g.frames, g.coded_height,
-                                       g.coded_width, fill, video_weights, pattern=c.pattern))}
+           "cond": coded(cond, *cond.shape[1:3]), "ds": video.ds}
     if aux != "none":
         stream = required(c, aux, f"this decoder (conditioned on {aux})")
         # The sketch was coded at the padded size; poses are in the sender's pixel coordinates, so they are drawn

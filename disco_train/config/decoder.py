@@ -21,6 +21,25 @@ SHIFT_TOKENS = (1024, 4096)
 SHIFT_VALUES = (0.95, 2.05)
 """Logit means at SHIFT_TOKENS: longer sequences are trained (and sampled) at higher noise."""
 
+REFERENCES = ("full", "compact")
+"""`condition.reference`: the degraded video upsampled to the target size before the VAE (the paper), or VAE-encoded
+at its own coded size with RoPE positions scaled onto the target grid (LTX-2's IC-LoRA `reference_downscale_factor`)."""
+
+DISTILLED_SIGMAS = {
+    # LTX-Video 0.9.7 distilled, Lightricks/LTX-Video configs/ltxv-13b-0.9.7-distilled.yaml: first_pass timesteps
+    # [1.0000, 0.9937, 0.9875, 0.9812, 0.9750, 0.9094, 0.7250], second_pass [0.9094, 0.7250, 0.4219]; one
+    # resolution here (no upscaler pass), so the first pass continues with the second's last σ, then 0.
+    "ltxv097_distilled": (1.0, 0.9937, 0.9875, 0.9812, 0.975, 0.9094, 0.725, 0.4219, 0.0),
+    # LTX-Video 0.9.8 distilled (configs/ltxv-13b-0.9.8-distilled.yaml): the same timesteps as 0.9.7's.
+    "ltxv098_distilled": (1.0, 0.9937, 0.9875, 0.9812, 0.975, 0.9094, 0.725, 0.4219, 0.0),
+    # LTX-2 distilled: DISTILLED_SIGMA_VALUES of Lightricks/LTX-2 ltx-pipelines utils/constants.py (copied by
+    # diffusers 0.42 into pipelines/ltx2/utils.py), then 0.
+    "ltx2_distilled": (1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0),
+}
+"""The fixed σ lists the distilled LTX checkpoints were distilled for: 8 Euler steps, no guidance."""
+SCHEDULES = ("shifted", *DISTILLED_SIGMAS)
+"""Decode `schedule=`: 'shifted' (`sampling_sigmas`: the training shift, any step count) or a distilled list."""
+
 FILL_MODES = ("forward", "zero", "none")
 """Temporal filling of the degraded video's dropped frames (paper Fig. 3, Table 4)."""
 
@@ -120,6 +139,11 @@ class ConditionConfig:
     stream: str = "full"
     """'full': every stream is coded whole; 'selected' (interleave only): each stream holds only what its tokens
     read (the other modality's frames dropped, or its 32×32 blocks flat); the shards must be prepared alike."""
+    reference: str = "full"
+    """'full' (the paper): the degraded video is upsampled to the target size, one condition token per target
+    token. 'compact': it is VAE-encoded at its coded size (/D_s, padded to multiples of 32) and its tokens' RoPE
+    positions are scaled by D_s onto the target grid: at D_s = 4 a 512×512×57 clip has 128 condition tokens instead
+    of 2048 (video_only only; `decoder.conditioning.reference_coords`)."""
 
     def validate(self, prefix: str) -> None:
         check(self.mode in ("video_only", "interleave", "concat"), f"{prefix}.mode", f"unknown mode {self.mode!r}")
@@ -131,6 +155,11 @@ class ConditionConfig:
         check_pattern(self.stream, self.interleave_unit, (a, b), prefix, "interleave_unit", "ratio")
         check(self.stream == "full" or self.mode == "interleave", f"{prefix}.stream",
               f"'selected' needs condition.mode=interleave (mode {self.mode!r} reads every token of each stream)")
+        check(self.reference in REFERENCES, f"{prefix}.reference",
+              f"unknown reference {self.reference!r}; choose {' or '.join(REFERENCES)}")
+        check(self.reference == "full" or self.mode == "video_only", f"{prefix}.reference",
+              f"'compact' needs condition.mode=video_only: {self.mode} pairs each video token with an auxiliary "
+              f"token of the full-size target grid, which a compact reference does not have")
 
 
 def check_pattern(stream: str, unit: str, ratio: tuple[int, int], prefix: str, unit_key: str, ratio_key: str) -> None:
@@ -158,9 +187,21 @@ class ValidationConfig:
     """Negative prompt paired with every decoded caption (paper §3.2)."""
     seed: int = 0
     """Noise seed of validation samples: the same clips get the same noise at every validation."""
+    schedule: str = "shifted"
+    """σ schedule: 'shifted' (the training shift, `steps` steps) or a distilled LTX list (DISTILLED_SIGMAS: 8 steps,
+    for a distilled base (`model.path`) with guidance 1)."""
 
     def validate(self, prefix: str) -> None:
         check(self.every_n_steps >= 0, f"{prefix}.every_n_steps", "must be >= 0")
         check(self.num_samples > 0, f"{prefix}.num_samples", "must be positive")
         check(self.steps > 0, f"{prefix}.steps", "must be positive")
         check(self.guidance >= 1.0, f"{prefix}.guidance", "must be >= 1 (1 disables guidance)")
+        check_schedule(self.schedule, self.steps, f"{prefix}.schedule", f"{prefix}.steps")
+
+
+def check_schedule(schedule: str, steps: int | None, key: str, steps_key: str) -> None:
+    """A known schedule; a distilled list fixes the step count (`steps` None or its length)."""
+    check(schedule in SCHEDULES, key, f"unknown schedule {schedule!r}; choose {', '.join(SCHEDULES)}")
+    fixed = len(DISTILLED_SIGMAS[schedule]) - 1 if schedule in DISTILLED_SIGMAS else None
+    check(fixed is None or steps in (None, fixed), steps_key,
+          f"schedule={schedule} is a fixed list of {fixed} steps; set {steps_key}={fixed}")

@@ -23,3 +23,12 @@ def coded_size(frames: int, height: int, width: int) -> tuple[int, int, int]:
     70×50×20 (h×w×t) -> 96×64×25."""
     up = lambda n, m: -(-n // m) * m  # noqa: E731
     return up(frames - 1, TEMPORAL) + 1, up(height, SPATIAL), up(width, SPATIAL)
+
+
+def compact_size(height: int, width: int, ds: int) -> tuple[int, int]:
+    """Pixel size of a compact reference (`condition.reference=compact`): the degraded video's own size, padded up
+    to the VAE's multiples of 32. 512×512 at D_s = 4 -> 128×128 (4×4 latent cells); 64×64 at 4 -> 32×32."""
+    if height % ds or width % ds:
+        raise ValueError(f"{height}×{width} is not divisible by ds={ds}")
+    up = lambda n: -(-n // SPATIAL) * SPATIAL  # noqa: E731
+    return up(height // ds), up(width // ds)

@@ -9,7 +9,7 @@ from typing import Union
 
 from disco_train.config.base import ConfigError, check, check_clip_size, parse_ratio
 from disco_train.config.codec import DCVC_RT_DIR
-from disco_train.config.decoder import FILL_MODES, ModelConfig, check_pattern
+from disco_train.config.decoder import FILL_MODES, REFERENCES, ModelConfig, check_pattern
 
 
 X265_MIN_SIDE = 64
@@ -130,6 +130,9 @@ class PrepareConfig:
     """Also store VAE latents (target, degraded, sketch/pose) and T5 embeddings: needs the model weights."""
     fill: str = "forward"
     """Temporal filling baked into precomputed condition latents; training re-encodes if condition.fill differs."""
+    reference: str = "full"
+    """Precomputed degraded latents 'full' (upsampled to the clip size) or 'compact' (at the coded size / ds), as
+    condition.reference reads them; training re-encodes if it differs."""
     stream: str = "full"
     """'full' codes every stream whole; 'selected' codes only what the decoder's interleaved tokens read
     (`disco_train.codec.selection`): train those shards with condition.stream=selected and the same ratio/unit."""
@@ -177,6 +180,7 @@ class PrepareConfig:
             check(value % self.sketch_ds == 0 and (value // self.sketch_ds) % 2 == 0, "sketch_ds",
                    f"{key} {value}/sketch_ds={self.sketch_ds} must be an even integer (4:2:0 video)")
         check(self.fill in FILL_MODES, "fill", f"unknown fill {self.fill!r}")
+        check(self.reference in REFERENCES, "reference", f"unknown reference {self.reference!r}; full or compact")
         check(self.fill != "none" or as_list(self.dt) == [1], "fill", "'none' needs dt=1 (no dropped frames to fill)")
         check(not self.sketch_frames or self.sketch, "sketch_frames", "needs sketch=true (the frames it stores)")
         check(self.min_quality >= 0, "min_quality", "must be >= 0 (0 = keep every video)")

@@ -22,6 +22,11 @@ ROPE_CONVENTION = {
            "every latent frame after the first by up to 7/fps",
     "condition_tokens": "prepended to the target tokens, timestep 0, the coordinates of the target token each "
                         "aligns with",
+    "compact_reference": "condition.reference=compact: the degraded video VAE-encoded at its coded size / D_s "
+                         "(padded to multiples of 32), forward-filled to the target's frames; its token (f, i, j) "
+                         "has the target's time and space 32*D_s*i + 16*(D_s-1): the centre of the D_s x D_s block "
+                         "of target tokens it covers (LTX-2's convention: its IC-LoRA scales [start, end) patch "
+                         "bounds by reference_downscale_factor and its RoPE takes their midpoint)",
 }
 """How the decoder places tokens in time and space: recorded in every export so external decoders can match it."""
 
@@ -59,6 +64,22 @@ def latent_coords(frames: int, height: int, width: int, fps: float | torch.Tenso
     return coords
 
 
+def reference_coords(frames: int, height: int, width: int, fps: float | torch.Tensor, batch: int, ds: int,
+                     device=None) -> torch.Tensor:
+    """RoPE coordinates [B, 3, F·h·w] of a compact reference's latent grid on the target's grid (block centre).
+
+    LTX-2 (diffusers `LTX2ICLoraPipeline._encode_reference_conditions`, Lightricks ltx-trainer's
+    `reference_downscale_factor`) multiplies a reference patch's pixel bounds [32i, 32i+32) by D_s and its RoPE
+    uses the midpoint: 32·D_s·i + 16·D_s, the centre of the D_s×D_s target cells the token covers. LTX-Video's
+    coordinates are the cell's corner (32j for target cell j, whose centre is 32j + 16), so the same place is
+    32·D_s·i + 16·(D_s − 1) here. D_s = 1 gives the target's own coordinates. Time is the target's: the reference
+    is forward-filled to the target's frame count, so latent frame f of both covers the same pixel frames.
+    """
+    coords = latent_coords(frames, height, width, fps, batch, device)
+    coords[:, 1:] = coords[:, 1:] * ds + SPATIAL * (ds - 1) / 2
+    return coords
+
+
 def condition_tokens(video: torch.Tensor, aux: torch.Tensor | None, mode: str, ratio: tuple[int, int],
                      unit: str = "token", frame_tokens: int = 1) -> tuple[torch.Tensor, int]:
     """Condition tokens for a mode and how many target-grid copies they span (1, or 2 for 'concat').
@@ -75,18 +96,24 @@ def condition_tokens(video: torch.Tensor, aux: torch.Tensor | None, mode: str, r
 
 
 def assemble(noisy: torch.Tensor, cond: torch.Tensor, copies: int, coords: torch.Tensor,
-             sigmas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             sigmas: torch.Tensor, cond_coords: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Join condition and noisy target tokens. Returns (tokens, coords, per-token timesteps).
 
-    Condition copy k reuses the target coordinates, so condition token i and target token i share a position.
+    Condition copy k reuses the target coordinates, so condition token i and target token i share a position;
+    `cond_coords` (a compact reference, `reference_coords`) gives the condition tokens their own instead.
     """
     b, n, _ = noisy.shape
-    if cond.shape[1] != copies * n:
-        raise ValueError(f"{cond.shape[1]} condition tokens for {n} target tokens × {copies}")
+    if cond_coords is None:
+        if cond.shape[1] != copies * n:
+            raise ValueError(f"{cond.shape[1]} condition tokens for {n} target tokens × {copies}")
+        cond_coords = torch.cat([coords] * copies, dim=2)
+    elif cond_coords.shape[2] != cond.shape[1]:
+        raise ValueError(f"{cond.shape[1]} condition tokens with {cond_coords.shape[2]} coordinates")
     tokens = torch.cat([cond.to(noisy.dtype), noisy], dim=1)
-    all_coords = torch.cat([coords] * (copies + 1), dim=2)
+    all_coords = torch.cat([cond_coords, coords], dim=2)
     target_t = (sigmas.float() * TIMESTEP_SCALE).reshape(b, 1).expand(b, n)
-    timesteps = torch.cat([torch.zeros(b, copies * n, device=noisy.device), target_t.to(noisy.device)], dim=1)
+    timesteps = torch.cat([torch.zeros(b, cond.shape[1], device=noisy.device), target_t.to(noisy.device)], dim=1)
     return tokens, all_coords, timesteps
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from disco_train.config import DiscoLoraConfig, NEGATIVE_PROMPT, parse_ratio
+from disco_train.config.geometry import latent_grid
 from disco_train.decoder import conditioning as C
 from disco_train.decoder import encoders, flow, speed
 from disco_train.decoder.lora import add_lora, load_adapter_file, load_lora_state_dict
@@ -75,7 +76,8 @@ class DiscoDecoder(nn.Module):
             text, mask = batch["text"], batch["text_mask"]
         else:
             text, mask = self.encode_text(batch["caption"])
-        return {"target": target, "cond": cond, "aux": aux, "text": text, "text_mask": mask, "fps": batch["fps"]}
+        return {"target": target, "cond": cond, "aux": aux, "text": text, "text_mask": mask, "fps": batch["fps"],
+                "ds": batch.get("ds")}
 
     def condition(self, inputs: dict) -> tuple[torch.Tensor, int]:
         """Condition tokens of the configured mode and how many target-grid copies they span."""
@@ -83,11 +85,20 @@ class DiscoDecoder(nn.Module):
         c, (height, width) = self.cfg.condition, inputs["cond"].shape[-2:]
         return C.condition_tokens(C.pack(inputs["cond"]), aux, c.mode, self.ratio, c.interleave_unit, height * width)
 
+    def condition_coords(self, inputs: dict) -> torch.Tensor | None:
+        """RoPE coordinates of a compact reference's tokens (`C.reference_coords`); None: the condition tokens
+        take the target's (`condition.reference=full`)."""
+        if self.cfg.condition.reference == "full":
+            return None
+        b, _, f, h, w = inputs["cond"].shape
+        return C.reference_coords(f, h, w, inputs["fps"], b, one_ds(inputs["ds"]), inputs["cond"].device)
+
     # ---- the model call shared by training and sampling ----------------------------------------------------
     def denoise(self, noisy: torch.Tensor, cond: torch.Tensor, copies: int, coords: torch.Tensor,
-                sigmas: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+                sigmas: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
+                cond_coords: torch.Tensor | None = None) -> torch.Tensor:
         """Velocity prediction at the target tokens for [cond ‖ noisy]."""
-        tokens, all_coords, timesteps = C.assemble(noisy, cond, copies, coords, sigmas)
+        tokens, all_coords, timesteps = C.assemble(noisy, cond, copies, coords, sigmas, cond_coords)
         dtype = self.transformer.dtype
         with speed.attention_context(self.cfg.model.attention):
             pred = self.transformer(hidden_states=tokens.to(dtype), encoder_hidden_states=text.to(dtype),
@@ -108,18 +119,30 @@ class DiscoDecoder(nn.Module):
         noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
         coords = C.latent_coords(f, h, w, inputs["fps"], b, device)
         pred = self.denoise(flow.interpolate(x0, noise, sigmas), cond, copies, coords, sigmas, inputs["text"],
-                            inputs["text_mask"])
+                            inputs["text_mask"], self.condition_coords(inputs))
         return flow.flow_loss(pred, flow.velocity_target(x0, noise)), sigmas
 
     # ---- sampling (validation, decoding) --------------------------------------------------------------------
+    def target_grid(self, batch: dict, inputs: dict) -> tuple[int, int, int]:
+        """The latent grid to generate: the condition's (full references), else the target pixel size the batch
+        carries (`size`: frames, height, width; validation's `video`)."""
+        if self.cfg.condition.reference == "full":
+            return tuple(inputs["cond"].shape[2:])
+        if "size" in batch:
+            return latent_grid(*(int(n) for n in batch["size"]))
+        if "video" in batch:
+            return latent_grid(*batch["video"].shape[1:4])
+        raise ValueError("condition.reference=compact: the batch must say the target size ('size': frames, "
+                         "height, width), which a compact reference does not show")
+
     @torch.no_grad()
-    def reconstruct(self, batch: dict, steps: int = 50, guidance: float = 3.0, seed: int | list[int] = 0,
-                    negative_prompt: str = NEGATIVE_PROMPT) -> torch.Tensor:
+    def reconstruct(self, batch: dict, steps: int | None = 50, guidance: float = 3.0, seed: int | list[int] = 0,
+                    negative_prompt: str = NEGATIVE_PROMPT, schedule: str = "shifted") -> torch.Tensor:
         """Decoder side of DiSCo for a batch: condition tokens + caption -> sampled clip, uint8 [B,T,H,W,3].
         `seed`: one for the batch's noise, or one per sample (each sample's noise then does not depend on what
-        else is in the batch)."""
+        else is in the batch). `schedule`: `flow.SCHEDULES` (a distilled list fixes `steps`: None)."""
         inputs = self.prepare_batch(batch, need_target=False)
-        b, c, f, h, w = inputs["cond"].shape  # the target grid equals the condition grid
+        b, c, f, h, w = inputs["cond"].shape[:2] + self.target_grid(batch, inputs)
         cond, copies = self.condition(inputs)
         coords = C.latent_coords(f, h, w, inputs["fps"], b, self.device)
         negative = self.encode_text([negative_prompt]) if guidance != 1.0 else None
@@ -131,5 +154,16 @@ class DiscoDecoder(nn.Module):
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
             tokens = sample_tokens(self.denoise, cond, copies, coords, inputs["text"], inputs["text_mask"], negative,
                                    f * h * w, c, steps, guidance, self.cfg.flow.shift_tokens,
-                                   self.cfg.flow.shift_values, generator)
+                                   self.cfg.flow.shift_values, generator, schedule, self.condition_coords(inputs))
         return encoders.decode_latents(self.vae, C.unpack(tokens, f, h, w))
+
+
+def one_ds(ds) -> int:
+    """The batch's D_s (a compact reference's scale): an int, or one per sample, all equal (one batch is one
+    token layout)."""
+    values = {int(d) for d in (ds.tolist() if isinstance(ds, torch.Tensor) else ds if isinstance(ds, (list, tuple))
+                               else [ds])} if ds is not None else set()
+    if len(values) != 1:
+        raise ValueError(f"condition.reference=compact needs one D_s per batch (the 'ds' of each sample), got "
+                         f"{sorted(values) or 'none'}")
+    return values.pop()

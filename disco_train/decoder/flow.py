@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from disco_train.config.decoder import SHIFT_TOKENS, SHIFT_VALUES
+from disco_train.config.decoder import DISTILLED_SIGMAS, SCHEDULES, SHIFT_TOKENS, SHIFT_VALUES
 
 TIMESTEP_SCALE = 1000.0
 """LTX-Video embeds σ·1000 as its timestep."""
@@ -79,3 +79,19 @@ def sampling_sigmas(steps: int, num_tokens: int, tokens: tuple[int, int] = SHIFT
 def euler_step(x: torch.Tensor, velocity: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
     """One Euler step of dx/dσ = v from σ to σ_next (σ_next < σ)."""
     return x + (sigma_next - sigma) * velocity
+
+
+
+def schedule_sigmas(schedule: str, steps: int | None, num_tokens: int, tokens: tuple[int, int] = SHIFT_TOKENS,
+                    values: tuple[float, float] = SHIFT_VALUES) -> torch.Tensor:
+    """The σ values (steps + 1, from 1 to 0) of a named schedule. A distilled list fixes the step count: `steps`
+    must be None or its length."""
+    if schedule == "shifted":
+        return sampling_sigmas(steps, num_tokens, tokens, values)
+    if schedule not in DISTILLED_SIGMAS:
+        raise ValueError(f"schedule={schedule!r}: choose one of {', '.join(SCHEDULES)}")
+    sigmas = DISTILLED_SIGMAS[schedule]
+    if steps is not None and steps != len(sigmas) - 1:
+        raise ValueError(f"schedule={schedule} is a fixed list of {len(sigmas) - 1} steps; steps={steps} does not "
+                         f"fit it (leave steps unset)")
+    return torch.tensor(sigmas, dtype=torch.float32)

@@ -154,7 +154,8 @@ def _lora_datamodule(cfg: DiscoLoraConfig):
     from datamodules.shards import ShardDataModule
     from disco_train.codec.container import Pattern
 
-    return ShardDataModule(cfg.data, fill=cfg.condition.fill, seed=cfg.seed, aux=cfg.condition.aux,
+    return ShardDataModule(cfg.data, fill=cfg.condition.fill, reference=cfg.condition.reference, seed=cfg.seed,
+                           aux=cfg.condition.aux,
                            spec=LatentSpec.of(cfg.model, cfg.data), pattern=Pattern.of_condition(cfg.condition))
 
 

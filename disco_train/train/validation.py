@@ -21,6 +21,15 @@ def side_by_side(*videos: np.ndarray) -> np.ndarray:
     return np.concatenate(videos, axis=2)
 
 
+def shown_reference(cond: np.ndarray, shape, ds: int) -> np.ndarray:
+    """The degraded clip at the target's size for the side-by-side: a compact reference (coded size / ds, padded)
+    is cropped and upsampled as the full reference would be (`modalities.degrade.restore`)."""
+    from disco_train.modalities.degrade import restore
+
+    t, h, w = shape[:3]
+    return cond if cond.shape == tuple(shape) else restore(cond[:, :h // ds, :w // ds], h, w, 1, t)
+
+
 def load_val_samples(cfg, count: int) -> list[dict]:
     """The first `count` held-out samples of data.val_shards, decoded like training samples."""
     from datamodules.shards import decode_sample, expand_shards
@@ -31,7 +40,7 @@ def load_val_samples(cfg, count: int) -> list[dict]:
     samples, errors = [], []
     for raw in tar_samples(({"url": u} for u in urls), errors.append, cfg.data.max_member_bytes):
         samples.append(decode_sample(raw, cfg.data, cfg.condition.fill, cfg.condition.aux,
-                                     pattern=Pattern.of_condition(cfg.condition)))
+                                     pattern=Pattern.of_condition(cfg.condition), reference=cfg.condition.reference))
         if len(samples) == count:
             break
     if not samples:
@@ -79,8 +88,9 @@ class SampleValidation(L.Callback):
         rows = []
         for sample in self.samples:
             recon = module.reconstruct(_batch(sample, module.device), vc.steps, vc.guidance, vc.seed,
-                                       vc.negative_prompt)[0].cpu().numpy()
-            ref, cond = sample["video"].numpy(), sample["cond"].numpy()
+                                       vc.negative_prompt, vc.schedule)[0].cpu().numpy()
+            ref = sample["video"].numpy()
+            cond = shown_reference(sample["cond"].numpy(), ref.shape, sample["ds"])
             row = {"psnr": psnr_video(ref, recon), "ssim": ssim_video(ref, recon), "bpp": sample["bpp"]}
             if self.lpips is not None:
                 row["lpips"] = float(self.lpips(ref, recon).mean())

@@ -1,0 +1,112 @@
+"""Fast decoding (issue #23) on the tiny model: compact references (sequence length, RoPE positions, one code path
+for training and sampling), few-step schedules, and that the default settings decode exactly as before."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from disco_train.config import ConfigError
+from disco_train.config.recipe import resolve
+
+GOLDEN = Path(__file__).parent / "golden" / "decode.json"
+
+
+def _decoder(*overrides):
+    from disco_train.decoder.decoder import DiscoDecoder
+
+    cfg, _, _ = resolve(["recipe=disco_lora_debug", "lora.rank=4", "lora.alpha=4", *overrides])
+    torch.manual_seed(0)
+    return DiscoDecoder(cfg).eval()
+
+
+def _frames(b, t, h, w, seed=0):
+    return torch.randint(0, 255, (b, t, h, w, 3), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+
+
+def _spy(decoder) -> list[dict]:
+    calls, forward = [], decoder.transformer.forward
+
+    def spy(**kwargs):
+        calls.append(kwargs)
+        return forward(**kwargs)
+
+    decoder.transformer.forward = spy
+    return calls
+
+
+@pytest.mark.parametrize("ds,cond_tokens", [(2, 3 * 4 * 4), (4, 3 * 2 * 2)])
+def test_compact_reference_sequence_length_and_positions(ds, cond_tokens):
+    """17×256×256: 3×8×8 = 192 target tokens; the compact reference (256/ds, a multiple of 32) has 3×(8/ds)² tokens,
+    each at the centre of the ds×ds target block it covers."""
+    from disco_train.config.geometry import compact_size
+
+    decoder = _decoder("condition.reference=compact")
+    calls = _spy(decoder)
+    size = compact_size(256, 256, ds)
+    batch = {"video": _frames(1, 17, 256, 256), "cond": _frames(1, 17, *size, seed=1), "caption": ["x"],
+             "fps": torch.tensor([24.0]), "ds": [ds]}
+    loss, _ = decoder.training_loss(decoder.prepare_batch(batch), torch.Generator().manual_seed(0))
+    decoder.reconstruct({k: v for k, v in batch.items() if k != "video"} | {"size": (17, 256, 256)}, steps=1,
+                        guidance=1.0)
+    assert torch.isfinite(loss).all()
+    for call in calls:
+        assert call["hidden_states"].shape[1] == cond_tokens + 192  # full: 384
+        assert torch.all(call["timestep"][:, :cond_tokens] == 0)
+    coords = calls[0]["video_coords"][0]
+    side = 8 // ds  # reference cells per side
+    cond_x, target_x = coords[2, :cond_tokens].reshape(3, side, side), coords[2, cond_tokens:].reshape(3, 8, 8)
+    block = target_x[0, 0, :ds]  # the target cells the first reference column covers
+    assert cond_x[0, 0, 0] == block.mean()  # block centre, LTX-2's convention
+    assert torch.equal(coords[0, :cond_tokens].reshape(3, -1)[:, 0], coords[0, cond_tokens:].reshape(3, -1)[:, 0])
+
+
+def test_compact_at_ds_1_is_the_full_layout():
+    """At D_s = 1 a compact reference is the full one: same tokens, same positions, same loss bit for bit."""
+    batch = {"video": _frames(1, 17, 64, 64), "cond": _frames(1, 17, 64, 64, seed=1), "caption": ["x"],
+             "fps": torch.tensor([24.0]), "ds": [1]}
+    losses = []
+    for reference in ("full", "compact"):
+        decoder = _decoder(f"condition.reference={reference}")
+        losses.append(decoder.training_loss(decoder.prepare_batch(batch), torch.Generator().manual_seed(0))[0])
+    assert torch.equal(*losses)
+
+
+def test_compact_refuses_interleave_and_mixed_ds():
+    from disco_train.decoder.decoder import one_ds
+
+    with pytest.raises(ConfigError, match="compact.*video_only"):
+        resolve(["recipe=disco_lora_sketch_debug", "condition.reference=compact"])
+    with pytest.raises(ValueError, match="one D_s per batch"):
+        one_ds([2, 4])
+
+
+def test_default_decoding_is_unchanged_bit_for_bit():
+    """Golden frames of the default path (shifted schedule, guidance 3, full references), made by the code before
+    issue #23 with one thread; the sha256 of the uint8 frames."""
+    torch.set_num_threads(1)  # the suite's autouse fixture restores it
+    decoder = _decoder()
+    batch = {"cond": _frames(2, 17, 64, 64), "caption": ["a red square", "a dog"], "fps": torch.tensor([24.0, 25.0])}
+    out = decoder.reconstruct(batch, steps=3, guidance=3.0, seed=[0, 1])
+    assert hashlib.sha256(out.numpy().tobytes()).hexdigest() == json.loads(GOLDEN.read_text())["tiny_default"]
+
+
+def test_distilled_schedules_fix_the_step_count():
+    from disco_train.decoder import flow
+
+    sigmas = flow.schedule_sigmas("ltx2_distilled", None, 2048)
+    assert len(sigmas) == 9 and sigmas[0] == 1 and sigmas[-1] == 0 and torch.all(sigmas[1:] < sigmas[:-1])
+    assert torch.equal(flow.schedule_sigmas("shifted", 8, 2048), flow.sampling_sigmas(8, 2048))
+    with pytest.raises(ValueError, match="fixed list of 8 steps"):
+        flow.schedule_sigmas("ltxv097_distilled", 50, 2048)
+    with pytest.raises(ConfigError, match="validation.steps=8"):
+        resolve(["recipe=disco_lora_debug", "validation.schedule=ltx2_distilled"])
+    decoder = _decoder()
+    calls = _spy(decoder)
+    decoder.reconstruct({"cond": _frames(1, 17, 64, 64), "caption": ["x"], "fps": torch.tensor([24.0])},
+                        steps=None, guidance=1.0, schedule="ltx2_distilled")
+    assert len(calls) == 8 and all(c["hidden_states"].shape[0] == 1 for c in calls)  # no negative branch
