@@ -110,3 +110,47 @@ def test_distilled_schedules_fix_the_step_count():
     decoder.reconstruct({"cond": _frames(1, 17, 64, 64), "caption": ["x"], "fps": torch.tensor([24.0])},
                         steps=None, guidance=1.0, schedule="ltx2_distilled")
     assert len(calls) == 8 and all(c["hidden_states"].shape[0] == 1 for c in calls)  # no negative branch
+
+
+def test_base_override_of_another_architecture_is_refused_before_loading(tmp_path):
+    from disco_train.config.decoder import ModelConfig
+    from disco_train.decoder.models import LTXV_CONFIGS, check_architecture
+
+    (tmp_path / "transformer").mkdir()
+    (tmp_path / "transformer" / "config.json").write_text(json.dumps(LTXV_CONFIGS["ltxv_2b"]))
+    with pytest.raises(ConfigError, match=r"its transformer is ltxv_2b \(.*num_layers=28 \(not 48\).*model.name="
+                                          r"ltxv_13b"):
+        check_architecture(ModelConfig(name="ltxv_13b", path=str(tmp_path)), tmp_path)
+    check_architecture(ModelConfig(name="ltxv_2b", path=str(tmp_path)), tmp_path)  # same architecture: fine
+
+
+def test_compact_export_encode_decode_in_8_steps_without_guidance(tmp_path, monkeypatch):
+    """A compact decoder from export to frames through `decode ... steps=8 guidance=1`: 8 transformer calls of
+    batch 1, the reference at the coded size / D_s (20×50×70 -> coded 25×64×96, D_s = 2 -> 32×48, padded to 32×64:
+    4×1×2 = 8 condition tokens for 4×2×3 = 24 target tokens)."""
+    from conftest import make_video
+    from disco_train.__main__ import main
+    from disco_train.decoder import export as E
+    from disco_train.decoder.decoder import DiscoDecoder
+    from disco_train.train.export import export
+    from test_export import CODEC, make_run
+
+    _, ckpt = make_run(tmp_path, "condition.reference=compact")
+    folder = export(ckpt, tmp_path / "export", codec={**CODEC, "ds": 2})
+    assert E.read_manifest(folder)["config"]["condition"]["reference"] == "compact"
+    assert "compact_reference" in E.read_manifest(folder)["rope"]
+    make_video(tmp_path / "v.mp4", frames=20, height=50, width=70)
+    assert main(["encode", str(tmp_path / "v.mp4"), str(tmp_path / "v.disco"), "caption=x", f"export={folder}",
+                 "ds=2"]) == 0
+    seen, denoise = [], DiscoDecoder.denoise
+
+    def spy(self, noisy, cond, *args, **kwargs):
+        seen.append((tuple(noisy.shape[:2]), tuple(cond.shape[:2])))
+        return denoise(self, noisy, cond, *args, **kwargs)
+
+    monkeypatch.setattr(DiscoDecoder, "denoise", spy)
+    assert main(["decode", str(tmp_path / "v.disco"), str(tmp_path / "r.mkv"), f"export={folder}", "steps=8",
+                 "guidance=1"]) == 0
+    assert seen == [((1, 24), (1, 8))] * 8
+    assert main(["decode", str(tmp_path / "v.disco"), "", f"export={folder}", "schedule=ltx2_distilled",
+                 "steps=50"]) == 2

@@ -149,13 +149,42 @@ def _frozen(*modules):
     return modules
 
 
+def _config_file(path: Path) -> Path:
+    """The transformer's config.json of a diffusers folder or of a single file's `<stem>-config` folder."""
+    folder = path if path.is_dir() else path.with_name(path.stem + "-config")
+    return require_path(folder / "transformer" / "config.json", "LTX-Video transformer config", "model.path")
+
+
+def check_architecture(model_cfg, path: Path) -> None:
+    """ConfigError, before any weight is read, when the transformer at `path` is not `model.name`'s architecture
+    (e.g. `model.path=` a 2B distilled checkpoint for a 13B export): an adapter fits one architecture only.
+    A distilled checkpoint of the same architecture (LTX-Video 0.9.7/0.9.8 13B distilled for a 13B dev export)
+    passes: that is how the distilled schedules are meant to be used."""
+    import json
+
+    from disco_train.config import ConfigError
+
+    want = transformer_config(model_cfg.name)
+    found = json.loads(_config_file(path).read_text())
+    differ = {k: (found.get(k), v) for k, v in want.items() if found.get(k) != v}
+    if differ:
+        names = [n for n, c in LTXV_CONFIGS.items() if all(found.get(k) == v for k, v in c.items())]
+        what = ", ".join(f"{k}={got} (not {v})" for k, (got, v) in differ.items())
+        raise ConfigError(f"model.path={model_cfg.path}: its transformer is {names[0] if names else 'another model'} "
+                          f"({what}); this decoder's base is model.name={model_cfg.name}: use a checkpoint of the "
+                          f"same architecture")
+
+
 def load_transformer(model_cfg, seed: int = 0) -> torch.nn.Module:
-    """The LTX-Video transformer per `ModelConfig` (tiny: random, seeded), frozen."""
+    """The LTX-Video transformer per `ModelConfig` (tiny: random, seeded), frozen; a checkpoint of another
+    architecture than `model.name` is refused before loading."""
     dtype = DTYPES[model_cfg.dtype]
     if model_cfg.name == "tiny":
         transformer = tiny_transformer(seed).to(dtype)
     else:
-        transformer = _load_ltx(model_paths(model_cfg)[0], "LTXVideoTransformer3DModel", "transformer", dtype)
+        path = model_paths(model_cfg)[0]
+        check_architecture(model_cfg, path)
+        transformer = _load_ltx(path, "LTXVideoTransformer3DModel", "transformer", dtype)
     return _frozen(transformer)[0]
 
 
