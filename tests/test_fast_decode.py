@@ -154,3 +154,59 @@ def test_compact_export_encode_decode_in_8_steps_without_guidance(tmp_path, monk
     assert seen == [((1, 24), (1, 8))] * 8
     assert main(["decode", str(tmp_path / "v.disco"), "", f"export={folder}", "schedule=ltx2_distilled",
                  "steps=50"]) == 2
+
+
+def _trained_decoder():
+    """The tiny decoder with a non-zero adapter folded in, as `decode` builds it."""
+    from disco_train.decoder import speed
+
+    decoder = _decoder()
+    torch.manual_seed(5)
+    for name, p in decoder.transformer.named_parameters():
+        if "lora_" in name:
+            p.data.normal_(0, 0.2)
+    speed.merge_lora(decoder.transformer)
+    return decoder
+
+
+@pytest.mark.parametrize("cache,dtype,hook,min_psnr", [("first_block:0.05", "", "fbc_leader_block_hook", 40.0),
+                                                       ("none", "fp8", "layerwise_casting", 40.0)])
+def test_cache_and_fp8_are_diffusers_hooks_within_a_stated_psnr(cache, dtype, hook, min_psnr):
+    """The hook diffusers registers is on the transformer, and the tiny model's 8-step output stays within
+    `min_psnr` dB of the plain one (measured: first_block:0.05 ≈ 57 dB, fp8 ≈ 48 dB at 50 steps, guidance 3)."""
+    from diffusers.hooks import HookRegistry
+
+    from disco_train.decoder import fast
+    from disco_train.metrics.fidelity import psnr_video
+
+    batch = {"cond": _frames(1, 17, 64, 64), "caption": ["a red square"], "fps": torch.tensor([24.0])}
+    plain = _trained_decoder().reconstruct(batch, steps=8, guidance=3.0)[0].numpy()
+    decoder = _trained_decoder()
+    fast.apply(decoder.transformer, cache, dtype, steps=8)
+    modules = [m for m in decoder.transformer.modules() if isinstance(getattr(m, "_diffusers_hook", None),
+                                                                      HookRegistry)]
+    assert any(m._diffusers_hook.get_hook(hook) is not None for m in modules)
+    out = decoder.reconstruct(batch, steps=8, guidance=3.0)[0].numpy()
+    again = decoder.reconstruct(batch, steps=8, guidance=3.0)[0].numpy()
+    assert (again == out).all()  # the cache state is reset between clips
+    assert min_psnr <= psnr_video(plain, out) < 100  # changed, but within the stated bound
+
+
+def test_unsupported_cache_compile_and_tiling(tmp_path):
+    from disco_train.decoder import fast
+
+    with pytest.raises(ValueError, match="cache=faster: unsupported; choose none, first_block"):
+        fast.check("faster", "")
+    with pytest.raises(ValueError, match="mag:calibrate"):
+        fast.check("mag:0.1", "")
+    with pytest.raises(ValueError, match="threshold 'x' is not a number"):
+        fast.check("first_block:x", "")
+    with pytest.raises(ValueError, match="dtype='int4'"):
+        fast.check("none", "int4")
+    decoder = _decoder()
+    fast.apply(decoder.transformer, compile=True)  # diffusers' compile_repeated_blocks: each block compiled
+    assert all(b._compiled_call_impl is not None for b in decoder.transformer.transformer_blocks)
+    fast.configure_vae(decoder.vae, 768, 1440, 1024)
+    assert decoder.vae.use_tiling
+    fast.configure_vae(decoder.vae, 512, 512, 1024)
+    assert not decoder.vae.use_tiling

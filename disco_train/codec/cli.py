@@ -264,6 +264,16 @@ class DecodeConfig:
     """A lossy viewing copy instead: x264 4:2:0 at this CRF (out must be an .mp4); none = lossless."""
     merge_lora: bool = True
     """Fold the adapter into the base weights (faster); false keeps it as a separate branch."""
+    cache: str = "none"
+    """diffusers step cache on the transformer: none, first_block:<threshold> (e.g. 0.05) or
+    mag:<threshold>:<ratios.json> / mag:calibrate (`decoder.fast`); changes the output."""
+    dtype: str = ""
+    """'' (model.dtype) or fp8: weights stored in float8_e4m3fn, cast per layer to compute (diffusers'
+    layerwise casting; norms kept); changes the output."""
+    compile: bool = False
+    """torch.compile the transformer blocks (diffusers' compile_repeated_blocks; the first steps are slower)."""
+    vae_tiling: int = 0
+    """Tile the VAE decode when a side of the coded clip exceeds this many pixels (0 = never)."""
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     """What the .disco file may declare (sizes, caption, people per frame), checked before anything is built."""
     overrides: list[str] = field(default_factory=list)
@@ -339,7 +349,9 @@ def _decode(a: DecodeConfig) -> np.ndarray:
 
     from disco_train.codec.receiver import required
     from disco_train.codec.videoio import output_kind, write_output
+    from disco_train.decoder import fast
     from disco_train.decoder.decoder import DiscoDecoder
+    from disco_train.decoder.flow import schedule_steps
     from disco_train.codec import trained
     from disco_train.decoder.export import decoder_config, describe_settings, read_manifest, trained_settings
 
@@ -351,6 +363,7 @@ def _decode(a: DecodeConfig) -> np.ndarray:
     if not any((video.ds, video.dt, video.codec) == (p.get("ds"), p.get("dt"), p.get("codec")) for p in points):
         print(f"decode: warning: video coded with ds={video.ds} dt={video.dt} {video.codec}; the decoder was "
               f"trained on {describe_settings(points)}", file=sys.stderr)
+    fast.check(a.cache, a.dtype)  # a bad setting fails before any stream is decoded
     video_weights = trained.video_weights(manifest, a.dcvc_rt_dir)
     sketch_weights = trained.sketch_weights(a.export, manifest, a.sketch_dcvc_dir, video_weights)
     cfg = decoder_config(a.export, a.overrides, manifest)
@@ -358,6 +371,8 @@ def _decode(a: DecodeConfig) -> np.ndarray:
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     decoder = DiscoDecoder.from_export(a.export, device=device, merge=a.merge_lora, cfg=cfg)
     schedule, steps = sampling(cfg, a.schedule, a.steps)
+    fast.apply(decoder.transformer, a.cache, a.dtype, a.compile, schedule_steps(schedule, steps))
+    fast.configure_vae(decoder.vae, c.geometry.coded_height, c.geometry.coded_width, a.vae_tiling)
     (frames,) = generate(decoder, [c], received, steps, cfg.validation.guidance if a.guidance is None else a.guidance,
                          [a.seed], a.negative_prompt or cfg.validation.negative_prompt, schedule)
     if a.out:

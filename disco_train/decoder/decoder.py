@@ -16,7 +16,7 @@ from torch import nn
 from disco_train.config import DiscoLoraConfig, NEGATIVE_PROMPT, parse_ratio
 from disco_train.config.geometry import latent_grid
 from disco_train.decoder import conditioning as C
-from disco_train.decoder import encoders, flow, speed
+from disco_train.decoder import encoders, fast, flow, speed
 from disco_train.decoder.lora import add_lora, load_adapter_file, load_lora_state_dict
 from disco_train.decoder.models import Backbone, load_backbone
 from disco_train.decoder.sampling import sample_tokens
@@ -100,7 +100,7 @@ class DiscoDecoder(nn.Module):
         """Velocity prediction at the target tokens for [cond ‖ noisy]."""
         tokens, all_coords, timesteps = C.assemble(noisy, cond, copies, coords, sigmas, cond_coords)
         dtype = self.transformer.dtype
-        with speed.attention_context(self.cfg.model.attention):
+        with speed.attention_context(self.cfg.model.attention), fast.cache_context(self.transformer):
             pred = self.transformer(hidden_states=tokens.to(dtype), encoder_hidden_states=text.to(dtype),
                                     timestep=timesteps, encoder_attention_mask=text_mask,
                                     video_coords=all_coords, return_dict=False)[0]
@@ -146,6 +146,7 @@ class DiscoDecoder(nn.Module):
         cond, copies = self.condition(inputs)
         coords = C.latent_coords(f, h, w, inputs["fps"], b, self.device)
         negative = self.encode_text([negative_prompt]) if guidance != 1.0 else None
+        fast.reset(self.transformer)
         generator = ([torch.Generator(device=self.device).manual_seed(s) for s in seed] if isinstance(seed, list)
                      else torch.Generator(device=self.device).manual_seed(seed))
         # Training runs under bf16 autocast; without it peft would run the adapter in fp32 here (slower, and not

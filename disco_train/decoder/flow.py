@@ -82,6 +82,11 @@ def euler_step(x: torch.Tensor, velocity: torch.Tensor, sigma: float, sigma_next
 
 
 
+def schedule_steps(schedule: str, steps: int | None) -> int:
+    """How many Euler steps a schedule takes (a distilled list: its own length)."""
+    return steps if schedule == "shifted" else len(DISTILLED_SIGMAS[schedule]) - 1
+
+
 def schedule_sigmas(schedule: str, steps: int | None, num_tokens: int, tokens: tuple[int, int] = SHIFT_TOKENS,
                     values: tuple[float, float] = SHIFT_VALUES) -> torch.Tensor:
     """The σ values (steps + 1, from 1 to 0) of a named schedule. A distilled list fixes the step count: `steps`
