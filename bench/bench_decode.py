@@ -3,6 +3,8 @@
     python bench/bench_decode.py --config tiny --device cpu --steps 50,20,8      # seconds; what the test runs
     python bench/bench_decode.py --config 13b --device cuda --steps 50,20,8      # paper: 396.20 ms/frame (H100)
     python bench/bench_decode.py --config 2b --device cuda --steps 50,20,8,4
+    python bench/bench_decode.py --config 13b --flops-only     # decode settings: calls, tokens, PFLOP per clip
+    python bench/bench_decode.py --config tiny --settings      # the same rows run: ms/frame, PSNR vs the paper row
 
 What is timed is `DiscoDecoder.reconstruct` minus the T5 call: `sampling.sample_tokens` driving the decoder's
 own `denoise` (the training code path) with classifier-free guidance (both branches as one batch of 2), then
@@ -25,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402  (puts the repository on sys.path)
+import decode_settings  # noqa: E402
 import flops  # noqa: E402
 import torch  # noqa: E402
 
@@ -53,6 +56,11 @@ def parse(argv):
                    help="blocks: torch.compile each block (model.compile); cudagraphs: the whole transformer with "
                         "mode='reduce-overhead' (CUDA graphs: one launch per call instead of thousands)")
     p.add_argument("--repeats", type=int, default=1, help="timed runs per step count (median)")
+    p.add_argument("--flops-only", action="store_true",
+                   help="print the decode-settings table (paper / compact / 8 steps no CFG / both / + cache) from "
+                        "the analytic count, building nothing")
+    p.add_argument("--settings", action="store_true", help="run the decode-settings rows: measured ms/frame too")
+    p.add_argument("--ds", type=int, default=4, help="D_s of the compact reference rows (paper default: 4)")
     return p.parse_args(argv)
 
 
@@ -121,6 +129,8 @@ def time_decode(module, vae, cfg, grid, steps: int, args) -> tuple[float, float]
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     common.set_threads(args)
+    if args.flops_only or args.settings:
+        return settings_table(args)
     common.refuse_large_on_cpu(args.config, args.device)
     steps_list = [int(s) for s in args.steps.split(",")]
     from bench_train import quiet
@@ -151,6 +161,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  (×paper: ÷ {PAPER_DECODE_MS} ms/frame, paper §4.5, 13B, H100; the paper's encoder is "
           f"{PAPER_ENCODE_MS} ms/frame)")
     print(f"  load avg after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+def settings_table(args) -> int:
+    """`--flops-only` / `--settings`: the decode-settings rows of `decode_settings`, analytic or also run."""
+    cfg = common.recipe_config(args.config, common.clip_overrides(args))
+    model_cfg = common.CONFIGS[args.config]["model"]
+    measured = None
+    if args.settings:
+        common.refuse_large_on_cpu(args.config, args.device)
+        from bench_train import quiet
+
+        quiet()
+        module, _, cfg, _ = build(args, args.device)
+        measured = decode_settings.run_rows(module, cfg, args.ds, args.device)
+    title = "bench_decode --flops-only" if measured is None else "bench_decode --settings"
+    print(common.header(f"{title} --config {args.config} ({common.CONFIGS[args.config]['recipe']})", args.device))
+    print(decode_settings.table(model_cfg, cfg, args.ds, measured))
     return 0
 
 

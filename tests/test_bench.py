@@ -198,3 +198,35 @@ def test_bench_zero_tiny_applies_deepspeeds_estimators(capsys):
     base, lora, largest = bench.parameter_counts(cfg)
     z2 = bench.per_rank_bytes(2, 8, base, lora, largest)  # DeepSpeed's formula: 2 B/param + 18 B/param / ranks
     assert z2["lora"] == 2 * lora + int(18 * lora / 8) and z2["frozen"] == 2 * base
+
+
+def test_decode_settings_table_13b_flops_only(capsys):
+    """Issue #23: the paper's 100 calls × 4096 tokens against compact references and 8 steps without guidance;
+    the best row needs ≤ 5 % of the paper's work per clip."""
+    bench = load("bench_decode")
+    assert bench.main(["--config", "13b", "--flops-only"]) == 0
+    out = capsys.readouterr().out
+    rows = dict(re.findall(r"^\s+(\S.*?)\s{2,}(\d+\s+\d+)\s+≤?[\d.]+\s+≤?[\d.]+$", out, re.M))
+    assert rows["paper default (50 steps, CFG 3)"].split() == ["100", "4096"], out
+    assert rows["compact + 8 steps, no CFG"].split() == ["8", "2176"], out
+    best = float(re.search(r"best row: ([\d.]+) %", out)[1])
+    assert best <= 5.0, out
+
+
+def test_compact_sequence_work_matches_direct_count():
+    """A compact layout's call is one transformer call over cond + target tokens: FlopCounterMode on the tiny
+    decoder's `denoise` equals the analytic count for that sequence length (the table's tokens/call)."""
+    from disco_train.config.recipe import resolve
+    from disco_train.decoder.decoder import DiscoDecoder
+
+    cfg, _, _ = resolve(["recipe=disco_lora_debug", "condition.reference=compact"])
+    decoder = DiscoDecoder(cfg).eval()
+    decoder.transformer.fuse_lora()  # as decode runs it: no adapter branch
+    n, m, text = 3 * 4 * 4, 3 * 2 * 2, 8  # 17×128×128 target, D_s = 2 reference
+    channels = models.TINY_TRANSFORMER["in_channels"]
+    args = (torch.randn(1, n, channels), torch.randn(1, m, channels), 1, C.latent_coords(3, 4, 4, 24.0, 1),
+            torch.full((1,), 0.5), torch.randn(1, text, models.TINY_TEXT_DIM), torch.ones(1, text, dtype=torch.long))
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as count, torch.no_grad():
+        decoder.denoise(*args, cond_coords=C.reference_coords(3, 2, 2, 24.0, 1, 2))
+    expected = flops.transformer_flops(models.TINY_TRANSFORMER, flops.Shapes(n + m, text)).total("forward")
+    assert count.get_total_flops() == expected
