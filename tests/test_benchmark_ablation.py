@@ -121,3 +121,39 @@ def test_fill_ablation_debug_decodes_each_variant_with_its_fill(debug_inputs, tm
     assert zero.keys() == fwd.keys() and len(zero) == 6
     assert all(zero[k]["bits"] == fwd[k]["bits"] for k in zero)  # the same streams: only the receiver differs
     assert any(zero[k]["psnr"] != fwd[k]["psnr"] for k in zero)
+
+
+def test_a_fast_variant_decodes_the_same_export_with_its_own_settings(debug_inputs):
+    """disco:fast (8 distilled steps, no guidance, a first-block cache) and disco of one export: distinct points
+    (cache keys) only by the settings that differ; the default's keys hold no new keys."""
+    from disco_train.benchmark.disco import load_variants
+
+    videos, export_dir = debug_inputs
+    fast = "{name: fast, guidance: 1, schedule: ltx2_distilled, cache: 'first_block:0.05'}"
+    cfg, _, _ = resolve(["recipe=benchmark_debug", f"export={export_dir}", f"disco.variants=[{{name: paper}}, {fast}]",
+                         f"disco.captions={videos / 'captions.csv'}"])
+    paper, quick = (v.exports[0] for v in load_variants(cfg, "cpu"))
+    assert (paper.steps, paper.guidance, paper.speed) == (2, 3.0, ())  # benchmark_debug's disco.steps
+    assert (quick.steps, quick.guidance) == (None, 1.0)
+    assert quick.speed == (("schedule", "ltx2_distilled"), ("cache", "first_block:0.05"))
+    with pytest.raises(ValueError, match="cache=faster: unsupported"):
+        load_variants(resolve(["recipe=benchmark_debug", f"export={export_dir}", "disco.cache=faster"])[0], "cpu")
+
+
+@pytest.mark.slow
+def test_fast_variant_debug_run_puts_decode_time_beside_quality(debug_inputs, tmp_path):
+    from disco_train.__main__ import main
+
+    videos, export_dir = debug_inputs
+    variants = (f"disco.variants=[{{name: paper, export: '{export_dir}', steps: 4}}, "
+                f"{{name: fast, export: '{export_dir}', guidance: 1, schedule: ltx2_distilled}}]")
+    argv = ["benchmark", "recipe=benchmark_ablation_fill_debug", f"refs={videos}", f"out={tmp_path}", variants,
+            "anchor=disco:paper",
+            f"disco.captions={videos / 'captions.csv'}"]
+    assert main(argv) == 0
+    results = _rows(tmp_path / "results.csv")
+    paper = {(r["video"], r["point"]): r for r in results if r["method"] == "disco:paper"}
+    quick = {(r["video"], r["point"]): r for r in results if r["method"] == "disco:fast"}
+    assert paper.keys() == quick.keys() and all(paper[k]["bits"] == quick[k]["bits"] for k in paper)
+    report = (tmp_path / "report.md").read_text()
+    assert "## DiSCo decode speed against quality" in report and "schedule ltx2_distilled" in report

@@ -37,6 +37,11 @@ from disco_train.config import ConfigError
 from disco_train.config.benchmark import RATE_METHOD, split_list
 
 
+SPEED_KEYS = ("schedule", "cache", "dtype")
+"""Decode settings beyond steps and guidance; in a point's params only when not the default (so the cache keys
+of benchmarks run before them stay valid)."""
+
+
 @dataclass(frozen=True)
 class Export:
     folder: str
@@ -45,15 +50,21 @@ class Export:
     """sha256 of its disco.json (which holds the sha256 of every file it lists)."""
     trained: tuple
     """The rate points {ds, dt, codec[, qp, crf]} it trained on."""
-    steps: int
+    steps: int | None
     guidance: float
     negative_prompt: str
     aux: str
+    speed: tuple = ()
+    """Decode settings beyond steps and guidance, as (key, value) pairs that differ from the default (schedule,
+    cache, dtype): part of the points' cache keys and of which decoder build serves them."""
 
 
-def load_exports(cfg, folders: str = "", overrides: list[str] | None = None) -> list[Export]:
+def load_exports(cfg, folders: str = "", overrides: list[str] | None = None, variant=None) -> list[Export]:
     """Read and check every export of `folders` (default: `export=`) with decoder `overrides` (default:
-    disco.overrides), before any video is coded."""
+    disco.overrides) and the decode settings of `variant` (a DiscoVariant; default disco.*), before any video
+    is coded."""
+    from disco_train.codec.cli import sampling
+    from disco_train.decoder import fast
     from disco_train.decoder.export import MANIFEST, decoder_config, read_manifest, trained_settings
 
     exports, names = [], set()
@@ -68,10 +79,19 @@ def load_exports(cfg, folders: str = "", overrides: list[str] | None = None) -> 
         if decoder.condition.aux != "none":
             raise ConfigError(f"export={folder}: conditioned on {decoder.condition.aux}; the benchmark sends text + "
                               f"video only (the paper's general version)")
+        d = {k: getattr(cfg.disco, k) for k in ("steps", "guidance", "schedule", "cache", "dtype")}
+        own = {k: getattr(variant, k) for k in d if variant and getattr(variant, k) not in (None, "")}
+        if "schedule" in own and "steps" not in own:  # a variant's schedule brings its own step count
+            own["steps"] = None
+        d.update(own)
+        schedule, steps = sampling(decoder, d["schedule"], d["steps"])
+        fast.check(d["cache"], d["dtype"])
+        speed = tuple((k, v) for k, v in zip(SPEED_KEYS, (schedule, d["cache"], d["dtype"]))
+                      if v not in ("shifted", "none", ""))
         exports.append(Export(str(folder), name, hashlib.sha256((Path(folder) / MANIFEST).read_bytes()).hexdigest(),
-                              tuple(trained_settings(manifest)), cfg.disco.steps or decoder.validation.steps,
-                              decoder.validation.guidance if cfg.disco.guidance is None else cfg.disco.guidance,
-                              decoder.validation.negative_prompt, decoder.condition.aux))
+                              tuple(trained_settings(manifest)), steps,
+                              decoder.validation.guidance if d["guidance"] is None else d["guidance"],
+                              decoder.validation.negative_prompt, decoder.condition.aux, speed))
     return exports
 
 
@@ -100,7 +120,7 @@ def load_variants(cfg, device: str) -> list[Variant]:
     for i, v in enumerate(d.variants):
         overrides = (*d.overrides, *v.overrides)
         captions = Captions(d, device, v.text, v.captions, f"disco.variants[{i}].captions", shared)
-        out.append(Variant(f"disco:{v.name}", load_exports(cfg, v.export, list(overrides)), captions, overrides))
+        out.append(Variant(f"disco:{v.name}", load_exports(cfg, v.export, list(overrides), v), captions, overrides))
     return out
 
 
@@ -163,7 +183,7 @@ def disco_points(cfg, exports: list[Export], method: str = "disco", overrides: t
             crf = (("crf", p.get("crf")),) if qp < 0 else ()  # a crf point (x264/x265 at qp -1) is coded at it
             params = (("export", e.digest), ("ds", ds), ("dt", dt), ("codec", codec), ("qp", qp), *crf,
                       ("steps", e.steps), ("guidance", e.guidance), ("seed", d.seed),
-                      ("merge_lora", d.merge_lora), ("overrides", overrides))
+                      ("merge_lora", d.merge_lora), ("overrides", overrides), *e.speed)
             # quality falls with D_s and D_t, and rises with the QP for DCVC-RT (63 best) but not x26x/vvenc
             order = (-ds * dt * 100 + (qp if codec == "dcvc_rt" else -qp))
             points.append(Point(method, label, params, order))
@@ -203,18 +223,24 @@ def run_disco(cfg, variants: list[Variant], cells: list, frames_of: Callable, de
     """Code and decode `cells` [(clip, point)], yielding (clip, point, Coded, caption) as each one is done.
     Cells are grouped by decoder (export and overrides: one build each, shared by variants that differ only in
     text), then by method and point, in batches of `disco.batch_size`."""
+    from disco_train.decoder import fast
     from disco_train.decoder.decoder import DiscoDecoder
+    from disco_train.decoder.flow import schedule_steps
 
     by_method = {v.method: v for v in variants}
     builds = {}
     for v in variants:
         for e in v.exports:
-            builds.setdefault((e.digest, v.overrides), e)
-    for (digest, overrides), export in builds.items():
-        mine = [c for c in cells if (c[1].settings["export"], c[1].settings["overrides"]) == (digest, overrides)]
+            builds.setdefault((e.digest, v.overrides, e.speed), e)
+    for (digest, overrides, speed), export in builds.items():
+        mine = [c for c in cells if (c[1].settings["export"], c[1].settings["overrides"]) == (digest, overrides)
+                and tuple(p for p in c[1].params if p[0] in SPEED_KEYS) == speed]
         if not mine:
             continue
         decoder = DiscoDecoder.from_export(export.folder, list(overrides), device, merge=cfg.disco.merge_lora)
+        settings = dict(speed)
+        fast.apply(decoder.transformer, settings.get("cache", "none"), settings.get("dtype", ""),
+                   steps=schedule_steps(settings.get("schedule", "shifted"), export.steps))
         for method, label in dict.fromkeys((p.method, p.label) for _, p in mine):
             group = [c for c in mine if (c[1].method, c[1].label) == (method, label)]
             for start in range(0, len(group), cfg.disco.batch_size):
@@ -243,7 +269,7 @@ def _batch(cfg, export: Export, decoder, batch: list, frames_of: Callable, capti
     weights = cfg.disco.dcvc_rt_dir or cfg.dcvc_rt.weights
     start = time.perf_counter()
     recons = decode_containers(decoder, sent, export.steps, export.guidance, [cfg.disco.seed] * len(sent),
-                               export.negative_prompt, weights, None)
+                               export.negative_prompt, weights, None, dict(export.speed).get("schedule", "shifted"))
     decode_s = (time.perf_counter() - start) / len(sent)
     for (clip, point), container, recon, enc, text, chosen in zip(batch, sent, recons, encode_s, texts, extras):
         streams = {f"{s.kind}_bits": s.bits for s in container.streams}

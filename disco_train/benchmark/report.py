@@ -107,6 +107,17 @@ def versions(methods: list[str], cfg) -> list[str]:
     return lines
 
 
+def speed_quality(curves: list[dict], metrics: list[str]) -> list[str]:
+    """report.md's DiSCo speed-quality table: every DiSCo method's points with their decode seconds per clip
+    beside the metrics (decode settings as `disco.variants`: `disco:fast` against `disco` on the same clips)."""
+    rows = [c for c in curves if str(c["method"]).startswith("disco")]
+    if not rows:
+        return []
+    return ["## DiSCo decode speed against quality", "",
+            "decode_s: seconds per clip of `decode` (receiver, sampling and VAE), pooled over the videos.", "",
+            markdown_table(rows, ["method", "point", "decode_s", "bpp", *metrics]), ""]
+
+
 def write_report(out: Path, cfg, resolved_yaml: str, clips: list, results: list[dict], curves: list[dict],
                  table: dict, metrics: list[str], grids: set[str], notes: list[str]) -> list[Path]:
     """Every output file; returns their paths."""
@@ -132,6 +143,7 @@ def write_report(out: Path, cfg, resolved_yaml: str, clips: list, results: list[
                             ["video", "source", "fps", "frames"]),
              "## BD-rate", "", bd_md, "## RD points (pooled over the videos)", "",
              markdown_table(curves, ["method", "point", "bpp", "kbps", *metrics]), "",
+             *speed_quality(curves, metrics),
              *(["## Notes", "", *[f"- {n}" for n in notes], ""] if notes else []),
              "Rates: every bit a decoder needs (raw streams without encoder-info SEI; the whole .disco file for "
              "DiSCo); kbps at each clip's frame rate."]

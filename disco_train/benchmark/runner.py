@@ -220,5 +220,6 @@ def notes(cfg, plan: Plan) -> list[str]:
         extra = f", overrides {' '.join(v.overrides)}" if v.overrides else ""
         for e in v.exports:
             out.append(f"{v.method}: export {e.name} trained on {describe_settings(list(e.trained))}; {text}; "
-                       f"{e.steps} steps, guidance {e.guidance}{extra}; manifest sha256 {e.digest[:12]}")
+                       f"{e.steps or 'fixed'} steps, guidance {e.guidance}"
+                       f"{''.join(f', {k} {v}' for k, v in e.speed)}{extra}; manifest sha256 {e.digest[:12]}")
     return out

@@ -110,6 +110,13 @@ class DiscoVariant:
     another source); same columns as disco.captions ('' = disco.captions and its fallbacks)."""
     overrides: list[str] = field(default_factory=list)
     """Decoder-config overrides of this variant, after disco.overrides (e.g. condition.fill=zero)."""
+    steps: Optional[int] = None
+    """Decode settings of this variant (None / '': disco.*'s): a `disco:fast` of the same export, e.g.
+    {name: fast, steps: 8, guidance: 1, cache: first_block:0.05}, puts quality against decode_s."""
+    guidance: Optional[float] = None
+    schedule: str = ""
+    cache: str = ""
+    dtype: str = ""
 
 
 @dataclass
@@ -132,6 +139,12 @@ class DiscoMethodConfig:
     """Euler steps (default: the export's validation.steps, the paper's 50)."""
     guidance: Optional[float] = None
     """Classifier-free guidance scale (default: the export's validation.guidance)."""
+    schedule: Optional[str] = None
+    """σ schedule: shifted or a distilled LTX list (default: the export's validation.schedule)."""
+    cache: str = "none"
+    """diffusers step cache of the transformer, as `decode cache=`: none, first_block:<threshold>, mag:..."""
+    dtype: str = ""
+    """'' (model.dtype) or fp8 (layerwise casting), as `decode dtype=`."""
     seed: int = 0
     """Noise seed of every clip (per clip, so a clip's result does not depend on its batch)."""
     batch_size: int = 1
