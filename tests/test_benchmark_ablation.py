@@ -105,19 +105,28 @@ def test_text_ablation_debug_puts_na_beside_the_captions(debug_inputs, tmp_path)
     assert "disco:no_text: export" in (tmp_path / "report.md").read_text()
 
 
-@pytest.mark.slow
-def test_fill_ablation_debug_decodes_each_variant_with_its_fill(debug_inputs, tmp_path):
+def _two_variants(debug_inputs, out, first: tuple[str, str], second: tuple[str, str], *extra
+                  ) -> tuple[dict, dict, str]:
+    """Run benchmark_ablation_fill_debug with two variants (name, their other fields) of the debug export;
+    returns each one's results by (video, point) and report.md."""
     from disco_train.__main__ import main
 
     videos, export_dir = debug_inputs
-    variants = (f"disco.variants=[{{name: zero_fill, export: '{export_dir}', overrides: [condition.fill=zero]}}, "
-                f"{{name: forward_fill, export: '{export_dir}'}}]")
-    argv = ["benchmark", "recipe=benchmark_ablation_fill_debug", f"refs={videos}", f"out={tmp_path}", variants,
-            f"disco.captions={videos / 'captions.csv'}"]
+    variants = ", ".join(f"{{name: {name}, export: '{export_dir}'{', ' + more if more else ''}}}"
+                         for name, more in (first, second))
+    argv = ["benchmark", "recipe=benchmark_ablation_fill_debug", f"refs={videos}", f"out={out}",
+            f"disco.variants=[{variants}]", f"disco.captions={videos / 'captions.csv'}", *extra]
     assert main(argv) == 0
-    results = _rows(tmp_path / "results.csv")
-    zero = {(r["video"], r["point"]): r for r in results if r["method"] == "disco:zero_fill"}
-    fwd = {(r["video"], r["point"]): r for r in results if r["method"] == "disco:forward_fill"}
+    results = _rows(out / "results.csv")
+    a, b = ({(r["video"], r["point"]): r for r in results if r["method"] == f"disco:{name}"}
+            for name, _ in (first, second))
+    return a, b, (out / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_fill_ablation_debug_decodes_each_variant_with_its_fill(debug_inputs, tmp_path):
+    zero, fwd, _ = _two_variants(debug_inputs, tmp_path, ("zero_fill", "overrides: [condition.fill=zero]"),
+                                 ("forward_fill", ""))
     assert zero.keys() == fwd.keys() and len(zero) == 6
     assert all(zero[k]["bits"] == fwd[k]["bits"] for k in zero)  # the same streams: only the receiver differs
     assert any(zero[k]["psnr"] != fwd[k]["psnr"] for k in zero)
@@ -142,18 +151,7 @@ def test_a_fast_variant_decodes_the_same_export_with_its_own_settings(debug_inpu
 
 @pytest.mark.slow
 def test_fast_variant_debug_run_puts_decode_time_beside_quality(debug_inputs, tmp_path):
-    from disco_train.__main__ import main
-
-    videos, export_dir = debug_inputs
-    variants = (f"disco.variants=[{{name: paper, export: '{export_dir}', steps: 4}}, "
-                f"{{name: fast, export: '{export_dir}', guidance: 1, schedule: ltx2_distilled}}]")
-    argv = ["benchmark", "recipe=benchmark_ablation_fill_debug", f"refs={videos}", f"out={tmp_path}", variants,
-            "anchor=disco:paper",
-            f"disco.captions={videos / 'captions.csv'}"]
-    assert main(argv) == 0
-    results = _rows(tmp_path / "results.csv")
-    paper = {(r["video"], r["point"]): r for r in results if r["method"] == "disco:paper"}
-    quick = {(r["video"], r["point"]): r for r in results if r["method"] == "disco:fast"}
+    paper, quick, report = _two_variants(debug_inputs, tmp_path, ("paper", "steps: 4"),
+                                         ("fast", "guidance: 1, schedule: ltx2_distilled"), "anchor=disco:paper")
     assert paper.keys() == quick.keys() and all(paper[k]["bits"] == quick[k]["bits"] for k in paper)
-    report = (tmp_path / "report.md").read_text()
     assert "## DiSCo decode speed against quality" in report and "schedule ltx2_distilled" in report

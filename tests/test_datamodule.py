@@ -187,3 +187,19 @@ def test_precomputed_latents_skip_video_decoding(tmp_path):
     assert "video" in next(iter(ShardDataModule(_data(out, batch_size=2), fill="zero").train_dataloader()))
     never = next(iter(ShardDataModule(_data(out, batch_size=2, latents="never")).train_dataloader()))
     assert "video" in never and "target" not in never
+
+
+def test_compact_references_from_precomputed_latents_and_from_pixels(tmp_path):
+    """condition.reference=compact: prepare precompute=true reference=compact stores the degraded latents at the
+    coded size / ds (128 / 2 = 64 px: a 2×2 grid beside the target's 4×4); the pixel path restores the same
+    frames unscaled; latents made for the other reference are not used ('auto' decodes pixels)."""
+    model = ModelConfig(name="tiny", dtype="fp32", max_text_tokens=16)
+    out = _prepare(tmp_path, precompute=True, reference="compact", shard_size=4, height=128, width=128, model=model)
+    data = _data(out, height=128, width=128, batch_size=2)
+    batch = next(iter(ShardDataModule(data, reference="compact").train_dataloader()))
+    assert batch["target"].shape == (2, 16, 2, 4, 4) and batch["degraded"].shape == (2, 16, 2, 2, 2)
+    assert batch["ds"] == [2, 2]
+    pixels = next(iter(ShardDataModule(_data(out, height=128, width=128, batch_size=2, latents="never"),
+                                         reference="compact").train_dataloader()))
+    assert pixels["cond"].shape == (2, 9, 64, 64, 3) and pixels["video"].shape == (2, 9, 128, 128, 3)
+    assert "video" in next(iter(ShardDataModule(data).train_dataloader()))  # full reference: latents unusable
