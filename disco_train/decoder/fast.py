@@ -1,7 +1,7 @@
 """Decode-time speed settings, all through diffusers' own hooks (none is re-implemented here): step caches
 (`transformer.enable_cache`), fp8 weight storage (`enable_layerwise_casting`), regional compilation
 (`compile_repeated_blocks`) and VAE tiling (`vae.enable_tiling`). `bench/bench_decode.py` measures what each buys;
-docs/fast_decoding.md says how far each moves the output.
+BENCHMARKS.md §4b says how far each moves the output.
 
 Caches skip transformer blocks on steps whose first-block residual (FirstBlockCache) or accumulated magnitude
 ratio (MagCache) barely changes, so they change the output; fp8 storage rounds every weight to 3 mantissa bits.
