@@ -79,7 +79,7 @@ def sample_pattern(meta: dict, key, want: Pattern | None) -> Pattern:
 
 def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", latents: bool = False,
                   spec: LatentSpec | None = None, pattern: Pattern | None = None, reference: str = "full") -> dict:
-    """Raw tar members -> {key, caption, fps, bpp, ds} plus the latent or the pixel tensors (module docstring).
+    """Raw tar members -> {key, caption, fps, bpp[, ds]} plus the latent or the pixel tensors (module docstring).
     `pattern`: the run's stream pattern, which the sample's must be (None: whatever the sample says);
     `reference`: `condition.reference` (compact: `cond` stays at the coded size / ds, `codec.receiver`)."""
     key = sample.get("__key__")
@@ -90,7 +90,11 @@ def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", l
     if "caption.zlib" not in sample:
         raise ValueError(f"sample {key}: missing field caption.zlib")
     out = {"key": key, "caption": decode_text(bytes(sample["caption.zlib"])), "fps": float(meta["fps"]),
-           "bpp": float(meta["bpp"]), "ds": int(meta["ds"])}
+           "bpp": float(meta["bpp"])}
+    if reference == "compact":  # the scale of the reference's RoPE positions (`decoder.conditioning`)
+        if "ds" not in meta:
+            raise ValueError(f"sample {key}: meta.json has no ds, which a compact reference needs")
+        out["ds"] = int(meta["ds"])
     if latents:
         if "latents.safetensors" not in sample:
             raise ValueError(f"sample {key}: missing field latents.safetensors (data.latents uses them)")

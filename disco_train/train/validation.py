@@ -90,7 +90,7 @@ class SampleValidation(L.Callback):
             recon = module.reconstruct(_batch(sample, module.device), vc.steps, vc.guidance, vc.seed,
                                        vc.negative_prompt, vc.schedule)[0].cpu().numpy()
             ref = sample["video"].numpy()
-            cond = shown_reference(sample["cond"].numpy(), ref.shape, sample["ds"])
+            cond = shown_reference(sample["cond"].numpy(), ref.shape, sample.get("ds", 1))
             row = {"psnr": psnr_video(ref, recon), "ssim": ssim_video(ref, recon), "bpp": sample["bpp"]}
             if self.lpips is not None:
                 row["lpips"] = float(self.lpips(ref, recon).mean())
