@@ -142,13 +142,18 @@ def test_init_from_exported_adapter(tmp_path):
         _module(f"lora.init_from={tmp_path / 'missing.safetensors'}")
 
 
-def test_validation_sampling_in_a_debug_run(demo_shards, tmp_path):
+@pytest.mark.parametrize("extra", [[], pytest.param(["recipe=disco_lora_compact_debug", "validation.steps=8",
+                                                   "validation.guidance=1", "validation.schedule=ltx2_distilled"],
+                                                  marks=pytest.mark.slow)])
+def test_validation_sampling_in_a_debug_run(demo_shards, tmp_path, extra):
+    """Also with a compact reference and a distilled schedule (issue #23): the degraded panel is the compact
+    reference shown at the target's size."""
     import train
     from conftest import debug_overrides
 
     argv = debug_overrides(demo_shards, tmp_path, steps=2) + [
         f"data.val_shards={demo_shards}/train-000000.tar", "validation.every_n_steps=2", "validation.steps=2",
-        "validation.num_samples=1", "logger.kind=csv"]
+        "validation.num_samples=1", "logger.kind=csv", *extra]
     assert train.main(argv) == 0
     folder = tmp_path / "test" / "samples" / "step000002"
     (video,) = folder.glob("*.mp4")
