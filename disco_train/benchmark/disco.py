@@ -63,7 +63,6 @@ def load_exports(cfg, folders: str = "", overrides: list[str] | None = None, var
     """Read and check every export of `folders` (default: `export=`) with decoder `overrides` (default:
     disco.overrides) and the decode settings of `variant` (a DiscoVariant; default disco.*), before any video
     is coded."""
-    from disco_train.codec.cli import sampling
     from disco_train.decoder import fast
     from disco_train.decoder.export import MANIFEST, decoder_config, read_manifest, trained_settings
 
@@ -84,7 +83,7 @@ def load_exports(cfg, folders: str = "", overrides: list[str] | None = None, var
         if "schedule" in own and "steps" not in own:  # a variant's schedule brings its own step count
             own["steps"] = None
         d.update(own)
-        schedule, steps = sampling(decoder, d["schedule"], d["steps"])
+        schedule, steps = decoder.validation.sampling(d["schedule"], d["steps"])
         fast.check(d["cache"], d["dtype"])
         speed = tuple((k, v) for k, v in zip(SPEED_KEYS, (schedule, d["cache"], d["dtype"]))
                       if v not in ("shifted", "none", ""))

@@ -332,18 +332,6 @@ def decode(a: DecodeConfig) -> np.ndarray:
                           f"(limits.max_pixels={a.limits.max_pixels}) or use a larger machine") from None
 
 
-def sampling(cfg: DiscoLoraConfig, schedule: str | None, steps: int | None) -> tuple[str, int | None]:
-    """(schedule, steps) of a decode: the command line's, else the export's validation.*; a distilled schedule
-    keeps its own step count (ConfigError if `steps` contradicts it)."""
-    from disco_train.config.decoder import check_schedule
-
-    schedule = schedule or cfg.validation.schedule
-    if steps is None and schedule == "shifted":
-        steps = cfg.validation.steps
-    check_schedule(schedule, steps, "schedule", "steps")
-    return schedule, None if schedule != "shifted" else steps
-
-
 def _decode(a: DecodeConfig) -> np.ndarray:
     import torch
 
@@ -370,7 +358,7 @@ def _decode(a: DecodeConfig) -> np.ndarray:
     received = receive_all(cfg, [c], video_weights or None, sketch_weights or None, a.limits)
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     decoder = DiscoDecoder.from_export(a.export, device=device, merge=a.merge_lora, cfg=cfg)
-    schedule, steps = sampling(cfg, a.schedule, a.steps)
+    schedule, steps = cfg.validation.sampling(a.schedule, a.steps)
     fast.apply(decoder.transformer, a.cache, a.dtype, a.compile, schedule_steps(schedule, steps))
     fast.configure_vae(decoder.vae, c.geometry.coded_height, c.geometry.coded_width, a.vae_tiling)
     (frames,) = generate(decoder, [c], received, steps, cfg.validation.guidance if a.guidance is None else a.guidance,

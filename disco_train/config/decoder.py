@@ -198,6 +198,15 @@ class ValidationConfig:
         check(self.guidance >= 1.0, f"{prefix}.guidance", "must be >= 1 (1 disables guidance)")
         check_schedule(self.schedule, self.steps, f"{prefix}.schedule", f"{prefix}.steps")
 
+    def sampling(self, schedule: str | None, steps: int | None) -> tuple[str, int | None]:
+        """(schedule, steps) of a decode: the given ones, else these (the export's); a distilled schedule keeps
+        its own step count (steps None; ConfigError if `steps` contradicts it)."""
+        schedule = schedule or self.schedule
+        if steps is None and schedule == "shifted":
+            steps = self.steps
+        check_schedule(schedule, steps, "schedule", "steps")
+        return schedule, None if schedule != "shifted" else steps
+
 
 def check_schedule(schedule: str, steps: int | None, key: str, steps_key: str) -> None:
     """A known schedule; a distilled list fixes the step count (`steps` None or its length)."""
