@@ -210,3 +210,24 @@ def test_unsupported_cache_compile_and_tiling(tmp_path):
     assert decoder.vae.use_tiling
     fast.configure_vae(decoder.vae, 512, 512, 1024)
     assert not decoder.vae.use_tiling
+
+
+def test_mag_cache_calibrates_then_runs_with_the_ratios(tmp_path):
+    """diffusers ships no MagCache ratios for LTX-Video: mag:calibrate registers the hook without skipping (same
+    frames as no cache), and mag:<threshold>:<file> runs with ratios from a file."""
+    from diffusers.hooks import HookRegistry
+
+    from disco_train.decoder import fast
+
+    batch = {"cond": _frames(1, 17, 64, 64), "caption": ["x"], "fps": torch.tensor([24.0])}
+    plain = _trained_decoder().reconstruct(batch, steps=4, guidance=1.0)
+    decoder = _trained_decoder()
+    fast.apply(decoder.transformer, "mag:calibrate", steps=4)
+    block = decoder.transformer.transformer_blocks[0]
+    assert isinstance(block._diffusers_hook, HookRegistry)
+    assert block._diffusers_hook.get_hook("mag_cache_leader_block_hook") is not None
+    assert torch.equal(decoder.reconstruct(batch, steps=4, guidance=1.0), plain)
+    (tmp_path / "ratios.json").write_text(json.dumps([1.0, 0.99, 0.98, 0.97]))
+    decoder = _trained_decoder()
+    fast.apply(decoder.transformer, f"mag:0.5:{tmp_path / 'ratios.json'}", steps=4)
+    assert decoder.reconstruct(batch, steps=4, guidance=1.0).shape == plain.shape
