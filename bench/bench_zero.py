@@ -49,7 +49,7 @@ def parameter_counts(cfg) -> tuple[int, int, int]:
     from disco_train.decoder.lora import adapter_layout
     from disco_train.decoder.models import meta_transformer
 
-    meta = meta_transformer(cfg.model.name)
+    meta = meta_transformer(cfg.model.name, cfg.model.family)
     lora = sum(a * b for a, b in adapter_layout(meta, cfg.lora.rank, cfg.lora.targets).values())
     return sum(p.numel() for p in meta.parameters()), lora, model_to_params(meta)[1]
 

@@ -47,7 +47,7 @@ class LatentSpec:
         from disco_train.config.geometry import latent_grid
         from disco_train.decoder.models import transformer_config
 
-        arch = transformer_config(model_cfg.name)
+        arch = transformer_config(model_cfg.name, model_cfg.family)
         return cls(arch["in_channels"], arch["caption_channels"], model_cfg.max_text_tokens,
                    latent_grid(data_cfg.frames, data_cfg.height, data_cfg.width))
 

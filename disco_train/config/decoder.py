@@ -52,14 +52,24 @@ MAX_RATIO_PART = 65535
 """Largest a or b of a selected stream's ratio: a `.disco` header carries each as a u16 (`codec.container`)."""
 
 
+MODEL_NAMES = {"ltxv": ("ltxv_13b", "ltxv_2b", "tiny"), "ltx2": ("ltx2_19b", "ltx25_22b", "tiny")}
+"""`model.name` per `model.family` ('tiny': random, built in code from the family's diffusers classes)."""
+
+
 @dataclass
 class ModelConfig:
+    family: str = "ltxv"
+    """Backbone family: 'ltxv' (LTX-Video 0.9.x, T5) or 'ltx2' (LTX-2 / 2.3 / 2.5, Gemma 3 + text connectors,
+    run video-only; `disco_train/decoder/family.py`)."""
     name: str = "ltxv_13b"
-    """Backbone: 'ltxv_13b' (0.9.7/0.9.8 dev), 'ltxv_2b' (0.9.x distilled) or 'tiny' (random, built in code)."""
+    """Backbone: ltxv: 'ltxv_13b' (0.9.7/0.9.8 dev), 'ltxv_2b' (0.9.x distilled); ltx2: 'ltx2_19b' (LTX-2 dev),
+    'ltx25_22b' (LTX-2.3/2.5 22B); either: 'tiny' (random, built in code)."""
     path: str = "checkpoints/ltx-video-13b"
-    """Local LTX-Video weights: a diffusers folder (transformer/, vae/) or one single-file .safetensors."""
+    """Local weights (or a Hub repo id): a diffusers folder (transformer/, vae/; LTX-2 also connectors/) or, for
+    ltxv, one single-file .safetensors."""
     text_encoder_path: str = "checkpoints/t5-v1_1-xxl"
-    """Local T5 folder (text_encoder/ + tokenizer/ or a plain transformers folder)."""
+    """Text encoder folder (text_encoder/ + tokenizer/ or a plain transformers folder): T5 v1.1 XXL for ltxv,
+    Gemma 3 12B for ltx2 (the LTX-2 diffusers repo itself has both)."""
     dtype: str = "bf16"
     """Storage dtype of the frozen base models: 'bf16', 'fp16' or 'fp32'."""
     gradient_checkpointing: bool = True
@@ -75,8 +85,11 @@ class ModelConfig:
     """T5 sequence length (LTX-Video pipelines use 128)."""
 
     def validate(self, prefix: str) -> None:
-        check(self.name in ("ltxv_13b", "ltxv_2b", "tiny"), f"{prefix}.name",
-               f"unknown model {self.name!r}; choose ltxv_13b, ltxv_2b or tiny")
+        check(self.family in MODEL_NAMES, f"{prefix}.family",
+              f"unknown family {self.family!r}; choose {' or '.join(MODEL_NAMES)}")
+        names = MODEL_NAMES[self.family]
+        check(self.name in names, f"{prefix}.name",
+              f"unknown {self.family} model {self.name!r}; choose {', '.join(names)}")
         check(self.dtype in ("bf16", "fp16", "fp32"), f"{prefix}.dtype", f"unknown dtype {self.dtype!r}")
         check(self.max_text_tokens > 0, f"{prefix}.max_text_tokens", "must be positive")
         check(self.checkpoint_blocks >= -1, f"{prefix}.checkpoint_blocks", "use -1 (all blocks) or a count >= 0")

@@ -1,7 +1,8 @@
 """DiscoDecoder: the DiSCo generative decoder as a plain `nn.Module` (paper §3.2), used by decoding without
 Lightning and wrapped by the training system (`disco_train.train.lora_module.DiscoLoRAModule`).
 
-It holds the frozen LTX-Video transformer carrying the peft LoRA, the frozen VAE and T5. `training_loss` is the
+It holds the frozen transformer carrying the peft LoRA, the frozen VAE and text encoder; `family` (LTX-Video or
+LTX-2, `model.family`) is the one place that knows how the backbone is called and where its tokens sit. `training_loss` is the
 rectified-flow objective on the target tokens; `reconstruct` samples a clip from the transmitted modalities. The
 math comes from `flow` and `conditioning`, the models from `models`.
 """
@@ -17,6 +18,7 @@ from disco_train.config import DiscoLoraConfig, NEGATIVE_PROMPT, parse_ratio
 from disco_train.config.geometry import latent_grid
 from disco_train.decoder import conditioning as C
 from disco_train.decoder import encoders, fast, flow, speed
+from disco_train.decoder.family import family_of
 from disco_train.decoder.lora import add_lora, load_adapter_file, load_lora_state_dict
 from disco_train.decoder.models import Backbone, load_backbone
 from disco_train.decoder.sampling import sample_tokens
@@ -29,8 +31,10 @@ class DiscoDecoder(nn.Module):
         backbone = backbone or load_backbone(cfg.model, cfg.seed)
         self.transformer, self.vae = backbone.transformer, backbone.vae
         self.text_encoder, self.tokenizer = backbone.text_encoder, backbone.tokenizer
+        self.family = family_of(cfg.model)
         self.num_trainable = add_lora(self.transformer, cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout,
                                       cfg.lora.targets)
+        self.family.check_lora(self.transformer)
         if cfg.lora.init_from:
             load_lora_state_dict(self.transformer, load_adapter_file(cfg.lora.init_from))
         self.ratio = parse_ratio(cfg.condition.ratio)
@@ -101,9 +105,8 @@ class DiscoDecoder(nn.Module):
         tokens, all_coords, timesteps = C.assemble(noisy, cond, copies, coords, sigmas, cond_coords)
         dtype = self.transformer.dtype
         with speed.attention_context(self.cfg.model.attention), fast.cache_context(self.transformer):
-            pred = self.transformer(hidden_states=tokens.to(dtype), encoder_hidden_states=text.to(dtype),
-                                    timestep=timesteps, encoder_attention_mask=text_mask,
-                                    video_coords=all_coords, return_dict=False)[0]
+            pred = self.family.forward(self.transformer, tokens.to(dtype), text.to(dtype), text_mask, timesteps,
+                                       all_coords)
         return C.target_slice(pred, noisy.shape[1])
 
     def training_loss(self, inputs: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,7 +120,7 @@ class DiscoDecoder(nn.Module):
         sigmas = flow.sample_sigmas(b, x0.shape[1], fc.sampler, fc.logit_std, fc.shift_tokens, fc.shift_values,
                                     generator=generator, device=device)
         noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
-        coords = C.latent_coords(f, h, w, inputs["fps"], b, device)
+        coords = self.family.coords(self.transformer, f, h, w, inputs["fps"], b, device)
         pred = self.denoise(flow.interpolate(x0, noise, sigmas), cond, copies, coords, sigmas, inputs["text"],
                             inputs["text_mask"], self.condition_coords(inputs))
         return flow.flow_loss(pred, flow.velocity_target(x0, noise)), sigmas
@@ -144,7 +147,7 @@ class DiscoDecoder(nn.Module):
         inputs = self.prepare_batch(batch, need_target=False)
         b, c, f, h, w = inputs["cond"].shape[:2] + self.target_grid(batch, inputs)
         cond, copies = self.condition(inputs)
-        coords = C.latent_coords(f, h, w, inputs["fps"], b, self.device)
+        coords = self.family.coords(self.transformer, f, h, w, inputs["fps"], b, self.device)
         negative = self.encode_text([negative_prompt]) if guidance != 1.0 else None
         fast.reset(self.transformer)
         generator = ([torch.Generator(device=self.device).manual_seed(s) for s in seed] if isinstance(seed, list)

@@ -41,9 +41,12 @@ def decode_latents(vae, latents: torch.Tensor, decode_timestep: float = 0.05) ->
 @torch.no_grad()
 def encode_text(text_encoder, tokenizer, captions: list[str], max_tokens: int,
                 device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Captions -> T5 hidden states [B,L,D] and attention mask [B,L] (padded to max_tokens)."""
+    """Captions -> text states [B,L,D] and attention mask [B,L] (padded to max_tokens): T5's last hidden state, or
+    for LTX-2 what Gemma 3 and the connectors give the video stream (`ltx2.GemmaText`, its own mask)."""
     tokens = tokenizer(captions, padding="max_length", max_length=max_tokens, truncation=True,
                        add_special_tokens=True, return_tensors="pt")
     ids, mask = tokens.input_ids.to(device), tokens.attention_mask.to(device)
-    hidden = text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-    return hidden, mask
+    out = text_encoder(input_ids=ids, attention_mask=mask)
+    if isinstance(out, tuple):
+        return out
+    return out.last_hidden_state, mask

@@ -107,12 +107,12 @@ def building(out: Path) -> Iterator[Path]:
 
 
 # ---- checking keys against the architecture -------------------------------------------------------------------
-def architecture(model_name: str) -> torch.nn.Module:
-    """The base transformer of `model.name` on the meta device (no memory, no weights)."""
+def architecture(model_name: str, family: str = "ltxv") -> torch.nn.Module:
+    """The base transformer of `model.name` (of `model.family`) on the meta device (no memory, no weights)."""
     from disco_train.decoder.models import meta_transformer
 
     try:
-        return meta_transformer(model_name)
+        return meta_transformer(model_name, family)
     except KeyError:
         raise ExportError(f"model.name={model_name!r}: no architecture to check the LoRA against") from None
 
@@ -120,7 +120,8 @@ def architecture(model_name: str) -> torch.nn.Module:
 def check_keys(state: dict[str, torch.Tensor], cfg: DiscoLoraConfig) -> None:
     """Every key must be lora_A/lora_B of a Linear of the base model with shapes (r, in) / (out, r); every
     targeted Linear must have both. Raises ExportError listing the first problems."""
-    modules = {n: m for n, m in architecture(cfg.model.name).named_modules() if isinstance(m, torch.nn.Linear)}
+    base = architecture(cfg.model.name, cfg.model.family)
+    modules = {n: m for n, m in base.named_modules() if isinstance(m, torch.nn.Linear)}
     rank, problems, seen = cfg.lora.rank, [], {}
     for key, tensor in state.items():
         match = _LORA_KEY.fullmatch(key)

@@ -64,9 +64,15 @@ def require_path(path: str | Path, what: str, key: str) -> Path:
 
 
 def model_paths(model_cfg) -> tuple[Path, Path]:
-    """(LTX-Video path, T5 path) on disk: local paths, or Hub repo ids fetched into the cache (config.hub)."""
-    return (resolve_weights(model_cfg.path, "model.path", f"LTX-Video {model_cfg.name} weights", LTX_FILES),
-            resolve_weights(model_cfg.text_encoder_path, "model.text_encoder_path", "T5 text encoder", T5_FILES))
+    """(LTX path, text encoder path) on disk: local paths, or Hub repo ids fetched into the cache (config.hub)."""
+    from disco_train.decoder import ltx2
+
+    ltx2_family = model_cfg.family == "ltx2"
+    what = "LTX-2" if ltx2_family else "LTX-Video"
+    files, text_files = (ltx2.LTX2_FILES, ltx2.GEMMA_FILES) if ltx2_family else (LTX_FILES, T5_FILES)
+    return (resolve_weights(model_cfg.path, "model.path", f"{what} {model_cfg.name} weights", files),
+            resolve_weights(model_cfg.text_encoder_path, "model.text_encoder_path",
+                            "Gemma 3 text encoder" if ltx2_family else "T5 text encoder", text_files))
 
 
 def tiny_transformer(seed: int = 0):
@@ -94,18 +100,25 @@ def tiny_text_encoder(seed: int = 0):
     return T5EncoderModel(config), tokenizer
 
 
-def transformer_config(name: str) -> dict:
-    """The transformer's diffusers config of `model.name` (KeyError for an unknown name)."""
+def transformer_config(name: str, family: str = "ltxv") -> dict:
+    """The transformer's diffusers config of `model.name` in `model.family` (KeyError for an unknown name)."""
+    if family == "ltx2":
+        from disco_train.decoder import ltx2
+
+        return ltx2.TINY_LTX2 if name == "tiny" else ltx2.LTX2_CONFIGS[name]
     return TINY_TRANSFORMER if name == "tiny" else LTXV_CONFIGS[name]
 
 
-def meta_transformer(name: str):
+def meta_transformer(name: str, family: str = "ltxv"):
     """The transformer of `model.name` on the meta device: architecture without memory or weights (parameter
     counts, memory planning, checking an exported adapter). KeyError for an unknown name."""
-    from diffusers import LTXVideoTransformer3DModel
+    import diffusers
 
+    from disco_train.decoder.family import FAMILIES
+
+    cls = getattr(diffusers, FAMILIES[family].transformer_class)
     with torch.device("meta"):
-        return LTXVideoTransformer3DModel(**transformer_config(name))
+        return cls(**transformer_config(name, family))
 
 
 def _load_ltx(path: Path, cls_name: str, subfolder: str, dtype: torch.dtype):
@@ -164,7 +177,7 @@ def check_architecture(model_cfg, path: Path) -> None:
 
     from disco_train.config import ConfigError
 
-    want = transformer_config(model_cfg.name)
+    want = transformer_config(model_cfg.name, model_cfg.family)
     found = json.loads(_config_file(path).read_text())
     differ = {k: (found.get(k), v) for k, v in want.items() if found.get(k) != v}
     if differ:
@@ -178,32 +191,44 @@ def check_architecture(model_cfg, path: Path) -> None:
 def load_transformer(model_cfg, seed: int = 0) -> torch.nn.Module:
     """The LTX-Video transformer per `ModelConfig` (tiny: random, seeded), frozen; a checkpoint of another
     architecture than `model.name` is refused before loading."""
+    from disco_train.decoder import ltx2
+    from disco_train.decoder.family import family_of
+
     dtype = DTYPES[model_cfg.dtype]
     if model_cfg.name == "tiny":
-        transformer = tiny_transformer(seed).to(dtype)
+        transformer = (ltx2.tiny_transformer if model_cfg.family == "ltx2" else tiny_transformer)(seed).to(dtype)
     else:
         path = model_paths(model_cfg)[0]
         check_architecture(model_cfg, path)
-        transformer = _load_ltx(path, "LTXVideoTransformer3DModel", "transformer", dtype)
+        transformer = _load_ltx(path, family_of(model_cfg).transformer_class, "transformer", dtype)
     return _frozen(transformer)[0]
 
 
 def load_encoders(model_cfg, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module, object]:
     """(VAE, T5 encoder, tokenizer) per `ModelConfig`, frozen: what the decoder and `prepare precompute=true`
     encode with (tiny: random, seeded seed+1 and seed+2, as inside `load_backbone`)."""
-    dtype = DTYPES[model_cfg.dtype]
+    from disco_train.decoder import ltx2
+    from disco_train.decoder.family import family_of
+
+    dtype, is_ltx2 = DTYPES[model_cfg.dtype], model_cfg.family == "ltx2"
     if model_cfg.name == "tiny":
-        vae, (text_encoder, tokenizer) = tiny_vae(seed + 1), tiny_text_encoder(seed + 2)
+        vae = (ltx2.tiny_vae if is_ltx2 else tiny_vae)(seed + 1)
+        text_encoder, tokenizer = (ltx2.tiny_text_encoder if is_ltx2 else tiny_text_encoder)(seed + 2)
         vae, text_encoder = vae.to(dtype), text_encoder.to(dtype)
     else:
-        ltx, t5 = model_paths(model_cfg)
-        vae = _load_ltx(ltx, "AutoencoderKLLTXVideo", "vae", dtype)
-        text_encoder, tokenizer = _load_t5(t5, dtype)
+        ltx, text_path = model_paths(model_cfg)
+        vae = _load_ltx(ltx, family_of(model_cfg).vae_class, "vae", dtype)
+        text_encoder, tokenizer = (ltx2.load_text_encoder(ltx, text_path, dtype) if is_ltx2
+                                   else _load_t5(text_path, dtype))
     return (*_frozen(vae, text_encoder), tokenizer)
 
 
 def load_backbone(model_cfg, seed: int = 0) -> Backbone:
     """Build or load the frozen decoder parts per `ModelConfig`. All returned modules have requires_grad=False.
     The transformer is built first: the adapter's random init draws from the RNG state the three leave."""
+    from disco_train.decoder.family import check_geometry, family_of
+
     transformer = load_transformer(model_cfg, seed)
-    return Backbone(transformer, *load_encoders(model_cfg, seed))
+    backbone = Backbone(transformer, *load_encoders(model_cfg, seed))
+    check_geometry(backbone.vae, transformer, family_of(model_cfg))
+    return backbone

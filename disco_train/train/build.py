@@ -49,7 +49,7 @@ def check_init_from(cfg) -> None:
     from disco_train.decoder.lora import adapter_layout, check_adapter_file
     from disco_train.decoder.models import meta_transformer
 
-    expected = adapter_layout(meta_transformer(cfg.model.name), cfg.lora.rank, cfg.lora.targets)
+    expected = adapter_layout(meta_transformer(cfg.model.name, cfg.model.family), cfg.lora.rank, cfg.lora.targets)
     try:
         check_adapter_file(cfg.lora.init_from, expected, cfg.lora.rank)
     except (ValueError, FileNotFoundError) as err:

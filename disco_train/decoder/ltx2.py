@@ -1,0 +1,124 @@
+"""LTX-2 parts (`model.family=ltx2`): transformer configs of the released models, tiny ones built in code from the
+diffusers / transformers classes, and the Gemma 3 + `LTX2TextConnectors` text path.
+
+Released transformer configs (for meta-device planning and checking an export's keys): 'ltx2_19b' is diffusers'
+`LTX2VideoTransformer3DModel` defaults, which are Lightricks/LTX-2's transformer/config.json (48 layers, 32×128
+video heads, 32×64 audio heads, caption 3840 from Gemma 3 12B); 'ltx25_22b' adds what diffusers'
+scripts/convert_ltx2_to_diffusers.py sets for version "2.3" (and its LTX-2.5 port keeps): gated attention, prompt
+cross-attention modulation, split RoPE, no caption projection (the connectors project per modality).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+LTX2_19B = dict(in_channels=128, out_channels=128, num_attention_heads=32, attention_head_dim=128,
+                cross_attention_dim=4096, audio_in_channels=128, audio_out_channels=128,
+                audio_num_attention_heads=32, audio_attention_head_dim=64, audio_cross_attention_dim=2048,
+                num_layers=48, caption_channels=3840)
+LTX2_CONFIGS = {
+    "ltx2_19b": LTX2_19B,
+    "ltx25_22b": dict(LTX2_19B, gated_attn=True, cross_attn_mod=True, audio_gated_attn=True,
+                      audio_cross_attn_mod=True, rope_type="split", use_prompt_embeddings=False, perturbed_attn=True),
+}
+
+TINY_TEXT_DIM = 16
+TINY_LTX2 = dict(in_channels=16, out_channels=16, num_attention_heads=2, attention_head_dim=8, cross_attention_dim=16,
+                 audio_in_channels=4, audio_out_channels=4, audio_num_attention_heads=1, audio_attention_head_dim=8,
+                 audio_cross_attention_dim=8, num_layers=2, caption_channels=TINY_TEXT_DIM)
+# 4 (patch) × 2 × 2 × 2 (three spatio-temporal downsamplers) = 32× spatial, 2 × 2 × 2 = 8× temporal, as LTX-2's.
+TINY_LTX2_VAE = dict(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(8, 16, 16, 16),
+                     decoder_block_out_channels=(16, 16, 16), layers_per_block=(1, 1, 1, 1, 1),
+                     decoder_layers_per_block=(1, 1, 1, 1), spatio_temporal_scaling=(True, True, True, False),
+                     decoder_spatio_temporal_scaling=(True, True, True), decoder_inject_noise=(False,) * 4,
+                     downsample_type=("spatiotemporal",) * 3 + ("spatial",), upsample_type=("spatiotemporal",) * 3,
+                     upsample_residual=(False,) * 3, upsample_factor=(1, 1, 1), patch_size=4, patch_size_t=1)
+TINY_GEMMA_LAYERS = 2
+TINY_CONNECTORS = dict(caption_channels=TINY_TEXT_DIM, text_proj_in_factor=TINY_GEMMA_LAYERS + 1,
+                       video_connector_num_attention_heads=2, video_connector_attention_head_dim=8,
+                       video_connector_num_layers=1, video_connector_num_learnable_registers=8,
+                       audio_connector_num_attention_heads=2, audio_connector_attention_head_dim=8,
+                       audio_connector_num_layers=1, audio_connector_num_learnable_registers=8)
+
+LTX2_FILES = ["transformer/*", "vae/*", "connectors/*", "model_index.json"]
+"""What of an LTX-2 diffusers repo the decoder reads (the audio VAE and vocoder are never needed)."""
+GEMMA_FILES = ["text_encoder/*", "tokenizer/*", "*.json", "*.safetensors", "*.model"]
+"""What of a Gemma 3 repo (the LTX-2 diffusers repo's text_encoder/ + tokenizer/, or a plain one) the decoder reads."""
+
+
+class GemmaText(nn.Module):
+    """Gemma 3 and LTX-2's text connectors as one frozen text encoder: captions' token ids -> the video stream's
+    text states and mask (diffusers `LTX2Pipeline._get_gemma_prompt_embeds` then `connectors(...)`)."""
+
+    def __init__(self, gemma: nn.Module, connectors: nn.Module):
+        super().__init__()
+        self.gemma, self.connectors = gemma, connectors
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.connectors.parameters()).dtype
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.gemma(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        # every layer's states, stacked and flattened, as the pipeline does ([B, L, D·(layers+1)])
+        stacked = torch.stack(out.hidden_states, dim=-1).flatten(2, 3).to(self.dtype)
+        video, _, mask = self.connectors(stacked, attention_mask, padding_side="left")
+        return video, mask
+
+
+def left_padded(tokenizer):
+    """Gemma is prompted with left padding (diffusers' LTX-2 pipelines set it); the connectors assume it."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def tiny_transformer(seed: int = 0):
+    from diffusers import LTX2VideoTransformer3DModel
+
+    torch.manual_seed(seed)
+    return LTX2VideoTransformer3DModel(**TINY_LTX2)
+
+
+def tiny_vae(seed: int = 0):
+    from diffusers import AutoencoderKLLTX2Video
+
+    torch.manual_seed(seed)
+    return AutoencoderKLLTX2Video(**TINY_LTX2_VAE)
+
+
+def tiny_text_encoder(seed: int = 0) -> tuple[GemmaText, object]:
+    """A 2-layer Gemma 3 text model and tiny connectors, with a byte-level tokenizer (no vocabulary file)."""
+    from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
+    from transformers import ByT5Tokenizer, Gemma3TextConfig, Gemma3TextModel
+
+    torch.manual_seed(seed)
+    tokenizer = left_padded(ByT5Tokenizer())
+    gemma = Gemma3TextModel(Gemma3TextConfig(
+        vocab_size=len(tokenizer), hidden_size=TINY_TEXT_DIM, intermediate_size=32,
+        num_hidden_layers=TINY_GEMMA_LAYERS, num_attention_heads=2, num_key_value_heads=1, head_dim=8,
+        max_position_embeddings=256, sliding_window=16))
+    return GemmaText(gemma, LTX2TextConnectors(**TINY_CONNECTORS)), tokenizer
+
+
+def load_text_encoder(model_path: Path, gemma_path: Path, dtype: torch.dtype) -> tuple[GemmaText, object]:
+    """Gemma 3 (its text tower) from `model.text_encoder_path` and the connectors from `model.path`/connectors."""
+    from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
+    from transformers import AutoModel, AutoTokenizer
+
+    from disco_train.decoder.models import require_path
+
+    enc_dir = gemma_path / "text_encoder" if (gemma_path / "text_encoder").is_dir() else gemma_path
+    tok_dir = gemma_path / "tokenizer" if (gemma_path / "tokenizer").is_dir() else gemma_path
+    require_path(enc_dir / "config.json", "Gemma 3 text encoder config", "model.text_encoder_path")
+    require_path(model_path / "connectors" / "config.json", "LTX-2 text connectors config", "model.path")
+    gemma = AutoModel.from_pretrained(enc_dir, torch_dtype=dtype, local_files_only=True)
+    gemma = getattr(gemma, "language_model", gemma)  # Gemma3ForConditionalGeneration: the text tower only
+    connectors = LTX2TextConnectors.from_pretrained(model_path, subfolder="connectors", torch_dtype=dtype,
+                                                    local_files_only=True)
+    tokenizer = left_padded(AutoTokenizer.from_pretrained(tok_dir, local_files_only=True))
+    return GemmaText(gemma, connectors), tokenizer
