@@ -12,13 +12,13 @@ from disco_train.train.export import export
 RANK, ALPHA = 4, 8.0  # alpha != rank: a loader that ignored the exported alpha would give different outputs
 
 
-def make_run(root, *overrides, step=3):
+def make_run(root, *overrides, step=3, recipe="disco_lora_debug"):
     """A run folder as train.py leaves it (config.yaml + a Lightning checkpoint) with non-zero LoRA weights.
     Returns (decoder, checkpoint path)."""
     from disco_train.config.recipe import resolve, to_yaml
     from disco_train.decoder.lora import lora_state_dict
 
-    cfg, merged, _ = resolve(["recipe=disco_lora_debug", f"lora.rank={RANK}", f"lora.alpha={ALPHA}",
+    cfg, merged, _ = resolve([f"recipe={recipe}", f"lora.rank={RANK}", f"lora.alpha={ALPHA}",
                               f"output_dir={root}", "name=run",
                               f"data.train_shards={root}/no-shards/train-*.tar", *overrides])
     run = root / "run"

@@ -29,6 +29,10 @@ TINY_TEXT_DIM = 16
 TINY_LTX2 = dict(in_channels=16, out_channels=16, num_attention_heads=2, attention_head_dim=8, cross_attention_dim=16,
                  audio_in_channels=4, audio_out_channels=4, audio_num_attention_heads=1, audio_attention_head_dim=8,
                  audio_cross_attention_dim=8, num_layers=2, caption_channels=TINY_TEXT_DIM)
+# 'tiny25': the 22B's flags (gated attention, prompt modulation, split RoPE, per-modality connector projections)
+TINY_LTX25 = dict(TINY_LTX2, gated_attn=True, cross_attn_mod=True, audio_gated_attn=True, audio_cross_attn_mod=True,
+                  rope_type="split", use_prompt_embeddings=False, perturbed_attn=True)
+TINY_CONFIGS = {"tiny": TINY_LTX2, "tiny25": TINY_LTX25}
 # 4 (patch) × 2 × 2 × 2 (three spatio-temporal downsamplers) = 32× spatial, 2 × 2 × 2 = 8× temporal, as LTX-2's.
 TINY_LTX2_VAE = dict(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(8, 16, 16, 16),
                      decoder_block_out_channels=(16, 16, 16), layers_per_block=(1, 1, 1, 1, 1),
@@ -77,11 +81,11 @@ def left_padded(tokenizer):
     return tokenizer
 
 
-def tiny_transformer(seed: int = 0):
+def tiny_transformer(seed: int = 0, name: str = "tiny"):
     from diffusers import LTX2VideoTransformer3DModel
 
     torch.manual_seed(seed)
-    return LTX2VideoTransformer3DModel(**TINY_LTX2)
+    return LTX2VideoTransformer3DModel(**TINY_CONFIGS[name])
 
 
 def tiny_vae(seed: int = 0):
@@ -91,8 +95,9 @@ def tiny_vae(seed: int = 0):
     return AutoencoderKLLTX2Video(**TINY_LTX2_VAE)
 
 
-def tiny_text_encoder(seed: int = 0) -> tuple[GemmaText, object]:
-    """A 2-layer Gemma 3 text model and tiny connectors, with a byte-level tokenizer (no vocabulary file)."""
+def tiny_text_encoder(seed: int = 0, name: str = "tiny") -> tuple[GemmaText, object]:
+    """A 2-layer Gemma 3 text model and tiny connectors (per-modality projections for 'tiny25', as LTX-2.3/2.5),
+    with a byte-level tokenizer (no vocabulary file)."""
     from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
     from transformers import ByT5Tokenizer, Gemma3TextConfig, Gemma3TextModel
 
@@ -102,7 +107,10 @@ def tiny_text_encoder(seed: int = 0) -> tuple[GemmaText, object]:
         vocab_size=len(tokenizer), hidden_size=TINY_TEXT_DIM, intermediate_size=32,
         num_hidden_layers=TINY_GEMMA_LAYERS, num_attention_heads=2, num_key_value_heads=1, head_dim=8,
         max_position_embeddings=256, sliding_window=16))
-    return GemmaText(gemma, LTX2TextConnectors(**TINY_CONNECTORS)), tokenizer
+    connectors = TINY_CONNECTORS if name == "tiny" else dict(
+        TINY_CONNECTORS, per_modality_projections=True, video_hidden_dim=TINY_LTX25["cross_attention_dim"],
+        audio_hidden_dim=TINY_LTX25["audio_cross_attention_dim"], audio_connector_num_attention_heads=1)
+    return GemmaText(gemma, LTX2TextConnectors(**connectors)), tokenizer
 
 
 def load_text_encoder(model_path: Path, gemma_path: Path, dtype: torch.dtype) -> tuple[GemmaText, object]:

@@ -105,7 +105,7 @@ def transformer_config(name: str, family: str = "ltxv") -> dict:
     if family == "ltx2":
         from disco_train.decoder import ltx2
 
-        return ltx2.TINY_LTX2 if name == "tiny" else ltx2.LTX2_CONFIGS[name]
+        return {**ltx2.TINY_CONFIGS, **ltx2.LTX2_CONFIGS}[name]
     return TINY_TRANSFORMER if name == "tiny" else LTXV_CONFIGS[name]
 
 
@@ -150,9 +150,16 @@ def _load_t5(path: Path, dtype: torch.dtype):
 
 def check_weights_present(model_cfg) -> None:
     """Fail fast (before any loading) when the chosen model's files are missing (fetching Hub repo ids)."""
-    if model_cfg.name == "tiny":
+    from disco_train.config.decoder import TINY_MODELS
+
+    if model_cfg.name in TINY_MODELS:
         return
-    model_paths(model_cfg)
+    ltx, text = model_paths(model_cfg)
+    if model_cfg.family == "ltx2" and ltx.is_dir():  # every part LTX-2 reads, each named with the key to set
+        for sub in ("transformer", "vae", "connectors"):
+            require_path(ltx / sub / "config.json", f"LTX-2 {sub} config", "model.path")
+        enc = text / "text_encoder" if (text / "text_encoder").is_dir() else text
+        require_path(enc / "config.json", "Gemma 3 text encoder config", "model.text_encoder_path")
 
 
 def _frozen(*modules):
@@ -195,8 +202,10 @@ def load_transformer(model_cfg, seed: int = 0) -> torch.nn.Module:
     from disco_train.decoder.family import family_of
 
     dtype = DTYPES[model_cfg.dtype]
-    if model_cfg.name == "tiny":
-        transformer = (ltx2.tiny_transformer if model_cfg.family == "ltx2" else tiny_transformer)(seed).to(dtype)
+    if model_cfg.family == "ltx2" and model_cfg.name in ltx2.TINY_CONFIGS:
+        transformer = ltx2.tiny_transformer(seed, model_cfg.name).to(dtype)
+    elif model_cfg.name == "tiny":
+        transformer = tiny_transformer(seed).to(dtype)
     else:
         path = model_paths(model_cfg)[0]
         check_architecture(model_cfg, path)
@@ -211,9 +220,10 @@ def load_encoders(model_cfg, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.M
     from disco_train.decoder.family import family_of
 
     dtype, is_ltx2 = DTYPES[model_cfg.dtype], model_cfg.family == "ltx2"
-    if model_cfg.name == "tiny":
+    if model_cfg.name in ("tiny", "tiny25"):
         vae = (ltx2.tiny_vae if is_ltx2 else tiny_vae)(seed + 1)
-        text_encoder, tokenizer = (ltx2.tiny_text_encoder if is_ltx2 else tiny_text_encoder)(seed + 2)
+        text_encoder, tokenizer = (ltx2.tiny_text_encoder(seed + 2, model_cfg.name) if is_ltx2
+                                   else tiny_text_encoder(seed + 2))
         vae, text_encoder = vae.to(dtype), text_encoder.to(dtype)
     else:
         ltx, text_path = model_paths(model_cfg)

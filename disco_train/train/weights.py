@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from disco_train.config.cli import Command
+from disco_train.config.decoder import TINY_MODELS
 from disco_train.config.hub import repo_ref
 
 LTX_SOURCE = "HF Lightricks/LTX-Video-0.9.7-dev (13B) or Lightricks/LTX-Video-0.9.1 (2B), diffusers layout"
+LTX2_SOURCE = "HF Lightricks/LTX-2 (19B dev; for 22B the LTX-2.3/2.5 dev model), diffusers layout"
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,17 @@ class Need:
 
 
 def _model(m, key: str = "model") -> list[Need]:
-    if m.name == "tiny":
+    if m.name in TINY_MODELS:
         return []
     sub = lambda p, s: p if repo_ref(p) else str(Path(p) / s)  # noqa: E731
+    if m.family == "ltx2":
+        return [Need(f"{key}.path", sub(m.path, "transformer/config.json"), f"LTX-2 {m.name} transformer", LTX2_SOURCE),
+                Need(f"{key}.path", sub(m.path, "vae/config.json"), "LTX-2 video VAE", LTX2_SOURCE),
+                Need(f"{key}.path", sub(m.path, "connectors/config.json"), "LTX-2 text connectors", LTX2_SOURCE),
+                Need(f"{key}.text_encoder_path", sub(m.text_encoder_path, "text_encoder/config.json"),
+                     "Gemma 3 text encoder", f"the text_encoder/ of {LTX2_SOURCE}, or HF google/gemma-3-12b-it"),
+                Need(f"{key}.text_encoder_path", sub(m.text_encoder_path, "tokenizer"), "Gemma 3 tokenizer",
+                     f"the tokenizer/ of {LTX2_SOURCE}")]
     return [Need(f"{key}.path", sub(m.path, "transformer/config.json"), f"LTX-Video {m.name} transformer",
                  LTX_SOURCE),
             Need(f"{key}.path", sub(m.path, "vae/config.json"), "LTX-Video VAE", LTX_SOURCE),

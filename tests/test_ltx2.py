@@ -1,0 +1,116 @@
+"""LTX-2 as the backbone (`model.family=ltx2`): video-only calls, LoRA on the video stream, RoPE from diffusers'
+own coordinates, the export in diffusers' loader, weights preflight. Tiny models built in code."""
+
+import pytest
+import torch
+
+from disco_train.config.base import ConfigError
+from disco_train.decoder import ltx2
+from disco_train.decoder.family import FAMILIES
+from test_export import CODEC, make_run
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny25"])
+def test_video_output_ignores_the_audio_stream(name):
+    """isolate_modalities=True: the least audio we pass (one zero token) could be anything, the video is the same."""
+    transformer = ltx2.tiny_transformer(0, name).eval()
+    g = torch.Generator().manual_seed(1)
+    n, cfg = 12, transformer.config
+    text_dim = cfg.caption_channels if cfg.use_prompt_embeddings else cfg.cross_attention_dim
+    audio_text_dim = cfg.caption_channels if cfg.use_prompt_embeddings else cfg.audio_cross_attention_dim
+    kw = dict(hidden_states=torch.randn(1, n, 16, generator=g), encoder_hidden_states=torch.randn(1, 5, text_dim, generator=g),
+              timestep=torch.full((1, n), 400.0), sigma=torch.tensor([400.0]), encoder_attention_mask=torch.ones(1, 5),
+              video_coords=FAMILIES["ltx2"].coords(transformer, 3, 2, 2, 24.0, 1), audio_num_frames=3,
+              isolate_modalities=True, return_dict=False)
+    with torch.no_grad():
+        ours = FAMILIES["ltx2"].forward(transformer, kw["hidden_states"], kw["encoder_hidden_states"],
+                                        kw["encoder_attention_mask"], kw["timestep"], kw["video_coords"])
+        other = transformer(audio_hidden_states=torch.randn(1, 3, 4, generator=g),
+                            audio_encoder_hidden_states=torch.randn(1, 5, audio_text_dim, generator=g),
+                            audio_timestep=torch.tensor([900.0]), audio_sigma=torch.tensor([900.0]), **kw)[0]
+        coupled = transformer(audio_hidden_states=torch.randn(1, 3, 4, generator=g),
+                              audio_encoder_hidden_states=torch.randn(1, 5, audio_text_dim, generator=g),
+                              audio_timestep=torch.tensor([900.0]), audio_sigma=torch.tensor([900.0]),
+                              **{**kw, "isolate_modalities": False})[0]
+    torch.testing.assert_close(ours, other, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(ours, coupled, atol=1e-4)  # without isolation audio would leak into the video
+
+
+def test_coords_are_diffusers_own_with_per_sample_fps():
+    transformer = ltx2.tiny_transformer(0)
+    ours = FAMILIES["ltx2"].coords(transformer, 3, 2, 2, torch.tensor([24.0, 30.0]), 2)
+    for i, fps in enumerate((24.0, 30.0)):
+        theirs = transformer.rope.prepare_video_coords(1, 3, 2, 2, "cpu", fps=fps)
+        torch.testing.assert_close(ours[i:i + 1], theirs)
+
+
+def test_lora_reaches_the_video_stream_only():
+    from disco_train.config.recipe import resolve
+    from disco_train.decoder.decoder import DiscoDecoder
+
+    cfg, _, _ = resolve(["recipe=disco_lora_ltx2_debug", "data.train_shards=x"])
+    decoder = DiscoDecoder(cfg)
+    names = [n for n, p in decoder.transformer.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n and "audio" not in n for n in names)
+    cfg.lora.targets = ["to_q", "to_v"]  # LTX-Video's short names hit every audio attention too
+    with pytest.raises(ValueError, match="audio stream"):
+        DiscoDecoder(cfg)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from disco_train.train.export import export
+
+    root = tmp_path_factory.mktemp("export_ltx2")
+    decoder, ckpt = make_run(root, recipe="disco_lora_ltx2_debug")
+    return decoder, export(ckpt, root / "export", codec=CODEC)
+
+
+def test_export_loads_in_diffusers_ltx2_loader(exported, caplog):
+    """`transformer.load_lora_adapter(..., prefix="transformer")` on a fresh LTX-2 transformer takes every key (no
+    missing or unexpected ones: diffusers logs those) and reproduces the trained transformer's video output."""
+    from disco_train.decoder import export as E
+
+    decoder, out = exported
+    family = FAMILIES["ltx2"]
+    g = torch.Generator().manual_seed(0)
+    tokens, text = torch.randn(1, 12, 16, generator=g), torch.randn(1, 6, 16, generator=g)
+    args = (tokens, text, torch.ones(1, 6), torch.full((1, 12), 500.0),
+            family.coords(decoder.transformer, 3, 2, 2, 24.0, 1))
+    with torch.no_grad():
+        expected = family.forward(decoder.transformer, *args)
+        fresh = ltx2.tiny_transformer(decoder.cfg.seed)
+        assert not torch.allclose(family.forward(fresh, *args), expected, atol=1e-4)
+        caplog.clear()
+        fresh.load_lora_adapter(str(out), weight_name=E.DIFFUSERS_FILE, prefix="transformer")
+        assert not [r for r in caplog.records if "unexpected" in r.getMessage().lower()
+                    or "missing" in r.getMessage().lower()]
+        torch.testing.assert_close(family.forward(fresh, *args), expected, atol=1e-5, rtol=1e-5)
+    ours = {n for n, _ in decoder.transformer.named_parameters() if "lora_" in n}
+    loaded = {n.replace(".default_0.", ".default.") for n, _ in fresh.named_parameters() if "lora_" in n}
+    assert loaded == ours
+
+
+def test_missing_vae_or_gemma_fails_before_loading_with_the_key(tmp_path):
+    from disco_train.config.decoder import ModelConfig
+    from disco_train.decoder.models import MissingWeightsError, check_weights_present
+
+    model = tmp_path / "ltx-2"
+    for sub in ("transformer", "connectors", "text_encoder"):
+        (model / sub).mkdir(parents=True)
+        (model / sub / "config.json").write_text("{}")
+    cfg = ModelConfig(family="ltx2", name="ltx2_19b", path=str(model), text_encoder_path=str(model))
+    with pytest.raises(MissingWeightsError, match=r"model\.path=.*vae"):
+        check_weights_present(cfg)
+    (model / "vae").mkdir()
+    (model / "vae" / "config.json").write_text("{}")
+    (model / "text_encoder" / "config.json").unlink()
+    with pytest.raises(MissingWeightsError, match=r"model\.text_encoder_path=.*Gemma"):
+        check_weights_present(cfg)
+
+
+def test_family_names_are_checked():
+    from disco_train.config.recipe import resolve
+
+    with pytest.raises(ConfigError, match="model.name"):
+        resolve(["recipe=disco_lora_ltx2", "model.name=ltxv_13b"])
