@@ -44,6 +44,17 @@ def test_coords_are_diffusers_own_with_per_sample_fps():
         torch.testing.assert_close(ours[i:i + 1], theirs)
 
 
+def test_compact_reference_coords_follow_ltx2s_scaled_reference():
+    """A compact reference's bounds are the reference grid's × D_s in space (the IC-LoRA pipeline's scaling), so
+    its token i sits at the centre of the D_s×D_s target cells it covers; time stays the target's."""
+    transformer, family = ltx2.tiny_transformer(0), FAMILIES["ltx2"]
+    ref = family.reference_coords(transformer, 3, 1, 1, 24.0, 1, 2)
+    target = family.coords(transformer, 3, 2, 2, 24.0, 1)
+    centre = ref.mean(-1)  # RoPE takes the midpoint of [start, end)
+    torch.testing.assert_close(centre[0, 1:, :1], target[0, 1:].mean(-1).reshape(2, 3, 4).mean(-1)[:, :1])
+    torch.testing.assert_close(ref[:, 0], target[:, 0, ::4])
+
+
 def test_lora_reaches_the_video_stream_only():
     from disco_train.config.recipe import resolve
     from disco_train.decoder.decoder import DiscoDecoder

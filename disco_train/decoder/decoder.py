@@ -90,12 +90,13 @@ class DiscoDecoder(nn.Module):
         return C.condition_tokens(C.pack(inputs["cond"]), aux, c.mode, self.ratio, c.interleave_unit, height * width)
 
     def condition_coords(self, inputs: dict) -> torch.Tensor | None:
-        """RoPE coordinates of a compact reference's tokens (`C.reference_coords`); None: the condition tokens
+        """RoPE coordinates of a compact reference's tokens (`Family.reference_coords`); None: the condition tokens
         take the target's (`condition.reference=full`)."""
         if self.cfg.condition.reference == "full":
             return None
         b, _, f, h, w = inputs["cond"].shape
-        return C.reference_coords(f, h, w, inputs["fps"], b, one_ds(inputs["ds"]), inputs["cond"].device)
+        return self.family.reference_coords(self.transformer, f, h, w, inputs["fps"], b, one_ds(inputs["ds"]),
+                                            inputs["cond"].device)
 
     # ---- the model call shared by training and sampling ----------------------------------------------------
     def denoise(self, noisy: torch.Tensor, cond: torch.Tensor, copies: int, coords: torch.Tensor,

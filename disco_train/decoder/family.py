@@ -33,6 +33,10 @@ class Family:
     def coords(self, transformer, frames: int, height: int, width: int, fps, batch: int, device=None):
         raise NotImplementedError
 
+    def reference_coords(self, transformer, frames, height, width, fps, batch, ds, device=None):
+        """Coordinates of a compact reference's grid (`condition.reference=compact`) on the target's grid."""
+        raise NotImplementedError
+
     def forward(self, transformer, tokens, text, text_mask, timesteps, coords) -> torch.Tensor:
         raise NotImplementedError
 
@@ -51,6 +55,11 @@ class LTXV(Family):
 
         return latent_coords(frames, height, width, fps, batch, device)
 
+    def reference_coords(self, transformer, frames, height, width, fps, batch, ds, device=None):
+        from disco_train.decoder.conditioning import reference_coords
+
+        return reference_coords(frames, height, width, fps, batch, ds, device)
+
     def forward(self, transformer, tokens, text, text_mask, timesteps, coords):
         return transformer(hidden_states=tokens, encoder_hidden_states=text, timestep=timesteps,
                            encoder_attention_mask=text_mask, video_coords=coords, return_dict=False)[0]
@@ -68,6 +77,13 @@ class LTX2(Family):
         coords = transformer.rope.prepare_video_coords(batch, frames, height, width, device, fps=1.0)
         fps = torch.as_tensor(fps, dtype=torch.float32, device=coords.device).reshape(-1, 1, 1).expand(batch, 1, 1)
         coords[:, 0] = coords[:, 0] / fps
+        return coords
+
+    def reference_coords(self, transformer, frames, height, width, fps, batch, ds, device=None):
+        """LTX-2's own convention (diffusers `LTX2InContextPipeline._encode_reference_conditions`, ltx-trainer's
+        `reference_downscale_factor`): the reference grid's [start, end) pixel bounds × D_s in space."""
+        coords = self.coords(transformer, frames, height, width, fps, batch, device)
+        coords[:, 1:] = coords[:, 1:] * ds
         return coords
 
     def forward(self, transformer, tokens, text, text_mask, timesteps, coords):
