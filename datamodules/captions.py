@@ -17,15 +17,64 @@ from pathlib import Path, PurePosixPath
 from disco_train.config import ConfigError
 
 
+MAX_LINE_BYTES = 1 << 20
+"""The longest line (row) of a captions file: a caption is a paragraph; a megabyte is no caption."""
+
+
+def _lines(path: Path):
+    """(line number, text) of a UTF-8 file (a byte order mark is dropped), each line at most MAX_LINE_BYTES."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), 1):
+            if len(line) > MAX_LINE_BYTES:
+                raise ConfigError(f"captions: {path}:{number}: a line longer than {MAX_LINE_BYTES:,} bytes")
+            try:
+                yield number, line.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError(f"captions: {path}:{number}: not UTF-8 text (a binary file?)") from None
+
+
+def _jsonl(path: Path) -> list[dict]:
+    rows = []
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError) as err:
+            raise ConfigError(f"captions: {path}:{number}: not JSON ({str(err)[:100]})") from None
+        if not isinstance(row, dict):
+            raise ConfigError(f"captions: {path}:{number}: a JSON {type(row).__name__}; each line is an object "
+                              f"such as {{\"video\": ..., \"caption\": ...}}")
+        rows.append(row)
+    return rows
+
+
+def _csv(path: Path) -> list[dict]:
+    text = (line for _, line in _lines(path))
+    try:
+        return list(csv.DictReader(text))
+    except csv.Error as err:
+        raise ConfigError(f"captions: {path}: not a readable csv ({err})") from None
+
+
 def _rows(path: Path) -> list[dict]:
     if not path.is_file():
         raise ConfigError(f"captions: file not found: {path}")
     if path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return _jsonl(path)
     if path.suffix == ".csv":
-        with open(path, newline="") as handle:
-            return list(csv.DictReader(handle))
+        return _csv(path)
     raise ConfigError(f"captions: {path} must be .csv or .jsonl")
+
+
+def _columns(rows: list[dict], path, columns: tuple[str, ...], setting: str) -> None:
+    """Every row has the columns, the first (the key) not empty: a csv row that is too short has None there, a
+    jsonl row may lack keys."""
+    for number, row in enumerate(rows, 1):
+        missing = [c for i, c in enumerate(columns) if (not row.get(c) if i == 0 else c not in row)]
+        if missing:
+            raise ConfigError(f"{setting}: {path} row {number} lacks {', '.join(map(repr, missing))}; it has "
+                              f"{sorted(k for k in row if k is not None)[:10]}")
 
 
 def _key(text: str) -> str:
@@ -72,6 +121,7 @@ def load(path: str, key: str, column: str, setting: str = "captions") -> Caption
     rows = _rows(Path(path))
     if rows and (key not in rows[0] or column not in rows[0]):
         raise ConfigError(f"{setting}: {path} needs columns {key!r} and {column!r}; it has {sorted(rows[0])}")
+    _columns(rows, path, (key, column), setting)
     return CaptionTable({str(row[key]): "" if row[column] is None else str(row[column]) for row in rows}, path)
 
 
@@ -79,4 +129,5 @@ def list_column(path: Path, column: str) -> list[str]:
     rows = _rows(path)
     if rows and column not in rows[0]:
         raise ConfigError(f"input: {path} needs a {column!r} column; it has {sorted(rows[0])}")
+    _columns(rows, path, (column,), "input")
     return [str(row[column]) for row in rows]

@@ -103,7 +103,8 @@ def decode_sample(sample: dict, cfg: DataConfig, fill: str, aux: str = "none", l
     missing = [f for f in REQUIRED_FIELDS if f not in sample]
     if missing:
         raise ValueError(f"sample {key}: missing fields {missing}")
-    video, _ = read_video(bytes(sample["video.mp4"]))
+    # checked against meta.json while it is read: a small member of huge frames stops at its first frame
+    video, _ = read_video(bytes(sample["video.mp4"]), max_frames=cfg.frames, size=(cfg.height, cfg.width))
     cond = restore_video(bytes(sample["degraded.bin"]), meta["codec"], int(meta["ds"]), int(meta["dt"]),
                          int(meta["frames"]), cfg.height, cfg.width, fill, cfg.dcvc_rt_dir or meta.get("dcvc_rt_dir"),
                          pattern=coded, reference=reference)

@@ -114,7 +114,8 @@ class PrecomputeStage:
         cond = restore_video(sample["degraded.bin"], meta["codec"], meta["ds"], meta["dt"], cfg.frames, cfg.height,
                              cfg.width, cfg.fill, cfg.dcvc_rt_dir, pattern=Pattern.of_settings(cfg),
                              reference=cfg.reference)
-        tensors = {"target": self._shared("target", video, lambda: self._encode(read_video(video)[0][:cfg.frames])),
+        tensors = {"target": self._shared("target", video, lambda: self._encode(read_video(
+                       video, max_frames=cfg.frames, size=(cfg.height, cfg.width))[0])),
                    "degraded": self._encode(cond)}
         aux = {name: sample[field] for name, field in (("sketch", "sketch.bin"), ("pose", "pose.xz"))
                if field in sample}

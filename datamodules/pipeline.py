@@ -80,13 +80,24 @@ class Pipeline:
         """All samples of one video. Raises VideoError/ValueError with a one-line reason on bad input."""
         cfg = self.cfg
         limit = cfg.frames * cfg.max_clips_per_video if cfg.max_clips_per_video else None
-        frames, fps = read_video(video.path, max_frames=limit)
+        frames, fps = read_video(video.path, max_frames=limit, max_bytes=self.max_bytes())
         count = len(frames) // cfg.frames
         if count == 0:
             raise VideoError(f"{len(frames)} frames, shorter than one clip of {cfg.frames}")
         return [sample for index in range(count)
                 for sample in self.clip_samples(video, index, frames[index * cfg.frames:(index + 1) * cfg.frames],
                                                 fps)]
+
+    def max_bytes(self) -> int:
+        """The frames one video may hold in this worker: max_memory_gb, else 24 GB shared by the workers, over
+        the copies a clip makes (read, resized, the degraded and auxiliary inputs)."""
+        from disco_train.config.limits import ENCODE_COPIES, budget_bytes
+
+        import os
+
+        workers = self.cfg.workers or os.cpu_count() or 1
+        share = budget_bytes(self.cfg.max_memory_gb) // (1 if self.cfg.max_memory_gb else workers)
+        return share // ENCODE_COPIES
 
     def points(self, key: str) -> list[GridPoint]:
         """The rate points clip `key` is coded at: the whole grid (grid=all), or one drawn from its key."""

@@ -176,8 +176,13 @@ def test_existing_output_kept_unless_forced(tmp_path):
     (out / "keep.txt").write_text("mine")
     with pytest.raises(E.ExportError, match="exists"):
         export(ckpt, out, codec=CODEC)
+    with pytest.raises(E.ExportError, match="is not an export"):  # force replaces exports only
+        export(ckpt, out, codec=CODEC, force=True)
     assert (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
     export(ckpt, out, codec=CODEC, force=True)
+    (out / "keep.txt").write_text("mine")
+    export(ckpt, out, codec=CODEC, force=True)  # an earlier export, with all it holds
     assert not (out / "keep.txt").exists() and (out / E.MANIFEST).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "run"]
 

@@ -125,7 +125,7 @@ def test_clear_errors(dirs, tmp_path, capsys):
     write_video(recons / "b.mp4", _frames(1, h=48))
     assert "resolutions differ" in _err(capsys, ok)
     (recons / "b.mp4").write_bytes(b"not a video")
-    assert "cannot open video" in _err(capsys, ok)
+    assert "unreadable video" in _err(capsys, ok)
 
 
 def test_bdrate_errors(tmp_path, capsys):

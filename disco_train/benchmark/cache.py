@@ -8,7 +8,8 @@ changing them recomputes nothing, while changing x265's preset recomputes exactl
 
 Files: `cache/<key[:2]>/<key>.json` (bits, times, per-video scores, the key's parts for inspection) and, when set
 metrics are asked for, `<key>.npz` (the video's FID/FVD/FVMD features, so any set of videos can be pooled later).
-Both are written to a temporary name and renamed; the JSON goes last, so a killed run leaves either a whole cell
+A record holds its own key: one whose key is not its file's (copied over another cell) or that is not a record is
+recomputed, never tabulated. Both are written to a temporary name and renamed; the JSON goes last, so a killed run leaves either a whole cell
 or none, and a rerun continues where it stopped.
 """
 
@@ -43,10 +44,13 @@ class Cache:
         record_path, feature_path = self._paths(key)
         try:
             record = json.loads(record_path.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError, RecursionError):
+            return None
+        # a record of this very cell: a cell copied over another ([] or another cell's record) is recomputed
+        if not isinstance(record, dict) or record.get("key") != key or not isinstance(record.get("features"), list):
             return None
         features = {}
-        if record.get("features"):
+        if record["features"]:
             try:
                 with np.load(feature_path) as data:
                     features = {k: data[k] for k in data.files}
@@ -64,7 +68,7 @@ class Cache:
             tmp = feature_path.with_name(f".{feature_path.stem}.tmp.npz")
             np.savez(tmp, **features)
             os.replace(tmp, feature_path)
-        record = {**record, "features": sorted(features)}
+        record = {**record, "key": key, "features": sorted(features)}
         tmp = record_path.with_name(f".{record_path.name}.tmp")
         tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
         os.replace(tmp, record_path)

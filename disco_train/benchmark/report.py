@@ -21,6 +21,7 @@ from pathlib import Path
 
 from disco_train.benchmark.tables import cell_text, method_curve
 from disco_train.config.recipe import atomic_write
+from disco_train.config.outputs import csv_cell
 from disco_train.metrics.results import LOWER_IS_BETTER
 
 
@@ -34,7 +35,7 @@ def csv_text(rows: list[dict], columns: list[str]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows({c: _fmt(r.get(c)) for c in columns} for r in rows)
+    writer.writerows({c: csv_cell(_fmt(r.get(c))) for c in columns} for r in rows)
     return buffer.getvalue()
 
 

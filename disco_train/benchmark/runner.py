@@ -187,8 +187,7 @@ def run(cfg, resolved_yaml: str, log: Callable = print) -> dict:
 
     names = parse_metric_names(cfg.metrics)
     device = resolve_device(cfg.device)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output(cfg)
     plan = make_plan(cfg, names, device, log)
     cache = K.Cache(out / "cache")
     todo = [c for c in plan.cells if cache.get(c.key) is None]
@@ -204,6 +203,19 @@ def run(cfg, resolved_yaml: str, log: Callable = print) -> dict:
                          notes(cfg, plan))
     return {"cells": len(plan.cells), "cached": len(plan.cells) - len(todo), "computed": len(todo), "files": files,
             "table": table, "curves": curves, "points": plan.points}
+
+
+def claim_output(cfg) -> Path:
+    """The output folder, refused when it is or holds the reference videos, or holds files of something else (a
+    folder with a benchmark's cache/ is one of its own, from before the marker)."""
+    from disco_train.config.outputs import check_folder_output, claim_folder
+
+    refs = Path(cfg.refs)
+    while any(ch in str(refs) for ch in "*?[") and refs != refs.parent:  # a glob: its fixed folder
+        refs = refs.parent
+    out = Path(cfg.out)
+    check_folder_output(out, [("refs", refs)], (out / "cache").is_dir(), "benchmark")
+    return claim_folder(out, "benchmark")
 
 
 def notes(cfg, plan: Plan) -> list[str]:

@@ -25,7 +25,9 @@ import numpy as np
 from disco_train.codec import container as C
 from disco_train.codec.container import Pattern
 from disco_train.codec.sender import CodecError, SenderSettings, geometry_for, read_pose_file, send_video
-from disco_train.config import ConfigError, DecodeError, DecodeLimits, DiscoLoraConfig, PrepareConfig
+from disco_train.config import ConfigError, DecodeLimits, DiscoLoraConfig, PrepareConfig
+from disco_train.codec.guards import (check_decode, check_encode, check_encode_output, check_memory, check_output,
+                                      check_viewing_copy, memory_errors, read_source, write_decoded)
 from disco_train.config.cli import REQUIRED, Command
 
 
@@ -95,6 +97,15 @@ class EncodeConfig:
     the poses with prepare's pose stage (DWPose, `pose_dir`)."""
     pose_dir: str = PrepareConfig.pose_dir
     """Folder with the DWPose ONNX files for pose=auto."""
+    max_memory_gb: float = 0.0
+    """Memory encode may hold (about 4 copies of the video as RGB frames; 0 = 24 GB): a video declaring more is
+    refused before it is decoded."""
+    overwrite: bool = False
+    """Replace an existing `out` that is not a .disco file (an earlier .disco is replaced anyway; an input never:
+    `out` equal to the video, sketch or pose is refused)."""
+
+    def validate(self) -> None:
+        check_encode(self)
 
 
 def settings(a: EncodeConfig, note=lambda text: print(text, file=sys.stderr), point: dict | None = None
@@ -156,17 +167,16 @@ def _caption(frames: np.ndarray, a: EncodeConfig) -> str:
 def encode(a: EncodeConfig) -> C.Container:
     """Video file -> .disco container (text, degraded video, and sketch / pose when given); with a rate target,
     at the best trained point that fits it (`codec.rate`)."""
-    from disco_train.codec.videoio import read_video
-
+    check_encode_output(a)
     points = rate_points(a)
     s = export_pattern(settings(a), a) if points is None else None
-    frames, fps = read_video(a.video)
+    frames, fps = read_source(a.video, a)
     if a.sketch == "auto":
         from disco_train.modalities.extract import SketchExtractor
 
         sketch = SketchExtractor(a.sketch_weights, a.device, stage="sketch=auto")(frames)
     else:
-        sketch = read_video(a.sketch)[0] if a.sketch else None
+        sketch = read_source(a.sketch, a, frames.shape[1:3])[0] if a.sketch else None
     if a.pose == "auto":
         from disco_train.modalities.extract import PoseExtractor
 
@@ -203,27 +213,6 @@ def rate_points(a: EncodeConfig) -> list[dict] | None:
     if not a.export:
         raise ConfigError("export: a rate target chooses among the export's trained rate points; give export=DIR")
     return rate.ordered_points(a.export)
-
-
-def kbps(bits: int, frames: int, fps: float) -> float:
-    """Rate in kbit/s of `bits` spread over `frames` frames at `fps`: bits / (frames / fps) / 1000."""
-    return bits * float(fps) / frames / 1000
-
-
-def report(c: C.Container) -> str:
-    g = c.geometry
-    pixels, payload = g.frames * g.height * g.width, sum(c.bits().values())
-    total = payload + 8 * c.overhead_bytes
-    lines = [f"{g.frames} frames {g.width}×{g.height} @ {float(g.fps):.3f} fps (generated as "
-             f"{g.coded_frames}×{g.coded_width}×{g.coded_height})"]
-    if c.pattern != C.FULL:  # the streams below hold only what this pattern's tokens read
-        lines.append(f"  pattern {c.pattern}")
-    lines += [f"  {s.kind:7s} {s.codec:8s} {s.bits:>12,} bits" for s in c.streams]
-    lines.append(f"  streams          {payload:>12,} bits  {payload / pixels:.6f} bpp "
-                 f"{kbps(payload, g.frames, g.fps):.3f} kbps")
-    lines.append(f"  total            {total:>12,} bits  {total / pixels:.6f} bpp {kbps(total, g.frames, g.fps):.3f} "
-                 f"kbps (the file: streams + the {c.overhead_bytes}-byte header, {8 * c.overhead_bytes} bits)")
-    return "\n".join(lines)
 
 
 # ---- decode ---------------------------------------------------------------------------------------------------
@@ -274,10 +263,16 @@ class DecodeConfig:
     """torch.compile the transformer blocks (diffusers' compile_repeated_blocks; the first steps are slower)."""
     vae_tiling: int = 0
     """Tile the VAE decode when a side of the coded clip exceeds this many pixels (0 = never)."""
+    overwrite: bool = False
+    """Replace an existing `out` file, or write frames into a folder that decode did not fill (never over an
+    input)."""
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     """What the .disco file may declare (sizes, caption, people per frame), checked before anything is built."""
     overrides: list[str] = field(default_factory=list)
     """Decoder-config overrides given as section.key=value (e.g. model.path=..., model.dtype=fp32)."""
+
+    def validate(self) -> None:
+        check_decode(self)
 
 
 def receive_all(cfg, containers: list[C.Container], video_weights: str | None = None,
@@ -325,27 +320,24 @@ def decode_containers(decoder, containers: list[C.Container], steps: int | None,
 def decode(a: DecodeConfig) -> np.ndarray:
     """.disco container + export folder -> reconstructed frames [T,H,W,3] (written losslessly when `out`). Every
     stream is checked and restored before the decoder is built; MemoryError becomes a DecodeError."""
-    try:
+    with memory_errors(a):
         return _decode(a)
-    except MemoryError:
-        raise DecodeError(f"{a.input}: decoding needs more memory than this machine has; lower the limits "
-                          f"(limits.max_pixels={a.limits.max_pixels}) or use a larger machine") from None
 
 
 def _decode(a: DecodeConfig) -> np.ndarray:
     import torch
 
     from disco_train.codec.receiver import required
-    from disco_train.codec.videoio import output_kind, write_output
     from disco_train.decoder import fast
     from disco_train.decoder.decoder import DiscoDecoder
     from disco_train.decoder.flow import schedule_steps
     from disco_train.codec import trained
     from disco_train.decoder.export import decoder_config, describe_settings, read_manifest, trained_settings
 
-    c = C.read(a.input, a.limits)
     if a.out:
-        output_kind(a.out, a.crf)  # a path it cannot write fails now, not after decoding
+        check_output(a)  # a path it cannot or must not write fails now, not after decoding
+    c = C.read(a.input, a.limits)
+    check_viewing_copy(a, c)
     manifest = read_manifest(a.export)
     video, points = required(c, "video", "decoding"), trained_settings(manifest)
     if not any((video.ds, video.dt, video.codec) == (p.get("ds"), p.get("dt"), p.get("codec")) for p in points):
@@ -355,8 +347,9 @@ def _decode(a: DecodeConfig) -> np.ndarray:
     video_weights = trained.video_weights(manifest, a.dcvc_rt_dir)
     sketch_weights = trained.sketch_weights(a.export, manifest, a.sketch_dcvc_dir, video_weights)
     cfg = decoder_config(a.export, a.overrides, manifest)
-    received = receive_all(cfg, [c], video_weights or None, sketch_weights or None, a.limits)
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    check_memory(a, c, cfg, device)
+    received = receive_all(cfg, [c], video_weights or None, sketch_weights or None, a.limits)
     decoder = DiscoDecoder.from_export(a.export, device=device, merge=a.merge_lora, cfg=cfg)
     schedule, steps = cfg.validation.sampling(a.schedule, a.steps)
     fast.apply(decoder.transformer, a.cache, a.dtype, a.compile, schedule_steps(schedule, steps))
@@ -364,7 +357,7 @@ def _decode(a: DecodeConfig) -> np.ndarray:
     (frames,) = generate(decoder, [c], received, steps, cfg.validation.guidance if a.guidance is None else a.guidance,
                          [a.seed], a.negative_prompt or cfg.validation.negative_prompt, schedule)
     if a.out:
-        write_output(a.out, frames, float(c.geometry.fps), crf=a.crf)
+        write_decoded(a, frames, float(c.geometry.fps))
     return frames
 
 
@@ -379,6 +372,8 @@ ERRORS = (ValueError, OSError)  # CodecError, ContainerError, VideoError, Bitstr
 
 def encode_main(argv: list[str]) -> int:
     def run(a: EncodeConfig) -> None:
+        from disco_train.codec.report import report
+
         result = encode(a)
         print(f"wrote {a.out} ({Path(a.out).stat().st_size:,} bytes): " + report(result))
 

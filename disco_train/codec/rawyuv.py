@@ -36,6 +36,13 @@ _CHROMA = {"420", "422", "444", "400", "yuv420", "yuv422", "yuv444", "yuv420p", 
 _Y4M_CHROMA = {"420jpeg": 8, "420paldv": 8, "420mpeg2": 8, "420": 8, "420p10": 10}
 
 
+MAX_FPS = 1000
+"""The highest frame rate a name or setting may give (test sequences run at 24 to 120; containers store a rate as
+a fraction of 32-bit integers)."""
+MAX_SIDE = 8192
+"""The largest width or height (8K UHD is 7680×4320; `DecodeLimits.max_side`)."""
+
+
 @dataclass(frozen=True)
 class YuvFormat:
     """What a raw .yuv file does not say about itself."""
@@ -53,8 +60,10 @@ class YuvFormat:
     def check(self, name: str) -> None:
         if self.width < 2 or self.height < 2 or self.width % 2 or self.height % 2:
             raise VideoError(f"{name}: 4:2:0 needs an even width and height, got {self.width}x{self.height}")
-        if not self.fps > 0:
-            raise VideoError(f"{name}: frame rate {self.fps} is not positive")
+        if max(self.width, self.height) > MAX_SIDE:
+            raise VideoError(f"{name}: {self.width}x{self.height} is larger than {MAX_SIDE} px per side")
+        if not 0 < self.fps <= MAX_FPS:
+            raise VideoError(f"{name}: frame rate {self.fps:g} is not in (0, {MAX_FPS}]")
         if self.bit_depth not in (8, 10):
             raise VideoError(f"{name}: {self.bit_depth}-bit samples; this reader takes 8- and 10-bit 4:2:0")
 

@@ -4,8 +4,8 @@ Frames are uint8 numpy arrays [T, H, W, 3] (RGB) everywhere in the project. `rea
 reader of prepare, encode, evaluate and benchmark:
 - raw `.yuv` (planar 4:2:0, 8- or 10-bit little-endian, the form of HEVC-B, UVG and MCL-JCV) and `.y4m`, in
   `rawyuv` (size, fps and bit depth from the usual test-sequence names, or given);
-- anything else PyAV reads; decord first for whole files (fast seeking; decord 0.6.0 fails on some frame widths,
-  measured: 48 px, so a decord error falls back to PyAV).
+- anything else PyAV reads, frame by frame (one reader and one rotation policy everywhere: a display rotation is
+  applied; decord, once used for whole files, applied it where PyAV did not, so encode and evaluate disagreed).
 
 Writing: `write_video` (H.264 mp4, lossy: for viewing and training targets), `write_lossless` (FFV1 in .mkv, RGB
 bgr0: every pixel back exactly) and `write_frames` (a folder of PNGs). `write_output` picks by path.
@@ -28,82 +28,76 @@ class VideoError(DecodeError):
     """A video file or bitstream could not be read or written."""
 
 
+class TooLarge(VideoError):
+    """A video declares or holds more frames × pixels than the reader's bound."""
+
+
 # libx265 4.2 as shipped in the PyAV 18 wheel corrupts the heap on some tiny frames (measured: 32×48, 16×48
 # abort the process), so x265 is only used from 64 px per side (512/8 = 64, the smallest paper setting).
 X265_MIN_SIDE = 64
 
 
-def read_video(source: str | Path | bytes, max_frames: int | None = None, yuv=None) -> tuple[np.ndarray, float]:
-    """Decode a whole video (file path or mp4 bytes) -> (frames [T,H,W,3] uint8, fps). `yuv`: a
-    `rawyuv.YuvFormat` (or its fields as a dict) for .yuv files whose names do not say their format."""
-    if not isinstance(source, (bytes, bytearray)) and Path(source).suffix.lower() in RAW_SUFFIXES:
-        frames, fps = iter_video(source, max_frames, yuv)
-        stacked = list(frames)
-        if not stacked:
-            raise VideoError(f"{source}: no frames")
-        return np.stack(stacked), fps
-    if not isinstance(source, (bytes, bytearray)):
-        try:
-            return _read_decord(str(source), max_frames)
-        except VideoError:
-            raise
-        except Exception:  # decord raises its own DECORDError/RuntimeError types; PyAV gives the real verdict
-            pass
-    return _read_pyav(source, max_frames)
-
-
-def _read_decord(path: str, max_frames: int | None) -> tuple[np.ndarray, float]:
-    import decord
-
-    if not Path(path).is_file():
-        raise VideoError(f"{path}: no such file")
-    reader = decord.VideoReader(path, num_threads=1)
-    count = len(reader) if max_frames is None else min(len(reader), max_frames)
-    if count == 0:
-        raise VideoError(f"{path}: no frames")
-    frames = reader.get_batch(list(range(count))).asnumpy()
-    return frames, float(reader.get_avg_fps())
-
-
-def _read_pyav(source, max_frames: int | None) -> tuple[np.ndarray, float]:
-    handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source)
-    frames = []
-    try:
-        with av.open(handle) as container:
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 0) or 24.0
-            for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="rgb24"))
-                if max_frames is not None and len(frames) >= max_frames:
-                    break
-    except (av.FFmpegError, IndexError, OSError) as err:
-        name = "<bytes>" if isinstance(source, (bytes, bytearray)) else source
-        raise VideoError(f"{name}: unreadable video ({err})") from None
+def read_video(source: str | Path | bytes, max_frames: int | None = None, yuv=None, max_bytes: int | None = None,
+               size: tuple[int, int] | None = None) -> tuple[np.ndarray, float]:
+    """Decode a video (file path or mp4 bytes) -> (frames [T,H,W,3] uint8, fps), streamed by `iter_video`: at most
+    `max_frames` frames and `max_bytes` bytes of them (a file declaring more is refused before decoding, one
+    that holds more when it is reached), each of `size` (height, width) when given. `yuv`: a `rawyuv.YuvFormat`
+    (or its fields as a dict) for .yuv files whose names do not say their format."""
+    stream, fps = iter_video(source, max_frames, yuv, max_bytes, size)
+    frames = list(stream)
     if not frames:
-        raise VideoError(f"{'<bytes>' if isinstance(source, (bytes, bytearray)) else source}: no frames")
+        raise VideoError(f"{_name(source)}: no frames")
     return np.stack(frames), fps
 
 
 RAW_SUFFIXES = (".yuv", ".y4m")
 
 
-def iter_video(path: str | Path, max_frames: int | None = None, yuv=None) -> tuple[Iterator[np.ndarray], float]:
-    """(frames, fps): the frames [H,W,3] uint8 one at a time (bounded memory: a 600-frame 1080p sequence is
-    3.7 GB as uint8), for any file `read_video` reads."""
-    path = Path(path)
-    if not path.is_file():
-        raise VideoError(f"{path}: no such file")
-    if path.suffix.lower() in RAW_SUFFIXES:
-        from disco_train.codec import rawyuv
+def _name(source) -> str:
+    return "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
 
-        return rawyuv.iter_raw(path, max_frames, yuv)
+
+def iter_video(source: str | Path | bytes, max_frames: int | None = None, yuv=None, max_bytes: int | None = None,
+               size: tuple[int, int] | None = None) -> tuple[Iterator[np.ndarray], float]:
+    """(frames, fps): the frames [H,W,3] uint8 one at a time (bounded memory: a 600-frame 1080p sequence is
+    3.7 GB as uint8), of any file or mp4 bytes; the one reader of every command. A display rotation (a phone's
+    portrait video) is applied, as players show it. `max_bytes` / `size`: see `read_video`."""
+    if isinstance(source, (bytes, bytearray)):
+        handle = io.BytesIO(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise VideoError(f"{path}: no such file")
+        if path.suffix.lower() in RAW_SUFFIXES:
+            from disco_train.codec import rawyuv
+
+            frames, fps = rawyuv.iter_raw(path, max_frames, yuv)
+            return _bounded(frames, _name(source), max_bytes, size), fps
+        handle = str(path)
     try:
-        container = av.open(str(path))
+        container = av.open(handle)
         stream = container.streams.video[0]
     except (av.FFmpegError, IndexError, OSError) as err:
-        raise VideoError(f"{path}: unreadable video ({err})") from None
+        raise VideoError(f"{_name(source)}: unreadable video ({err})") from None
     fps = float(stream.average_rate or stream.guessed_rate or 0) or 24.0
-    return _iter_pyav(container, stream, path, max_frames), fps
+    declared = min(stream.frames or 0, max_frames or stream.frames or 0) * stream.width * stream.height * 3
+    if max_bytes is not None and declared > max_bytes:
+        container.close()
+        raise TooLarge(f"{_name(source)}: declares {stream.frames} frames of {stream.width}×{stream.height} "
+                         f"({declared / (1 << 30):.1f} GB as RGB), more than the {max_bytes / (1 << 30):.1f} GB "
+                         f"this reads")
+    return _bounded(_iter_pyav(container, stream, _name(source), max_frames), _name(source), max_bytes, size), fps
+
+
+def _bounded(frames: Iterator[np.ndarray], name: str, max_bytes: int | None, size) -> Iterator[np.ndarray]:
+    total = 0
+    for frame in frames:
+        if size is not None and frame.shape[:2] != tuple(size):
+            raise VideoError(f"{name}: frames of {frame.shape[1]}×{frame.shape[0]}, expected {size[1]}×{size[0]}")
+        total += frame.nbytes
+        if max_bytes is not None and total > max_bytes:
+            raise TooLarge(f"{name}: more than {max_bytes / (1 << 30):.1f} GB of frames (RGB), the most this reads")
+        yield frame
 
 
 def probe_fps(path: str | Path, yuv=None) -> float:
@@ -119,18 +113,20 @@ def probe_fps(path: str | Path, yuv=None) -> float:
         raise VideoError(f"{path}: unreadable video ({err})") from None
 
 
-def _iter_pyav(container, stream, path: Path, max_frames: int | None) -> Iterator[np.ndarray]:
+def _iter_pyav(container, stream, name: str, max_frames: int | None) -> Iterator[np.ndarray]:
     stream.thread_type = "AUTO"  # frame+slice threading: sequential decoding is PyAV's fast path
     count = 0
     with container:
         try:
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+                pixels = frame.to_ndarray(format="rgb24")
+                turns = round((frame.rotation or 0) / 90) % 4  # counterclockwise quarter turns of the display
+                yield np.ascontiguousarray(np.rot90(pixels, turns)) if turns else pixels
                 count += 1
                 if max_frames is not None and count >= max_frames:
                     return
         except av.FFmpegError as err:
-            raise VideoError(f"{path}: unreadable video after {count} frames ({err})") from None
+            raise VideoError(f"{name}: unreadable video after {count} frames ({err})") from None
 
 
 def yuv420p(frame: np.ndarray) -> "av.VideoFrame":

@@ -108,14 +108,33 @@ def encode(frames: np.ndarray, fps: float, qp: int, preset: str = DEFAULT_PRESET
         if intra_period:
             command[-4:-4] = ["--intraperiod", str(intra_period)]
         limit = timeout_for(frames, preset) if timeout is None else timeout
+        code, output = run_tool(command, limit, f"vvenc did not finish {t} frames of {w}x{h} in {limit:.0f} s")
+        if code != 0 or not target.is_file():
+            raise VideoError(f"vvenc failed (exit {code}) on {t} frames of {w}x{h}: {output.strip()[-500:]}")
+        data = strip_encoder_info(target.read_bytes(), "vvc")
+    if not data:
+        raise VideoError(f"{binary} wrote an empty stream for {t} frames of {w}x{h} (exit 0)")
+    try:  # an external tool's output is stored only once it decodes to the frames it was given
+        decode(data, expect=(t, h, w))
+    except VideoError as err:
+        raise VideoError(f"{binary} wrote a stream that does not decode to {t} frames of {w}x{h}: {err}") from None
+    return data
+
+
+def run_tool(command: list[str], timeout: float, late: str) -> tuple[int, str]:
+    """(exit code, stderr + stdout) of an external tool run in its own process group: on timeout the whole group
+    is killed (a wrapper script's children too, never left running) and VideoError(`late`) raised."""
+    import signal
+
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as process:
         try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=limit)
+            out, err = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise VideoError(f"vvenc did not finish {t} frames of {w}x{h} in {limit:.0f} s") from None
-        if result.returncode != 0 or not target.is_file():
-            tail = (result.stderr or result.stdout).strip()[-500:]
-            raise VideoError(f"vvenc failed (exit {result.returncode}) on {t} frames of {w}x{h}: {tail}")
-        return strip_encoder_info(target.read_bytes(), "vvc")
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise VideoError(late) from None
+    return process.returncode, err + out
 
 
 def decode(data: bytes, expect: tuple[int, int, int] | None = None) -> np.ndarray:

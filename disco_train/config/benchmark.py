@@ -9,6 +9,10 @@ from typing import Optional
 
 from disco_train.config.base import check
 from disco_train.config.codec import DCVC_RT_DIR
+from disco_train.config.limits import ENCODE_COPIES, budget_bytes, check_budget
+
+MAX_SIDE = 8192
+"""The largest reference clip side (8K UHD is 7680×4320)."""
 
 RATE_METHOD = "disco@rate"
 """DiSCo with rate control: one point per target rate (`RateMethodConfig`)."""
@@ -269,6 +273,9 @@ class BenchmarkConfig:
     """DiSCo's grid and decoding."""
     rate: RateMethodConfig = field(default_factory=RateMethodConfig)
     """disco@rate's target rates (its decoding: disco.*)."""
+    max_memory_gb: float = 0.0
+    """Memory a reference clip's work may take (about 4 RGB copies of it; 0 = 24 GB): a larger size × frames is
+    refused before any video is read."""
     print_config: bool = False
     """Print the resolved YAML and exit."""
 
@@ -295,6 +302,10 @@ class BenchmarkConfig:
         check(width >= 16 and height >= 16 and width % 2 == 0 and height % 2 == 0, "size",
               f"even sides of at least 16 px (4:2:0 video), got {self.size}")
         check(self.frames >= 2, "frames", f"at least 2 frames per clip, got {self.frames}")
+        check(max(width, height) <= MAX_SIDE, "size", f"at most {MAX_SIDE} px per side, got {self.size}")
+        check(self.max_memory_gb >= 0, "max_memory_gb", "must be >= 0 (0: 24 GB)")
+        check_budget(ENCODE_COPIES * 3 * self.frames * width * height, budget_bytes(self.max_memory_gb),
+                     f"size: {self.frames} frames of {width}x{height}", "max_memory_gb")
         check(self.max_videos >= 0, "max_videos", "must be >= 0")
         check(not self.yuv_size or re.fullmatch(r"\d+x\d+", self.yuv_size) is not None, "yuv_size",
               f"expected WIDTHxHEIGHT, got {self.yuv_size!r}")

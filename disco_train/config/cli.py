@@ -19,10 +19,8 @@ from dataclasses import MISSING, dataclass, fields, is_dataclass
 from functools import lru_cache
 from typing import Any, Callable
 
-from omegaconf import OmegaConf
-
 from disco_train.config.base import ConfigError
-from disco_train.config.recipe import available_recipes, dotlist, merge, resolve, to_yaml
+from disco_train.config.recipe import available_recipes, command_line, merge, resolve, to_yaml
 
 
 REQUIRED = "???"
@@ -149,7 +147,7 @@ class Command:
         if positional:
             layers.append((positional, "arguments"))
         if keyed:
-            layers.append((OmegaConf.from_dotlist(dotlist(keyed)), "command line"))
+            layers.append((command_line(keyed, self.schema), "command line"))
         if passed:
             layers.append(({"overrides": passed}, "command line"))
         return merge(self.schema, layers)

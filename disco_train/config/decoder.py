@@ -10,6 +10,11 @@ from dataclasses import dataclass, field
 
 from disco_train.config.base import check, parse_ratio
 
+MAX_STEPS = 1000
+"""Most Euler steps of sampling (the paper uses 50; flow samplers gain nothing past a few hundred)."""
+MAX_TEXT_TOKENS = 1024
+"""Most T5 tokens of a caption (LTX-Video trains with 128; T5's position buckets reach 512)."""
+
 ATTENTION_KERNELS = ("default", "flash", "efficient", "cudnn", "math")
 """`model.attention` names (disco_train/decoder/speed.py maps them to SDPA backends; config stays torch-free)."""
 
@@ -93,7 +98,8 @@ class ModelConfig:
         check(self.name in names, f"{prefix}.name",
               f"unknown {self.family} model {self.name!r}; choose {', '.join(names)}")
         check(self.dtype in ("bf16", "fp16", "fp32"), f"{prefix}.dtype", f"unknown dtype {self.dtype!r}")
-        check(self.max_text_tokens > 0, f"{prefix}.max_text_tokens", "must be positive")
+        check(0 < self.max_text_tokens <= MAX_TEXT_TOKENS, f"{prefix}.max_text_tokens",
+              f"must be in 1..{MAX_TEXT_TOKENS}, got {self.max_text_tokens}")
         check(self.checkpoint_blocks >= -1, f"{prefix}.checkpoint_blocks", "use -1 (all blocks) or a count >= 0")
         check(self.attention in ATTENTION_KERNELS, f"{prefix}.attention",
                f"unknown kernel {self.attention!r}; choose {', '.join(ATTENTION_KERNELS)}")
@@ -209,8 +215,8 @@ class ValidationConfig:
     def validate(self, prefix: str) -> None:
         check(self.every_n_steps >= 0, f"{prefix}.every_n_steps", "must be >= 0")
         check(self.num_samples > 0, f"{prefix}.num_samples", "must be positive")
-        check(self.steps > 0, f"{prefix}.steps", "must be positive")
-        check(self.guidance >= 1.0, f"{prefix}.guidance", "must be >= 1 (1 disables guidance)")
+        check(0 < self.steps <= MAX_STEPS, f"{prefix}.steps", f"must be in 1..{MAX_STEPS}, got {self.steps}")
+        check(1.0 <= self.guidance <= 100, f"{prefix}.guidance", "must be in 1..100 (1 disables guidance)")
         check_schedule(self.schedule, self.steps, f"{prefix}.schedule", f"{prefix}.steps")
 
     def sampling(self, schedule: str | None, steps: int | None) -> tuple[str, int | None]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from disco_train.config.base import check
+from disco_train.config.base import ConfigError, check
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,43 @@ class DecodeLimits:
     """Largest caption after inflating (64 KiB; T5 reads 128 tokens)."""
     max_people: int = 256
     """Most poses in one frame of a pose stream."""
+    max_memory_gb: float = 0.0
+    """Memory the decode may need, estimated from the declared geometry before anything is decoded (0 = 24 GB
+    on CPU, the GPU's memory on CUDA)."""
 
     def validate(self, prefix: str = "limits") -> None:
         for name in ("max_side", "max_pixels", "max_text_bytes", "max_people"):
             check(getattr(self, name) > 0, f"{prefix}.{name}", "must be positive")
+        check(self.max_memory_gb >= 0, f"{prefix}.max_memory_gb", "must be >= 0 (0: the machine's default)")
+
+
+GB = 1 << 30
+CPU_MEMORY_GB = 24.0
+"""The default budget of CPU work: a 24 GB machine."""
+
+DECODE_BYTES_PER_PIXEL = 3 * 2 + 3 * 4 * 2
+"""What decoding holds per pixel of the coded clip at least: the restored condition and the output as uint8 RGB,
+and the VAE's float32 input and output (its activations come on top)."""
+ENCODE_COPIES = 4
+"""Copies of the source frames encode holds at once (read, padded to the coded grid, the degraded and sketch
+inputs)."""
+
+
+def budget_bytes(max_memory_gb: float, device_bytes: int | None = None) -> int:
+    """The budget in bytes: `max_memory_gb` if set, else the device's memory (CUDA), else 24 GB."""
+    if max_memory_gb > 0:
+        return int(max_memory_gb * GB)
+    return device_bytes or int(CPU_MEMORY_GB * GB)
+
+
+def check_budget(need: int, budget: int, what: str, key: str) -> None:
+    """ConfigError naming the estimate when `need` bytes exceed `budget`."""
+    if need > budget:
+        raise ConfigError(f"{what} needs at least {need / GB:.1f} GB, more than the {budget / GB:.1f} GB budget "
+                          f"({key}=GB sets it; a larger machine or a shorter, smaller clip)")
+
+
+def decode_bytes(frames: int, height: int, width: int, modalities: int = 1) -> int:
+    """At least the memory decoding a coded clip of frames × height × width takes (`modalities`: condition
+    videos restored, 2 with a sketch or pose)."""
+    return frames * height * width * (DECODE_BYTES_PER_PIXEL + 3 * (modalities - 1))

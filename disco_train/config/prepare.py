@@ -67,6 +67,9 @@ class PrepareConfig:
     """Clip width (multiple of 32)."""
     max_clips_per_video: int = 1
     """Non-overlapping clips taken from the start of each video (0 = as many as fit)."""
+    max_memory_gb: float = 0.0
+    """Memory one worker may hold for a video's frames (0 = 24 GB / workers): a video declaring more is skipped
+    with its reason before it is decoded."""
     ds: Union[int, list[int]] = 4
     """Spatial downsampling factor D_s (paper: 1, 2, 4), or a list of them: a rate grid (see `grid`)."""
     dt: Union[int, list[int]] = 4
@@ -196,6 +199,7 @@ class PrepareConfig:
               f"unknown device {self.device!r}; 'cpu', 'cuda' or 'cuda:K'")
         check(self.shard_size > 0, "shard_size", "must be positive")
         check(self.max_clips_per_video >= 0, "max_clips_per_video", "must be >= 0")
+        check(self.max_memory_gb >= 0, "max_memory_gb", "must be >= 0 (0: 24 GB shared by the workers)")
         check(self.workers >= 0, "workers", "must be >= 0 (0 = one per CPU core)")
         if self.part:
             parse_part(self.part)

@@ -9,6 +9,7 @@ Lightning's launchers re-execute argv, which Hydra's run-folder handling fights.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import socket
@@ -180,6 +181,41 @@ def dotlist(tokens: list[str]) -> list[str]:
     return out
 
 
+def _field_type(schema: type, key: str) -> Any:
+    """The annotation of a dotted key of a schema (None: not a field of it)."""
+    for part in key.split("."):
+        if not is_dataclass(schema):
+            return None
+        hint = typing.get_type_hints(schema).get(part)
+        if hint is None:
+            return None
+        schema = hint
+    return schema
+
+
+def _is_text(hint: Any) -> bool:
+    return hint is str or (typing.get_origin(hint) is typing.Union and set(typing.get_args(hint)) == {str, type(None)})
+
+
+def command_line(tokens: list[str], schema: type) -> DictConfig:
+    """key=value tokens -> a DictConfig. Free text and paths stay the exact text given: a value whose field is a
+    string (caption=007, caption=yes, 'a dog #1 runs', '[draft] a dog', paths with ': ' or a newline) is never
+    read as YAML; only typed fields (numbers, booleans, lists) are (`dotlist`). `null` clears an optional
+    string."""
+    parts = [OmegaConf.create({})]
+    for token in tokens:
+        key, _, value = token.partition("=")
+        hint = _field_type(schema, key)
+        if _is_text(hint):
+            node: Any = None if value == "null" and hint is not str else value
+            for name in reversed(key.split(".")):
+                node = {name: node}
+            parts.append(OmegaConf.create(node))
+        else:
+            parts.append(OmegaConf.from_dotlist(dotlist([token])))
+    return OmegaConf.merge(*parts)
+
+
 def merge(schema: type, layers: list[tuple[Any, str]]) -> tuple[Any, DictConfig]:
     """Typed defaults < each (mapping, source) layer, strictly: unknown keys, wrong types and invalid values
     raise ConfigError naming the key. Returns (validated dataclass instance, merged DictConfig)."""
@@ -198,9 +234,23 @@ def merge(schema: type, layers: list[tuple[Any, str]]) -> tuple[Any, DictConfig]
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or "config"
         raise ConfigError(f"{key}: {str(err).splitlines()[0]}") from None
+    refuse_nonfinite(OmegaConf.to_container(merged))
     if hasattr(config, "validate"):
         config.validate()
     return config, merged
+
+
+def refuse_nonfinite(values: Any, prefix: str = "") -> None:
+    """ConfigError for a NaN or infinite number anywhere (optim.lr=inf trains nothing, silently): no setting of
+    any command means 'unbounded' with inf."""
+    if isinstance(values, dict):
+        for key, value in values.items():
+            refuse_nonfinite(value, f"{prefix}{key}.")
+    elif isinstance(values, list):
+        for i, value in enumerate(values):
+            refuse_nonfinite(value, f"{prefix[:-1]}[{i}].")
+    elif isinstance(values, float) and not math.isfinite(values):
+        raise ConfigError(f"{prefix[:-1]}: {values} is not a finite number")
 
 
 def resolve(argv: list[str], recipes_dir: Path = RECIPES_DIR,
@@ -228,7 +278,7 @@ def resolve(argv: list[str], recipes_dir: Path = RECIPES_DIR,
     if task not in TASKS:
         raise ConfigError(f"task: recipe {name!r} has task {task!r}; known tasks: {', '.join(TASKS)}")
     config, merged = merge(TASKS[task], [(recipe, f"recipe {name}"),
-                                         (OmegaConf.from_dotlist(dotlist(overrides)), "command line")])
+                                         (command_line(overrides, TASKS[task]), "command line")])
     if hasattr(config, "name") and not config.name:
         from datetime import datetime
 

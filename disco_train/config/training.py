@@ -7,6 +7,7 @@ dotted key; the recipe resolver calls it before any weights are loaded.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
 
 from disco_train.config.base import check, check_clip_size
@@ -150,6 +151,10 @@ class LoggerConfig:
         check(self.kind in ("csv", "wandb", "none"), f"{prefix}.kind", f"unknown logger {self.kind!r}")
 
 
+RUN_NAME = re.compile(r"[^/\\\0\n]{1,200}")
+"""One folder name: no separator, NUL or newline (`.` and `..` are refused apart)."""
+
+
 @dataclass
 class RunConfig:
     """What every training task's config starts with: where the run goes and how it starts."""
@@ -171,6 +176,9 @@ class RunConfig:
     def validate(self, prefix: str = "") -> None:
         expected = type(self).__dataclass_fields__["task"].default
         check(self.task == expected, "task", f"expected {expected!r}, got {self.task!r}")
+        # the run folder is <output_dir>/<name>: a name is one plain folder name, never a path out of output_dir
+        check(not self.name or (RUN_NAME.fullmatch(self.name) is not None and self.name not in (".", "..")),
+              "name", f"one folder name inside output_dir (no /, \\ or ..), got {self.name!r}")
         for f in fields(self):
             value = getattr(self, f.name)
             if is_dataclass(value):

@@ -149,26 +149,32 @@ def check_keys(state: dict[str, torch.Tensor], cfg: DiscoLoraConfig) -> None:
 
 # ---- the decoder side -----------------------------------------------------------------------------------------
 def read_manifest(folder: str | Path, verify: bool = True) -> dict:
-    """disco.json of an export folder, with every listed file present and (verify) matching its sha256."""
+    """disco.json of an export folder, checked as untrusted input (`decoder.manifest`: types, ranges, every named
+    file a listed plain file inside the folder), with (verify) every file matching its sha256."""
+    from disco_train.decoder import manifest as M
+
     folder = Path(folder)
     path = folder / MANIFEST
     if not path.is_file():
         raise ExportError(f"export={folder}: no {MANIFEST}; export a checkpoint with `python -m disco_train export`")
     try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ExportError(f"{path}: not valid JSON ({err})") from None
-    if manifest.get("format") != "disco-export" or manifest.get("version") not in READABLE_VERSIONS:
-        raise ExportError(f"{path}: format {manifest.get('format')!r} v{manifest.get('version')}, expected "
-                          f"disco-export v{' or v'.join(map(str, READABLE_VERSIONS))} (a newer disco-train wrote it?)")
-    if manifest["version"] == 1:  # one rate point, nothing recorded of sketch, pose or weights
-        manifest.update(trained_settings=[{k: v for k, v in manifest["codec"].items() if v is not None}], fps=[],
-                        sketch=[], pose=None, weights={})
+        manifest = M.load(path)
+        if not isinstance(manifest, dict) or manifest.get("format") != "disco-export" or \
+                manifest.get("version") not in READABLE_VERSIONS:
+            got = manifest if not isinstance(manifest, dict) else \
+                f"{manifest.get('format')!r} v{manifest.get('version')}"
+            raise ExportError(f"{path}: format {str(got)[:80]}, expected disco-export "
+                              f"v{' or v'.join(map(str, READABLE_VERSIONS))} (a newer disco-train wrote it?)")
+        M.check(manifest, folder)
+        if manifest["version"] == 1:  # one rate point, nothing recorded of sketch, pose or weights
+            codec = M.check_point(manifest.get("codec"), "codec")
+            manifest.update(trained_settings=[{k: v for k, v in codec.items() if v is not None}], fps=[],
+                            sketch=[], pose=None, weights={})
+        M.check_v2(manifest)
+    except M.ManifestError as err:
+        raise ExportError(f"{path}: {err}") from None
     for name, digest in manifest["files"].items():
-        file = folder / name
-        if not file.is_file():
-            raise ExportError(f"export={folder}: {name} is listed in {MANIFEST} but missing")
-        if verify and sha256(file) != digest:
+        if verify and sha256(folder / name) != digest:
             raise ExportError(f"export={folder}: {name} does not match its sha256 in {MANIFEST} (modified or "
                               f"corrupt)")
     return manifest
@@ -187,15 +193,13 @@ def describe_settings(points: list[dict]) -> str:
 def decoder_config(folder: str | Path, overrides: list[str] = (), manifest: dict | None = None) -> DiscoLoraConfig:
     """The training config from disco.json with `lora.init_from` at the exported LoRA, plus key=value overrides
     (e.g. model.path=... on a machine whose weights live elsewhere)."""
-    from omegaconf import OmegaConf
-
-    from disco_train.config.recipe import dotlist, merge
+    from disco_train.config.recipe import command_line, merge
 
     folder = Path(folder)
     manifest = manifest or read_manifest(folder)
     try:  # the recipe resolver's strict merge: unknown keys and bad values name the key
         cfg, _ = merge(DiscoLoraConfig, [(manifest["config"], f"{folder / MANIFEST}"),
-                                         (OmegaConf.from_dotlist(dotlist(list(overrides))), "command line")])
+                                         (command_line(list(overrides), DiscoLoraConfig), "command line")])
     except ConfigError as err:
         raise ExportError(f"{folder / MANIFEST}: the decoder config does not fit this version of disco-train "
                           f"or the overrides: {err}") from None

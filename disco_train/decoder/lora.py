@@ -41,11 +41,17 @@ def lora_state_dict(transformer: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def load_lora_state_dict(transformer: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Load adapter weights saved by `lora_state_dict`; unexpected or missing adapter keys are errors."""
-    expected = set(get_peft_model_state_dict(transformer, adapter_name=ADAPTER))
+    shapes = {k: tuple(v.shape) for k, v in get_peft_model_state_dict(transformer, adapter_name=ADAPTER).items()}
     got = set(state)
-    if expected != got:
-        missing, extra = sorted(expected - got)[:5], sorted(got - expected)[:5]
+    if set(shapes) != got:
+        missing, extra = sorted(set(shapes) - got)[:5], sorted(got - set(shapes))[:5]
         raise ValueError(f"LoRA weights do not fit this model/config: missing {missing}, unexpected {extra}")
+    for key, value in state.items():  # before any use: a wrong rank or a NaN would decode garbage silently
+        if tuple(value.shape) != shapes[key]:
+            raise ValueError(f"LoRA weights do not fit this model/config: {key} has shape {tuple(value.shape)}, "
+                             f"expected {shapes[key]} (a rank other than lora.rank?)")
+        if not torch.isfinite(value).all():
+            raise ValueError(f"LoRA weights: {key} holds NaN or inf")
     result = set_peft_model_state_dict(transformer, state, adapter_name=ADAPTER)
     unexpected = getattr(result, "unexpected_keys", None) or []
     if unexpected:
@@ -91,14 +97,28 @@ def load_adapter_file(path: str | Path) -> dict[str, torch.Tensor]:
             raise ValueError(f"lora.init_from={path}: not a readable safetensors file ({err})") from None
         with safe_open(str(path), "pt") as handle:
             folded = (handle.metadata() or {}).get("disco.scale_folded_into_lora_B")
-        if folded:  # the ComfyUI export multiplies alpha/rank into lora_B; the peft adapter applies it again
-            state = {k: v / float(folded) if "lora_B" in k else v for k, v in state.items()}
+        if folded is not None:  # the ComfyUI export multiplies alpha/rank into lora_B; the peft adapter applies it
+            state = {k: v / _folded_scale(folded, path) if "lora_B" in k else v for k, v in state.items()}
     else:
         checkpoint = load_torch_file(path, "lora.init_from")
         if not isinstance(checkpoint, dict):
             raise ValueError(f"lora.init_from={path}: holds a {type(checkpoint).__name__}, not a state dict")
         state = checkpoint.get("state_dict", checkpoint)
     return _lora_entries(state, path)
+
+
+def _folded_scale(text: str, path) -> float:
+    """The alpha/rank folded into lora_B, from the file's metadata: a positive finite number, else an error."""
+    import math
+
+    try:
+        scale = float(text)
+    except ValueError:
+        scale = math.nan
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"lora.init_from={path}: metadata disco.scale_folded_into_lora_B={text[:40]!r} is not a "
+                         f"positive number")
+    return scale
 
 
 def adapter_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:

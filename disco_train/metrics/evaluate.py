@@ -23,6 +23,7 @@ from typing import Optional
 
 from disco_train.config import ConfigError
 from disco_train.config.cli import REQUIRED, Command
+from disco_train.config.outputs import csv_cell
 
 from .results import LOWER_IS_BETTER, OVERALL
 
@@ -157,7 +158,7 @@ def _write_rows(out: Path, columns: list[str], rows: list[dict], append: bool) -
         writer = csv.DictWriter(f, fieldnames=columns)
         if mode == "w":
             writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
 
 
 def _fmt(value) -> str:

@@ -12,31 +12,17 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
     """Yield the frames of the first video stream as (H, W, 3) uint8 RGB arrays, in decode order.
 
     Streaming (rather than loading the whole clip) keeps memory bounded for long 1080p sequences such as
-    UVG (600 frames ~ 3.7 GB as uint8). Raw .yuv / .y4m go through the project's one reader of those
-    (`codec.videoio.iter_video`: size, fps and bit depth from the test-sequence name).
+    UVG (600 frames ~ 3.7 GB as uint8). The project's one reader (`codec.videoio.iter_video`: raw .yuv / .y4m from
+    the test-sequence name, and the display rotation every command applies, so a reference pairs with what
+    encode and decode made of it).
     """
-    import av
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"video not found: {path}")
-    from disco_train.codec.videoio import RAW_SUFFIXES, iter_video
+    from disco_train.codec.videoio import iter_video
 
-    if path.suffix.lower() in RAW_SUFFIXES:
-        frames, _ = iter_video(path)
-        yield from frames
-        return
-    try:
-        container = av.open(str(path))
-    except av.error.FFmpegError as exc:
-        raise ValueError(f"cannot open video {path}: {exc}") from exc
-    with container:
-        if not container.streams.video:
-            raise ValueError(f"{path} has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # frame+slice threading: sequential decode is the fast path in PyAV
-        for frame in container.decode(stream):
-            yield frame.to_ndarray(format="rgb24")
+    frames, _ = iter_video(path)
+    yield from frames
 
 
 def read_video(path: str | Path) -> np.ndarray:

@@ -20,6 +20,7 @@ from disco_train.config import ConfigError, DiscoLoraConfig
 from disco_train.config.cli import REQUIRED, Command
 from disco_train.decoder.conditioning import ROPE_CONVENTION
 from disco_train.decoder.lora import load_torch_file
+from disco_train.decoder.manifest import ManifestError, check_point
 from disco_train.decoder.export import (CODEC_KEYS, COMFYUI_FILE, DIFFUSERS_FILE, FORMAT_VERSION, MANIFEST,
                                         SKETCH_CODEC_DIR, ExportError, building, check_keys, describe_settings,
                                         sha256)
@@ -58,7 +59,7 @@ def read_adapter(ckpt: Path) -> tuple[dict[str, torch.Tensor], dict]:
             raise ExportError(str(err)) from None
         if not state:
             raise ExportError(f"ckpt={ckpt}: holds no LoRA weights (is it a disco_lora checkpoint?)")
-        return state, {"checkpoint": str(ckpt), "global_step": saved_step(ckpt), "sharded": True}
+        return state, {"checkpoint": run_relative(ckpt), "global_step": saved_step(ckpt), "sharded": True}
     if not ckpt.is_file():
         raise ExportError(f"ckpt={ckpt}: no such file" + (" (a folder, but no DeepSpeed checkpoint)"
                                                          if ckpt.is_dir() else ""))
@@ -71,8 +72,14 @@ def read_adapter(ckpt: Path) -> tuple[dict[str, torch.Tensor], dict]:
     state = {k[len("lora."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("lora.")}
     if not state:
         raise ExportError(f"ckpt={ckpt}: holds no 'lora.' adapter weights (is it a disco_lora checkpoint?)")
-    info = {"checkpoint": str(ckpt), "global_step": checkpoint.get("global_step"), **checkpoint.get("disco", {})}
+    info = {"checkpoint": run_relative(ckpt), "global_step": checkpoint.get("global_step"),
+            **checkpoint.get("disco", {})}
     return state, info
+
+
+def run_relative(ckpt: Path) -> str:
+    """RUN/checkpoints/NAME of a checkpoint: an export travels, the training machine's folders stay there."""
+    return "/".join(Path(ckpt).resolve().parts[-3:])
 
 
 def data_summary(cfg: DiscoLoraConfig) -> dict:
@@ -86,7 +93,11 @@ def data_summary(cfg: DiscoLoraConfig) -> dict:
         urls = expand_shards(cfg.data.train_shards)
     except (ConfigError, ValueError, OSError):
         return {}
-    return of_shards(urls)
+    try:
+        return of_shards(urls)
+    except (TypeError, AttributeError, KeyError) as err:  # index rows or meta.json of the wrong shape
+        raise ExportError(f"data.train_shards={cfg.data.train_shards}: a malformed index row or meta.json "
+                          f"({type(err).__name__}: {err})") from None
 
 
 def trained_points(found: list[dict], given: dict) -> list[dict]:
@@ -166,14 +177,18 @@ def export(ckpt: str | Path, out: str | Path, config: str | Path | None = None, 
     check_keys(state, cfg)
     data = data_summary(cfg)
     settings = trained_points(data.get("settings", []), {k: v for k, v in (codec or {}).items() if k in CODEC_KEYS})
+    try:  # what the decoder side would refuse to read is not written
+        for i, point in enumerate(settings):
+            check_point(point, f"trained point {i} (from the shards' index or the command line)")
+    except ManifestError as err:
+        raise ExportError(str(err)) from None
     missing = [k for k in ("ds", "dt", "codec") if any(k not in p for p in settings)]
     if missing:
         raise ExportError(f"{', '.join(missing)}: not found in the training shards' index or meta.json "
                           f"({cfg.data.train_shards}); give them, e.g. ds=4 dt=4 codec=x265 (or ds=[2,4] ...)")
     if sketch_codec and not Path(sketch_codec).is_dir():
         raise ExportError(f"sketch_codec={sketch_codec}: no such folder (the exported finetuned DCVC-RT codec)")
-    if out.exists() and not force:
-        raise ExportError(f"out={out}: exists; choose a new folder or pass force=true to replace it")
+    check_out(out, [("ckpt", ckpt), ("config", config), ("sketch_codec", sketch_codec)], force)
     with building(out) as tmp:
         _write_lora_files(tmp, state, cfg, settings)
         if sketch_codec:
@@ -181,6 +196,19 @@ def export(ckpt: str | Path, out: str | Path, config: str | Path | None = None, 
         manifest = _manifest(tmp, cfg, settings, data, source)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return out
+
+
+def check_out(out: Path, inputs: list, force: bool) -> None:
+    """`out` is replaced as a whole: refused when it is or holds an input, exists without `force`, or exists and is
+    not an export (force replaces an earlier export, never another folder)."""
+    from disco_train.config.outputs import check_folder_output
+
+    check_folder_output(out, inputs, True, "export")
+    if out.exists() and not force:
+        raise ExportError(f"out={out}: exists; choose a new folder or pass force=true to replace it")
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise ExportError(f"out={out}: exists and is not an export (no {MANIFEST}); force=true replaces only an "
+                          f"earlier export")
 
 
 # ---- command line ---------------------------------------------------------------------------------------------

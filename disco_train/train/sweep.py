@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from disco_train.config import ConfigError
 from disco_train.config.cli import Command
+from disco_train.config.outputs import csv_cell
 from disco_train.config.recipe import resolve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,8 +56,19 @@ def parse(tokens: list[str]) -> tuple[list[str], dict[str, list[str]]]:
     return common, axes
 
 
+MAX_POINTS = 256
+"""Most runs of one sweep (each is a training): a larger grid is refused before any point is validated."""
+
+
 def grid(axes: dict[str, list[str]]) -> list[dict[str, str]]:
     keys = list(axes)
+    count = 1
+    for key in keys:
+        count *= len(axes[key])
+        if count > MAX_POINTS:
+            sizes = " × ".join(str(len(axes[k])) for k in keys)
+            raise ConfigError(f"sweep: {sizes} values make more than {MAX_POINTS} runs; sweep fewer values (or "
+                              f"split the sweep)")
     return [dict(zip(keys, combo)) for combo in itertools.product(*(axes[k] for k in keys))]
 
 
@@ -88,6 +101,7 @@ def sweep(cfg: SweepConfig, python: str = sys.executable) -> Path:
     rows = []
     for i, point in enumerate(points):
         name = "run{:02d}_".format(i) + "_".join(f"{k.split('.')[-1]}{v.replace(':', 'to')}" for k, v in point.items())
+        name = re.sub(r"[^\w.=+-]", "_", name)[:200]  # one folder name whatever the values hold (a path, a list)
         args = common + [f"{k}={v}" for k, v in point.items()] + [f"output_dir={root}", f"name={name}",
                                                                   "logger.kind=csv"]
         print(f"[sweep {i + 1}/{len(points)}] {' '.join(f'{k}={v}' for k, v in point.items())}", flush=True)
@@ -104,7 +118,7 @@ def write_table(rows: list[dict], path: Path) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
     shown = [c for c in columns if not c.startswith("train/loss_sigma") and c not in ("lr-AdamW",)]
     widths = {c: max(len(c), *(len(_fmt(r.get(c, ""))) for r in rows)) for c in shown}
     print("  ".join(c.ljust(widths[c]) for c in shown))

@@ -1,0 +1,145 @@
+"""Work bounded before it starts (issue 29, class 2): decode, encode, the loader, prepare and benchmark estimate the
+memory of what a file or setting declares and refuse beyond a budget, naming the estimate; the one video reader
+streams frames under a size bound and applies a display rotation on every path."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import tracemalloc
+import zlib
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from disco_train.__main__ import main
+from disco_train.codec.videoio import TooLarge, VideoError, iter_video, read_video
+from disco_train.train.export import export
+from test_export import CODEC, make_run
+from test_receiver_bounds import TEXT, _video, raw_container
+
+
+def black_video(frames: int, width: int, height: int, format: str = "mp4") -> bytes:
+    """A small file of large black frames (x264 at crf 51: a few KB however large the frames)."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=format) as out:
+        stream = out.add_stream("libx264", rate=Fraction(24))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "51"}
+        frame = av.VideoFrame(width, height, "yuv420p")
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        for i in range(frames):
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+class Bounded:
+    """Seconds and traced peak bytes (numpy's buffers included) of the block."""
+
+    def __enter__(self):
+        tracemalloc.start()
+        self.t = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds, self.peak = time.perf_counter() - self.t, tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+
+
+def test_a_tiny_disco_declaring_25_frames_of_8192_squared_is_refused_before_decoding(tmp_path, capsys):
+    _, ckpt = make_run(tmp_path)
+    out = export(ckpt, tmp_path / "export", codec=CODEC)
+    bomb = tmp_path / "bomb.disco"
+    bomb.write_bytes(raw_container((25, 8192, 8192, 25, 8192, 8192, 24, 1),
+                                   [(*TEXT, zlib.compress(b"x")), _video(32)]))
+    assert bomb.stat().st_size < 4096
+    with Bounded() as b:
+        rc = main(["decode", str(bomb), "", f"export={out}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "decoding 25 frames of 8192×8192 needs at least 46.9 GB, more than the 24.0 GB" in err
+    assert "limits.max_memory_gb" in err and "Traceback" not in err
+    assert b.seconds < 30 and b.peak < 256 << 20, (b.seconds, b.peak)
+
+
+@pytest.mark.parametrize("format", ["mp4", "matroska"])  # mp4 declares its frame count, this mkv does not
+def test_encode_refuses_a_small_file_of_many_large_frames_within_its_budget(tmp_path, capsys, format):
+    video = tmp_path / ("black.mp4" if format == "mp4" else "black.mkv")
+    video.write_bytes(black_video(30, 1920, 1088, format))
+    assert video.stat().st_size < 200_000
+    with Bounded() as b:
+        rc = main(["encode", str(video), str(tmp_path / "a.disco"), "caption=x", "codec=x264", "max_memory_gb=0.1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and ("the most this reads" in err or "declares 30 frames of 1920×1088 (0.2 GB as RGB)" in err)
+    assert "max_memory_gb=0.1 sets the budget" in err and not (tmp_path / "a.disco").exists()
+    assert b.peak < 256 << 20, b.peak
+
+
+def test_the_reader_streams_under_its_bounds():
+    data = black_video(12, 256, 128)
+    with pytest.raises(TooLarge, match="declares 12 frames of 256×128"):
+        read_video(data, max_bytes=256 * 128 * 3 * 11)
+    assert read_video(data, max_frames=11, max_bytes=256 * 128 * 3 * 11)[0].shape == (11, 128, 256, 3)
+    with pytest.raises(VideoError, match="frames of 256×128, expected 64×64"):
+        read_video(data, size=(64, 64))
+
+
+def test_a_shard_member_of_huge_frames_stops_at_its_first_frame():
+    from datamodules.decode import decode_sample
+    from disco_train.config import DataConfig
+    from disco_train.modalities.text import encode_text
+
+    cfg = DataConfig(frames=9, height=64, width=64)
+    meta = {"frames": 9, "height": 64, "width": 64, "fps": 24.0, "bpp": 0.1, "ds": 1, "dt": 1, "codec": "x264"}
+    sample = {"__key__": "bomb", "meta.json": __import__("json").dumps(meta).encode(),
+              "caption.zlib": encode_text("x"), "video.mp4": black_video(40, 1920, 1088),
+              "degraded.bin": _video()[-1]}
+    with Bounded() as b, pytest.raises(VideoError, match="frames of 1920×1088, expected 64×64"):
+        decode_sample(sample, cfg, "forward")
+    assert b.peak < 64 << 20, b.peak
+
+
+def test_yuv_names_and_benchmark_sizes_are_bounded(tmp_path, capsys):
+    yuv = tmp_path / "clip_64x64_99999999999fps.yuv"
+    yuv.write_bytes(bytes(64 * 64 * 3 // 2))
+    with pytest.raises(VideoError, match=r"frame rate 1e\+11 is not in \(0, 1000\]"):
+        read_video(yuv)
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for size, phrase in (("8192x8192", "size: 57 frames of 8192x8192 needs at least 42.8 GB"),
+                         ("16384x64", "size: at most 8192 px per side")):
+        assert main(["benchmark", "recipe=benchmark_debug", f"refs={refs}", f"out={tmp_path / 'b'}",
+                     f"size={size}", "frames=57"]) == 2
+        assert phrase in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def rotated(data: bytes) -> bytes:
+    """The mp4 with a 90° display rotation in its track header (what a phone records in portrait)."""
+    data = bytearray(data)
+    at = data.index(b"tkhd") - 4 + 48  # the version 0 header's 3×3 matrix
+    data[at:at + 36] = struct.pack(">9i", 0, 1 << 16, 0, -(1 << 16), 0, 0, 0, 0, 1 << 30)
+    return bytes(data)
+
+
+def test_one_rotation_policy_on_every_read_path(tmp_path):
+    from disco_train.metrics.videoio import read_video as read_for_metrics
+
+    frames = np.zeros((3, 32, 64, 3), np.uint8)
+    frames[:, :8, :8] = 255  # a white corner, top left
+    from disco_train.codec.videoio import write_video
+
+    path = tmp_path / "portrait.mp4"
+    path.write_bytes(rotated(write_video(None, frames, 24.0, crf=10)))
+    shown = read_video(path)[0]
+    assert shown.shape == (3, 64, 32, 3)  # turned to portrait, as players show it
+    assert shown[0, :8, -8:].mean() > 200 and shown[0, :8, :8].mean() < 50  # the corner went top right
+    assert np.array_equal(np.stack(list(iter_video(path)[0])), shown)
+    assert np.array_equal(read_for_metrics(path), shown)
