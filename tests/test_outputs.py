@@ -12,6 +12,7 @@ from disco_train.__main__ import main
 from disco_train.codec import container as C
 from disco_train.config.outputs import MARKER
 from disco_train.train.export import export
+from test_codec_cli import export_dir  # noqa: F401  (the module fixture: a tiny model's export)
 from test_export import CODEC, make_run
 
 
@@ -20,13 +21,6 @@ def video(tmp_path_factory):
     path = tmp_path_factory.mktemp("video") / "mine.mp4"
     make_video(path, frames=9, height=32, width=32)
     return path
-
-
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("export")
-    _, ckpt = make_run(root)
-    return export(ckpt, root / "export", codec=CODEC)
 
 
 def _encode(*args):
