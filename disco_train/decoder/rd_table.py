@@ -117,10 +117,12 @@ def read(folder: str | Path, manifest: dict, trained: list[dict]) -> RDTable | N
         raise ExportError(f"{path}: not listed in {MANIFEST} files (write it with `python -m disco_train calibrate`)")
     if sha256(path) != listed:
         raise ExportError(f"{path}: does not match its sha256 in {MANIFEST} (modified or corrupt)")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ExportError(f"{path}: not valid JSON ({err})") from None
+    from disco_train.decoder.manifest import ManifestError, load
+
+    try:  # with the manifest's size and depth bounds
+        data = load(path)
+    except ManifestError as err:
+        raise ExportError(str(err)) from None
     return parse(data, trained, str(path))
 
 
