@@ -57,3 +57,10 @@ def test_run_names_stay_inside_output_dir(name):
 def test_numbers_are_finite(override):
     with pytest.raises(ConfigError, match="is not a finite number"):
         resolve(["recipe=disco_lora_debug", override])
+
+
+@pytest.mark.parametrize("given, text", [("''", ""), ('"007"', "007"), ("'a # b'", "a # b"), ("'it''s'", "it's"),
+                                         ("'a' and 'b'", "'a' and 'b'"), ("'open", "'open")])
+def test_a_value_quoted_whole_loses_its_quotes(given, text):
+    a, _ = cli.ENCODE.parse(["v.mp4", "o.disco", f"caption={given}"])
+    assert a.caption == text

@@ -112,3 +112,13 @@ def test_benchmark_output_is_never_the_reference_folder(video, tmp_path, capsys)
                      "anchor=x264", "metrics=psnr"]) == 2
         assert "holds the input refs=" in capsys.readouterr().err
     assert sorted(p.name for p in refs.iterdir()) == ["a.mp4"]
+
+
+def test_a_viewing_copy_of_an_odd_size_is_refused_before_sampling(tmp_path, capsys):
+    odd = tmp_path / "odd.mp4"
+    make_video(odd, frames=9, height=33, width=35, codec="libx264rgb")
+    disco = tmp_path / "a.disco"
+    assert _encode(odd, disco) == 0
+    # refused before the export is read: a missing export would be the error otherwise
+    assert main(["decode", str(disco), str(tmp_path / "v.mp4"), f"export={tmp_path / 'none'}", "crf=20"]) == 2
+    assert "crf: a 4:2:0 viewing copy needs an even width and height; " in capsys.readouterr().err

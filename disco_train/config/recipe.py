@@ -197,17 +197,28 @@ def _is_text(hint: Any) -> bool:
     return hint is str or (typing.get_origin(hint) is typing.Union and set(typing.get_args(hint)) == {str, type(None)})
 
 
+def _unquoted(value: str) -> str:
+    """A value quoted whole, as YAML would quote it ('' or "a b"), without its quotes; any other text as is."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        try:
+            loaded = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        return loaded if isinstance(loaded, str) else value
+    return value
+
+
 def command_line(tokens: list[str], schema: type) -> DictConfig:
     """key=value tokens -> a DictConfig. Free text and paths stay the exact text given: a value whose field is a
     string (caption=007, caption=yes, 'a dog #1 runs', '[draft] a dog', paths with ': ' or a newline) is never
     read as YAML; only typed fields (numbers, booleans, lists) are (`dotlist`). `null` clears an optional
-    string."""
+    string; a value quoted whole (`export=''`, `caption="007"`) loses its quotes."""
     parts = [OmegaConf.create({})]
     for token in tokens:
         key, _, value = token.partition("=")
         hint = _field_type(schema, key)
         if _is_text(hint):
-            node: Any = None if value == "null" and hint is not str else value
+            node: Any = None if value == "null" and hint is not str else _unquoted(value)
             for name in reversed(key.split(".")):
                 node = {name: node}
             parts.append(OmegaConf.create(node))
