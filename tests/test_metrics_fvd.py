@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from disco_train.metrics.distribution import FVDFeatures, frechet_distance
 from disco_train.metrics.i3d import InceptionI3d, load_i3d, preprocess_clips
@@ -55,6 +56,22 @@ def test_preprocess_matches_reference_scaling():
     assert torch.allclose(x[0], torch.ones(1)) and torch.allclose(x[1], -torch.ones(1))
     with pytest.raises(ValueError, match=r"\(B, T, H, W, 3\)"):
         preprocess_clips(clips[0])
+
+
+def test_preprocess_scales_the_short_side_and_centre_crops():
+    # VideoGPT: 36x64 -> short side 224, long side ceil(64 * 224 / 36) = 399, then columns 87..310
+    clips = torch.randint(0, 256, (1, 2, 36, 64, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    frames = clips[0].permute(0, 3, 1, 2).float() / 255.0
+    want = F.interpolate(frames, size=(224, 399), mode="bilinear", align_corners=False)[:, :, :, 87:311]
+    want = (want - 0.5) * 2  # (T, 3, 224, 224) in [-1, 1]
+    got = preprocess_clips(clips)
+    assert got.shape == (1, 3, 2, 224, 224)
+    torch.testing.assert_close(got[0].transpose(0, 1), want, atol=1e-5, rtol=0)
+    # portrait frames crop rows; a square clip is a plain resize
+    torch.testing.assert_close(preprocess_clips(clips.transpose(2, 3))[0], got[0].transpose(2, 3), atol=1e-5, rtol=0)
+    square = clips[:, :, :, :36]
+    plain = F.interpolate(square[0].permute(0, 3, 1, 2).float(), size=(224, 224), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(preprocess_clips(square)[0].transpose(0, 1), 2 * plain / 255 - 1, atol=1e-5, rtol=0)
 
 
 def test_too_short_clip_is_rejected():

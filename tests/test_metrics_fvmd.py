@@ -2,7 +2,9 @@
 
 The PIPs++ manifest is written out from the authors' network definition (aharley/pips2 ``nets/pips2.py``, also
 vendored as ljh0v0/FMD-frechet-motion-distance ``fvmd/nets/pips2.py``), not derived from the module under test.
-Histogram and distance goldens are computed by hand from the definition in fvmd.py.
+Histogram and distance goldens are computed by hand from the definition in fvmd.py; the default protocol is
+checked against a transcription of the fvmd 1.0.0 package (keypoint_tracking.calc_velocity/calc_acceleration,
+extract_motion_features.calc_hist, frechet_distance.calculate_frechet_distance) on fixed tracks.
 """
 
 import math
@@ -10,6 +12,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import linalg
 
 from disco_train.metrics.fvmd import (FVMD, FVMDSettings, acceleration, fvmd_distance, motion_histograms,
                                       query_grid, velocity, window_feature)
@@ -55,9 +58,11 @@ def test_pips_state_dict_matches_published_layout():
 def test_published_sampling_defaults():
     s = FVMDSettings()
     assert (s.clip_len, s.window_stride, s.points, s.size, s.iters) == (16, 1, 400, 256, 16)
+    assert s.protocol == "package"
     assert s.grid_side == 20 and s.feature_dim == 2 * (4 * 4 * 4) * 8 == 1024
     for bad, match in [(dict(clip_len=3), "clip_len"), (dict(points=24), "square"), (dict(points=16), "square"),
-                       (dict(size=120), "size"), (dict(size=96), "size"), (dict(iters=0), "iters")]:
+                       (dict(size=120), "size"), (dict(size=96), "size"), (dict(iters=0), "iters"),
+                       (dict(protocol="paper"), "protocol must be one of package, definition")]:
         with pytest.raises(ValueError, match=match):
             FVMDSettings(**bad)
 
@@ -129,25 +134,91 @@ def test_window_feature_sees_a_frozen_frame():
     smooth = np.tile(np.array([2.0, 1.0]), (8, 25, 1)) * t  # every point moves (2, 1) px per frame
     frozen = smooth.copy()
     frozen[4] = frozen[3]  # a repeated frame: velocity 0 then 2x, acceleration -v then +2v
-    fs, ff = window_feature(smooth), window_feature(frozen)
+    fs, ff = window_feature(smooth, "definition"), window_feature(frozen, "definition")
     assert fs.shape == ff.shape == (2 * 2 * 8,)
     assert fs[16:].sum() == 0 and ff[16:].sum() > 0  # smooth motion has no acceleration
-    # the script's variant differences positions for its "acceleration": the smooth window is no longer 0
-    assert window_feature(smooth, acceleration_of_positions=True)[16:].sum() > 0
+    # the package differences positions for its "acceleration": the velocity from frame 2 on
+    package, vel = window_feature(smooth), velocity(smooth)
+    vel[:2] = 0
+    assert package[16:].sum() > 0 and package[16:].tolist() == motion_histograms(vel).ravel().tolist()
 
 
 def test_fvmd_distance_golden_and_properties():
     a, b = np.array([[0.0], [2.0]]), np.array([[1.0], [5.0]])
-    # 1-D: (1 - 3)^2 + (2 + e) + (8 + e) - 2 sqrt((2 + e)(8 + e)), e = 1e-5 -> 6 - e/2
+    # 1-D, e = 1e-5: (1 - 3)^2 + 2 + 8 - 2 sqrt((2 + e)(8 + e)), the ridge inside the root only (package) ...
     e = 1e-5
-    assert fvmd_distance(a, b) == pytest.approx(4 + 10 + 2 * e - 2 * math.sqrt((2 + e) * (8 + e)), abs=1e-9)
+    assert fvmd_distance(a, b) == pytest.approx(4 + 10 - 2 * math.sqrt((2 + e) * (8 + e)), abs=1e-9)
+    # ... or on the covariances (definition): exactly 2 e D more
+    assert fvmd_distance(a, b, "definition") == pytest.approx(fvmd_distance(a, b) + 2 * e, abs=1e-12)
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(12, 16)), rng.normal(1.0, 2.0, size=(9, 16))
-    assert fvmd_distance(x, x) == pytest.approx(0.0, abs=1e-6)
-    assert fvmd_distance(x, y) == pytest.approx(fvmd_distance(y, x), rel=1e-6) and fvmd_distance(x, y) > 0
+    assert fvmd_distance(x, x, "definition") == pytest.approx(0.0, abs=1e-6)
+    assert fvmd_distance(x, x) == pytest.approx(-2 * e * 16, abs=1e-9)  # the package's offset
+    for protocol in ("package", "definition"):
+        d = fvmd_distance(x, y, protocol)
+        assert d == pytest.approx(fvmd_distance(y, x, protocol), rel=1e-6) and d > 0
     # constant (zero-variance) histogram bins, as from a static region, stay finite thanks to the ridge
     z = np.zeros((5, 8))
-    assert fvmd_distance(z, z) == pytest.approx(0.0, abs=1e-9) and np.isfinite(fvmd_distance(z, x[:5, :8]))
+    assert fvmd_distance(z, z, "definition") == pytest.approx(0.0, abs=1e-9)
+    assert np.isfinite(fvmd_distance(z, x[:5, :8])) and np.isfinite(fvmd_distance(z, z))
+
+
+def _package_hist(vectors):
+    """fvmd 1.0.0 calc_hist(vectors, cell_size=5, angle_bins=8, cube_frames=4), (B, S, N, 2) -> (B, MS, MH, MW, 8),
+    with count_subcube_hist's loops (magnitude_bins=256)."""
+    b, s, n, _ = vectors.shape
+    side = int(np.sqrt(n).round())
+    ms, mh = s // 4, side // 5
+    v = vectors.reshape(b, s, side, side, 2)[:, :ms * 4, :mh * 5, :mh * 5]
+    v = v.reshape(b, ms, 4, mh, 5, mh, 5, 2).transpose(0, 1, 3, 5, 2, 4, 6, 7).reshape(-1, 4, 5, 5, 2)
+    hists = []
+    for cell in v:
+        hist = np.zeros(8)
+        angle_bin = np.clip((np.arctan2(cell[..., 0], cell[..., 1]) + np.pi) // (2 * np.pi / 8), 0, 7)
+        mag = np.clip(np.linalg.norm(cell, axis=3), 0, 255) + 1
+        mag = np.ceil(np.clip(np.log2(mag), 0, int(np.log2(256)))) / np.log2(256)
+        for t, i, j in np.ndindex(4, 5, 5):
+            hist[int(angle_bin[t, i, j])] += mag[t, i, j]
+        hists.append(hist)
+    return np.stack(hists).reshape(b, ms, mh, mh, 8)
+
+
+def _package_fvmd(trajs_gt, trajs_gen):
+    """fvmd 1.0.0's fvmd(): velocity and its calc_acceleration applied to the *tracks*, as track_keypoints does;
+    calc_hist; calculate_fd_given_vectors(gt, gen) with eps=1e-5 inside sqrtm only."""
+    feats = []
+    for trajs in (trajs_gt, trajs_gen):
+        zeros = np.zeros_like(trajs[:, :1])
+        velo = np.concatenate([zeros, trajs[:, 1:] - trajs[:, :-1]], axis=1)
+        acc = np.concatenate([zeros, zeros, trajs[:, 2:] - trajs[:, 1:-1]], axis=1)
+        n = len(trajs)
+        feats.append(np.concatenate([_package_hist(velo).reshape(n, -1), _package_hist(acc).reshape(n, -1)], 1))
+    (m1, s1), (m2, s2) = ((f.mean(axis=0), np.cov(f, rowvar=False)) for f in feats)
+    offset = np.eye(s1.shape[0]) * 1e-5
+    covmean = linalg.sqrtm((s1 + offset).dot(s2 + offset)).real
+    return (m1 - m2).dot(m1 - m2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
+
+
+def _random_tracks(n, step, seed):
+    """n windows of 16 frames x 400 points: the published grid plus random walks of the given step size."""
+    rng = np.random.default_rng(seed)
+    grid = query_grid(20, 256, 256).numpy().astype(np.float64)
+    steps = rng.normal(0, 1, size=(n, 15, 400, 2)) * rng.uniform(0.2, step, size=(n, 1, 400, 1))
+    return grid + np.concatenate([np.zeros((n, 1, 400, 2)), np.cumsum(steps, axis=1)], axis=1)
+
+
+GOLDEN_PACKAGE_FVMD = 2597.436881878168
+
+
+def test_default_fvmd_is_the_fvmd_package():
+    gt, gen = _random_tracks(12, 3.0, seed=0), _random_tracks(10, 6.0, seed=1)
+    want = _package_fvmd(gt, gen)
+    got = fvmd_distance(np.stack([window_feature(t) for t in gt]), np.stack([window_feature(t) for t in gen]))
+    assert got == pytest.approx(want, rel=1e-9)
+    assert got == pytest.approx(GOLDEN_PACKAGE_FVMD, rel=1e-6)  # pinned: the computation above, once
+    definition = fvmd_distance(np.stack([window_feature(t, "definition") for t in gt]),
+                               np.stack([window_feature(t, "definition") for t in gen]), "definition")
+    assert abs(definition - got) > 1  # the other protocol is a different number, not an offset
 
 
 def _tracks_set(kind, n=6, seed=0):
@@ -213,7 +284,7 @@ def test_fvmd_pipeline_with_random_weights(fvmd_model):
     for a, b, c in zip(metric.features[0], same.features[0], same.features[1]):
         np.testing.assert_allclose(a, b, atol=1e-9)  # chunking does not change a window
         np.testing.assert_array_equal(b, c)
-    assert same.score() == pytest.approx(0.0, abs=1e-6)
+    assert same.score() == pytest.approx(-2e-5 * TINY.feature_dim, abs=1e-6)  # the package's offset (fvmd.py)
     short = _run(model, [(ref[:4], ref[:4])], [(ref[4:], ref[4:])])  # windows never span two videos
     with pytest.raises(ValueError, match="at least 2 windows of 4 frames"):
         short.score()

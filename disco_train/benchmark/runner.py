@@ -61,7 +61,8 @@ def metric_key(cfg, names: list[str]) -> dict:
     if "fvd" in names:
         part["fvd_clip_len"] = cfg.fvd_clip_len
     if "fvmd" in names:
-        part["fvmd"] = [cfg.fvmd_clip_len, cfg.fvmd_stride, cfg.fvmd_points, cfg.fvmd_size, cfg.fvmd_iters]
+        part["fvmd"] = [cfg.fvmd_clip_len, cfg.fvmd_stride, cfg.fvmd_points, cfg.fvmd_size, cfg.fvmd_iters,
+                        cfg.fvmd_protocol]
     files = sorted({k for n in names for k in METRIC_WEIGHTS.get(n, ())})
     if files:
         part["weights"] = M.files_fingerprint([Path(cfg.weights_dir) / WEIGHT_FILES[k].relpath for k in files])
@@ -76,7 +77,7 @@ def build_suite(cfg, names: list[str], device: str):
         from disco_train.metrics.fvmd import FVMDSettings
 
         fvmd = FVMDSettings(clip_len=cfg.fvmd_clip_len, window_stride=cfg.fvmd_stride, points=cfg.fvmd_points,
-                            size=cfg.fvmd_size, iters=cfg.fvmd_iters)
+                            size=cfg.fvmd_size, iters=cfg.fvmd_iters, protocol=cfg.fvmd_protocol)
     return MetricSuite(names, weights_dir=cfg.weights_dir, device=device, batch_size=cfg.metric_batch_size,
                        clip_len=cfg.fvd_clip_len, fvmd=fvmd)
 
@@ -174,8 +175,8 @@ def tabulate(cfg, plan: Plan, names: list[str], cache: K.Cache) -> tuple[list, l
         groups.setdefault((cell.point.method, cell.point.label), (cell.point, [], []))
         groups[(cell.point.method, cell.point.label)][1].append(row)
         groups[(cell.point.method, cell.point.label)][2].append(features)
-    curves = [T.curve_row(method, point, rows, feats, names, per_video, cfg.fvd_clip_len, cfg.fvmd_clip_len)
-              for (method, _), (point, rows, feats) in groups.items()]
+    curves = [T.curve_row(method, point, rows, feats, names, per_video, cfg.fvd_clip_len, cfg.fvmd_clip_len,
+                          cfg.fvmd_protocol) for (method, _), (point, rows, feats) in groups.items()]
     table = T.bdrate_table(curves, cfg.method_list, names, cfg.anchor, plan.grids, cfg.interpolation,
                            cfg.min_overlap)
     return results, curves, table

@@ -44,7 +44,7 @@ def result_row(record: dict, names: list[str]) -> dict:
 
 
 def curve_row(method: str, point, rows: list[dict], features: list[dict], names: list[str], per_video: list[str],
-              fvd_clip_len: int, fvmd_clip_len: int) -> dict:
+              fvd_clip_len: int, fvmd_clip_len: int, fvmd_protocol: str = "package") -> dict:
     """The pooled RD point of one method × point over its videos' rows and features."""
     from disco_train.metrics.suite import pooled_scores
 
@@ -56,7 +56,7 @@ def curve_row(method: str, point, rows: list[dict], features: list[dict], names:
     notes = []
     for name in (n for n in names if n not in per_video):
         try:
-            out.update(pooled_scores([name], features, fvd_clip_len, fvmd_clip_len))
+            out.update(pooled_scores([name], features, fvd_clip_len, fvmd_clip_len, fvmd_protocol))
         except ValueError as err:
             out[name] = None
             notes.append(str(err))

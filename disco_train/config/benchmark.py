@@ -257,6 +257,9 @@ class BenchmarkConfig:
     """FVMD frame side for PIPs++ (published: 256)."""
     fvmd_iters: int = 16
     """FVMD PIPs++ refinement iterations (published: 16)."""
+    fvmd_protocol: str = "package"
+    """FVMD: 'package' (fvmd 1.0.0, what papers report) or 'definition' (the paper's acceleration, an exact
+    Fréchet distance; not comparable with published numbers)."""
     interpolation: str = "akima"
     """BD-rate curve interpolation of bjontegaard: akima or pchip."""
     min_overlap: float = 0.75
@@ -314,6 +317,8 @@ class BenchmarkConfig:
               f"8 or 10 (0: from the name), got {self.yuv_bit_depth}")
         check(self.interpolation in ("akima", "pchip"), "interpolation", f"akima or pchip, got {self.interpolation!r}")
         check(0 < self.min_overlap <= 1, "min_overlap", "must be in (0, 1]")
+        check(self.fvmd_protocol in ("package", "definition"), "fvmd_protocol",  # metrics.fvmd.PROTOCOLS
+              f"'package' or 'definition', got {self.fvmd_protocol!r}")
         check(self.metric_batch_size >= 1 and self.fvd_clip_len >= 1, "metric_batch_size",
               "metric_batch_size and fvd_clip_len must be >= 1")
         check(self.device == "" or self.device == "cpu" or self.device.startswith("cuda"), "device",

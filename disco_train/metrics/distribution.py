@@ -24,13 +24,16 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
-def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
+def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2, eps: float = 1e-6, sqrt_ridge: float = 0.0) -> float:
+    """``sqrt_ridge``: added to both covariances inside the matrix square root only (the traces stay unridged), as
+    fvmd 1.0.0 does; 0 = pytorch-fid's computation."""
     mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
     sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise ValueError(f"feature dimensions differ: {mu1.shape} vs {mu2.shape}")
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1.dot(sigma2))
+    ridge = np.eye(sigma1.shape[0]) * sqrt_ridge
+    covmean = linalg.sqrtm((sigma1 + ridge).dot(sigma2 + ridge))
     if not np.isfinite(covmean).all():
         offset = np.eye(sigma1.shape[0]) * eps
         covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))

@@ -68,6 +68,9 @@ class EvaluateConfig:
     """FVMD: frame side after resizing for PIPs++ (published: 256)."""
     fvmd_iters: int = 16
     """FVMD: PIPs++ refinement iterations (published: 16)."""
+    fvmd_protocol: str = "package"
+    """FVMD: 'package' (fvmd 1.0.0, what papers report) or 'definition' (the paper's acceleration, an exact
+    Fréchet distance; not comparable with published numbers)."""
     append: bool = False
     """Add rows to an existing csv (same columns) instead of overwriting it."""
 
@@ -180,7 +183,7 @@ def run_evaluate(cfg: EvaluateConfig) -> list[dict]:
         from .fvmd import FVMDSettings
 
         fvmd = FVMDSettings(clip_len=cfg.fvmd_clip_len, window_stride=cfg.fvmd_stride, points=cfg.fvmd_points,
-                            size=cfg.fvmd_size, iters=cfg.fvmd_iters)
+                            size=cfg.fvmd_size, iters=cfg.fvmd_iters, protocol=cfg.fvmd_protocol)
     suite = MetricSuite(names, weights_dir=cfg.weights_dir, device=cfg.device,
                         batch_size=cfg.batch_size, clip_len=cfg.fvd_clip_len, fvmd=fvmd)
     from disco_train.codec.videoio import probe_fps

@@ -1,6 +1,6 @@
 """FVMD, the Fréchet Video Motion Distance (Liu et al. 2024): Fréchet distance between motion histograms.
 
-Definition (defaults = the published sampling, ``FVMDSettings``):
+Definition (defaults = the published sampling and protocol, ``FVMDSettings``):
 
 1. Segments: every video is cut into windows of ``clip_len`` = 16 consecutive frames starting every
    ``window_stride`` = 1 frames (a video of T >= clip_len frames gives (T - clip_len) // stride + 1 windows,
@@ -8,7 +8,8 @@ Definition (defaults = the published sampling, ``FVMDSettings``):
    authors' frame-folder loader does, aspect ratio not kept) and rounded to 8-bit values.
 2. Tracks: PIPs++ (``pips2.PIPs``, ``iters`` = 16 refinements) follows ``points`` = 400 query points laid on a
    20 x 20 grid over the first frame of the window, x_i = 8 + i / 19 * (W - 16) (y likewise): tracks Y (F, N, 2).
-3. Velocity V_t = Y_t - Y_t-1 with V_0 = 0; acceleration A_t = V_t - V_t-1 for t >= 2, A_0 = A_1 = 0.
+3. Velocity V_t = Y_t - Y_t-1 with V_0 = 0; acceleration A_t = V_t - V_t-1 for t >= 2, A_0 = A_1 = 0
+   (the paper's; the default ``package`` protocol takes A_t = Y_t - Y_t-1 instead, see below).
 4. Histograms: V and A, each (F, 20, 20, 2), are cut into cubes of 4 frames x 5 x 5 grid points (16 x 20 x 20
    -> 4 x 4 x 4 = 64 cubes); a cube's histogram has 8 direction bins, bin = floor((atan2(v_x, v_y) + pi) / (pi / 4))
    (an angle of exactly pi joins bin 7),
@@ -17,14 +18,19 @@ Definition (defaults = the published sampling, ``FVMDSettings``):
 5. FVMD = Fréchet distance between Gaussians fitted to the reference windows' and the reconstruction
    windows' features, over the whole set (like FVD). Lower is better.
 
-Differences from the authors' code, fvmd 1.0.0 (both kept small and stated):
+Protocols (``protocol``). The default, ``package``, is what the authors' pip package fvmd 1.0.0 computes and so
+what papers report; values match its ``calc_hist`` + ``calculate_fd_given_vectors`` on the same tracks to
+round-off (tests/test_metrics_fvmd.py transcribes both). It differs from the paper's definition in two places:
 
-* Its tracking script hands the *tracks* to its acceleration function, whose own docstring asks for the
-  velocity, so its "acceleration" is V with frames 0 and 1 zeroed. We follow the definition (3);
-  ``acceleration_of_positions=True`` reproduces the script.
-* It adds 1e-5 to the diagonal of both covariances inside the matrix square root only, so identical sets score
-  -2 * 1e-5 * D (-0.02 for D = 1024). We regularise the covariances themselves, which makes FVMD an exact
-  Fréchet distance (symmetric, >= 0, 0 for identical sets) and exactly 2e-5 * D above the script's number.
+* Its tracking script hands the *tracks* to its acceleration function (whose docstring asks for the velocity),
+  so the "acceleration" histograms are of Y_t - Y_t-1 (= V_t) from t = 2 on, frames 0 and 1 zero.
+* Its Fréchet distance adds 1e-5 to the diagonal of both covariances inside the matrix square root only, so
+  identical sets score -2 * 1e-5 * D (-0.02 for D = 1024) and a score can be slightly negative.
+
+``protocol="definition"`` follows the definition instead: acceleration A_t = V_t - V_t-1 (3), and the 1e-5
+ridge on the covariances themselves, an exact Fréchet distance (symmetric, >= 0, 0 for identical sets). Its
+numbers are not comparable with published ones: on the package's own tracks of one test set it gave 47.94 where
+the package gives 33.86.
 
 Minimum: each video contributes only if it has >= clip_len frames, and the set needs >= 2 windows (a covariance);
 clip_len >= 4 (one cube in time), points a square number with side >= 5 (one cube in space), size >= 128.
@@ -50,6 +56,8 @@ ANGLE_BINS = 8
 MAX_MAGNITUDE = 255  # px; log2(1 + 255) = 8 magnitude levels
 MARGIN = 8  # px between the query grid and the frame border
 FRECHET_RIDGE = 1e-5
+PROTOCOLS = ("package", "definition")
+"""package: fvmd 1.0.0 as published (the default); definition: the paper's acceleration, exact Fréchet distance."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,7 @@ class FVMDSettings:
     points: int = 400  # query points per window, a square grid (400 = 20 x 20)
     size: int = 256  # frames are resized to size x size before tracking
     iters: int = 16  # PIPs++ refinement iterations
-    acceleration_of_positions: bool = False  # True: fvmd 1.0.0's script (see the module docstring)
+    protocol: str = "package"  # one of PROTOCOLS (see the module docstring)
 
     def __post_init__(self) -> None:
         side = math.isqrt(self.points)
@@ -71,6 +79,8 @@ class FVMDSettings:
                             f"got {self.points}")
         if self.size < MIN_SIZE or self.size % STRIDE:
             problems.append(f"size must be a multiple of {STRIDE} and >= {MIN_SIZE}, got {self.size}")
+        if self.protocol not in PROTOCOLS:
+            problems.append(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         if self.iters < 1 or self.window_stride < 1:
             problems.append(f"iters and window_stride must be >= 1, got {self.iters} and {self.window_stride}")
         if problems:
@@ -118,17 +128,20 @@ def motion_histograms(vectors: np.ndarray) -> np.ndarray:
     return (np.eye(ANGLE_BINS)[bins] * weight[..., None]).sum(axis=-2)
 
 
-def window_feature(tracks: np.ndarray, acceleration_of_positions: bool = False) -> np.ndarray:
+def window_feature(tracks: np.ndarray, protocol: str = "package") -> np.ndarray:
     """(F, N, 2) tracks of one window -> its FVMD feature [hist(V), hist(A)] flattened."""
     vel = velocity(tracks)
-    # fvmd 1.0.0's script differences the positions here, giving Y_t - Y_t-1 (= V_t) from t = 2 on
-    acc = acceleration(tracks if acceleration_of_positions else vel)
+    # the package's script differences the positions here, giving Y_t - Y_t-1 (= V_t) from t = 2 on
+    acc = acceleration(tracks if protocol == "package" else vel)
     return np.concatenate([motion_histograms(vel).ravel(), motion_histograms(acc).ravel()])
 
 
-def fvmd_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians of two (n, D) feature sets, covariances + 1e-5 I (n >= 2 each)."""
+def fvmd_distance(features_a: np.ndarray, features_b: np.ndarray, protocol: str = "package") -> float:
+    """Fréchet distance between Gaussians of two (n, D) feature sets (n >= 2 each), with the 1e-5 ridge where
+    `protocol` puts it: inside the matrix square root only (package) or on both covariances (definition)."""
     (mu_a, cov_a), (mu_b, cov_b) = gaussian_stats(features_a), gaussian_stats(features_b)
+    if protocol == "package":
+        return frechet_distance_from_stats(mu_a, cov_a, mu_b, cov_b, sqrt_ridge=FRECHET_RIDGE)
     ridge = FRECHET_RIDGE * np.eye(mu_a.shape[0])
     # an exact Fréchet distance is >= 0; the clamp only removes sqrtm round-off around 0
     return max(0.0, frechet_distance_from_stats(mu_a, cov_a + ridge, mu_b, cov_b + ridge))
@@ -170,7 +183,7 @@ class MotionStream:
                 start = self._seen - s.clip_len
                 if start >= 0 and start % s.window_stride == 0:
                     tracks = self.model.track(torch.stack(list(self._fmaps))[None], self.queries[None], s.iters)
-                    out.append(window_feature(tracks[0].double().cpu().numpy(), s.acceleration_of_positions))
+                    out.append(window_feature(tracks[0].double().cpu().numpy(), s.protocol))
         return out
 
 
@@ -205,4 +218,4 @@ class FVMD:
             raise ValueError(f"FVMD needs at least 2 windows of {self.settings.clip_len} frames over all videos "
                              f"(a video of T frames gives (T - {self.settings.clip_len}) // "
                              f"{self.settings.window_stride} + 1), got {self.windows}")
-        return fvmd_distance(np.stack(self.features[0]), np.stack(self.features[1]))
+        return fvmd_distance(np.stack(self.features[0]), np.stack(self.features[1]), self.settings.protocol)

@@ -7,13 +7,15 @@ tfhub.dev/deepmind/i3d-kinetics-400/1) loads key for key: 57 conv+BN units ``<un
 Unit names: Conv3d_1a_7x7, Conv3d_2b_1x1, Conv3d_2c_3x3 and, for each Mixed_{3b,3c,4b..4f,5b,5c},
 branches b0, b1a, b1b, b2a, b2b, b3b.
 
-FVD features are the 400 logits (before softmax) averaged over time, for 224x224 frames scaled to [-1, 1]
-(``preprocess_clips``), the same as TATS ``fvd.py``. StyleGAN-V's FVD uses a TorchScript export of the TF
+FVD features are the 400 logits (before softmax) averaged over time, for frames whose short side is scaled to 224
+and centre-cropped to 224x224, in [-1, 1] (``preprocess_clips``: VideoGPT's and StyleGAN-V's geometry, TATS
+``fvd.py``'s scaling). StyleGAN-V's FVD uses a TorchScript export of the TF
 model instead; numbers from the two are close but not interchangeable (the port uses BN eps 1e-5, TF 1e-3).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -113,12 +115,18 @@ class InceptionI3d(nn.Module):
 
 
 def preprocess_clips(clips: torch.Tensor, size: int = 224) -> torch.Tensor:
-    """uint8 (B, T, H, W, 3) -> float (B, 3, T, size, size) in [-1, 1]; bilinear resize per frame."""
+    """uint8 (B, T, H, W, 3) -> float (B, 3, T, size, size) in [-1, 1], as VideoGPT's ``preprocess``: each frame's
+    short side scaled to `size` (long side ceil(long * size / short); bilinear, align_corners=False, no
+    antialiasing), then the centre size x size crop, so any aspect ratio keeps its geometry."""
     if clips.ndim != 5 or clips.shape[-1] != 3:
         raise ValueError(f"clips must be (B, T, H, W, 3), got {tuple(clips.shape)}")
-    b, t = clips.shape[:2]
-    frames = clips.reshape(b * t, *clips.shape[2:]).permute(0, 3, 1, 2).float()
-    frames = F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
+    b, t, h, w = clips.shape[:4]
+    frames = clips.reshape(b * t, h, w, 3).permute(0, 3, 1, 2).float()
+    scale = size / min(h, w)
+    target = (size, math.ceil(w * scale)) if h < w else (math.ceil(h * scale), size)
+    frames = F.interpolate(frames, size=target, mode="bilinear", align_corners=False)
+    top, left = (target[0] - size) // 2, (target[1] - size) // 2
+    frames = frames[:, :, top:top + size, left:left + size]
     return (2.0 * frames / 255.0 - 1.0).reshape(b, t, 3, size, size).transpose(1, 2).contiguous()
 
 

@@ -194,9 +194,10 @@ class MetricSuite:
 
 
 def pooled_scores(names: list[str], features: list[dict[str, np.ndarray]], clip_len: int = 16,
-                  fvmd_clip_len: int = 16) -> dict[str, float]:
-    """FID/FVD/FVMD (those of `names`) over the union of several videos' `take_features()`; a metric without
-    enough samples raises ValueError saying how many it needs."""
+                  fvmd_clip_len: int = 16, fvmd_protocol: str = "package") -> dict[str, float]:
+    """FID/FVD/FVMD (those of `names`) over the union of several videos' `take_features()` (FVMD's by
+    `fvmd_protocol`, the one that made its features); a metric without enough samples raises ValueError saying how
+    many it needs."""
     from .distribution import frechet_distance
 
     out = {}
@@ -210,7 +211,7 @@ def pooled_scores(names: list[str], features: list[dict[str, np.ndarray]], clip_
         if name == "fvmd":
             from .fvmd import fvmd_distance
 
-            out[name] = fvmd_distance(ref, rec)
+            out[name] = fvmd_distance(ref, rec, fvmd_protocol)
         else:
             out[name] = frechet_distance(ref, rec)
     return out
