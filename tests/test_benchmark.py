@@ -85,6 +85,9 @@ def test_standard_codecs_on_every_input_kind(refs, tmp_path):
     assert float(first["kbps"]) == pytest.approx(8 * len(data) * 24 / 9 / 1000, rel=1e-5)
     assert int(first["container_bits"]) > 0 and float(first["psnr"]) > 15
     assert "x264 - core" in (tmp_path / "report.md").read_text()
+    table = parse_bdrate_csv(tmp_path / "bdrate.csv")
+    assert [(r["metric"], r["method"], r["anchor"]) for r in table] == [
+        (m, x, "x265") for m in ("psnr", "ssim") for x in ("x264", "x265")]
 
 
 def test_changed_settings_change_only_their_cells(refs, tmp_path):
@@ -160,23 +163,66 @@ def test_bdrate_table_matches_bjontegaard_and_reports_problems():
         expected = bjontegaard.bd_rate(anchor, anchor_q, test_r, test_q, method="akima",
                                        require_matching_points=False)
     table = T.bdrate_table(curves, ["a", "b", "flat", "far", "one"], ["psnr"], "a", set(), "akima", 0.75)["psnr"]
-    assert table["b"]["value"] == pytest.approx(expected, rel=1e-9) and expected < 0 and table["b"]["note"] == ""
-    assert table["a"] == {"value": 0.0, "note": "anchor"}
-    assert table["flat"]["value"] is None and "flat curve not monotonic" in table["flat"]["note"]
-    assert T.cell_text(table["far"]) == "n/a: no overlap of the quality ranges"
-    assert T.cell_text(table["one"]) == "n/a: too few points (one)"
+    assert table["b"]["value"] == pytest.approx(expected, rel=1e-9) and expected < 0 and table["b"]["status"] == "ok"
+    assert table["a"] == {"status": "anchor", "value": 0.0, "overlap": 1.0, "detail": ""}
+    assert table["flat"]["value"] is None and table["flat"]["status"] == "not_monotonic"
+    assert "flat: curve not monotonic" in table["flat"]["detail"]
+    assert T.cell_text(table["far"]) == "— (no overlap of the quality ranges)" and table["far"]["overlap"] == 0
+    assert T.cell_text(table["one"]) == "— (one: too few points)" and table["one"]["status"] == "too_few_points"
     partial = [{"method": "c", "point": f"p{i}", "bpp": r, "psnr": q} for i, (r, q) in
                enumerate(zip([0.03, 0.06, 0.12], [35.0, 37.0, 39.0]))]
     cell = T.bdrate_table(curves + partial, ["a", "c"], ["psnr"], "a", set(), "akima", 0.75)["psnr"]["c"]
-    assert cell["value"] is not None and cell["note"] == "overlap 28%"  # (37.5 - 35) / (39 - 30)
+    # (37.5 - 35) / (39 - 30) = 28 %: not a number at min_overlap 0.75, a number at 0.25
+    assert cell == {"status": "low_overlap", "value": None, "overlap": pytest.approx(2.5 / 9),
+                    "detail": "quality ranges overlap 28% < min_overlap 75%"}
+    cell = T.bdrate_table(curves + partial, ["a", "c"], ["psnr"], "a", set(), "akima", 0.25)["psnr"]["c"]
+    assert cell["status"] == "ok" and cell["value"] < 0
     lpips = [{"method": "a", "point": "p", "bpp": r, "lpips": q} for r, q in zip(anchor, [0.5, 0.4, 0.3, 0.25])]
     lpips += [{"method": "b", "point": "p", "bpp": r, "lpips": q} for r, q in zip(test_r, [0.45, 0.38, 0.3, 0.2])]
-    cell = T.bdrate_table(lpips, ["a", "b"], ["lpips"], "a", set(), "akima", 0.75)["lpips"]["b"]
+    cell = T.bdrate_table(lpips, ["a", "b"], ["lpips"], "a", set(), "akima", 0.6)["lpips"]["b"]  # overlap 2/3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mirrored = bjontegaard.bd_rate(anchor, [-0.5, -0.4, -0.3, -0.25], test_r, [-0.45, -0.38, -0.3, -0.2],
                                        method="akima")
     assert cell["value"] == pytest.approx(mirrored)  # lower-is-better metrics: the same integral, mirrored
+
+
+NUMERIC = ("bd_rate_percent", "overlap", "min_overlap")
+
+
+def parse_bdrate_csv(path):
+    """bdrate.csv as a program reads it: csv, then float() on every non-empty numeric cell."""
+    table = rows(path)
+    for row in table:
+        for column in NUMERIC:
+            row[column] = float(row[column]) if row[column] else None
+        assert (row["bd_rate_percent"] is not None) == (row["status"] in ("ok", "anchor")), row
+    return table
+
+
+def test_bdrate_files_hold_numbers_only_where_they_are_meaningful(tmp_path):
+    from types import SimpleNamespace
+
+    from disco_train.benchmark.report import BDRATE_COLUMNS, bdrate_markdown, bdrate_rows, csv_text
+
+    anchor = [{"method": "a", "point": f"p{i}", "bpp": r, "psnr": q} for i, (r, q) in
+              enumerate(zip([0.01, 0.02, 0.04, 0.08], [30.0, 33.0, 35.5, 37.5]))]
+    good = [dict(c, method="b", bpp=c["bpp"] * 0.8) for c in anchor]
+    corner = [{"method": "c", "point": f"p{i}", "bpp": r, "psnr": q} for i, (r, q) in
+              enumerate(zip([0.03, 0.06, 0.12], [35.0, 37.0, 39.0]))]  # overlap 28 %
+    lone = [{"method": "d", "point": "p0", "bpp": 0.02, "psnr": 33.0}]
+    cfg = SimpleNamespace(anchor="a", min_overlap=0.75, interpolation="akima")
+    table = T.bdrate_table(anchor + good + corner + lone, list("abcd"), ["psnr"], "a", set(), "akima", 0.75)
+    (tmp_path / "bdrate.csv").write_text(csv_text(bdrate_rows(table, list("abcd"), cfg), BDRATE_COLUMNS))
+    parsed = parse_bdrate_csv(tmp_path / "bdrate.csv")
+    assert list(parsed[0]) == BDRATE_COLUMNS
+    assert [(r["method"], r["status"]) for r in parsed] == [("a", "anchor"), ("b", "ok"), ("c", "low_overlap"),
+                                                           ("d", "too_few_points")]
+    assert parsed[1]["bd_rate_percent"] == pytest.approx(-20.0, abs=1e-3) and parsed[1]["overlap"] == 1.0
+    assert parsed[2]["overlap"] == pytest.approx(2.5 / 9, abs=1e-5) and parsed[2]["min_overlap"] == 0.75
+    md = bdrate_markdown(table, list("abcd"), cfg)
+    assert "| psnr | 0 (anchor) | -20.00 | — [1] | — [2] |" in md and "min_overlap = 75%" in md
+    assert "1. quality ranges overlap 28% < min_overlap 75%" in md and "2. d: too few points" in md
 
 
 def test_a_grid_is_scored_by_its_pareto_front():
@@ -222,9 +268,9 @@ def test_benchmark_debug_on_the_demo_videos(debug_inputs, tmp_path, capsys):
     assert all(int(r["overhead_bits"]) == 8 * (32 + 12 * 2 + 4) for r in disco)  # header + 2 table entries + crc
     assert all(int(r["bits"]) == int(r["overhead_bits"]) + int(r["text_bits"]) + int(r["video_bits"]) for r in disco)
     table = rows(tmp_path / "bdrate.csv")
-    assert [r["metric"] for r in table] == ["psnr", "ssim"]
-    assert list(table[0]) == ["metric", "x264", "x265", "vvenc", "dcvc_rt", "disco"]
-    assert table[0]["vvenc"] == "0.00 (anchor)"
+    methods = ["x264", "x265", "vvenc", "dcvc_rt", "disco"]
+    assert [(r["metric"], r["method"]) for r in table] == [(m, x) for m in ("psnr", "ssim") for x in methods]
+    assert table[2]["status"] == "anchor" and float(table[2]["bd_rate_percent"]) == 0
     assert len(rows(tmp_path / "curves.csv")) == 14
     assert main(argv) == 0 and "0 cells computed, 42 from the cache" in capsys.readouterr().out
 

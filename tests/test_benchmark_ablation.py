@@ -100,8 +100,8 @@ def test_text_ablation_debug_puts_na_beside_the_captions(debug_inputs, tmp_path)
     assert {int(r["text_bits"]) for r in by["disco:no_text"]} == {na_bits}
     assert all(int(r["text_bits"]) > na_bits for r in by["disco:captions"])
     table = _rows(tmp_path / "bdrate.csv")
-    assert list(table[0]) == ["metric", "disco:no_text", "disco:captions"]
-    assert table[0]["disco:no_text"] == "0.00 (anchor)"
+    assert [r["method"] for r in table[:2]] == ["disco:no_text", "disco:captions"]
+    assert table[0]["status"] == "anchor" and table[0]["anchor"] == "disco:no_text"
     assert "disco:no_text: export" in (tmp_path / "report.md").read_text()
 
 

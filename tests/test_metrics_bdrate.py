@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from disco_train.metrics.bdrate import bd_rate
+from disco_train.metrics.bdrate import BDRateError, bd_rate, curve_overlap
 
 # Example from the bjontegaard package README (libx265 presets); the README gives these values.
 RATE_A = [9487.76, 4593.60, 2486.44, 1358.24]
@@ -43,11 +43,11 @@ def test_lower_is_better_metric():
     # a codec reaching the same LPIPS at 30 % less rate
     assert bd_rate(bpp, lpips_anchor, 0.7 * bpp, lpips_anchor, lower_is_better=True) == pytest.approx(-30.0)
     # a codec with uniformly better (lower) LPIPS at the same rates must save rate
-    better = bd_rate(bpp, lpips_anchor, bpp, lpips_anchor - 0.03, lower_is_better=True)
-    worse = bd_rate(bpp, lpips_anchor, bpp, lpips_anchor + 0.03, lower_is_better=True)
+    better = bd_rate(bpp, lpips_anchor, bpp, lpips_anchor - 0.03, lower_is_better=True, min_overlap=0.7)
+    worse = bd_rate(bpp, lpips_anchor, bpp, lpips_anchor + 0.03, lower_is_better=True, min_overlap=0.7)
     assert better < -5 and worse > 5
     # mirroring the quality axis does not change the average log-rate gap: identical to using -LPIPS
-    mirrored = bd_rate(bpp, -lpips_anchor, bpp, -(lpips_anchor - 0.03), lower_is_better=False)
+    mirrored = bd_rate(bpp, -lpips_anchor, bpp, -(lpips_anchor - 0.03), lower_is_better=False, min_overlap=0.7)
     assert better == pytest.approx(mirrored, rel=1e-12)
 
 
@@ -80,7 +80,17 @@ def test_unknown_interpolation():
         bd_rate(RATE_A, PSNR_A, RATE_T, PSNR_T, interpolation="linear")
 
 
-def test_disjoint_curves_give_nan_with_warning():
-    with pytest.warns(UserWarning, match="do not overlap"):
-        value = bd_rate([1, 2], [30, 31], [1, 2], [40, 41])
-    assert math.isnan(value)
+def test_disjoint_and_low_overlap_curves_are_refused_with_a_status():
+    with pytest.raises(BDRateError, match="do not overlap") as err:
+        bd_rate([1, 2], [30, 31], [1, 2], [40, 41])
+    assert err.value.status == "no_overlap"
+    # anchor 30..40, test 36..46: overlap 4 / 16 = 25 % of the joint span
+    args = ([1, 2, 4], [30, 35, 40], [1, 2, 4], [36, 41, 46])
+    with pytest.raises(BDRateError, match="overlap 25% of their joint span, under min_overlap=0.75") as err:
+        bd_rate(*args)
+    assert err.value.status == "low_overlap"
+    assert curve_overlap(args[1], args[3]) == pytest.approx(0.25)
+    assert bd_rate(*args, min_overlap=0.25) < 0 and bd_rate(*args, min_overlap=0) < 0  # asked for: computed
+    with pytest.raises(BDRateError) as err:
+        bd_rate([1], [30], [1, 2], [30, 31])
+    assert (err.value.status, err.value.curve) == ("too_few_points", "anchor")

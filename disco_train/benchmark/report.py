@@ -5,7 +5,9 @@
   (container_bits: what an mp4 would add to a raw stream; for disco overhead_bits, the .disco header inside
   `bits`, and the bits of each stream).
 - curves.csv: one row per method × point, pooled over the videos (`tables`), with set metrics (FID/FVD/FVMD).
-- bdrate.csv / bdrate.md: a row per metric, a column per method, BD-rate % against the anchor (or why not).
+- bdrate.csv: one row per metric × method, numbers only in its numeric columns (BDRATE_COLUMNS): the BD-rate %
+  against the anchor, empty unless status is ok (or anchor), the overlap of the quality ranges, min_overlap.
+- bdrate.md: the person's view, a row per metric, a column per method, "—" and a numbered footnote saying why.
 - rd_<metric>.png: the RD curves (bpp, log scale); a DiSCo grid as dots with its Pareto front as the line.
 - report.md: the settings, the versions, the tables.
 Every file is written to a temporary name and renamed.
@@ -44,9 +46,38 @@ def columns_of(rows: list[dict], first: list[str]) -> list[str]:
     return first + extra
 
 
-def bdrate_rows(table: dict, methods: list[str], anchor: str) -> list[dict]:
-    return [{"metric": metric, **{m: cell_text(cells[m], m == anchor) for m in methods}}
-            for metric, cells in table.items()]
+BDRATE_COLUMNS = ["metric", "method", "anchor", "status", "bd_rate_percent", "overlap", "min_overlap",
+                  "interpolation", "detail"]
+"""bdrate.csv: one row per metric × method; bd_rate_percent is empty unless status is ok or anchor."""
+
+
+def bdrate_rows(table: dict, methods: list[str], cfg) -> list[dict]:
+    """bdrate.csv's rows (long form, numbers only in the numeric columns)."""
+    return [{"metric": metric, "method": m, "anchor": cfg.anchor, "status": cell["status"],
+             "bd_rate_percent": cell["value"], "overlap": cell["overlap"], "min_overlap": cfg.min_overlap,
+             "interpolation": cfg.interpolation, "detail": cell["detail"]}
+            for metric, cells in table.items() for m in methods for cell in [cells[m]]]
+
+
+def bdrate_markdown(table: dict, methods: list[str], cfg) -> str:
+    """bdrate.md: a row per metric, a column per method; a cell without a number is "—" with a footnote."""
+    notes: list[str] = []
+    rows = []
+    for metric, cells in table.items():
+        row = {"metric": metric}
+        for m in methods:
+            cell = cells[m]
+            if cell["status"] in ("ok", "anchor"):
+                row[m] = cell_text(cell)
+                continue
+            if cell["detail"] not in notes:
+                notes.append(cell["detail"])
+            row[m] = f"— [{notes.index(cell['detail']) + 1}]"
+        rows.append(row)
+    head = (f"BD-rate (%) against {cfg.anchor} ({cfg.interpolation}; negative = less rate for the same quality; "
+            f"a cell needs quality ranges that overlap at least min_overlap = {cfg.min_overlap:.0%})\n\n")
+    foot = "".join(f"{i}. {n}\n" for i, n in enumerate(notes, 1))
+    return head + markdown_table(rows, ["metric", *methods]) + ("\n" + foot if foot else "")
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
@@ -129,11 +160,10 @@ def write_report(out: Path, cfg, resolved_yaml: str, clips: list, results: list[
     for name, text in (("results.csv", csv_text(results, columns_of(results, first))),
                        ("curves.csv", csv_text(curves, ["method", "point", "videos", "bits", "bpp", "kbps",
                                                         "encode_s", "decode_s", *metrics, "notes"])),
-                       ("bdrate.csv", csv_text(bdrate_rows(table, methods, cfg.anchor), ["metric", *methods]))):
+                       ("bdrate.csv", csv_text(bdrate_rows(table, methods, cfg), BDRATE_COLUMNS))):
         atomic_write(out / name, text)
         written.append(out / name)
-    bd_md = (f"BD-rate (%) against {cfg.anchor} ({cfg.interpolation}; negative = less rate for the same quality)\n\n"
-             + markdown_table(bdrate_rows(table, methods, cfg.anchor), ["metric", *methods]))
+    bd_md = bdrate_markdown(table, methods, cfg)
     atomic_write(out / "bdrate.md", bd_md)
     written.append(out / "bdrate.md")
     written += [plot_metric(curves, methods, m, grids, out) for m in metrics]

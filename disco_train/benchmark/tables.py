@@ -7,16 +7,13 @@ all its videos. A method's curve for a metric is its points in rate order — ex
 rate): a grid is a set of operating points, and a user picks the best one for each rate.
 
 A BD-rate cell is the `metrics.bdrate.bd_rate` (bjontegaard, Akima by default) of the method's curve against the
-anchor's, in percent (negative: less rate for the same quality). A cell that cannot be computed says why instead
-(too few points, a curve whose quality does not improve with rate, no overlap of the quality ranges); a result
-whose quality ranges overlap less than `min_overlap` of their joint span (bjontegaard's overlap measure) is shown
-with its overlap.
+anchor's, in percent (negative: less rate for the same quality). A cell that cannot be computed has no number
+and a status saying why (too few points, a curve whose quality does not improve with rate, no overlap of the
+quality ranges, or an overlap under `min_overlap` of their joint span: bjontegaard's measure, whose BD-rate would
+extrapolate from a corner of the curves).
 """
 
 from __future__ import annotations
-
-import math
-import warnings
 
 import numpy as np
 
@@ -86,57 +83,46 @@ def method_curve(curves: list[dict], method: str, metric: str, grid: bool) -> li
     return sorted(mine, key=lambda c: c["bpp"])
 
 
-def overlap(a: list[float], b: list[float]) -> float:
-    """bjontegaard's overlap of two quality ranges: their intersection over their joint span."""
-    low, high = max(min(a), min(b)), min(max(a), max(b))
-    span = max(max(a), max(b)) - min(min(a), min(b))
-    return max(high - low, 0.0) / span if span > 0 else 0.0
-
-
-def _reason(err: ValueError, names: dict[str, str]) -> str:
-    text = str(err)
-    who = names.get(text.split(":", 1)[0], text.split(":", 1)[0])
-    if "at least 2 RD points" in text:
-        return f"too few points ({who})"
-    if "strictly" in text:
-        return f"{who} curve not monotonic (quality must improve with rate)"
-    if "duplicate quality" in text:
-        return f"{who} has repeated quality values"
-    if "rates must be > 0" in text:
-        return f"{who} has a zero rate"
-    return text.split(";")[0][:80]
+STATUS_TEXT = {"too_few_points": "too few points", "not_monotonic": "curve not monotonic (quality must improve "
+               "with rate)", "repeated_quality": "repeated quality values", "zero_rate": "a zero rate",
+               "invalid": "invalid RD points", "no_overlap": "no overlap of the quality ranges",
+               "low_overlap": "quality ranges overlap under min_overlap", "no_values": "no values"}
+"""What a cell's status says in a person's table; `ok` and `anchor` cells hold numbers."""
 
 
 def bd_cell(anchor: list[dict], test: list[dict], metric: str, interpolation: str, min_overlap: float,
             names: tuple[str, str] = ("anchor", "test")) -> dict:
-    """{'value': BD-rate % or None, 'note': why not / low overlap / ''} of one method × metric; `names`: the
-    anchor's and the method's, for the note."""
-    from disco_train.metrics.bdrate import bd_rate
+    """One method × metric: {'status', 'value' (BD-rate % only when status is ok, else None), 'overlap' (of the
+    quality ranges, None without points), 'detail' (why not, naming the method)}; `names`: the anchor's and the
+    method's."""
+    from disco_train.metrics.bdrate import BDRateError, bd_rate, curve_overlap
 
     if not anchor or not test:
-        return {"value": None, "note": f"no {metric} values ({'anchor' if not anchor else 'method'})"}
+        who = names[0] if not anchor else names[1]
+        return {"status": "no_values", "value": None, "overlap": None, "detail": f"no {metric} values ({who})"}
     ra, qa = [c["bpp"] for c in anchor], [c[metric] for c in anchor]
     rt, qt = [c["bpp"] for c in test], [c[metric] for c in test]
+    share = curve_overlap(qa, qt)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # overlap problems are reported in the cell instead
-            value = bd_rate(ra, qa, rt, qt, interpolation=interpolation, lower_is_better=metric in LOWER_IS_BETTER,
-                            min_overlap=min_overlap)
-    except ValueError as err:
-        return {"value": None, "note": _reason(err, {"anchor": names[0], "test": names[1]})}
-    share = overlap(qa, qt)
-    if not math.isfinite(value):
-        return {"value": None, "note": "no overlap of the quality ranges"}
-    return {"value": value, "note": f"overlap {share:.0%}" if share < min_overlap else ""}
+        value = bd_rate(ra, qa, rt, qt, interpolation=interpolation, lower_is_better=metric in LOWER_IS_BETTER,
+                        min_overlap=min_overlap)
+    except BDRateError as err:
+        who = {"anchor": names[0], "test": names[1]}.get(err.curve, "")
+        detail = f"{who}: {STATUS_TEXT[err.status]}" if who else STATUS_TEXT[err.status]
+        if err.status == "low_overlap":
+            detail = f"quality ranges overlap {share:.0%} < min_overlap {min_overlap:.0%}"
+        return {"status": err.status, "value": None, "overlap": share, "detail": detail}
+    return {"status": "ok", "value": value, "overlap": share, "detail": ""}
 
 
-def cell_text(cell: dict, anchor: bool = False) -> str:
-    if anchor:
-        return "0.00 (anchor)"
-    if cell["value"] is None:
-        return f"n/a: {cell['note']}"
-    text = f"{cell['value']:+.2f}"
-    return f"{text} ({cell['note']})" if cell["note"] else text
+ANCHOR_CELL = {"status": "anchor", "value": 0.0, "overlap": 1.0, "detail": ""}
+
+
+def cell_text(cell: dict) -> str:
+    """A cell for a person: the BD-rate, or "—" and why not."""
+    if cell["status"] == "anchor":
+        return "0 (anchor)"
+    return f"{cell['value']:+.2f}" if cell["status"] == "ok" else f"— ({cell['detail']})"
 
 
 def bdrate_table(curves: list[dict], methods: list[str], metrics: list[str], anchor: str, grids: set[str],
@@ -145,7 +131,7 @@ def bdrate_table(curves: list[dict], methods: list[str], metrics: list[str], anc
     table = {}
     for metric in metrics:
         base = method_curve(curves, anchor, metric, anchor in grids)
-        table[metric] = {m: ({"value": 0.0, "note": "anchor"} if m == anchor else
+        table[metric] = {m: (dict(ANCHOR_CELL) if m == anchor else
                              bd_cell(base, method_curve(curves, m, metric, m in grids), metric, interpolation,
                                      min_overlap, (anchor, m))) for m in methods}
     return table

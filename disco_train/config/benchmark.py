@@ -263,7 +263,8 @@ class BenchmarkConfig:
     interpolation: str = "akima"
     """BD-rate curve interpolation of bjontegaard: akima or pchip."""
     min_overlap: float = 0.75
-    """BD-rate: results whose quality ranges overlap less than this fraction of their joint span are flagged."""
+    """BD-rate: a cell whose quality ranges overlap less than this fraction of their joint span has no number
+    (status low_overlap)."""
     x264: LadderConfig = field(default_factory=LadderConfig)
     """H.264 by x264."""
     x265: LadderConfig = field(default_factory=LadderConfig)

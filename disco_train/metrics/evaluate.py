@@ -86,7 +86,8 @@ class BDRateConfig:
     interpolation: str = "akima"
     """Curve interpolation of bjontegaard: akima or pchip."""
     min_overlap: float = 0.75
-    """Least overlap of the two quality ranges, as a fraction of the smaller one."""
+    """Least overlap of the two quality ranges, as a fraction of their joint span (bjontegaard's measure); under it
+    the BD-rate is refused (0 accepts any overlap)."""
     check_monotonic: bool = True
     """Refuse curves whose quality does not improve with rate (false: compute the BD-rate anyway)."""
 
