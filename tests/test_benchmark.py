@@ -72,7 +72,8 @@ def test_standard_codecs_on_every_input_kind(refs, tmp_path):
     summary = run(tmp_path, f"refs={refs}", "methods=x264,x265", "anchor=x265", "frames=9", "x264.values=[45,35]",
                   "x265.values=[45,35]", "max_videos=0")
     assert summary["computed"] == 3 * 4 and summary["cached"] == 0
-    names = {"results.csv", "curves.csv", "bdrate.csv", "bdrate.md", "rd_psnr.png", "rd_ssim.png", "report.md"}
+    names = {"results.csv", "curves.csv", "bdrate.csv", "bdrate.md", "rd_psnr.png", "rd_ssim.png", "rd_all.png",
+             "report.md"}
     assert names <= {p.name for p in summary["files"]}
     table = rows(tmp_path / "results.csv")
     assert {r["video"] for r in table} == {"pan", "Leaves_80x80_30fps_420_10bit_YUV", "zoom"}

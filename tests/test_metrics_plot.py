@@ -2,7 +2,7 @@
 
 import pytest
 
-from disco_train.metrics.plot import plot_rd
+from disco_train.metrics.plot import Series, draw, log_ticks, plot_rd, tick_text
 from disco_train.metrics.results import read_rd_points
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -23,6 +23,46 @@ def test_plot_writes_valid_png(tmp_path):
     assert data.startswith(PNG_SIGNATURE) and b"IEND" in data[-16:]
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert width > 100 and height > 100
+
+
+@pytest.mark.parametrize("low,high,want", [
+    (0.0004, 0.05, [0.001, 0.003, 0.01, 0.03]),  # decades alone would be 2 ticks: 1-3 per decade
+    (0.0028, 0.084, [0.003, 0.01, 0.03]),
+    (1e-4, 1.0, [1e-4, 1e-3, 1e-2, 0.1, 1.0]),
+    (0.0092, 0.0098, [0.0092, 0.0094, 0.0096, 0.0098]),  # within a decade: round values in between
+    (0.00921, 0.00923, [0.00921, 0.009217, 0.009223, 0.00923]),
+    (0.02, 0.02, [0.02]),
+])
+def test_log_ticks_are_few_round_values_in_range(low, high, want):
+    ticks = log_ticks(low, high)
+    assert ticks == pytest.approx(want) and len(ticks) <= 6 and all(low <= t <= high for t in ticks)
+    assert [tick_text(t) for t in (0.0004, 0.01, 2.0)] == ["0.0004", "0.01", "2"]
+
+
+def test_axes_have_plain_labels_no_minor_labels_no_offset():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    try:
+        # the case that used to print "9.2×10⁻³9.4×10⁻…" and "1e−5+1.01928e1"
+        draw(ax, "psnr", [Series("a", [0.0092, 0.0094, 0.0097], [10.19280, 10.19281, 10.19283])], {"a": "C0"})
+        fig.canvas.draw()
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["0.0092", "0.0094", "0.0095", "0.0097"]
+        assert all(t.get_text() == "" for t in ax.xaxis.get_minorticklabels())
+        assert ax.yaxis.get_offset_text().get_text() == ""
+        assert all(10.19 < float(t.get_text()) < 10.2 for t in ax.get_yticklabels())  # whole numbers, no offset
+    finally:
+        plt.close(fig)
+
+
+def test_several_metrics_make_one_panel_each(tmp_path):
+    a = _write(tmp_path / "a.csv", "bpp,psnr,lpips\n0.01,30,0.3\n0.02,33,0.2\n")
+    out = plot_rd([a], "psnr,lpips", tmp_path / "rd.png")
+    width, height = (int.from_bytes(out.read_bytes()[i:i + 4], "big") for i in (16, 20))
+    assert width > 1.6 * height  # two panels side by side
 
 
 def test_read_rd_points_sorts_and_filters(tmp_path):

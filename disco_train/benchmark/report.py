@@ -1,4 +1,4 @@
-"""The benchmark's files in `out/`: results.csv, curves.csv, bdrate.csv, bdrate.md, rd_<metric>.png, report.md.
+"""The benchmark's files in `out/`: results.csv, curves.csv, bdrate.csv/.md, rd_<metric>.png, rd_all.png, report.md.
 
 - results.csv: one row per video × method × point: bits (everything a decoder needs), bpp (bits / (frames · H · W)),
   kbps (at the clip's frame rate), encode and decode seconds, each per-video metric, and what is reported apart
@@ -8,7 +8,8 @@
 - bdrate.csv: one row per metric × method, numbers only in its numeric columns (BDRATE_COLUMNS): the BD-rate %
   against the anchor, empty unless status is ok (or anchor), the overlap of the quality ranges, min_overlap.
 - bdrate.md: the person's view, a row per metric, a column per method, "—" and a numbered footnote saying why.
-- rd_<metric>.png: the RD curves (bpp, log scale); a DiSCo grid as dots with its Pareto front as the line.
+- rd_<metric>.png, rd_all.png: the RD curves (bpp, log scale; `metrics.plot`), one metric each and all as panels;
+  a DiSCo grid as dots with its Pareto front as the line.
 - report.md: the settings, the versions, the tables.
 Every file is written to a temporary name and renamed.
 """
@@ -17,14 +18,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import platform
 from pathlib import Path
 
 from disco_train.benchmark.tables import cell_text, method_curve
 from disco_train.config.recipe import atomic_write
 from disco_train.config.outputs import csv_cell
-from disco_train.metrics.results import LOWER_IS_BETTER
 
 
 def _fmt(value) -> str:
@@ -86,35 +85,36 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_metric(curves: list[dict], methods: list[str], metric: str, grids: set[str], out: Path) -> Path:
-    import matplotlib
+def legend_label(method: str, line: list[dict], every: list[dict], grid: bool, cfg) -> str:
+    """A method and its setting: 'x264 (qp51…qp36, medium)', 'disco (Pareto front of 9 points)'."""
+    if grid:
+        return f"{method} (Pareto front of {len(every)} points)"
+    section = getattr(cfg, method.split(":")[0].split("@")[0], None)
+    preset = getattr(section, "preset", None)
+    span = line[0]["point"] if len(line) == 1 else f"{line[0]['point']}…{line[-1]['point']}"
+    return f"{method} ({span}{', ' + preset if isinstance(preset, str) else ''})"
 
-    matplotlib.use("Agg", force=False)  # no display needed
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    try:
+def plot_rd_curves(curves: list[dict], methods: list[str], metrics: list[str], grids: set[str], out: Path,
+                   cfg) -> list[Path]:
+    """rd_<metric>.png for each metric with values, and rd_all.png with a panel each."""
+    from disco_train.metrics.plot import Series, rd_figure
+
+    panels = {}
+    for metric in metrics:
+        series = []
         for method in methods:
             line = method_curve(curves, method, metric, method in grids)
             if not line:
                 continue
-            drawn = ax.plot([c["bpp"] for c in line], [c[metric] for c in line], marker="o", label=method)
-            if method in grids:
-                every = [c for c in curves if c["method"] == method and c.get(metric) is not None]
-                ax.scatter([c["bpp"] for c in every], [c[metric] for c in every], s=10, alpha=0.35,
-                           color=drawn[0].get_color())
-        ax.set_xscale("log")
-        ax.set_xlabel("bpp")
-        ax.set_ylabel(f"{metric.upper()} {'↓' if metric in LOWER_IS_BETTER else '↑'}")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-        target = out / f"rd_{metric}.png"
-        tmp = target.with_name(f".{target.name}.tmp.png")
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-        os.replace(tmp, target)
-    finally:
-        plt.close(fig)
-    return target
+            every = [c for c in curves if c["method"] == method and c.get(metric) is not None]
+            dots = ([c["bpp"] for c in every], [c[metric] for c in every]) if method in grids else ((), ())
+            series.append(Series(legend_label(method, line, every, method in grids, cfg), [c["bpp"] for c in line],
+                                 [c[metric] for c in line], dots))
+        if series:
+            panels[metric] = series
+    written = [rd_figure({m: s}, out / f"rd_{m}.png") for m, s in panels.items()]
+    return written + ([rd_figure(panels, out / "rd_all.png")] if panels else [])
 
 
 def versions(methods: list[str], cfg) -> list[str]:
@@ -166,7 +166,7 @@ def write_report(out: Path, cfg, resolved_yaml: str, clips: list, results: list[
     bd_md = bdrate_markdown(table, methods, cfg)
     atomic_write(out / "bdrate.md", bd_md)
     written.append(out / "bdrate.md")
-    written += [plot_metric(curves, methods, m, grids, out) for m in metrics]
+    written += plot_rd_curves(curves, methods, metrics, grids, out, cfg)
     lines = ["# Benchmark report", "", "## Settings", "", "```yaml", resolved_yaml.rstrip(), "```", "",
              "## Versions", "", *[f"- {v}" for v in versions(methods, cfg)], "",
              f"## Reference clips ({len(clips)}: {cfg.size}, first {cfg.frames} frames)", "",

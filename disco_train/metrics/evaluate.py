@@ -4,7 +4,7 @@
              bitstreams=<dir>] [weights_dir=checkpoints/metrics] [device=cpu] [append=false] ...
              (metrics may also name lpips_vgg, flolpips and fvmd; fvmd_* set FVMD's sampling)
     bdrate <anchor.csv> <test.csv> [metric=lpips] [interpolation=akima]
-    plot <a.csv> [<b.csv> ...] metric=lpips out=rd.png
+    plot <a.csv> [<b.csv> ...] metric=lpips[,psnr,...] out=rd.png
 
 ``evaluate`` pairs ``refs/<stem>.<ext>`` with ``recons/<stem>.<ext>`` and writes one csv row per video plus
 an ``overall`` row: per-frame metrics and bpp are the mean over videos (every sequence weighs the same, as
@@ -97,7 +97,7 @@ class PlotConfig:
     csvs: list[str] = field(default_factory=list)
     """Evaluate csvs, one curve each."""
     metric: str = REQUIRED
-    """Quality column on the y axis."""
+    """Quality column on the y axis; several, comma-separated, make a panel each in one figure."""
     out: str = REQUIRED
     """PNG to write."""
     title: Optional[str] = None
