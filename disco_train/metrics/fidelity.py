@@ -1,8 +1,9 @@
 """Pixel-fidelity metrics (PSNR, SSIM) on uint8 RGB videos, via scikit-image.
 
 Both are computed per frame on the full RGB frame and then averaged over the frames of a video, which is
-how per-sequence numbers are usually reported. Note that video-coding papers sometimes report Y-only PSNR;
-these are RGB numbers.
+how per-sequence numbers are usually reported: a video's PSNR is the mean of its frames' dB values, not the PSNR
+of the MSE pooled over the video (torchmetrics' default reduction over a batch; higher when frames differ in
+quality). Note that video-coding papers sometimes report Y-only PSNR; these are RGB numbers.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def ssim_frames(ref: np.ndarray, rec: np.ndarray) -> np.ndarray:
     """Per-frame RGB SSIM (mean over channels); shape (T,).
 
     Uses the settings of Wang et al. 2004 (11x11 Gaussian window, sigma 1.5, population covariance), which is
-    also what torchmetrics and pytorch_msssim implement, instead of scikit-image's 7x7 uniform default.
+    also what torchmetrics and pytorch_msssim implement, instead of scikit-image's 7x7 uniform default. A
+    channel's SSIM is the mean of its map without the 5-pixel border (where the window leaves the frame), as in
+    torchmetrics and pytorch_msssim.
     """
     check_video_pair(ref, rec)
     if min(ref.shape[1:3]) < 11:
