@@ -137,6 +137,7 @@ def test_bad_settings_exit_2_with_the_key(capsys):
                           (["x264.values=[60]"], "x264.values: one or more qp values in 0-51"),
                           (["methods=x264,disco", "anchor=x264", "export=''"], "export: the disco method needs"),
                           (["dcvc_rt.stream_format=mp4"], "dcvc_rt.stream_format: 'official' or 'disco'"),
+                          (["fvmd_protocol=paper"], "fvmd_protocol: 'package' or 'definition'"),
                           (["refs=/nonexistent/videos", "methods=x264", "anchor=x264"], "refs=/nonexistent")):
         assert main(["benchmark", "recipe=benchmark_debug", *argv]) == 2
         assert message in capsys.readouterr().err, argv

@@ -76,6 +76,9 @@ def test_suite_contract_for_benchmarks(setup, capsys):
     assert main([f"refs={refs}", f"recons={recons}", f"out={refs.parent / 'x.csv'}", "metrics=fvmd",
                  f"weights_dir={wdir}", "fvmd_points=30"]) == 2
     assert "points must be a square number" in capsys.readouterr().err
+    assert main([f"refs={refs}", f"recons={recons}", f"out={refs.parent / 'x.csv'}", "metrics=fvmd",
+                 f"weights_dir={wdir}", "fvmd_protocol=paper"]) == 2
+    assert "protocol must be one of package, definition" in capsys.readouterr().err
     assert main([f"refs={refs}", f"recons={recons}", f"out={refs.parent / 'x.csv'}", "metrics=psnr,flolpips",
                  f"weights_dir={refs}"]) == 2
     assert "alexnet-owt-7be5be79.pth" in capsys.readouterr().err
