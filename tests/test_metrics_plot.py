@@ -58,11 +58,17 @@ def test_axes_have_plain_labels_no_minor_labels_no_offset():
         plt.close(fig)
 
 
-def test_several_metrics_make_one_panel_each(tmp_path):
+def test_several_metrics_make_one_panel_each(tmp_path, capsys):
+    from disco_train.metrics.evaluate import plot_main
+
     a = _write(tmp_path / "a.csv", "bpp,psnr,lpips\n0.01,30,0.3\n0.02,33,0.2\n")
-    out = plot_rd([a], "psnr,lpips", tmp_path / "rd.png")
+    b = _write(tmp_path / "b.csv", "bpp,psnr,lpips\n0.01,31,0.25\n0.03,34,0.15\n")
+    out = tmp_path / "rd.png"
+    assert plot_main([str(a), str(b), "metric=psnr,lpips", f"out={out}", "labels=[x264 (medium),vvenc (slow)]"]) == 0
     width, height = (int.from_bytes(out.read_bytes()[i:i + 4], "big") for i in (16, 20))
     assert width > 1.6 * height  # two panels side by side
+    assert plot_main([str(a), str(b), "metric=psnr", f"out={out}", "labels=[one]"]) == 2
+    assert "got 1 labels for 2 csv files" in capsys.readouterr().err
 
 
 def test_read_rd_points_sorts_and_filters(tmp_path):

@@ -102,6 +102,8 @@ class PlotConfig:
     """PNG to write."""
     title: Optional[str] = None
     """Plot title."""
+    labels: list[str] = field(default_factory=list)
+    """Legend entries, one per csv, e.g. the method and its setting ([] = the file stems)."""
 
 
 EVALUATE = Command("python -m disco_train evaluate", "Reference vs reconstructed videos -> one csv row per video "
@@ -247,7 +249,7 @@ def plot_main(argv: list[str]) -> int:
 
         if not cfg.csvs:
             raise ConfigError("csvs: plot needs at least one csv file")
-        print(f"wrote {plot_rd(cfg.csvs, cfg.metric, cfg.out, title=cfg.title)}")
+        print(f"wrote {plot_rd(cfg.csvs, cfg.metric, cfg.out, labels=cfg.labels or None, title=cfg.title)}")
 
     return PLOT.main(argv, run, ERRORS)
 
