@@ -138,6 +138,71 @@ def transformer_flops(config: dict, shapes: Shapes, rank: int = 0, targets: tupl
     return t
 
 
+def _adaln(t: Tally, name: str, rows: int, d: int, mods: int) -> None:
+    """diffusers `LTX2AdaLayerNormSingle`: sinusoid(256) -> D -> D, then D -> mods·D, on `rows` timesteps."""
+    t.linear(f"{name}.emb.timestep_embedder.linear_1", rows, TIMESTEP_CHANNELS, d, False, "embed")
+    t.linear(f"{name}.emb.timestep_embedder.linear_2", rows, d, d, False, "embed")
+    t.linear(f"{name}.linear", rows, d, mods * d, False, "embed")
+
+
+def _ltx2_stream(t: Tally, p: str, rows: int, text: int, d: int, kv_in: int, heads: int, gated: bool,
+                 h_grad: bool, part: str) -> bool:
+    """One LTX-2 block's self-attention, text cross-attention and FFN of one stream (video: `p`, audio:
+    `p.audio_`), each attention with its per-head gate when the model has gated attention (22B)."""
+    for attn, sk, k_in in (("attn1", rows, d), ("attn2", text, kv_in)):
+        pa = f"{p}{attn}"
+        q = t.linear(f"{pa}.to_q", rows, d, d, h_grad, part)
+        k = t.linear(f"{pa}.to_k", sk, k_in, d, h_grad and attn == "attn1", part)
+        v = t.linear(f"{pa}.to_v", sk, k_in, d, h_grad and attn == "attn1", part)
+        a = t.attention(rows, sk, d, q, k, v, part)
+        if gated:
+            a = t.linear(f"{pa}.to_gate_logits", rows, d, heads, h_grad, part) or a
+        h_grad = t.linear(f"{pa}.to_out.0", rows, d, d, a, part) or h_grad
+    f = t.linear(f"{p}ff.net.0.proj", rows, d, FFN_MULT * d, h_grad, part)
+    return t.linear(f"{p}ff.net.2", rows, FFN_MULT * d, d, f, part) or h_grad
+
+
+def ltx2_flops(config: dict, shapes: Shapes, rank: int = 0, targets: tuple[str, ...] = (),
+               backward: bool = False) -> Tally:
+    """FLOPs of one video-only call of `LTX2VideoTransformer3DModel(**config)` as `decoder.family.LTX2` makes it:
+    one audio token and one audio text token, `isolate_modalities=True` (the audio↔video attentions do not run).
+    Beyond LTX-Video's count: the per-token a2v scale/shift and gate adaLNs (they run on every video timestep even
+    when isolated), the audio stream ("audio" part, no gradient: no LoRA there), gates and prompt adaLNs (22B)."""
+    g = lambda k, v=False: config.get(k, v)  # noqa: E731  (diffusers defaults for keys a config leaves out)
+    d = config["num_attention_heads"] * config["attention_head_dim"]
+    da = config["audio_num_attention_heads"] * config["audio_attention_head_dim"]
+    s, L, a = shapes.seq, shapes.text, 1
+    t = Tally(rank, targets, backward)
+    t.linear("proj_in", s, config["in_channels"], d, False, "embed")
+    t.linear("audio_proj_in", a, config["audio_in_channels"], da, False, "audio")
+    if g("use_prompt_embeddings", True):
+        t.linear("caption_projection.linear_1", L, config["caption_channels"], d, False, "embed")
+        t.linear("caption_projection.linear_2", L, d, d, False, "embed")
+        t.linear("audio_caption_projection.linear_1", a, config["caption_channels"], da, False, "audio")
+        t.linear("audio_caption_projection.linear_2", a, da, da, False, "audio")
+    _adaln(t, "time_embed", s, d, 9 if g("cross_attn_mod") else 6)
+    _adaln(t, "audio_time_embed", 1, da, 9 if g("audio_cross_attn_mod") else 6)
+    if g("cross_attn_mod") or g("audio_cross_attn_mod"):
+        _adaln(t, "prompt_adaln", 1, d, 2)
+        _adaln(t, "audio_prompt_adaln", 1, da, 2)
+    _adaln(t, "av_cross_attn_video_scale_shift", s, d, 4)
+    _adaln(t, "av_cross_attn_video_a2v_gate", s, d, 1)
+    _adaln(t, "av_cross_attn_audio_scale_shift", 1, da, 4)
+    _adaln(t, "av_cross_attn_audio_v2a_gate", 1, da, 1)
+    h_grad = False
+    for i in range(config["num_layers"]):
+        p = f"transformer_blocks.{i}."
+        h_grad = _ltx2_stream(t, p, s, L, d, config["cross_attention_dim"], config["num_attention_heads"],
+                              g("gated_attn"), h_grad, "video")
+        _ltx2_stream(t, p + "audio_", a, 1, da, config["audio_cross_attention_dim"],
+                     config["audio_num_attention_heads"], g("audio_gated_attn"), False, "audio")
+    t.linear("proj_out", s, d, config["out_channels"], h_grad, "embed")
+    t.linear("audio_proj_out", a, da, config["audio_out_channels"], False, "audio")
+    for key in t.parts:
+        t.parts[key] *= shapes.batch
+    return t
+
+
 def dense_equivalent(config: dict, shapes: Shapes) -> float:
     """The conventional 3 × forward count (every weight trained): for comparison with full-finetune MFU."""
     return 3 * transformer_flops(config, shapes).total("forward")
@@ -171,3 +236,46 @@ def format_table(t: Tally) -> str:
         lines.append(f"  {part:<12}{t.parts['forward', part] / scale:>15.4f}{t.parts['backward', part] / scale:>16.4f}")
     lines.append(f"  {'total':<12}{t.total('forward') / scale:>15.4f}{t.total('backward') / scale:>16.4f}")
     return "\n".join(lines)
+
+
+RECIPES = (("LTX-Video 13B", "disco_lora"), ("LTX-2 19B", "disco_lora_ltx2"), ("LTX-2.3/2.5 22B", "disco_lora_ltx25"))
+
+
+def recipe_step(recipe: str) -> tuple[Tally, Tally, int, int]:
+    """(forward, LoRA training step) tallies of a recipe's backbone at its clip size, rank, targets and text length
+    (condition + target tokens), and its (text tokens, sequence)."""
+    from disco_train.config.geometry import latent_grid
+    from disco_train.config.recipe import resolve
+    from disco_train.decoder.models import transformer_config
+
+    cfg, _, _ = resolve([f"recipe={recipe}"])
+    config = transformer_config(cfg.model.name, cfg.model.family)
+    f, h, w = latent_grid(cfg.data.frames, cfg.data.height, cfg.data.width)
+    shapes = Shapes(2 * f * h * w, cfg.model.max_text_tokens)
+    count = ltx2_flops if cfg.model.family == "ltx2" else transformer_flops
+    targets = tuple(cfg.lora.targets)
+    return (count(config, shapes), count(config, shapes, cfg.lora.rank, targets, backward=True),
+            shapes.text, shapes.seq)
+
+
+def main() -> int:
+    """`python bench/flops.py`: one DiSCo step of each backbone's recipe, side by side (analytic, TFLOP)."""
+    rows, base = [], None
+    for label, recipe in RECIPES:
+        fwd, step, text, seq = recipe_step(recipe)
+        base = base or step.total()
+        audio = fwd.parts["forward", "audio"]
+        rows.append(f"| {label} | `{recipe}` | {seq} + {text} text | {fwd.total('forward') / 1e12:.1f} | "
+                    f"{audio / 1e9:.3f} | {step.total() / 1e12:.1f} | {step.total() / base:.2f} |")
+    print("| backbone | recipe | tokens | base forward TFLOP | audio stream GFLOP | LoRA step TFLOP | step vs 13B |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    raise SystemExit(main())

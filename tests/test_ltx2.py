@@ -125,3 +125,92 @@ def test_family_names_are_checked():
 
     with pytest.raises(ConfigError, match="model.name"):
         resolve(["recipe=disco_lora_ltx2", "model.name=ltxv_13b"])
+
+
+def test_encode_decode_round_trip_with_an_ltx2_export(exported, tmp_path, capsys):
+    from conftest import make_video
+    from disco_train.__main__ import main
+    from disco_train.codec.videoio import read_video
+
+    _, out = exported
+    video, disco, recon = tmp_path / "clip.mp4", tmp_path / "clip.disco", tmp_path / "clip.mkv"
+    make_video(video, frames=17, height=64, width=64)
+    assert main(["encode", str(video), str(disco), "caption=a moving gradient", f"export={out}"]) == 0
+    decoded = []
+    for _ in range(2):
+        assert main(["decode", str(disco), str(recon), f"export={out}", "steps=2", "guidance=3", "seed=1"]) == 0
+        decoded.append(read_video(recon)[0])
+    first, again = decoded
+    assert (first == again).all()  # seeded: receivers agree
+    assert first.shape == (17, 64, 64, 3)
+
+
+@pytest.mark.slow
+def test_train_validate_kill_resume_export(demo_shards, tmp_path):
+    """`train.py recipe=disco_lora_ltx2_debug` trains with validation, is SIGKILLed after a checkpoint, resumes
+    to the end, and exports a folder diffusers' LTX-2 loader takes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+    from disco_train.__main__ import main
+
+    argv = [sys.executable, str(ROOT / "train.py"), "recipe=disco_lora_ltx2_debug",
+            f"data.train_shards={demo_shards}/train-*.tar", f"data.val_shards={demo_shards}/train-*.tar",
+            f"output_dir={tmp_path}", "name=run", "trainer.max_steps=8", "data.num_workers=0", "logger.kind=csv",
+            "checkpoint.every_n_steps=2", "validation.every_n_steps=4", "validation.steps=2",
+            "validation.num_samples=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    target, deadline = tmp_path / "run" / "checkpoints" / "step000004.ckpt", time.time() + 600
+    while not target.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    resumed = subprocess.run(argv + ["resume=auto"], env=env, text=True, capture_output=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "continuing from" in resumed.stdout
+    assert list((tmp_path / "run").rglob("samples/step*/*.mp4")), "validation left no samples"
+    out = tmp_path / "export"
+    assert main(["export", f"ckpt={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", f"out={out}"]) == 0
+    from disco_train.decoder import export as E
+
+    ltx2.tiny_transformer(0).load_lora_adapter(str(out), weight_name=E.DIFFUSERS_FILE, prefix="transformer")
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny25"])
+def test_ltx2_flops_match_direct_count(name):
+    """bench/flops.py's LTX-2 count (video-only call, one audio token) equals torch's count of the same call,
+    forward and LoRA step, for the 19B-like and the 22B-like (gated, prompt-modulated) tiny models."""
+    import sys
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from conftest import ROOT
+    from disco_train.decoder.lora import add_lora
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import flops
+
+    targets = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn2.to_q", "attn2.to_k", "attn2.to_v",
+               "attn2.to_out.0", "ff.net.0.proj", "ff.net.2")
+    model, config, family = ltx2.tiny_transformer(0, name), ltx2.TINY_CONFIGS[name], FAMILIES["ltx2"]
+    model.requires_grad_(False)
+    add_lora(model, 4, 4, 0.0, list(targets))
+    b, n, text = 2, 12, 8
+    text_dim = config["caption_channels"] if config.get("use_prompt_embeddings", True) else config["cross_attention_dim"]
+    args = (torch.randn(b, 2 * n, 16), torch.randn(b, text, text_dim), torch.ones(b, text),
+            torch.cat([torch.zeros(b, n), torch.full((b, n), 500.0)], 1),
+            torch.cat([family.coords(model, 3, 2, 2, 24.0, b)] * 2, 2))
+    with sdpa_kernel(SDPBackend.MATH):
+        with FlopCounterMode(display=False) as fwd, torch.no_grad():
+            family.forward(model, *args)
+        with FlopCounterMode(display=False) as step:
+            family.forward(model, *args)[:, -n:].pow(2).mean().backward()
+    tally = flops.ltx2_flops(config, flops.Shapes(2 * n, text, b), 4, targets, backward=True)
+    assert tally.total("forward") == fwd.get_total_flops()
+    assert tally.total() == step.get_total_flops()
