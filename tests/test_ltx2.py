@@ -214,3 +214,69 @@ def test_ltx2_flops_match_direct_count(name):
     tally = flops.ltx2_flops(config, flops.Shapes(2 * n, text, b), 4, targets, backward=True)
     assert tally.total("forward") == fwd.get_total_flops()
     assert tally.total() == step.get_total_flops()
+
+
+def _pipeline_latents(decoder, export_dir, reference, sigmas, noise, grid):
+    """Denoised latents (normalised as ours) of diffusers' own LTX2InContextPipeline with the tiny components, our
+    export loaded by `load_lora_adapter`, one reference condition at strength 1, no guidance of any kind."""
+    from diffusers import AutoencoderKLLTX2Audio, FlowMatchEulerDiscreteScheduler, LTX2InContextPipeline
+    from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2ReferenceCondition
+
+    from disco_train.decoder import conditioning as C
+    from disco_train.decoder import export as E
+
+    transformer = ltx2.tiny_transformer(decoder.cfg.seed)
+    with torch.no_grad():  # the pipeline runs audio↔video attention; a zero a2v output keeps audio out of the video
+        for block in transformer.transformer_blocks:
+            block.audio_to_video_attn.to_out[0].weight.zero_()
+            block.audio_to_video_attn.to_out[0].bias.zero_()
+    transformer.load_lora_adapter(str(export_dir), weight_name=E.DIFFUSERS_FILE, prefix="transformer")
+    # a tiny audio VAE whose latent (1 channel × 16/4 mel bins) fits the tiny transformer's 4 audio channels
+    audio_vae = AutoencoderKLLTX2Audio(base_channels=4, ch_mult=(1, 2, 4), num_res_blocks=1, latent_channels=1,
+                                       mel_bins=16)
+    tok, gemma = decoder.tokenizer, decoder.text_encoder.gemma
+    ids = tok(["a cat"], padding="max_length", max_length=decoder.cfg.model.max_text_tokens, truncation=True,
+              add_special_tokens=True, return_tensors="pt")
+    with torch.no_grad():
+        states = gemma(input_ids=ids.input_ids, attention_mask=ids.attention_mask, output_hidden_states=True)
+    pipe = LTX2InContextPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=decoder.vae, audio_vae=audio_vae,
+                                 text_encoder=gemma, tokenizer=tok, connectors=decoder.text_encoder.connectors,
+                                 transformer=transformer, vocoder=None)
+    f, h, w = grid
+    latents = pipe(prompt_embeds=torch.stack(states.hidden_states, -1).flatten(2, 3),
+                   prompt_attention_mask=ids.attention_mask,
+                   reference_conditions=[LTX2ReferenceCondition(frames=reference.astype("float32") / 255.0)],
+                   height=64, width=64, num_frames=17, frame_rate=24.0, sigmas=sigmas[:-1],
+                   num_inference_steps=len(sigmas) - 1, guidance_scale=1.0, stg_scale=0.0, modality_scale=1.0,
+                   guidance_rescale=0.0, audio_guidance_scale=1.0, audio_stg_scale=0.0, audio_modality_scale=1.0,
+                   audio_guidance_rescale=0.0, spatio_temporal_guidance_blocks=None, noise_scale=0.0,
+                   latents=C.unpack(noise, f, h, w), output_type="latent", return_dict=False,
+                   generator=torch.Generator().manual_seed(0))[0]
+    vae = decoder.vae
+    mean = vae.latents_mean.view(1, -1, 1, 1, 1)
+    return (latents - mean) / (vae.latents_std.view(1, -1, 1, 1, 1) / vae.config.scaling_factor)
+
+
+def test_diffusers_in_context_pipeline_places_the_reference_as_we_do(exported, monkeypatch):
+    """Same seed, schedule and reference: our `reconstruct` and diffusers' LTX2InContextPipeline (reference tokens
+    appended after the target, timestep 0, the target's RoPE positions) denoise to the same latents."""
+    import numpy as np
+
+    import disco_train.decoder.decoder as D
+    from disco_train.decoder import flow
+
+    decoder, out = exported
+    frames = np.random.default_rng(0).integers(0, 255, (17, 64, 64, 3), dtype=np.uint8)
+    steps, seed, captured = 3, 7, {}
+    monkeypatch.setattr(D.encoders, "decode_latents", lambda vae, latents: captured.setdefault("ours", latents))
+    decoder.eval().reconstruct({"cond": torch.from_numpy(frames)[None], "caption": ["a cat"],
+                                "fps": torch.tensor([24.0])}, steps=steps, guidance=1.0, seed=seed)
+    ours = captured["ours"]
+    grid = tuple(ours.shape[2:])
+    n = grid[0] * grid[1] * grid[2]
+    noise = torch.randn(1, n, ours.shape[1], generator=torch.Generator().manual_seed(seed))  # as sample_tokens draws
+    sigmas = flow.schedule_sigmas("shifted", steps, n).tolist()
+    theirs = _pipeline_latents(decoder, out, frames, sigmas, noise, grid)
+    torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)
+    other = _pipeline_latents(decoder, out, 255 - frames, sigmas, noise, grid)
+    assert (other - ours).abs().max() > 1e-2  # the reference does steer the result: the match is not vacuous
