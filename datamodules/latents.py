@@ -48,7 +48,9 @@ class LatentSpec:
         from disco_train.decoder.models import transformer_config
 
         arch = transformer_config(model_cfg.name, model_cfg.family)
-        return cls(arch["in_channels"], arch["caption_channels"], model_cfg.max_text_tokens,
+        # LTX-2.3/2.5 (no caption projection): the connectors give the video stream cross_attention_dim-wide states
+        text_dim = arch["caption_channels"] if arch.get("use_prompt_embeddings", True) else arch["cross_attention_dim"]
+        return cls(arch["in_channels"], text_dim, model_cfg.max_text_tokens,
                    latent_grid(data_cfg.frames, data_cfg.height, data_cfg.width))
 
     def check(self, tensors: dict, key) -> None:

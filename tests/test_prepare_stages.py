@@ -104,13 +104,15 @@ def test_cli_reports_stage_errors_without_traceback(tmp_path, videos, capsys):
     assert "pose_dir=" in capsys.readouterr().err
 
 
-def test_precompute_latents_match_on_the_fly_encoding(tmp_path, videos):
+@pytest.mark.parametrize("family,name,text_dim", [("ltxv", "tiny", 32), ("ltx2", "tiny", 16), ("ltx2", "tiny25", 16)])
+def test_precompute_latents_match_on_the_fly_encoding(tmp_path, videos, family, name, text_dim):
     from disco_train.decoder.encoders import encode_text, encode_video
     from disco_train.decoder.models import load_backbone
     from disco_train.codec.standard import decode_bitstream
     from disco_train.codec.videoio import read_video
 
-    cfg = _cfg(tmp_path, precompute=True, model=ModelConfig(name="tiny", dtype="fp32", max_text_tokens=16))
+    cfg = _cfg(tmp_path, precompute=True, model=ModelConfig(family=family, name=name, dtype="fp32",
+                                                                 max_text_tokens=16))
     run(cfg, log=lambda *_: None)
     backbone = load_backbone(cfg.model, cfg.seed)
     for s in _samples(tmp_path / "out"):
@@ -119,7 +121,7 @@ def test_precompute_latents_match_on_the_fly_encoding(tmp_path, videos):
         assert meta["latents"]["fill"] == "forward" and set(meta["latents"]["shapes"]) == set(latents)
         # tiny VAE: 32x spatial, 8x temporal (+1 frame): 9×32×32 -> 2×1×1 latents of 16 channels
         assert latents["target"].shape == latents["degraded"].shape == (16, 2, 1, 1)
-        assert latents["text"].shape == (16, 32) and latents["text_mask"].shape == (16,)
+        assert latents["text"].shape == (16, text_dim) and latents["text_mask"].shape == (16,)
         video = torch.from_numpy(read_video(s["video.mp4"])[0])[None]
         cond = restore(decode_bitstream(s["degraded.bin"], "x264"), 32, 32, 4, 9, "forward")
         assert torch.allclose(latents["target"], encode_video(backbone.vae, video)[0], atol=1e-5)
