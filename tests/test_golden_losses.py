@@ -63,12 +63,6 @@ def test_disco_lora_ltx2_debug_losses(demo_shards, tmp_path):
     _check("disco_lora_ltx2_debug", _losses(argv))
 
 
-def test_disco_lora_ltx25_debug_losses(demo_shards, tmp_path):
-    argv = debug_overrides(demo_shards, tmp_path, steps=STEPS) + ["recipe=disco_lora_ltx25_debug",
-                                                                   "checkpoint.every_n_steps=1000"]
-    _check("disco_lora_ltx25_debug", _losses(argv))
-
-
 def test_sketch_dcvc_stage1_debug_losses(tmp_path):
     argv = ["recipe=sketch_dcvc_stage1_debug", f"output_dir={tmp_path}", "logger.kind=none",
             f"data.train_dir={tmp_path / 'clips'}", f"trainer.max_steps={STEPS}", "checkpoint.every_n_steps=1000"]
