@@ -19,9 +19,10 @@ from pathlib import Path, PurePosixPath
 
 from datamodules import captions as caption_table
 from datamodules.schema import sample_key
+from disco_train.codec import videoio
 from disco_train.config import ConfigError
 
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".y4m", ".yuv"}
+VIDEO_SUFFIXES = set(videoio.VIDEO_SUFFIXES)  # what the project reads as a video
 UNREADABLE_SUFFIXES = {".yuv": "raw YUV has no header: its name must give the size and frame rate, like "
                                "Name_1920x1080_50fps_420_10bit.yuv or Name_1920x1080_60.yuv; rename it, or convert "
                                "it to .y4m (ffmpeg -s WxH -pix_fmt yuv420p -r FPS -i in.yuv out.y4m)"}

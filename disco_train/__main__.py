@@ -13,7 +13,8 @@ COMMANDS = {
     "export": ("disco_train.train.export", "main",
                "ckpt=<.ckpt> out=<dir>: LoRA (diffusers + ComfyUI safetensors) + disco.json"),
     "encode": ("disco_train.codec.cli", "encode_main",
-               "VIDEO OUT.disco [caption= export= ds= dt= codec=x265|x264|dcvc_rt qp= | target_kbps= sketch= pose=]"),
+               "VIDEO OUT.disco [caption= export= ds= dt= codec=x265|x264|vvenc|dcvc_rt qp= | target_kbps= size= "
+               "sketch= pose=]"),
     "decode": ("disco_train.codec.cli", "decode_main",
                "IN.disco OUT.mkv|DIR|.mp4 export=<dir> [steps=50 guidance=3 seed=0 device= crf=]"),
     "calibrate": ("disco_train.benchmark.calibrate", "main",
@@ -24,7 +25,7 @@ COMMANDS = {
     "sweep": ("disco_train.train.sweep", "main",
               "one short training per value of sweep.KEY=v1,v2,... and a table of final metrics"),
     "evaluate": ("disco_train.metrics.evaluate", "main",
-                 "refs=DIR recons=DIR [metrics=psnr,ssim,lpips,dists,fid,fvd] out=CSV"),
+                 "refs=DIR recons=DIR out=CSV [metrics=psnr,ssim bitstreams=DIR]: a csv row per video + overall"),
     "bdrate": ("disco_train.metrics.evaluate", "bdrate_main",
                "ANCHOR.csv TEST.csv [metric=lpips]: BD-rate (bjontegaard, Akima)"),
     "plot": ("disco_train.metrics.evaluate", "plot_main",

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from disco_train.codec.videoio import VideoError, iter_video, read_video, write_lossless
+from disco_train.codec.videoio import VIDEO_SUFFIXES, VideoError, iter_video, read_video, write_lossless
 from disco_train.config.recipe import atomic_write
 from disco_train.modalities.degrade import resize_center_crop
 
-VIDEO_SUFFIXES = (".yuv", ".y4m", ".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mpg", ".mpeg")
 CHUNK = 8  # frames resized at a time: bounded memory for 1080p sources
 
 

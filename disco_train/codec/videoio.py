@@ -51,6 +51,8 @@ def read_video(source: str | Path | bytes, max_frames: int | None = None, yuv=No
 
 
 RAW_SUFFIXES = (".yuv", ".y4m")
+VIDEO_SUFFIXES = (".yuv", ".y4m", ".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mpg", ".mpeg")
+"""What the project reads as a video file (PyAV's containers, raw .yuv and .y4m)."""
 
 
 def _name(source) -> str:
@@ -234,6 +236,7 @@ def write_output(target: str | Path, frames: np.ndarray, fps: float, crf: int | 
     existing folder) -> PNG frames; .mkv -> FFV1; .mp4 -> libx264rgb at qp 0 (lossless RGB) or, with `crf`, x264
     4:2:0 (lossy). Returns `output_kind`."""
     kind = output_kind(target, crf)
+    Path(target).parent.mkdir(parents=True, exist_ok=True)  # `decode x.disco recons/x.mkv` into a new folder
     if kind.endswith("PNG frames"):
         write_frames(target, frames)
     elif kind.endswith("FFV1"):

@@ -53,13 +53,14 @@ def _default(f) -> Any:
     return MISSING
 
 
-def key_help(schema: type, prefix: str = "") -> list[str]:
-    """One line per key: `  key=default  docstring`, sections flattened to dotted keys."""
+def key_help(schema: type, prefix: str = "", values: Any = None) -> list[str]:
+    """One line per key: `  key=value  docstring`, sections flattened to dotted keys; the values of `values` (a
+    resolved config of `schema`, e.g. a recipe's) or else the schema's defaults."""
     lines, docs = [], field_docs(schema)
     for f in fields(schema):
-        default = _default(f)
+        default = _default(f) if values is None else getattr(values, f.name)
         if is_dataclass(default):
-            lines += key_help(type(default), f"{prefix}{f.name}.")
+            lines += key_help(type(default), f"{prefix}{f.name}.", None if values is None else default)
             continue
         shown = "(required)" if default is MISSING or default == REQUIRED else repr(default)
         lines.append(f"  {prefix}{f.name}={shown}\n      {docs.get(f.name, '')}".rstrip())
@@ -78,8 +79,9 @@ class Command:
     """The dataclass of its arguments; None for recipe commands whose recipe picks the task."""
     positional: tuple[str, ...] = ()
     """Fields filled by bare arguments, in order; a list-typed last field takes all remaining ones."""
-    task: str | None = None
-    """Recipe commands: the task whose recipes `recipe=` may name ('*': any task, then `recipe=` is required)."""
+    task: str | tuple[str, ...] | None = None
+    """Recipe commands: the task (or tasks) whose recipes `recipe=` may name ('*': any task; `recipe=` is required
+    unless it is one task, whose defaults serve without a recipe)."""
     passthrough: tuple[str, ...] = ()
     """Key prefixes collected verbatim into the schema's `overrides` list (e.g. 'model.' for decoder overrides),
     checked later by whatever they override."""
@@ -88,23 +90,33 @@ class Command:
         paths = " ".join(p.upper() for p in self.positional)
         return f"usage: {self.prog} {paths + ' ' if paths else ''}[key=value ...]"
 
+    def _tasks(self) -> tuple[tuple[str, ...] | None, str | None]:
+        """(tasks `recipe=` may name or None for any, the task whose defaults serve without a recipe or None)."""
+        if self.task == "*":
+            return None, None
+        if isinstance(self.task, str):
+            return (self.task,), self.task
+        return tuple(self.task), None
+
     def help(self, argv: list[str] = ()) -> str:
         lines = [self.usage(), "", self.summary, ""]
-        schema = self.schema
+        schema, values = self.schema, None
         if self.task is not None:
             recipe = next((t.split("=", 1)[1] for t in argv if t.startswith("recipe=")), None)
-            task = None if self.task == "*" else self.task
-            lines.append(f"recipes (recipe=NAME): {', '.join(available_recipes(task=task))}")
-            if recipe is not None:
-                cfg, _, _ = resolve([f"recipe={recipe}"], default_task=task) if task else resolve(
-                    [f"recipe={recipe}"])
-                schema = type(cfg)
+            tasks, default_task = self._tasks()
+            names = [n for t in tasks or (None,) for n in available_recipes(task=t)]
+            lines.append(f"recipes (recipe=NAME): {', '.join(names)}")
+            if recipe is not None:  # the recipe's resolved values (and the command line's), not the schema's
+                values = resolve([t for t in argv if "=" in t], default_task=default_task, tasks=tasks)[0]
+                schema = type(values)
+                lines.append(f"keys of recipe {recipe} (key=its value):")
             elif schema is None:
                 lines.append(f"`{self.prog} recipe=NAME --help` lists the keys of that recipe's task.")
             lines.append("")
         if schema is not None:
-            lines.append("keys (key=default):")
-            lines += key_help(schema)
+            if values is None:
+                lines.append("keys (key=default):")
+            lines += key_help(schema, values=values)
         return "\n".join(lines)
 
     def _split(self, argv: list[str]) -> tuple[list[str], list[str], list[str]]:
@@ -140,7 +152,8 @@ class Command:
     def parse(self, argv: list[str]) -> tuple[Any, Any]:
         """argv -> (typed config, resolved DictConfig). Raises ConfigError."""
         if self.task is not None:
-            return resolve(list(argv), default_task=None if self.task == "*" else self.task)[:2]
+            tasks, default_task = self._tasks()
+            return resolve(list(argv), default_task=default_task, tasks=tasks)[:2]
         bare, keyed, passed = self._split(list(argv))
         layers = []
         positional = self._positional(bare)

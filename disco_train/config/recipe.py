@@ -33,6 +33,13 @@ TASKS: dict[str, type] = {"disco_lora": DiscoLoraConfig, "sketch_dcvc": SketchCo
                           "benchmark": BenchmarkConfig}
 """Task name -> top-level schema. A recipe's `task:` key picks one."""
 
+TRAINABLE = ("disco_lora", "sketch_dcvc")
+"""Tasks that `train.py` (and `sweep`) run."""
+
+TASK_COMMANDS = {"disco_lora": "python train.py", "sketch_dcvc": "python train.py",
+                 "prepare": "python -m datamodules.prepare", "benchmark": "python -m disco_train benchmark"}
+"""The command that runs each task's recipes, named when a recipe reaches the wrong one."""
+
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 MAX_BASE_DEPTH = 4
 
@@ -264,11 +271,12 @@ def refuse_nonfinite(values: Any, prefix: str = "") -> None:
         raise ConfigError(f"{prefix[:-1]}: {values} is not a finite number")
 
 
-def resolve(argv: list[str], recipes_dir: Path = RECIPES_DIR,
-            default_task: str | None = None) -> tuple[Any, DictConfig, str]:
+def resolve(argv: list[str], recipes_dir: Path = RECIPES_DIR, default_task: str | None = None,
+            tasks: tuple[str, ...] | None = None) -> tuple[Any, DictConfig, str]:
     """Resolve `recipe=NAME key=value ...` into (typed config, resolved DictConfig, recipe name).
 
-    Without `recipe=`, `default_task` (if given) supplies a recipe of pure defaults: `prepare input=...`.
+    Without `recipe=`, `default_task` (if given) supplies a recipe of pure defaults: `prepare input=...`. A recipe
+    whose task is not `tasks` (default: `default_task`, when given) is a ConfigError naming the command it needs.
     """
     name, overrides = None, []
     for token in argv:
@@ -279,15 +287,17 @@ def resolve(argv: list[str], recipes_dir: Path = RECIPES_DIR,
         else:
             overrides.append(token)
     if not name and default_task is None:
-        raise ConfigError(f"recipe: missing recipe=NAME; available: {', '.join(available_recipes(recipes_dir))}")
+        raise ConfigError(f"recipe: missing recipe=NAME; available: "
+                          f"{', '.join(n for t in tasks or (None,) for n in available_recipes(recipes_dir, t))}")
     recipe = load_recipe_chain(name, recipes_dir) if name else OmegaConf.create({"task": default_task})
     name = name or default_task
-    if default_task is not None and recipe.get("task") != default_task:
-        raise ConfigError(f"task: recipe {name!r} is a {recipe.get('task')!r} recipe, this command needs "
-                          f"{default_task!r}")
     task = recipe.get("task")
     if task not in TASKS:
         raise ConfigError(f"task: recipe {name!r} has task {task!r}; known tasks: {', '.join(TASKS)}")
+    allowed = tasks or ((default_task,) if default_task is not None else None)
+    if allowed is not None and task not in allowed:
+        raise ConfigError(f"recipe={name}: a {task!r} recipe, run it with {TASK_COMMANDS[task]} recipe={name} "
+                          f"(this command takes {' or '.join(repr(t) for t in allowed)} recipes)")
     config, merged = merge(TASKS[task], [(recipe, f"recipe {name}"),
                                          (command_line(overrides, TASKS[task]), "command line")])
     if hasattr(config, "name") and not config.name:

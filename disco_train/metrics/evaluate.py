@@ -6,7 +6,8 @@
     bdrate <anchor.csv> <test.csv> [metric=lpips] [interpolation=akima]
     plot <a.csv> [<b.csv> ...] metric=lpips[,psnr,...] out=rd.png
 
-``evaluate`` pairs ``refs/<stem>.<ext>`` with ``recons/<stem>.<ext>`` and writes one csv row per video plus
+``evaluate`` pairs ``refs/<stem>.*`` with ``recons/<stem>.*`` by stem, whatever the containers (a reference .mp4
+with a reconstruction .mkv, or a ``<stem>/`` folder of PNG frames, as ``decode`` writes them), and writes one csv row per video plus
 an ``overall`` row: per-frame metrics and bpp are the mean over videos (every sequence weighs the same, as
 in codec test conditions), FID/FVD/FVMD are computed over the pooled frames/clips/windows of all videos. Appending
 several runs (``append=true``), one per rate point, to one csv gives the RD curve that ``bdrate`` and
@@ -39,10 +40,11 @@ class EvaluateConfig:
     """Folder of reconstructions, with the same file stems."""
     out: str = REQUIRED
     """The csv to write."""
-    metrics: str = "psnr,ssim,lpips,dists,fid,fvd"
-    """Comma-separated metric names (also lpips_vgg, flolpips, fvmd)."""
-    ext: str = "mp4"
-    """Video file extension in both folders."""
+    metrics: str = "psnr,ssim"
+    """Comma-separated metric names: psnr, ssim (no weight files), lpips, lpips_vgg, dists, fid, fvd, flolpips,
+    fvmd (weight files in weights_dir: README's metric table)."""
+    ext: str = ""
+    """Only files of this extension in both folders ('' = any video file, or a folder of PNG frames)."""
     bpp: Optional[float] = None
     """The rate of this run, written to every row ..."""
     bitstreams: Optional[str] = None
@@ -114,16 +116,35 @@ PLOT = Command("python -m disco_train plot", "Rate-distortion curves of evaluate
                ("csvs",))
 
 
-def pair_videos(refs: Path, recons: Path, ext: str) -> list[tuple[str, Path, Path]]:
+def videos_by_stem(folder: Path, ext: str = "") -> dict[str, Path]:
+    """{stem: path} of the videos in `folder`: files of a video suffix (or `ext`) and folders of PNG frames; a stem
+    held by two of them is ambiguous and refused."""
+    from disco_train.codec.videoio import VIDEO_SUFFIXES
+
+    suffixes = (f".{ext.lstrip('.').lower()}",) if ext else VIDEO_SUFFIXES
+    found: dict[str, list[Path]] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):  # temporary files of a writer (.name.tmp.mkv)
+            continue
+        if (p.is_file() and p.suffix.lower() in suffixes) or (not ext and p.is_dir() and any(p.glob("*.png"))):
+            found.setdefault(p.stem if p.is_file() else p.name, []).append(p)
+    twice = {s: ps for s, ps in found.items() if len(ps) > 1}
+    if twice:
+        stem, paths = next(iter(twice.items()))
+        raise ValueError(f"{folder}: {len(twice)} video name(s) held by several files, e.g. {stem}: "
+                         f"{', '.join(p.name for p in paths)}; keep one, or pick one with ext=")
+    return {s: ps[0] for s, ps in found.items()}
+
+
+def pair_videos(refs: Path, recons: Path, ext: str = "") -> list[tuple[str, Path, Path]]:
     """[(stem, ref, recon)] sorted by stem; every reference needs a reconstruction and vice versa."""
     for label, d in (("refs", refs), ("recons", recons)):
         if not d.is_dir():
             raise FileNotFoundError(f"{label} folder not found: {d}")
-    ext = ext.lstrip(".")
-    ref_map = {p.stem: p for p in refs.glob(f"*.{ext}") if p.is_file()}
-    rec_map = {p.stem: p for p in recons.glob(f"*.{ext}") if p.is_file()}
+    ref_map, rec_map = videos_by_stem(refs, ext), videos_by_stem(recons, ext)
+    kind = f"*.{ext.lstrip('.')}" if ext else "video"
     if not ref_map:
-        raise FileNotFoundError(f"no *.{ext} videos in refs folder {refs}")
+        raise FileNotFoundError(f"no {kind} files in refs folder {refs}")
     if OVERALL in ref_map:
         raise ValueError(f"a video may not be named {OVERALL!r} (reserved for the summary row): {ref_map[OVERALL]}")
     missing = sorted(set(ref_map) - set(rec_map))
@@ -134,7 +155,7 @@ def pair_videos(refs: Path, recons: Path, ext: str) -> list[tuple[str, Path, Pat
             parts.append(f"no reconstruction in {recons} for: {', '.join(missing)}")
         if extra:
             parts.append(f"reconstructions without a reference in {refs}: {', '.join(extra)}")
-        raise ValueError("video names do not match (paired by file stem, *." + ext + "); " + "; ".join(parts))
+        raise ValueError(f"video names do not match (paired by file stem, {kind}); " + "; ".join(parts))
     return [(s, ref_map[s], rec_map[s]) for s in sorted(ref_map)]
 
 
@@ -223,6 +244,12 @@ def main(argv: list[str]) -> int:
         rows = run_evaluate(cfg)
         summary = ", ".join(f"{k}={_fmt(v)}" for k, v in rows[-1].items() if k not in ("video",))
         print(f"evaluated {len(rows) - 1} video(s) -> {cfg.out}: {summary}")
+        from .suite import ALL_METRICS, parse_metric_names
+
+        others = [m for m in ALL_METRICS if m not in parse_metric_names(cfg.metrics) + ["psnr", "ssim"]]
+        if others:  # the default needs no download; say what else there is and what it needs
+            print(f"also available: metrics={','.join(others)} (weight files in {cfg.weights_dir}/: README.md, "
+                  f"'Encode / decode / evaluate')")
 
     return EVALUATE.main(argv, run, ERRORS)
 

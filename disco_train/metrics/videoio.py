@@ -17,12 +17,26 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
     encode and decode made of it).
     """
     path = Path(path)
+    if path.is_dir():  # PNG frames, as `decode` writes a folder
+        yield from _png_frames(path)
+        return
     if not path.is_file():
         raise FileNotFoundError(f"video not found: {path}")
     from disco_train.codec.videoio import iter_video
 
     frames, _ = iter_video(path)
     yield from frames
+
+
+def _png_frames(folder: Path) -> Iterator[np.ndarray]:
+    from PIL import Image
+
+    frames = sorted(folder.glob("*.png"))
+    if not frames:
+        raise FileNotFoundError(f"no PNG frames in {folder}")
+    for p in frames:
+        with Image.open(p) as image:
+            yield np.asarray(image.convert("RGB"))
 
 
 def read_video(path: str | Path) -> np.ndarray:

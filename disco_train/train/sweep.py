@@ -21,7 +21,7 @@ from pathlib import Path
 from disco_train.config import ConfigError
 from disco_train.config.cli import Command
 from disco_train.config.outputs import csv_cell
-from disco_train.config.recipe import resolve
+from disco_train.config.recipe import TRAINABLE, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,7 +93,7 @@ def sweep(cfg: SweepConfig, python: str = sys.executable) -> Path:
     common, axes = parse(cfg.overrides)
     points = grid(axes)
     # Validate every point before spending compute on any of them.
-    configs = [resolve(common + [f"{k}={v}" for k, v in point.items()])[0] for point in points]
+    configs = [resolve(common + [f"{k}={v}" for k, v in point.items()], tasks=TRAINABLE)[0] for point in points]
     recipe = next(t.split("=", 1)[1] for t in common if t.startswith("recipe="))
     # Absolute, from the caller's folder: each run is a train.py process started in the repository.
     out = Path(cfg.sweep_out or Path(configs[0].output_dir) / "sweeps").resolve()

@@ -1,5 +1,6 @@
 """`python -m disco_train weights recipe=NAME [key=value ...]`: every weight file a recipe needs, where it goes, and
-whether it is there; exit code 1 when something is missing (so a job script can check before it queues).
+whether it is there; exit code 2 when something is missing, as for every other refusal (so a job script can check
+before it queues).
 
 Nothing is fetched: a Hub repo id is reported as present when the Hugging Face cache holds it (config.hub).
 """
@@ -159,7 +160,7 @@ def table(rows: list[Need]) -> str:
 
 
 COMMAND = Command("python -m disco_train weights", "Every weight file a recipe needs, where it goes and whether it "
-                  "is present (exit 1 when something is missing).", task="*")
+                  "is present (exit 2 when something is missing).", task="*")
 
 
 def main(argv: list[str]) -> int:
@@ -169,6 +170,6 @@ def main(argv: list[str]) -> int:
         missing = [n for n in rows if not n.present()]
         if missing:
             print(f"{len(missing)} of {len(rows)} missing; checkpoints/README.md describes the layout", file=sys.stderr)
-        return 1 if missing else 0
+        return 2 if missing else 0
 
     return COMMAND.main(argv, run)
