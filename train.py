@@ -45,7 +45,12 @@ def fit(cfg, datamodule, ckpt_path, out) -> int:
     except (FloatingPointError, RuntimeError) as err:  # non-finite streak: say why, keep the checkpoints
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(history.summary())
+    from disco_train.train.next_steps import next_commands, write_summary
+
+    print(history.summary(global_step=trainer.global_step))
+    if history.losses:  # a run resumed at its last step keeps the summary of the steps it ran
+        write_summary(out, trainer.global_step, history.losses)
+    print(next_commands(cfg, out))
     return 0
 
 

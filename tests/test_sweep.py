@@ -37,7 +37,10 @@ def test_wandb_sweep_file_matches_the_recipe_grammar():
 def test_final_metrics_reads_last_values(tmp_path):
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "metrics.csv").write_text("epoch,step,train/loss,val/psnr\n0,4,1.5,\n0,9,1.2,\n0,9,,21.5\n")
-    assert final_metrics(tmp_path) == {"step": "9", "train/loss": "1.2", "val/psnr": "21.5"}
+    assert final_metrics(tmp_path) == {"train/loss": "1.2", "val/psnr": "21.5"}
+    # The steps the run reached, as it printed them ("steps 10"), not the last logged step index (9).
+    (tmp_path / "summary.json").write_text('{"steps": 10, "first_loss": 1.5, "last_loss": 1.2}')
+    assert final_metrics(tmp_path) == {"steps": "10", "train/loss": "1.2", "val/psnr": "21.5"}
 
 
 @pytest.mark.slow
@@ -46,7 +49,7 @@ def test_sweep_runs_each_value_and_writes_table(demo_shards, tmp_path):
                       f"data.train_shards={demo_shards}/train-*.tar", f"sweep_out={tmp_path}"])
     rows = list(csv.DictReader(open(path)))
     assert [r["lora.rank"] for r in rows] == ["2", "4"]
-    assert all(r["status"] == "ok" and float(r["train/loss"]) > 0 for r in rows)
+    assert all(r["status"] == "ok" and float(r["train/loss"]) > 0 and r["steps"] == "5" for r in rows)
 
 
 def test_sweep_folder_follows_output_dir_and_the_callers_folder(tmp_path, monkeypatch):

@@ -263,6 +263,7 @@ def write(path: str | Path, container: Container) -> int:
     """Write a container (to a temporary sibling, then rename); returns its size in bytes."""
     data = pack(container)
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     tmp.replace(path)

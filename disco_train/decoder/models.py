@@ -162,6 +162,14 @@ def check_weights_present(model_cfg) -> None:
         require_path(enc / "config.json", "Gemma 3 text encoder config", "model.text_encoder_path")
 
 
+def cast(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """`module.to(dtype)`. diffusers' `to` warns about "modules that should be kept in float32: []" on every cast,
+    even of a model that keeps none in float32; such a model is cast as the plain nn.Module it is."""
+    if getattr(module, "_keep_in_fp32_modules", None):
+        return module.to(dtype)  # the warning names real modules: keep it
+    return torch.nn.Module.to(module, dtype)
+
+
 def _frozen(*modules):
     for module in modules:
         module.requires_grad_(False)
@@ -203,9 +211,9 @@ def load_transformer(model_cfg, seed: int = 0) -> torch.nn.Module:
 
     dtype = DTYPES[model_cfg.dtype]
     if model_cfg.family == "ltx2" and model_cfg.name in ltx2.TINY_CONFIGS:
-        transformer = ltx2.tiny_transformer(seed, model_cfg.name).to(dtype)
+        transformer = cast(ltx2.tiny_transformer(seed, model_cfg.name), dtype)
     elif model_cfg.name == "tiny":
-        transformer = tiny_transformer(seed).to(dtype)
+        transformer = cast(tiny_transformer(seed), dtype)
     else:
         path = model_paths(model_cfg)[0]
         check_architecture(model_cfg, path)
@@ -224,7 +232,7 @@ def load_encoders(model_cfg, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.M
         vae = (ltx2.tiny_vae if is_ltx2 else tiny_vae)(seed + 1)
         text_encoder, tokenizer = (ltx2.tiny_text_encoder(seed + 2, model_cfg.name) if is_ltx2
                                    else tiny_text_encoder(seed + 2))
-        vae, text_encoder = vae.to(dtype), text_encoder.to(dtype)
+        vae, text_encoder = cast(vae, dtype), cast(text_encoder, dtype)
     else:
         ltx, text_path = model_paths(model_cfg)
         vae = _load_ltx(ltx, family_of(model_cfg).vae_class, "vae", dtype)

@@ -8,12 +8,12 @@ from datetime import datetime
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from disco_train.config import ConfigError, DiscoLoraConfig
 from disco_train.decoder.models import check_weights_present
-from disco_train.train.callbacks import LossHistory
+from disco_train.train.callbacks import LossHistory, StepProgressBar
 from disco_train.train.reliability import AtomicCheckpointIO
 
 
@@ -115,6 +115,11 @@ def build_trainer(cfg, resumed: bool = False) -> tuple[L.Trainer, LossHistory]:
     # The frozen base is in eval mode on purpose (no dropout in the teacher path); Lightning warns about it.
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     warnings.filterwarnings("ignore", message=r"`training_step` returned `None`")  # our non-finite skip
+    # Lightning 2.6's own call of a torch 2.13 deprecated check, nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    if resumed:  # resuming writes into the run's checkpoint folder on purpose
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    quiet_lightning_tips()
     out = run_dir(cfg)
     history = LossHistory()
     checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", filename="step{step:06d}", auto_insert_metric_name=False,
@@ -123,7 +128,7 @@ def build_trainer(cfg, resumed: bool = False) -> tuple[L.Trainer, LossHistory]:
                                   # DeepSpeed would rewrite the last.ckpt/ folder in place, where a kill mixes two
                                   # saves: it links to the newest step folder instead
                                   save_last="link" if uses_deepspeed(cfg) else True)
-    callbacks = [checkpoints, history, TQDMProgressBar(refresh_rate=1)]
+    callbacks = [checkpoints, history, StepProgressBar(refresh_rate=1)]
     plugins = [] if uses_deepspeed(cfg) else [AtomicCheckpointIO()]
     if getattr(cfg, "validation", None) and cfg.validation.every_n_steps and cfg.data.val_shards:
         from disco_train.train.validation import SampleValidation
@@ -142,6 +147,20 @@ def build_trainer(cfg, resumed: bool = False) -> tuple[L.Trainer, LossHistory]:
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, plugins=plugins,
     )
     return trainer, history
+
+
+def quiet_lightning_tips() -> None:
+    """Drop Lightning's advertisement for its cloud logger (an info line at every start), and only that line."""
+    import logging
+
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _NoTips) for f in log.filters):
+        log.addFilter(_NoTips())
+
+
+class _NoTips:
+    def filter(self, record) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
 
 
 def uses_deepspeed(cfg) -> bool:

@@ -22,6 +22,7 @@ from disco_train.config import ConfigError
 from disco_train.config.cli import Command
 from disco_train.config.outputs import csv_cell
 from disco_train.config.recipe import TRAINABLE, resolve
+from disco_train.train.next_steps import read_steps
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,14 +74,14 @@ def grid(axes: dict[str, list[str]]) -> list[dict[str, str]]:
 
 
 def final_metrics(run_dir: Path) -> dict[str, str]:
-    """Last logged value of each metric column of a run's metrics.csv (empty if the run logged nothing)."""
-    path = run_dir / "logs" / "metrics.csv"
-    if not path.is_file():
-        return {}
-    last: dict[str, str] = {}
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            last.update({k: v for k, v in row.items() if v not in ("", None) and k not in ("epoch",)})
+    """The steps the run reached (its summary.json: what it printed, not the last logged step index, "step 4" of a
+    5-step run) and the last logged value of each metric column of its metrics.csv (empty if it logged nothing)."""
+    steps, path = read_steps(run_dir), run_dir / "logs" / "metrics.csv"
+    last: dict[str, str] = {} if steps is None else {"steps": steps}
+    if path.is_file():
+        with open(path, newline="") as handle:
+            for row in csv.DictReader(handle):
+                last.update({k: v for k, v in row.items() if v not in ("", None) and k not in ("epoch", "step")})
     return last
 
 
