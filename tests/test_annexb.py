@@ -98,8 +98,12 @@ def test_vvenc_missing_says_how_to_install(monkeypatch, tmp_path):
 
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("VVENC_APP", raising=False)
-    with pytest.raises(backends.CodecUnavailable, match="make install-release"):
+    monkeypatch.setattr(vvenc, "PROJECT_APP", tmp_path / "tools" / "vvencapp")
+    # encode has no vvenc setting: the message names only what works there (`make vvenc`, $VVENC_APP, PATH)
+    with pytest.raises(backends.CodecUnavailable, match=r"`make vvenc`.*as \$VVENC_APP or on PATH"):
         backends.encode("vvenc", np.zeros((2, 16, 16, 3), np.uint8), 25.0, qp=30)
+    with pytest.raises(vvenc.VvencUnavailable, match=r"as vvenc.app=PATH, \$VVENC_APP"):
+        vvenc.find_app("", "vvenc.app")
     monkeypatch.setenv("VVENC_APP", str(tmp_path / "nope"))
     with pytest.raises(vvenc.VvencUnavailable, match=r"\$VVENC_APP=.*nope: no executable"):
         vvenc.find_app()
@@ -109,6 +113,11 @@ def test_vvenc_missing_says_how_to_install(monkeypatch, tmp_path):
     assert vvenc.find_app(str(fake)) == str(fake.resolve())  # the setting wins over $VVENC_APP
     monkeypatch.delenv("VVENC_APP")
     assert vvenc.find_app() == str(fake.resolve())  # then PATH
+    built = tmp_path / "tools" / "vvencapp"  # `make vvenc`'s build comes before PATH, without settings
+    built.parent.mkdir()
+    built.write_text("#!/bin/sh\n")
+    built.chmod(0o755)
+    assert vvenc.find_app() == str(built)
 
 
 def test_x265_streams_are_reproducible_at_width_64():

@@ -80,7 +80,7 @@ def settings_of(cfg, method: str) -> dict:
     if method == "vvenc":
         from disco_train.codec import vvenc
 
-        app = vvenc.find_app(cfg.vvenc.app)
+        app = vvenc.find_app(cfg.vvenc.app, "vvenc.app")
         return {"preset": cfg.vvenc.preset, "qpa": cfg.vvenc.qpa, "intra_period": cfg.vvenc.intra_period,
                 "version": vvenc.version(app)}
     if method == "dcvc_rt":

@@ -131,7 +131,7 @@ def versions(methods: list[str], cfg) -> list[str]:
     if "vvenc" in methods:
         from disco_train.codec import vvenc
 
-        app = vvenc.find_app(cfg.vvenc.app)
+        app = vvenc.find_app(cfg.vvenc.app, "vvenc.app")
         lines.append(f"vvenc: {vvenc.version(app)} ({app}), preset {cfg.vvenc.preset}, qpa {cfg.vvenc.qpa}, "
                      f"intra period {cfg.vvenc.intra_period or '1 s'}")
     if "dcvc_rt" in methods:

@@ -189,6 +189,7 @@ def run(cfg, resolved_yaml: str, log: Callable = print) -> dict:
     names = parse_metric_names(cfg.metrics)
     device = resolve_device(cfg.device)
     out = claim_output(cfg)
+    skipped = skip_unavailable(cfg, log)
     plan = make_plan(cfg, names, device, log)
     cache = K.Cache(out / "cache")
     todo = [c for c in plan.cells if cache.get(c.key) is None]
@@ -201,7 +202,7 @@ def run(cfg, resolved_yaml: str, log: Callable = print) -> dict:
     from disco_train.benchmark.report import write_report
 
     files = write_report(out, cfg, resolved_yaml, plan.clips, results, curves, table, names, plan.grids,
-                         notes(cfg, plan))
+                         skipped + notes(cfg, plan))
     return {"cells": len(plan.cells), "cached": len(plan.cells) - len(todo), "computed": len(todo), "files": files,
             "table": table, "curves": curves, "points": plan.points}
 
@@ -217,6 +218,26 @@ def claim_output(cfg) -> Path:
     out = Path(cfg.out)
     check_folder_output(out, [("refs", refs)], (out / "cache").is_dir(), "benchmark")
     return claim_folder(out, "benchmark")
+
+
+def skip_unavailable(cfg, log: Callable) -> list[str]:
+    """With `skip_unavailable` (the smoke recipes), drop vvenc from `cfg.methods` when its encoder is missing,
+    saying so and how to build it; a vvenc anchor becomes x265 (else the first method). Returns the report notes."""
+    from disco_train.codec import vvenc
+
+    if not cfg.skip_unavailable or "vvenc" not in split_list(cfg.methods):
+        return []
+    try:
+        vvenc.find_app(cfg.vvenc.app, "vvenc.app")
+        return []
+    except vvenc.VvencUnavailable as err:
+        cfg.methods = ",".join(m for m in split_list(cfg.methods) if m != "vvenc")
+        note = f"vvenc skipped (skip_unavailable=true): {err}"
+        if cfg.anchor == "vvenc":
+            cfg.anchor = "x265" if "x265" in cfg.method_list else cfg.method_list[0]
+            note += f". BD-rates are against {cfg.anchor} instead"
+    log(f"benchmark: {note}")
+    return [note]
 
 
 def notes(cfg, plan: Plan) -> list[str]:

@@ -5,9 +5,8 @@ anchors usually run: the frames go to a temporary raw YUV 4:2:0 file, `vvencapp`
 bitstream file is read back. PyAV's bundled ffmpeg decodes VVC.
 
 Where the binary comes from, first found wins: the `app` argument (a setting such as the benchmark's
-`vvenc.app`), `$VVENC_APP`, `vvencapp` on PATH. To install it: `git clone https://github.com/fraunhoferhhi/vvenc &&
-cd vvenc && make install-release` (CMake and a C++ compiler; ≈ 20 min on 2 cores) gives
-`bin/release-static/vvencapp`.
+`vvenc.app`), `$VVENC_APP`, the project's own build (`make vvenc`: fraunhoferhhi/vvenc from its public source,
+installed as `tools/vvenc/bin/vvencapp`), `vvencapp` on PATH.
 
 Settings: constant QP (`-q`, 0-63) with vvenc's random-access GOP of 32, an intra period (`--intraperiod`; 0 =
 vvenc's default of one refresh per second; the benchmark uses 256 frames, as x264/x265 key frames every 250),
@@ -36,29 +35,38 @@ from disco_train.codec.videoio import VideoError, check_frames
 
 ENV = "VVENC_APP"
 BINARY = "vvencapp"
+PROJECT_APP = Path(__file__).resolve().parents[2] / "tools" / "vvenc" / "bin" / BINARY
+"""Where `make vvenc` installs the encoder it builds from source: found without any setting."""
 PRESETS = ("faster", "fast", "medium", "slow", "slower")
 DEFAULT_PRESET = "medium"
-INSTALL = ("install vvenc (git clone https://github.com/fraunhoferhhi/vvenc && cd vvenc && make install-release "
-           "-> bin/release-static/vvencapp), then give its path as vvenc.app=PATH, in $VVENC_APP, or put vvencapp "
-           "on PATH")
+
+
+def install_hint(setting: str = "") -> str:
+    """How to get vvencapp: the project's build, then the places it is looked for."""
+    where = f"{setting}=PATH, " if setting else ""
+    return (f"build it with `make vvenc` (fraunhoferhhi/vvenc from source, ≈ 20 min on 2 cores; found without "
+            f"settings), or give a vvencapp as {where}${ENV} or on PATH")
 
 
 class VvencUnavailable(RuntimeError):
-    """No vvencapp binary where the settings, $VVENC_APP and PATH point."""
+    """No vvencapp binary where the settings, $VVENC_APP, the project's build and PATH point."""
 
 
-def find_app(app: str = "") -> str:
-    """The vvencapp to run: `app`, else $VVENC_APP, else `vvencapp` on PATH; raises VvencUnavailable saying how
-    to install it."""
-    for source, candidate in (("vvenc.app", app), (f"${ENV}", os.environ.get(ENV, ""))):
+def find_app(app: str = "", setting: str = "") -> str:
+    """The vvencapp to run: `app`, else $VVENC_APP, else the project's build (`make vvenc`), else `vvencapp` on
+    PATH; raises VvencUnavailable saying how to build it. `setting`: the key `app` came from, for messages."""
+    for source, candidate in ((setting or "app", app), (f"${ENV}", os.environ.get(ENV, ""))):
         if candidate:
             path = shutil.which(candidate) or (candidate if Path(candidate).is_file() else None)
             if path is None or not os.access(path, os.X_OK):
-                raise VvencUnavailable(f"{source}={candidate}: no executable vvencapp there; {INSTALL}")
+                raise VvencUnavailable(f"{source}={candidate}: no executable vvencapp there; {install_hint(setting)}")
             return str(Path(path).resolve())
+    if PROJECT_APP.is_file() and os.access(PROJECT_APP, os.X_OK):
+        return str(PROJECT_APP)
     found = shutil.which(BINARY)
     if found is None:
-        raise VvencUnavailable(f"H.266 needs vvenc's encoder and none was found; {INSTALL}")
+        raise VvencUnavailable(f"H.266 (codec vvenc) needs vvenc's encoder and none was found; "
+                               f"{install_hint(setting)}")
     return str(Path(found).resolve())
 
 
@@ -68,7 +76,7 @@ def version(app: str) -> str:
     try:
         result = subprocess.run([app, "--version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as err:
-        raise VvencUnavailable(f"{app}: cannot run it ({err}); {INSTALL}") from None
+        raise VvencUnavailable(f"{app}: cannot run it ({err}); {install_hint()}") from None
     lines = (result.stdout + result.stderr).strip().splitlines()
     return lines[0].strip() if lines else "unknown"
 
