@@ -100,7 +100,8 @@ class PrepareConfig:
     sketch: bool = False
     """Add the sketch modality: InformativeDrawings line drawings of every frame, coded by `sketch_codec`."""
     sketch_weights: str = "checkpoints/informative_drawings/netG_A_latest.pth"
-    """InformativeDrawings generator weights (loaded strictly: 4,290,945 parameters in 24 tensors)."""
+    """InformativeDrawings generator weights (loaded strictly: 4,290,945 parameters in 24 tensors); 'synthetic' =
+    random weights built in code (demo, smoke runs)."""
     sketch_codec: str = "x264"
     """Sketch codec backend: 'x264', 'x265' or 'dcvc_rt' (the paper fine-tunes DCVC-RT on sketches)."""
     sketch_crf: int = 35
@@ -114,7 +115,8 @@ class PrepareConfig:
     pose: bool = False
     """Add the pose modality: DWPose keypoints (134-point OpenPose layout), uint16-quantised, LZMA."""
     pose_dir: str = "checkpoints/dwpose"
-    """Folder with the DWPose ONNX files dw-ll_ucoco_384.onnx and yolox_l.onnx."""
+    """Folder with the DWPose ONNX files dw-ll_ucoco_384.onnx and yolox_l.onnx; 'synthetic' = poses of each frame's
+    foreground without a network (demo, smoke runs)."""
     sketch_frames: bool = False
     """Also store the extracted sketch frames losslessly (`sketch.mkv`, FFV1 gray): training data for the sketch
     codec (`sketch_dcvc` with data.train_shards). Needs sketch=true."""

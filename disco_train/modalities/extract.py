@@ -3,7 +3,8 @@
 the decoder's training data was.
 
 Each extractor imports its neural module lazily and resolves its weights when built; a missing module or file is a
-`ConfigError` naming the key to fix (`sketch_weights`, `pose_dir`, or the key the caller names).
+`ConfigError` naming the key to fix (`sketch_weights`, `pose_dir`, or the key the caller names); 'synthetic' for
+either builds a stand-in in code (`modalities.synthetic`).
 
 | extractor       | module                                   | calls                                                   |
 |-----------------|------------------------------------------|---------------------------------------------------------|
@@ -21,6 +22,7 @@ import torch
 
 from disco_train.config import ConfigError
 from disco_train.config.hub import MissingWeightsError, resolve_weights
+from disco_train.modalities.synthetic import SYNTHETIC, SyntheticPose, random_sketch_generator
 
 DWPOSE_FILES = ("dw-ll_ucoco_384.onnx", "yolox_l.onnx")
 
@@ -59,8 +61,11 @@ class SketchExtractor:
     """InformativeDrawings line drawings of every frame, uint8 [T,H,W,3] (dark lines on white)."""
 
     def __init__(self, weights: str, device: str = "cpu", key: str = "sketch_weights", stage: str = "sketch"):
-        path = require(weights, key, "InformativeDrawings generator netG_A_latest.pth")
         self.module = import_stage("disco_train.modalities.sketch", stage, "the InformativeDrawings generator")
+        if weights == SYNTHETIC:  # random weights built in code: the demo and smoke runs
+            self.generator = random_sketch_generator(device)
+            return
+        path = require(weights, key, "InformativeDrawings generator netG_A_latest.pth")
         self.generator = self.module.load_sketch_generator(path, device=device)
 
     def __call__(self, clip: np.ndarray) -> np.ndarray:
@@ -74,6 +79,9 @@ class PoseExtractor:
     """DWPose keypoints of every frame, in the clip's pixel coordinates (a PoseSequence)."""
 
     def __init__(self, folder: str, device: str = "cpu", key: str = "pose_dir", stage: str = "pose"):
+        if folder == SYNTHETIC:  # poses of the frames' foreground, without a network: the demo and smoke runs
+            self.estimator = SyntheticPose()
+            return
         found = require(folder, key, "DWPose ONNX folder", list(DWPOSE_FILES))
         for name in DWPOSE_FILES:
             require(str(found / name), key, f"DWPose file {name}")

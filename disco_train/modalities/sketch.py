@@ -57,23 +57,25 @@ class SketchGenerator(nn.Module):
     [B,1,H,W] in [0,1]. Attribute names (`model0`..`model4`, Sequential indices) are the state-dict keys."""
 
     def __init__(self, input_nc: int = 3, output_nc: int = 1, n_residual_blocks: int = N_RESIDUAL_BLOCKS,
-                 padding: str = "reflect"):
+                 padding: str = "reflect", width: int = 64):
+        """`width`: channels of the first layer (upstream 64; the stages have width, 2·width, 4·width). Only the
+        upstream width loads the official weights; a smaller one is the demo's random stand-in."""
         super().__init__()
         if padding not in _PADS:
             raise ValueError(f"padding must be one of {sorted(_PADS)}, got {padding!r}")
-        pad = _PADS[padding]
-        self.model0 = nn.Sequential(pad(3), nn.Conv2d(input_nc, 64, 7), nn.InstanceNorm2d(64), nn.ReLU(inplace=True))
+        pad, (c1, c2, c4) = _PADS[padding], (width, 2 * width, 4 * width)
+        self.model0 = nn.Sequential(pad(3), nn.Conv2d(input_nc, c1, 7), nn.InstanceNorm2d(c1), nn.ReLU(inplace=True))
         down = []
-        for cin, cout in ((64, 128), (128, 256)):
+        for cin, cout in ((c1, c2), (c2, c4)):
             down += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.InstanceNorm2d(cout), nn.ReLU(inplace=True)]
         self.model1 = nn.Sequential(*down)
-        self.model2 = nn.Sequential(*[ResidualBlock(256, pad) for _ in range(n_residual_blocks)])
+        self.model2 = nn.Sequential(*[ResidualBlock(c4, pad) for _ in range(n_residual_blocks)])
         up = []
-        for cin, cout in ((256, 128), (128, 64)):
+        for cin, cout in ((c4, c2), (c2, c1)):
             up += [nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1), nn.InstanceNorm2d(cout),
                    nn.ReLU(inplace=True)]
         self.model3 = nn.Sequential(*up)
-        self.model4 = nn.Sequential(pad(3), nn.Conv2d(64, output_nc, 7), nn.Sigmoid())
+        self.model4 = nn.Sequential(pad(3), nn.Conv2d(c1, output_nc, 7), nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model4(self.model3(self.model2(self.model1(self.model0(x)))))

@@ -24,9 +24,9 @@ def read_steps(out: Path) -> str | None:
         return None
 
 
-def example_video(train_shards: str) -> tuple[str, str]:
-    """(the first video of the training data, its caption), read from the index and the captions file of the
-    first shard folder; placeholders when they cannot be read."""
+def example_video(train_shards: str) -> tuple[str, str, dict]:
+    """(the first video of the training data, its caption, the shards' prepare settings), read from the index, the
+    settings and the captions file of the first shard folder; placeholders when they cannot be read."""
     from datamodules import captions
 
     folder = Path(train_shards.split(",")[0]).parent
@@ -37,9 +37,9 @@ def example_video(train_shards: str) -> tuple[str, str]:
         if settings.get("captions"):
             table = captions.load(settings["captions"], settings["caption_key"], settings["caption_column"])
             caption = table.lookup(Path(video).name)[0] or caption
-        return video, caption
+        return video, caption, settings
     except (OSError, ValueError, KeyError, TypeError):
-        return "VIDEO", "TEXT"
+        return "VIDEO", "TEXT", {}
 
 
 def next_commands(cfg, out: Path, ckpt: str = "checkpoints/last.ckpt") -> str:
@@ -47,11 +47,13 @@ def next_commands(cfg, out: Path, ckpt: str = "checkpoints/last.ckpt") -> str:
     lines = [f"run folder: {out} ({ckpt}, config.yaml, summary.json)"]
     if cfg.task != "disco_lora":
         return "\n".join(lines)
-    video, caption = example_video(cfg.data.train_shards)
+    video, caption, settings = example_video(cfg.data.train_shards)
     stem, export = Path(video).stem, f"exports/{cfg.name}"
+    aux = {"sketch": f" sketch=auto sketch_weights={settings.get('sketch_weights', 'PATH')}",
+           "pose": f" pose=auto pose_dir={settings.get('pose_dir', 'DIR')}"}.get(cfg.condition.aux, "")
     lines += ["next: export the adapter, code a training video with it, decode it:",
               f"  python -m disco_train export ckpt={out / ckpt} out={export}",
               f"  python -m disco_train encode {video} coded/{stem}.disco {shlex.quote(f'caption={caption}')} "
-              f"export={export}",
+              f"export={export}{aux}",
               f"  python -m disco_train decode coded/{stem}.disco recons/{stem}.mkv export={export}"]
     return "\n".join(lines)

@@ -95,10 +95,10 @@ def _prepare_task(cfg) -> list[Need]:
         needs += _dcvc(cfg.dcvc_rt_dir, "dcvc_rt_dir")
     if cfg.sketch and cfg.sketch_codec == "dcvc_rt" and cfg.sketch_dcvc_dir:
         needs += _dcvc(cfg.sketch_dcvc_dir, "sketch_dcvc_dir")
-    if cfg.sketch:
+    if cfg.sketch and cfg.sketch_weights != "synthetic":
         needs.append(Need("sketch_weights", cfg.sketch_weights, "InformativeDrawings generator",
                           "carolineec/informative-drawings model.zip (a style folder's netG_A_latest.pth)"))
-    if cfg.pose:
+    if cfg.pose and cfg.pose_dir != "synthetic":
         needs += [Need("pose_dir", cfg.pose_dir if repo_ref(cfg.pose_dir) else str(Path(cfg.pose_dir) / name),
                        f"DWPose {name}", "HF yzd-v/DWPose") for name in DWPOSE_FILES]
     if cfg.captioner:
