@@ -68,6 +68,9 @@ class EncodeConfig:
     video's frame rate (exclusive with ds/dt/codec/qp/crf; `codec.rate`)."""
     target_bpp: Optional[float] = None
     """Rate control by bits per pixel of the video instead (exclusive with target_kbps)."""
+    size: str = ""
+    """Scale the video to WxH before sending it, as prepare makes training clips (cover, then centre crop), e.g. a
+    clip too small for the codec after D_s; 'export' = the size the export's decoder trained at. '' = as it is."""
     force: bool = False
     """Code at ds/dt/codec/qp/crf outside the export's trained rate points (otherwise refused: the decoder never
     saw such streams)."""
@@ -171,6 +174,11 @@ def encode(a: EncodeConfig) -> C.Container:
     points = rate_points(a)
     s = export_pattern(settings(a), a) if points is None else None
     frames, fps = read_source(a.video, a)
+    if a.size:  # to a size the decoder trained at, or any WxH: as prepare makes training clips
+        from disco_train.codec.trained import clip_size
+        from disco_train.modalities.degrade import resize_center_crop
+
+        frames = resize_center_crop(frames, *reversed(clip_size(a.size, a.export)))[0]
     if a.sketch == "auto":
         from disco_train.modalities.extract import SketchExtractor
 
@@ -287,10 +295,12 @@ def receive_all(cfg, containers: list[C.Container], video_weights: str | None = 
 
 
 def generate(decoder, containers: list[C.Container], received: list[dict], steps: int | None, guidance: float,
-             seeds: list[int], negative_prompt: str, schedule: str = "shifted") -> list[np.ndarray]:
+             seeds: list[int], negative_prompt: str, schedule: str = "shifted",
+             progress: bool = False) -> list[np.ndarray]:
     """Restored containers of one coded size -> their reconstructions [T,H,W,3] uint8, sampled as one batch by a
-    built `DiscoDecoder` (each with its own noise seed)."""
+    built `DiscoDecoder` (each with its own noise seed). `progress`: a bar of steps × clips on stderr."""
     import torch
+    from tqdm import tqdm
 
     from disco_train.codec.receiver import crop
 
@@ -304,8 +314,20 @@ def generate(decoder, containers: list[C.Container], received: list[dict], steps
              "fps": torch.tensor([float(c.geometry.fps) for c in containers], device=device)}
     if decoder.cfg.condition.aux != "none":
         batch["aux"] = stack("aux")
-    frames = decoder.reconstruct(batch, steps=steps, guidance=guidance, seed=list(seeds),
-                                 negative_prompt=negative_prompt, schedule=schedule)
+    from disco_train.decoder.flow import schedule_steps
+
+    with tqdm(total=schedule_steps(schedule, steps) * len(containers), desc="decode", unit="clip·step",
+              disable=not progress, dynamic_ncols=True) as bar:
+        # One transformer pass per sampling step denoises the whole batch (both guidance branches at once).
+        def step(*_) -> None:  # a forward hook's return value would replace the transformer's output
+            bar.update(len(containers))
+
+        hook = decoder.transformer.register_forward_hook(step)
+        try:
+            frames = decoder.reconstruct(batch, steps=steps, guidance=guidance, seed=list(seeds),
+                                         negative_prompt=negative_prompt, schedule=schedule)
+        finally:
+            hook.remove()
     return [crop(f.cpu().numpy(), c.geometry) for f, c in zip(frames, containers)]
 
 
@@ -355,7 +377,7 @@ def _decode(a: DecodeConfig) -> np.ndarray:
     fast.apply(decoder.transformer, a.cache, a.dtype, a.compile, schedule_steps(schedule, steps))
     fast.configure_vae(decoder.vae, c.geometry.coded_height, c.geometry.coded_width, a.vae_tiling)
     (frames,) = generate(decoder, [c], received, steps, cfg.validation.guidance if a.guidance is None else a.guidance,
-                         [a.seed], a.negative_prompt or cfg.validation.negative_prompt, schedule)
+                         [a.seed], a.negative_prompt or cfg.validation.negative_prompt, schedule, progress=True)
     if a.out:
         write_decoded(a, frames, float(c.geometry.fps))
     return frames

@@ -81,3 +81,18 @@ def sketch_weights(export: str, manifest: dict | None, given: str, video: str) -
         return str(Path(export) / manifest["sketch_codec"])
     return (_recorded(manifest, "sketch_dcvc_dir") if manifest else "") or video
 
+
+
+def clip_size(size: str, export: str = "") -> tuple[int, int]:
+    """(width, height) of `encode size=`: 'WxH', or 'export': the clip size the export's decoder trained at."""
+    if size == "export":
+        if not export:
+            raise ConfigError("size=export: needs export=DIR (the decoder whose training size to use)")
+        from disco_train.decoder.export import read_manifest
+
+        data = read_manifest(export, verify=False)["config"].get("data", {})
+        return int(data["width"]), int(data["height"])
+    width, _, height = size.partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise ConfigError(f"size={size}: expected WxH (e.g. 512x512) or 'export'")
+    return int(width), int(height)
