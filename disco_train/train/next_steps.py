@@ -53,7 +53,7 @@ def next_commands(cfg, out: Path, ckpt: str = "checkpoints/last.ckpt") -> str:
            "pose": f" pose=auto pose_dir={settings.get('pose_dir', 'DIR')}"}.get(cfg.condition.aux, "")
     lines += ["next: export the adapter, code a training video with it, decode it:",
               f"  python -m disco_train export ckpt={out / ckpt} out={export}",
-              f"  python -m disco_train encode {video} coded/{stem}.disco {shlex.quote(f'caption={caption}')} "
+              f"  python -m disco_train encode {video} {out}/coded/{stem}.disco {shlex.quote(f'caption={caption}')} "
               f"export={export}{aux}",
-              f"  python -m disco_train decode coded/{stem}.disco recons/{stem}.mkv export={export}"]
+              f"  python -m disco_train decode {out}/coded/{stem}.disco {out}/recons/{stem}.mkv export={export}"]
     return "\n".join(lines)
