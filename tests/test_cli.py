@@ -17,7 +17,7 @@ from disco_train.config.cli import REQUIRED, Command, field_docs
 # (module, function, argv prefix, a key its help must list)
 COMMANDS = [
     ("train", "main", [], "recipe"),
-    ("train", "main", ["recipe=disco_lora_debug"], "  lora.rank=256"),
+    ("train", "main", ["recipe=disco_lora_debug"], "  lora.rank=8"),  # the recipe's value, not the default's 256
     ("datamodules.prepare", "main", [], "  sketch_ds=1"),
     ("datamodules.demo", "main", [], "  videos=12"),
     ("datamodules.sketch_clips", "main", [], "  clips=8"),
@@ -115,11 +115,33 @@ def test_one_error_type_and_code_for_runtime_input_errors(tmp_path, capsys):
     assert err.startswith("python -m disco_train decode: error: ") and "Traceback" not in err
 
 
+# (module, function, argv prefix, a recipe of another task)
+WRONG_TASK = [("train", "main", [], "prepare_demo"), ("train", "main", [], "benchmark_debug"),
+              ("datamodules.prepare", "main", [], "disco_lora_debug"),
+              ("disco_train.__main__", "main", ["benchmark"], "prepare_demo"),
+              ("disco_train.__main__", "main", ["sweep"], "benchmark_debug")]
+
+
+@pytest.mark.parametrize("module,function,prefix,recipe", WRONG_TASK, ids=[f"{c[0]}:{c[3]}" for c in WRONG_TASK])
+def test_a_recipe_of_another_task_is_one_line_and_exit_2(module, function, prefix, recipe, capsys):
+    argv = [*prefix, f"recipe={recipe}"] + (["sweep.seed=1,2"] if prefix == ["sweep"] else [])
+    assert _call(module, function, argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and ": error: recipe=" in err and "run it with python" in err, err
+
+
+def test_recipe_help_shows_the_recipes_values(capsys):
+    assert _call("train", "main", ["recipe=disco_lora_debug", "trainer.max_steps=7", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "keys of recipe disco_lora_debug" in out and "  trainer.max_steps=7\n" in out
+    assert "  data.train_shards='data/demo/shards/train-*.tar'" in out and "  lora.alpha=8.0" in out
+
+
 def test_weights_lists_what_a_recipe_needs(capsys, tmp_path):
     assert _call("disco_train.__main__", "main", ["weights", "recipe=disco_lora_debug"]) == 0
     assert "needs no weight files" in capsys.readouterr().out
     assert _call("disco_train.__main__", "main", ["weights", "recipe=disco_lora",
-                                                  f"model.path={tmp_path / 'ltx'}"]) == 1
+                                                  f"model.path={tmp_path / 'ltx'}"]) == 2
     out = capsys.readouterr().out
     assert f"| model.path | LTX-Video ltxv_13b transformer | {tmp_path / 'ltx' / 'transformer' / 'config.json'} " \
            f"| MISSING |" in out and "model.text_encoder_path" in out
@@ -127,7 +149,7 @@ def test_weights_lists_what_a_recipe_needs(capsys, tmp_path):
     for name in ("cvpr2025_image.pth.tar", "cvpr2025_video.pth.tar"):
         (tmp_path / "dcvc" / name).write_bytes(b"")
     assert _call("disco_train.__main__", "main", ["weights", "recipe=prepare_anim400k", "input=x", "output=y",
-                                                  f"dcvc_rt_dir={tmp_path / 'dcvc'}"]) == 1
+                                                  f"dcvc_rt_dir={tmp_path / 'dcvc'}"]) == 2
     out = capsys.readouterr().out
     assert "| dcvc_rt_dir | DCVC-RT cvpr2025_image.pth.tar |" in out and "| yes |" in out
     assert "| sketch_weights |" in out and "| captioner |" in out and "MISSING" in out
@@ -142,7 +164,7 @@ def test_weights_of_a_benchmark_name_each_variant_export_its_base_model_and_the_
     folder = export(ckpt, tmp_path / "export", codec=CODEC)
     argv = ["weights", "recipe=benchmark_ablation_fill", f"weights_dir={tmp_path / 'metrics'}", "anchor=disco:a",
             f"disco.variants=[{{name: a, export: '{folder}'}}, {{name: b, export: '{tmp_path / 'none'}'}}]"]
-    assert _call("disco_train.__main__", "main", argv) == 1
+    assert _call("disco_train.__main__", "main", argv) == 2
     out = capsys.readouterr().out
     assert f"| disco.variants[0].export | DiSCo export (LoRA, disco.json) | {folder / 'disco.json'} | yes |" in out
     assert f"| disco.variants[1].export | DiSCo export (LoRA, disco.json) | {tmp_path / 'none' / 'disco.json'} " \
