@@ -65,21 +65,30 @@ def test_synthetic_sketch_and_pose_run_without_weights():
     assert points[:, 1].max() <= 15
 
 
-def test_encode_size_scales_to_wxh_or_the_exports_training_size(tmp_path):
-    from disco_train.codec.cli import EncodeConfig, scale_to, target_size
+def test_encode_size_is_wxh_or_the_exports_training_size(tmp_path):
+    from disco_train.codec.trained import clip_size
+    from disco_train.config import ConfigError
 
-    frames = _clip(0, 2)
-    assert scale_to(frames, EncodeConfig(size="32x24")).shape == (2, 24, 32, 3)
+    assert clip_size("32x24") == (32, 24)
     export = tmp_path / "export"
     export.mkdir()
     (export / "disco.json").write_text('{"format": "disco-export", "version": 2, "files": {}, '
                                        '"config": {"data": {"height": 64, "width": 96}}}')
-    assert target_size(EncodeConfig(size="export", export=str(export))) == (96, 64)
+    assert clip_size("export", str(export)) == (96, 64)
     for bad in ("32", "0x16", "axb"):
-        with pytest.raises(ValueError, match=f"size={bad}: expected WxH"):
-            target_size(EncodeConfig(size=bad))
-    with pytest.raises(ValueError, match="size=export: needs export="):
-        target_size(EncodeConfig(size="export"))
+        with pytest.raises(ConfigError, match=f"size={bad}: expected WxH"):
+            clip_size(bad)
+    with pytest.raises(ConfigError, match="size=export: needs export="):
+        clip_size("export")
+
+
+def test_encode_size_scales_the_video_before_sending(tmp_path, capsys):
+    from disco_train.codec.cli import encode_main
+
+    write_video(tmp_path / "v.mp4", np.random.default_rng(0).integers(0, 255, (3, 40, 48, 3), np.uint8), 25.0)
+    assert encode_main([str(tmp_path / "v.mp4"), str(tmp_path / "v.disco"), "caption=x", "codec=x264", "ds=2",
+                        "size=64x32"]) == 0
+    assert "3 frames 64×32" in capsys.readouterr().out
 
 
 def test_make_vvenc_installs_where_the_project_looks_and_names_its_source():
