@@ -175,10 +175,9 @@ def encode(a: EncodeConfig) -> C.Container:
     s = export_pattern(settings(a), a) if points is None else None
     frames, fps = read_source(a.video, a)
     if a.size:  # to a size the decoder trained at, or any WxH: as prepare makes training clips
-        from disco_train.codec.trained import clip_size
-        from disco_train.modalities.degrade import resize_center_crop
+        from disco_train.codec.trained import scale_to
 
-        frames = resize_center_crop(frames, *reversed(clip_size(a.size, a.export)))[0]
+        frames = scale_to(frames, a.size, a.export)
     if a.sketch == "auto":
         from disco_train.modalities.extract import SketchExtractor
 
@@ -300,9 +299,10 @@ def generate(decoder, containers: list[C.Container], received: list[dict], steps
     """Restored containers of one coded size -> their reconstructions [T,H,W,3] uint8, sampled as one batch by a
     built `DiscoDecoder` (each with its own noise seed). `progress`: a bar of steps × clips on stderr."""
     import torch
-    from tqdm import tqdm
 
+    from disco_train.codec.console import sampling_bar
     from disco_train.codec.receiver import crop
+    from disco_train.decoder.flow import schedule_steps
 
     sizes = {(c.geometry.coded_frames, c.geometry.coded_height, c.geometry.coded_width) for c in containers}
     if len(sizes) != 1:
@@ -314,20 +314,9 @@ def generate(decoder, containers: list[C.Container], received: list[dict], steps
              "fps": torch.tensor([float(c.geometry.fps) for c in containers], device=device)}
     if decoder.cfg.condition.aux != "none":
         batch["aux"] = stack("aux")
-    from disco_train.decoder.flow import schedule_steps
-
-    with tqdm(total=schedule_steps(schedule, steps) * len(containers), desc="decode", unit="clip·step",
-              disable=not progress, dynamic_ncols=True) as bar:
-        # One transformer pass per sampling step denoises the whole batch (both guidance branches at once).
-        def step(*_) -> None:  # a forward hook's return value would replace the transformer's output
-            bar.update(len(containers))
-
-        hook = decoder.transformer.register_forward_hook(step)
-        try:
-            frames = decoder.reconstruct(batch, steps=steps, guidance=guidance, seed=list(seeds),
-                                         negative_prompt=negative_prompt, schedule=schedule)
-        finally:
-            hook.remove()
+    with sampling_bar(decoder.transformer, schedule_steps(schedule, steps), len(containers), progress):
+        frames = decoder.reconstruct(batch, steps=steps, guidance=guidance, seed=list(seeds),
+                                     negative_prompt=negative_prompt, schedule=schedule)
     return [crop(f.cpu().numpy(), c.geometry) for f, c in zip(frames, containers)]
 
 
@@ -397,6 +386,8 @@ def encode_main(argv: list[str]) -> int:
         from disco_train.codec.report import report
 
         result = encode(a)
+        from disco_train.codec.console import report
+
         print(f"wrote {a.out} ({Path(a.out).stat().st_size:,} bytes): " + report(result))
 
     return ENCODE.main(argv, run, ERRORS)

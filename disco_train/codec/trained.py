@@ -96,3 +96,11 @@ def clip_size(size: str, export: str = "") -> tuple[int, int]:
     if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
         raise ConfigError(f"size={size}: expected WxH (e.g. 512x512) or 'export'")
     return int(width), int(height)
+
+
+def scale_to(frames, size: str, export: str = ""):
+    """`encode size=`: frames [T,H,W,3] scaled as prepare makes training clips (cover, then centre crop)."""
+    from disco_train.modalities.degrade import resize_center_crop
+
+    width, height = clip_size(size, export)
+    return resize_center_crop(frames, height, width)[0]
