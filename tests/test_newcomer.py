@@ -65,16 +65,15 @@ def test_synthetic_sketch_and_pose_run_without_weights():
     assert points[:, 1].max() <= 15
 
 
-def test_encode_size_is_wxh_or_the_exports_training_size(tmp_path):
+def test_encode_size_is_wxh_or_the_exports_training_size(monkeypatch):
     from disco_train.codec.trained import clip_size
     from disco_train.config import ConfigError
+    from disco_train.decoder import export
 
     assert clip_size("32x24") == (32, 24)
-    export = tmp_path / "export"
-    export.mkdir()
-    (export / "disco.json").write_text('{"format": "disco-export", "version": 2, "files": {}, '
-                                       '"config": {"data": {"height": 64, "width": 96}}}')
-    assert clip_size("export", str(export)) == (96, 64)
+    manifests = {"exports/x": {"config": {"data": {"height": 64, "width": 96}}}}  # what disco.json records
+    monkeypatch.setattr(export, "read_manifest", lambda folder, verify=True: manifests[folder])
+    assert clip_size("export", "exports/x") == (96, 64)
     for bad in ("32", "0x16", "axb"):
         with pytest.raises(ConfigError, match=f"size={bad}: expected WxH"):
             clip_size(bad)

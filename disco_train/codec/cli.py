@@ -23,6 +23,7 @@ from typing import Optional
 import numpy as np
 
 from disco_train.codec import container as C
+from disco_train.codec.console import report, sampling_bar
 from disco_train.codec.container import Pattern
 from disco_train.codec.sender import CodecError, SenderSettings, geometry_for, read_pose_file, send_video
 from disco_train.config import ConfigError, DecodeLimits, DiscoLoraConfig, PrepareConfig
@@ -69,8 +70,8 @@ class EncodeConfig:
     target_bpp: Optional[float] = None
     """Rate control by bits per pixel of the video instead (exclusive with target_kbps)."""
     size: str = ""
-    """Scale the video to WxH before sending it, as prepare makes training clips (cover, then centre crop), e.g. a
-    clip too small for the codec after D_s; 'export' = the size the export's decoder trained at. '' = as it is."""
+    """Scale the video to WxH first, as prepare makes training clips (cover, centre crop); 'export' = the size the
+    export's decoder trained at (e.g. a clip too small for the codec after D_s); '' = as it is."""
     force: bool = False
     """Code at ds/dt/codec/qp/crf outside the export's trained rate points (otherwise refused: the decoder never
     saw such streams)."""
@@ -294,15 +295,12 @@ def receive_all(cfg, containers: list[C.Container], video_weights: str | None = 
 
 
 def generate(decoder, containers: list[C.Container], received: list[dict], steps: int | None, guidance: float,
-             seeds: list[int], negative_prompt: str, schedule: str = "shifted",
-             progress: bool = False) -> list[np.ndarray]:
+             seeds: list[int], negative_prompt: str, schedule: str = "shifted", progress=False) -> list[np.ndarray]:
     """Restored containers of one coded size -> their reconstructions [T,H,W,3] uint8, sampled as one batch by a
     built `DiscoDecoder` (each with its own noise seed). `progress`: a bar of steps × clips on stderr."""
     import torch
 
-    from disco_train.codec.console import sampling_bar
     from disco_train.codec.receiver import crop
-    from disco_train.decoder.flow import schedule_steps
 
     sizes = {(c.geometry.coded_frames, c.geometry.coded_height, c.geometry.coded_width) for c in containers}
     if len(sizes) != 1:
@@ -314,7 +312,7 @@ def generate(decoder, containers: list[C.Container], received: list[dict], steps
              "fps": torch.tensor([float(c.geometry.fps) for c in containers], device=device)}
     if decoder.cfg.condition.aux != "none":
         batch["aux"] = stack("aux")
-    with sampling_bar(decoder.transformer, schedule_steps(schedule, steps), len(containers), progress):
+    with sampling_bar(decoder.transformer, schedule, steps, len(containers), progress):
         frames = decoder.reconstruct(batch, steps=steps, guidance=guidance, seed=list(seeds),
                                      negative_prompt=negative_prompt, schedule=schedule)
     return [crop(f.cpu().numpy(), c.geometry) for f, c in zip(frames, containers)]
@@ -386,8 +384,6 @@ def encode_main(argv: list[str]) -> int:
         from disco_train.codec.report import report
 
         result = encode(a)
-        from disco_train.codec.console import report
-
         print(f"wrote {a.out} ({Path(a.out).stat().st_size:,} bytes): " + report(result))
 
     return ENCODE.main(argv, run, ERRORS)

@@ -31,10 +31,13 @@ def report(c: C.Container) -> str:
 
 
 @contextmanager
-def sampling_bar(transformer, steps: int, clips: int, enabled: bool = True):
+def sampling_bar(transformer, schedule: str, steps: int | None, clips: int, enabled: bool = True):
     from tqdm import tqdm
 
-    with tqdm(total=steps * clips, desc="decode", unit="clip·step", disable=not enabled, dynamic_ncols=True) as bar:
+    from disco_train.decoder.flow import schedule_steps
+
+    with tqdm(total=schedule_steps(schedule, steps) * clips, desc="decode", unit="clip·step", disable=not enabled,
+              dynamic_ncols=True) as bar:
         def step(*_) -> None:  # a forward hook's return value would replace the transformer's output
             bar.update(clips)
 
