@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 
 from disco_train.codec import container as C
-from disco_train.codec.console import report, sampling_bar
+from disco_train.codec.progress import sampling_bar
 from disco_train.codec.container import Pattern
 from disco_train.codec.sender import CodecError, SenderSettings, geometry_for, read_pose_file, send_video
 from disco_train.config import ConfigError, DecodeLimits, DiscoLoraConfig, PrepareConfig
