@@ -1,9 +1,7 @@
 """Parts of the inputs, the locks of an output folder, and the merge (`part=K/N`, `merge=true`).
 
-- Which part: `part=K/N`, else the scheduler's environment: a SLURM array (SLURM_ARRAY_TASK_ID minus
-  SLURM_ARRAY_TASK_MIN, of SLURM_ARRAY_TASK_COUNT) times the ranks inside each array task (RANK of WORLD_SIZE
-  under torchrun, else SLURM_PROCID of SLURM_NTASKS inside an srun step): part = array × ranks + rank. Nothing
-  set: the whole input, part 0/1. A video belongs to part `inputs.part_of(name, N)`.
+- Which part: `part=K/N`, else the scheduler's environment, as `config.parts.resolve_part` reads it for every
+  command (SLURM array × torchrun/srun ranks). A video belongs to part `inputs.part_of(name, N)`.
 - Locks: `config.recipe.hold_lock` (fcntl.flock) on lock files in the output folder, so the kernel releases them when the holder dies
   (a SIGKILLed run never blocks the next one). `prepare[-pKKK].lock` is held by a part's run from start to end and
   a second run of the same part is refused at once (`PrepareError`, exit 2); `prepare_config.lock` is held for
@@ -18,17 +16,17 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 from datamodules.inputs import Video, part_of
 from datamodules.sink import FAILURES, INDEX, Part, atomic_write, read_jsonl
 from disco_train.config import ConfigError, PrepareConfig
-from disco_train.config.prepare import RATE_KEYS, as_list, parse_part
-from disco_train.config.recipe import LockHeld, hold_lock, release_lock
+from disco_train.config.parts import locked as parts_lock
+from disco_train.config.parts import resolve_device  # noqa: F401  (prepare and tests take it from here)
+from disco_train.config.parts import resolve_part as shared_part
+from disco_train.config.prepare import RATE_KEYS, as_list
 
 SETTINGS, SETTINGS_LOCK = "prepare_config.json", "prepare_config.lock"
 RESUMABLE_KEYS = {"input", "output", "captions", "caption_key", "caption_column", "caption_default", "captioner",
@@ -41,60 +39,15 @@ class PrepareError(RuntimeError):
     incomplete. The command prints it and exits with code 2; nothing already done is lost."""
 
 
-def _pair(env: dict, index: str, count: str, offset: str | None = None) -> tuple[int, int, str] | None:
-    if index not in env or count not in env:
-        return None
-    try:
-        k, n = int(env[index]) - int(env.get(offset, 0) if offset else 0), int(env[count])
-    except ValueError:
-        raise ConfigError(f"part: {index}={env[index]!r} / {count}={env[count]!r} are not integers") from None
-    if not 0 <= k < n:
-        raise ConfigError(f"part: {index}={env[index]} of {count}={env[count]}"
-                          f"{f' ({offset}={env.get(offset)})' if offset else ''} is not 0 <= K < N; set part=K/N")
-    return k, n, f"{index}/{count}"
-
-
 def resolve_part(text: str, env: dict | None = None) -> tuple[Part, str]:
-    """(the part this process prepares, where that came from)."""
-    if text:
-        return Part(*parse_part(text)), "part="
-    env = os.environ if env is None else env
-    array = _pair(env, "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN")
-    # SLURM_PROCID/NTASKS only inside an srun step: a batch script itself sees SLURM_NTASKS but is one process.
-    in_step = "SLURM_STEP_ID" in env or "SLURM_STEPID" in env
-    ranks = _pair(env, "RANK", "WORLD_SIZE") or (_pair(env, "SLURM_PROCID", "SLURM_NTASKS") if in_step else None)
-    found = [p for p in (array, ranks) if p is not None]
-    if not found:
-        return Part(), "the whole input"
-    k, n = 0, 1
-    for pk, pn, _ in found:
-        k, n = k * pn + pk, n * pn
-    return Part(k, n), " × ".join(f"{name} {pk}/{pn}" for pk, pn, name in found)
+    """(the part this process prepares, where that came from): `config.parts.resolve_part`."""
+    k, n, source = shared_part(text, env)
+    return Part(k, n), source
 
 
-def resolve_device(device: str, env: dict | None = None) -> str:
-    """'cuda' -> 'cuda:K' for the process's local rank (LOCAL_RANK, SLURM_LOCALID); GPU 0 when one is visible."""
-    env = os.environ if env is None else env
-    if device != "cuda":
-        return device
-    visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
-    local = env.get("LOCAL_RANK", env.get("SLURM_LOCALID", "0"))
-    return "cuda:0" if len(visible) == 1 else f"cuda:{int(local)}"
-
-
-@contextmanager
 def locked(path: Path, what: str, wait: bool):
-    """Hold `config.recipe.hold_lock` on `path`; without `wait`, a held lock is a PrepareError naming its holder."""
-    try:
-        handle = hold_lock(path, wait)
-    except LockHeld as held:
-        raise PrepareError(f"{what} is being written by another prepare run ({held.holder}; lock {path}). Wait for "
-                           f"it to finish or stop it; the lock goes with the process, so a killed run "
-                           f"holds nothing") from None
-    try:
-        yield
-    finally:
-        release_lock(handle)
+    """`config.parts.locked`: a held lock is a PrepareError naming its holder."""
+    return parts_lock(path, PrepareError, what, wait, by="prepare run")
 
 
 def hold_part(output: Path, part: Part):

@@ -30,6 +30,7 @@ from pathlib import Path
 import webdataset as wds
 
 from datamodules.coded import shard_metas, summarize
+from disco_train.config.parts import part_tag
 from disco_train.config.recipe import atomic_write  # noqa: F401  (re-exported: parts and tests use sink's)
 
 INDEX, FAILURES = "index.jsonl", "failures.jsonl"
@@ -45,7 +46,7 @@ class Part:
     @property
     def tag(self) -> str:
         """'' for the whole input (the file names of a single run), else '-pKKK' (3 digits or more)."""
-        return "" if self.count == 1 else f"-p{self.index:0{max(3, len(str(self.count - 1)))}d}"
+        return part_tag(self.index, self.count)
 
     @property
     def label(self) -> str:

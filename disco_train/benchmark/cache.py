@@ -9,8 +9,9 @@ changing them recomputes nothing, while changing x265's preset recomputes exactl
 Files: `cache/<key[:2]>/<key>.json` (bits, times, per-video scores, the key's parts for inspection) and, when set
 metrics are asked for, `<key>.npz` (the video's FID/FVD/FVMD features, so any set of videos can be pooled later).
 A record holds its own key: one whose key is not its file's (copied over another cell) or that is not a record is
-recomputed, never tabulated. Both are written to a temporary name and renamed; the JSON goes last, so a killed run leaves either a whole cell
-or none, and a rerun continues where it stopped.
+recomputed, never tabulated. Both are written to a temporary name (with the writer's pid: parts on several nodes
+share the folder) and renamed; the JSON goes last, so a killed run leaves either a whole cell or none, and a rerun
+continues where it stopped.
 """
 
 from __future__ import annotations
@@ -65,11 +66,11 @@ class Cache:
         record_path.parent.mkdir(parents=True, exist_ok=True)
         features = features or {}
         if features:
-            tmp = feature_path.with_name(f".{feature_path.stem}.tmp.npz")
+            tmp = feature_path.with_name(f".{feature_path.stem}.{os.getpid()}.tmp.npz")
             np.savez(tmp, **features)
             os.replace(tmp, feature_path)
         record = {**record, "key": key, "features": sorted(features)}
-        tmp = record_path.with_name(f".{record_path.name}.tmp")
+        tmp = record_path.with_name(f".{record_path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
         os.replace(tmp, record_path)
 

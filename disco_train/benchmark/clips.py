@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from disco_train.codec.batch import sorted_by_stem
 from disco_train.codec.videoio import VIDEO_SUFFIXES, VideoError, iter_video, read_video, write_lossless
-from disco_train.config.recipe import atomic_write
+from disco_train.config.recipe import atomic_write, hold_lock, release_lock
 from disco_train.modalities.degrade import resize_center_crop
 
 CHUNK = 8  # frames resized at a time: bounded memory for 1080p sources
@@ -63,9 +64,7 @@ def find_videos(refs: str, max_videos: int = 0, exclude: str | Path | None = Non
         found = [p for p in found if not p.resolve().is_relative_to(skip)]
     if not found:
         raise VideoError(f"refs={refs}: no videos ({', '.join(VIDEO_SUFFIXES)})")
-    found = sorted(found, key=lambda p: (p.stem, str(p)))
-    stems = [p.stem for p in found]
-    clashes = sorted({s for s in stems if stems.count(s) > 1})
+    found, clashes = sorted_by_stem(found)
     if clashes:
         raise VideoError(f"refs={refs}: several videos named {clashes}; tables name videos by file stem")
     return found[:max_videos] if max_videos else found
@@ -102,8 +101,17 @@ def cut(source: Path, width: int, height: int, frames: int, yuv: dict | None = N
 
 def reference_clip(source: Path, folder: Path, width: int, height: int, frames: int,
                    yuv: dict | None = None) -> RefClip:
-    """The lossless reference clip of `source` under `folder` (made once, then read back)."""
+    """The lossless reference clip of `source` under `folder` (made once, then read back). Parts of one benchmark
+    share `folder`: the first that needs a clip makes it under `.<name>.lock`, the others wait and read it."""
     folder.mkdir(parents=True, exist_ok=True)
+    handle = hold_lock(folder / f".{source.stem}.lock", wait=True)
+    try:
+        return _reference_clip(source, folder, width, height, frames, yuv)
+    finally:
+        release_lock(handle)
+
+
+def _reference_clip(source: Path, folder: Path, width: int, height: int, frames: int, yuv: dict | None) -> RefClip:
     path, meta = folder / f"{source.stem}.mkv", folder / f"{source.stem}.json"
     protocol = _protocol(source, width, height, frames, dict(yuv or {}))
     if path.is_file() and meta.is_file():

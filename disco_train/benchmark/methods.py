@@ -50,6 +50,8 @@ class Coded:
     decode_s: float
     extra: dict = field(default_factory=dict)
     """Also reported: container_bits (what an mp4 would add), per-stream bits of a .disco, ..."""
+    log: dict = field(default_factory=dict)
+    """Kept in the cell, not in the tables: an external command's stderr."""
 
 
 def ladder_points(cfg) -> dict[str, list[Point]]:
@@ -62,6 +64,9 @@ def ladder_points(cfg) -> dict[str, list[Point]]:
         points["vvenc"] = [Point("vvenc", f"qp{q}", (("qp", q),), -q) for q in cfg.vvenc.qp]
     if "dcvc_rt" in cfg.method_list:  # DCVC-RT's QP runs the other way: 63 is the highest quality
         points["dcvc_rt"] = [Point("dcvc_rt", f"qp{q}", (("qp", q),), q) for q in cfg.dcvc_rt.qp]
+    from disco_train.benchmark import external
+
+    points.update({m: external.ladder(cfg, m) for m in cfg.method_list if external.is_external(m)})
     return points
 
 
@@ -74,6 +79,10 @@ def settings_of(cfg, method: str) -> dict:
     """What, besides the point, changes a baseline's output (its part of the cache key)."""
     import av
 
+    from disco_train.benchmark import external
+
+    if external.is_external(method):
+        return external.key_settings(cfg, method)
     if method in ("x264", "x265"):
         return {"preset": getattr(cfg, method).preset, "libavcodec": str(av.library_versions.get("libavcodec")),
                 "pyav": av.__version__}
@@ -104,7 +113,11 @@ def options_of(cfg, method: str, device: str) -> tuple[dict, dict]:
 
 
 def code_baseline(cfg, point: Point, frames: np.ndarray, fps: float, device: str = "cpu") -> Coded:
-    """Encode and decode one clip at one baseline point."""
+    """Encode and decode one clip at one baseline point (or an external method's: `external.code`)."""
+    from disco_train.benchmark import external
+
+    if external.is_external(point.method):
+        return external.code(cfg, point, frames, fps)
     s = point.settings
     encode_options, decode_options = options_of(cfg, point.method, device)
     crf = s["value"] if s.get("rc") == "crf" else None

@@ -136,6 +136,10 @@ def versions(methods: list[str], cfg) -> list[str]:
                      f"intra period {cfg.vvenc.intra_period or '1 s'}")
     if "dcvc_rt" in methods:
         lines.append(f"dcvc_rt: weights {cfg.dcvc_rt.weights}, {cfg.dcvc_rt.stream_format} byte format")
+    for name in (m for m in methods if m.startswith("ext:")):
+        ext = cfg.ext[name[4:]]
+        lines.append(f"{name}: encode `{ext.encode}`, decode `{ext.decode}`"
+                     + (f", version {ext.version}" if ext.version else ""))
     return lines
 
 

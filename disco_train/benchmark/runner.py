@@ -10,6 +10,7 @@ the cache; a progress bar counts cells with an ETA.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,7 +19,9 @@ from disco_train.benchmark import cache as K
 from disco_train.benchmark import clips as R
 from disco_train.benchmark import disco as D
 from disco_train.benchmark import methods as M
+from disco_train.benchmark import parts as P
 from disco_train.benchmark import tables as T
+from disco_train.codec.batch import resolve_device
 from disco_train.config.benchmark import RATE_METHOD, split_list
 from disco_train.metrics.suite import DISTRIBUTION_METRICS, parse_metric_names
 
@@ -37,14 +40,6 @@ class Plan:
     cells: list
     variants: list
     grids: set
-
-
-def resolve_device(device: str) -> str:
-    if device:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 METRIC_WEIGHTS = {"lpips": ("alexnet", "lpips_alex"), "lpips_vgg": ("vgg16", "lpips_vgg"), "dists": ("vgg16", "dists"),
@@ -135,11 +130,14 @@ def _record(cell: Cell, coded: M.Coded, scores: dict, caption: str | None) -> di
               "scores": scores, "extra": coded.extra}
     if caption is not None:
         record["caption"] = caption
+    if coded.log:
+        record["log"] = coded.log
     return record
 
 
-def compute(cfg, plan: Plan, todo: list[Cell], names: list[str], device: str, cache: K.Cache, bar) -> None:
-    """Code, decode and score every cell of `todo`, committing each to the cache as it finishes."""
+def compute(cfg, plan: Plan, todo: list[Cell], names: list[str], device: str, cache: K.Cache, bar) -> list[dict]:
+    """Code, decode and score every cell of `todo`, committing each to the cache as it finishes; returns the
+    baseline and external cells that failed (DiSCo's errors stop the run)."""
     suite = build_suite(cfg, names, device)
     frames_of = R.ClipFrames(keep=cfg.disco.batch_size + 1)
     order = {c.name: i for i, c in enumerate(plan.clips)}
@@ -150,18 +148,22 @@ def compute(cfg, plan: Plan, todo: list[Cell], names: list[str], device: str, ca
         bar.set_postfix_str(f"{cell.clip.name} {cell.point.method} {cell.point.label}", refresh=False)
         bar.update(1)
 
-    disco_methods = {v.method for v in plan.variants}
+    disco_methods, failures = {v.method for v in plan.variants}, []
     for cell in sorted((c for c in todo if c.point.method not in disco_methods), key=lambda c: order[c.clip.name]):
         try:
             coded = M.code_baseline(cfg, cell.point, frames_of(cell.clip), cell.clip.fps, device)
-        except ValueError as err:
-            raise ValueError(f"{cell.clip.name}, {cell.point.method} {cell.point.label}: {err}") from None
+        except (ValueError, OSError) as err:  # the other cells go on; the part reports this one at its end
+            failures.append({"key": cell.key, "video": cell.clip.name, "method": cell.point.method,
+                             "point": cell.point.label, "error": str(err)})
+            bar.update(1)
+            continue
         store(cell, coded)
     disco = {(c.clip.name, c.point.method, c.point.label): c for c in todo if c.point.method in disco_methods}
     if disco:
         pairs = [(c.clip, c.point) for c in disco.values()]
         for clip, point, coded, caption in D.run_disco(cfg, plan.variants, pairs, frames_of, device):
             store(disco[(clip.name, point.method, point.label)], coded, caption)
+    return failures
 
 
 def tabulate(cfg, plan: Plan, names: list[str], cache: K.Cache) -> tuple[list, list, dict]:
@@ -183,28 +185,65 @@ def tabulate(cfg, plan: Plan, names: list[str], cache: K.Cache) -> tuple[list, l
 
 
 def run(cfg, resolved_yaml: str, log: Callable = print) -> dict:
-    """The whole benchmark; returns {'cells', 'cached', 'computed', 'files', 'table', 'curves', 'points'}."""
+    """The whole benchmark, or part K/N of its cells (`benchmark.parts`); returns {'cells', 'cached',
+    'computed', 'files', 'table', 'curves', 'points', 'part'} ('files' empty while other parts still run)."""
     from tqdm import tqdm
 
     names = parse_metric_names(cfg.metrics)
     device = resolve_device(cfg.device)
     out = claim_output(cfg)
     skipped = skip_unavailable(cfg, log)
-    plan = make_plan(cfg, names, device, log)
     cache = K.Cache(out / "cache")
-    todo = [c for c in plan.cells if cache.get(c.key) is None]
-    log(f"benchmark: {len(plan.cells)} cells, {len(plan.cells) - len(todo)} cached, {len(todo)} to compute")
-    if todo:
-        with tqdm(total=len(plan.cells), initial=len(plan.cells) - len(todo), unit="cell", desc="benchmark",
-                  dynamic_ncols=True) as bar:
-            compute(cfg, plan, todo, names, device, cache, bar)
-    results, curves, table = tabulate(cfg, plan, names, cache)
+    share = P.merged_share(out, cfg.part) if cfg.merge else P.share_of(cfg.part)
+    if cfg.merge:
+        plan = make_plan(cfg, names, device, log)
+        return report(cfg, resolved_yaml, plan, names, cache, share, {"cached": len(plan.cells), "computed": 0},
+                      log, skipped, auto=False)
+    with P.hold(out, share) if share.count > 1 else nullcontext():
+        plan = make_plan(cfg, names, device, log)
+        owner = P.owners(plan.cells, {v.method for v in plan.variants}, cfg.disco.batch_size, share.count)
+        mine = [c for c in plan.cells if owner[c.key] == share.index]
+        if share.count > 1:
+            P.start(out, share)
+        todo = [c for c in mine if cache.get(c.key) is None]
+        of = f" of part {share.label} ({share.source})" if share.count > 1 else ""
+        log(f"benchmark: {len(mine)} cells{of}, {len(mine) - len(todo)} cached, {len(todo)} to compute")
+        failures = []
+        if todo:
+            with tqdm(total=len(mine), initial=len(mine) - len(todo), unit="cell", desc="benchmark",
+                      dynamic_ncols=True) as bar:
+                failures = compute(cfg, plan, todo, names, device, cache, bar)
+        counts = {"cached": len(mine) - len(todo), "computed": len(todo) - len(failures)}
+        if share.count > 1:
+            P.finish(out, share, plan.cells, counts, failures)
+    if failures:
+        where = f" in part {share.label}" if share.count > 1 else ""
+        raise P.BenchmarkError(f"{len(failures)} cell(s) failed{where}: " + "; ".join(
+            f"{f['video']} {f['method']} {f['point']}: {f['error']}" for f in failures[:3])
+            + f"{'; ...' if len(failures) > 3 else ''} (finished cells are kept: fix it and run the same command)")
+    return report(cfg, resolved_yaml, plan, names, cache, share, counts, log, skipped, auto=True, owner=owner)
+
+
+def report(cfg, resolved_yaml: str, plan: Plan, names: list[str], cache: K.Cache, share, counts: dict, log,
+           skipped: list[str], auto: bool, owner: dict | None = None) -> dict:
+    """Check that every cell is cached (all parts done) and write the tables; without every part yet and `auto`,
+    writes nothing."""
     from disco_train.benchmark.report import write_report
 
-    files = write_report(out, cfg, resolved_yaml, plan.clips, results, curves, table, names, plan.grids,
-                         skipped + notes(cfg, plan))
-    return {"cells": len(plan.cells), "cached": len(plan.cells) - len(todo), "computed": len(todo), "files": files,
-            "table": table, "curves": curves, "points": plan.points}
+    out = Path(cfg.out)
+    summary = {"cells": len(plan.cells), **counts, "files": [], "table": None, "curves": None,
+               "points": plan.points, "part": share.label}
+    with P.merge_lock(out) if share.count > 1 else nullcontext():
+        if share.count > 1 or not auto:  # a one-process run has just computed every cell
+            owner = owner or P.owners(plan.cells, {v.method for v in plan.variants}, cfg.disco.batch_size,
+                                      share.count)
+            if not P.check_complete(out, share, plan.cells, owner, lambda c: cache.get(c.key) is not None, auto,
+                                    log):
+                return summary
+        results, curves, table = tabulate(cfg, plan, names, cache)
+        files = write_report(out, cfg, resolved_yaml, plan.clips, results, curves, table, names, plan.grids,
+                             skipped + notes(cfg, plan))
+    return {**summary, "files": files, "table": table, "curves": curves}
 
 
 def claim_output(cfg) -> Path:

@@ -5,7 +5,8 @@
   `standard`: x264/x265 through PyAV; `dcvc_rt/`: the neural codec; `videoio`: video files in and out;
 - `sender`: a clip -> its streams (`prepare` and `encode` both call it);
 - `receiver`: streams -> condition frames (training-data decoding and `decode` both call it);
-- `cli`: the `encode` and `decode` commands (decode builds only the `DiscoDecoder`).
+- `cli`: the `encode` and `decode` commands (decode builds only the `DiscoDecoder`); `batch`: decode of many
+  files by part, batched by coded size.
 
 May import config, modalities and decoder; never lightning, datamodules or train.
 """

@@ -3,6 +3,7 @@
     python -m disco_train encode video.mp4 out.disco caption="a red car" [export=DIR ds=4 dt=4 codec=x265 qp=N ...]
     python -m disco_train encode video.mp4 out.disco caption="a red car" export=DIR target_kbps=40   (`codec.rate`)
     python -m disco_train decode out.disco recon.mkv export=DIR [steps=50 guidance=3 seed=0 device=cuda model.path=...]
+    python -m disco_train decode streams/ recons/ export=DIR batch_size=4 [part=K/N]   # many files (codec.batch)
 
 `encode` takes its coding settings from the command line, else from the export (the decoder's training data:
 a rate point of its trained set, `codec.trained.choose_point`; a point outside the set is refused unless
@@ -231,10 +232,11 @@ DECODER_SECTIONS = tuple(f"{f.name}." for f in fields(DiscoLoraConfig) if f.defa
 @dataclass
 class DecodeConfig:
     input: str = REQUIRED
-    """The .disco file."""
+    """The .disco file; or several: a folder (searched recursively), a glob or a comma-separated list, decoded
+    into the folder `out` as <stem>.mkv each (`codec.batch`)."""
     out: str = ""
     """Where to write the reconstruction: a folder (PNG frames), .mkv (FFV1) or .mp4 (H.264 RGB qp 0), all
-    lossless; '' = do not write."""
+    lossless; '' = do not write. With several inputs: the output folder (finished outputs are skipped)."""
     export: str = REQUIRED
     """Export folder of the decoder (`python -m disco_train export`)."""
     steps: Optional[int] = None
@@ -278,6 +280,11 @@ class DecodeConfig:
     """What the .disco file may declare (sizes, caption, people per frame), checked before anything is built."""
     overrides: list[str] = field(default_factory=list)
     """Decoder-config overrides given as section.key=value (e.g. model.path=..., model.dtype=fp32)."""
+    batch_size: int = 1
+    """With several inputs: clips of one coded size sampled together."""
+    part: str = ""
+    """With several inputs: decode only part K/N of them ('K/N'; '' = from torchrun's RANK/WORLD_SIZE or SLURM's
+    array and srun variables, else all)."""
 
     def validate(self) -> None:
         check_decode(self)
@@ -334,14 +341,10 @@ def decode(a: DecodeConfig) -> np.ndarray:
 
 
 def _decode(a: DecodeConfig) -> np.ndarray:
-    import torch
-
+    from disco_train.codec.batch import decoder_setup, ready_decoder, resolve_device
     from disco_train.codec.receiver import required
     from disco_train.decoder import fast
-    from disco_train.decoder.decoder import DiscoDecoder
-    from disco_train.decoder.flow import schedule_steps
-    from disco_train.codec import trained
-    from disco_train.decoder.export import decoder_config, describe_settings, read_manifest, trained_settings
+    from disco_train.decoder.export import describe_settings, read_manifest, trained_settings
 
     if a.out:
         check_output(a)  # a path it cannot or must not write fails now, not after decoding
@@ -353,15 +356,10 @@ def _decode(a: DecodeConfig) -> np.ndarray:
         print(f"decode: warning: video coded with ds={video.ds} dt={video.dt} {video.codec}; the decoder was "
               f"trained on {describe_settings(points)}", file=sys.stderr)
     fast.check(a.cache, a.dtype)  # a bad setting fails before any stream is decoded
-    video_weights = trained.video_weights(manifest, a.dcvc_rt_dir)
-    sketch_weights = trained.sketch_weights(a.export, manifest, a.sketch_dcvc_dir, video_weights)
-    cfg = decoder_config(a.export, a.overrides, manifest)
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    check_memory(a, c, cfg, device)
+    cfg, video_weights, sketch_weights = decoder_setup(a, manifest)
+    check_memory(a, c, cfg, resolve_device(a.device))
     received = receive_all(cfg, [c], video_weights or None, sketch_weights or None, a.limits)
-    decoder = DiscoDecoder.from_export(a.export, device=device, merge=a.merge_lora, cfg=cfg)
-    schedule, steps = cfg.validation.sampling(a.schedule, a.steps)
-    fast.apply(decoder.transformer, a.cache, a.dtype, a.compile, schedule_steps(schedule, steps))
+    decoder, schedule, steps = ready_decoder(a, cfg)
     fast.configure_vae(decoder.vae, c.geometry.coded_height, c.geometry.coded_width, a.vae_tiling)
     (frames,) = generate(decoder, [c], received, steps, cfg.validation.guidance if a.guidance is None else a.guidance,
                          [a.seed], a.negative_prompt or cfg.validation.negative_prompt, schedule, progress=True)
@@ -391,8 +389,12 @@ def encode_main(argv: list[str]) -> int:
 
 def decode_main(argv: list[str]) -> int:
     def run(a: DecodeConfig) -> None:
+        from disco_train.codec.batch import decode_many, is_batch
         from disco_train.codec.videoio import output_kind
 
+        if is_batch(a.input):
+            decode_many(a)
+            return
         frames = decode(a)
         written = f"{a.out} ({output_kind(a.out, a.crf)})" if a.out else "(nothing)"
         print(f"wrote {written}: {frames.shape[0]} frames {frames.shape[2]}×{frames.shape[1]}")

@@ -7,9 +7,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
-from disco_train.config.base import check
+from disco_train.config.base import ConfigError, check
 from disco_train.config.codec import DCVC_RT_DIR
 from disco_train.config.limits import ENCODE_COPIES, budget_bytes, check_budget
+from disco_train.config.prepare import parse_part
 
 MAX_SIDE = 8192
 """The largest reference clip side (8K UHD is 7680×4320)."""
@@ -94,6 +95,47 @@ class DcvcConfig:
 
 
 VARIANT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+EXT_FIELDS = ("input", "bitstream", "output", "qp", "width", "height", "frames", "fps")
+"""The placeholders of an external method's command templates."""
+
+
+@dataclass
+class ExternalConfig:
+    """An external codec run by command line (VTM, HM, a GVC-RT or DCVC-UF checkout, any semantic codec with a
+    CLI): method `ext:<name>` of `methods`, its settings `ext.<name>.*`. Each command runs in a shell (the
+    placeholders are quoted, the files are in a fresh temporary folder), under `timeout`."""
+
+    encode: str = ""
+    """Command that codes {input} (raw 8-bit YUV 4:2:0, {width}x{height}, {frames} frames at {fps} fps) at {qp}
+    into {bitstream}; the rate is that file's bytes."""
+    decode: str = ""
+    """Command that decodes {bitstream} into {output} (raw 8-bit YUV 4:2:0, same size and frame count)."""
+    qp: list[int] = field(default_factory=lambda: [37, 32, 27, 22])
+    """The QP ladder: one RD point each."""
+    qp_raises_quality: bool = False
+    """True when a higher QP means more rate (DCVC-style); false: the x264/HM convention."""
+    timeout: float = 600.0
+    """Seconds each command may run; then its process group is killed and the cell fails."""
+    version: str = ""
+    """What identifies the codec's build (part of every cell key: change it to recompute its cells)."""
+
+    def validate(self, key: str) -> None:
+        import string
+
+        for name, needed in (("encode", ("input", "bitstream")), ("decode", ("bitstream", "output"))):
+            template = getattr(self, name)
+            check(bool(template.strip()), f"{key}.{name}", "a command template is required")
+            try:
+                used = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+            except ValueError as err:
+                raise ConfigError(f"{key}.{name}: {err} in {template!r}") from None
+            unknown = sorted(used - set(EXT_FIELDS))
+            check(not unknown, f"{key}.{name}", f"unknown placeholder(s) {unknown}; use {{{'}, {'.join(EXT_FIELDS)}}}")
+            missing = [f for f in needed if f not in used]
+            check(not missing, f"{key}.{name}", f"needs {', '.join('{' + f + '}' for f in missing)}")
+        check(bool(self.qp), f"{key}.qp", "one or more QPs")
+        check(len(set(self.qp)) == len(self.qp), f"{key}.qp", f"duplicate values in {self.qp}")
+        check(self.timeout > 0, f"{key}.timeout", "must be > 0 seconds")
 
 
 @dataclass
@@ -220,7 +262,8 @@ class BenchmarkConfig:
     out: str = "runs/benchmark"
     """Output folder: results.csv, curves.csv, bdrate.csv/.md, rd_<metric>.png, report.md, refs/, cache/."""
     methods: str = "x264,x265,vvenc,dcvc_rt,disco"
-    """Comma-separated methods: x264, x265, vvenc, dcvc_rt, disco, disco@rate (DiSCo at `rate`'s targets)."""
+    """Comma-separated methods: x264, x265, vvenc, dcvc_rt, disco, disco@rate (DiSCo at `rate`'s targets), and
+    ext:<name> for each external codec of `ext`."""
     anchor: str = "vvenc"
     """The method BD-rates are measured against (paper Tables 1-3: H.266)."""
     skip_unavailable: bool = False
@@ -284,6 +327,15 @@ class BenchmarkConfig:
     max_memory_gb: float = 0.0
     """Memory a reference clip's work may take (about 4 RGB copies of it; 0 = 24 GB): a larger size × frames is
     refused before any video is read."""
+    ext: dict[str, ExternalConfig] = field(default_factory=dict)
+    """External codecs by name: ext.<name>.encode / .decode command templates and a QP ladder (ExternalConfig);
+    method ext:<name> in `methods`."""
+    part: str = ""
+    """Compute only part K/N of the cells ('K/N'; '' = from torchrun's RANK/WORLD_SIZE or SLURM's array and srun
+    variables, else all). Parts share `out`; the last one to finish writes the tables."""
+    merge: bool = False
+    """Only check that every part's cells are in out/cache and write the tables (exit 2 naming what is
+    missing)."""
     print_config: bool = False
     """Print the resolved YAML and exit."""
 
@@ -301,8 +353,12 @@ class BenchmarkConfig:
     def validate(self) -> None:
         check(bool(self.refs), "refs", "is required (a folder of test videos or a glob)")
         given = split_list(self.methods)
-        unknown = [m for m in given if m not in METHODS]
-        check(bool(given) and not unknown, "methods", f"unknown {unknown}; choose from {', '.join(METHODS)}")
+        unknown = [m for m in given if m not in METHODS and not m.startswith("ext:")]
+        check(bool(given) and not unknown, "methods",
+              f"unknown {unknown}; choose from {', '.join(METHODS)} or ext:<name> (an external codec of ext)")
+        for m in (m[4:] for m in given if m.startswith("ext:")):
+            check(VARIANT_NAME.fullmatch(m) is not None and m in self.ext, "methods",
+                  f"ext:{m} needs ext.{m}.encode=... and ext.{m}.decode=... (defined: {sorted(self.ext) or 'none'})")
         check(len(set(given)) == len(given), "methods", f"duplicates in {given}")
         match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", self.size)
         check(match is not None, "size", f"expected WIDTHxHEIGHT (e.g. 512x512), got {self.size!r}")
@@ -338,5 +394,9 @@ class BenchmarkConfig:
               f"{RATE_METHOD} needs target rates: rate.targets_kbps=[...] or rate.targets_bpp=[...]")
         for key in ("x264", "x265", "vvenc", "dcvc_rt", "disco", "rate"):
             getattr(self, key).validate(key)
+        for name, ext in self.ext.items():
+            ext.validate(f"ext.{name}")
+        if self.part:
+            parse_part(self.part)
         methods = self.method_list
         check(self.anchor in methods, "anchor", f"{self.anchor!r} is not one of the methods {', '.join(methods)}")

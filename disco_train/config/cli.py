@@ -15,6 +15,7 @@ import ast
 import inspect
 import sys
 import textwrap
+import typing
 from dataclasses import MISSING, dataclass, fields, is_dataclass
 from functools import lru_cache
 from typing import Any, Callable
@@ -57,10 +58,16 @@ def key_help(schema: type, prefix: str = "", values: Any = None) -> list[str]:
     """One line per key: `  key=value  docstring`, sections flattened to dotted keys; the values of `values` (a
     resolved config of `schema`, e.g. a recipe's) or else the schema's defaults."""
     lines, docs = [], field_docs(schema)
+    hints = typing.get_type_hints(schema)
     for f in fields(schema):
         default = _default(f) if values is None else getattr(values, f.name)
         if is_dataclass(default):
             lines += key_help(type(default), f"{prefix}{f.name}.", None if values is None else default)
+            continue
+        item = typing.get_args(hints.get(f.name))[-1:] if typing.get_origin(hints.get(f.name)) is dict else ()
+        if item and is_dataclass(item[0]):  # named sections, e.g. benchmark ext.<name>.*
+            lines.append(f"  {prefix}{f.name}.<name>.*\n      {docs.get(f.name, '')}".rstrip())
+            lines += key_help(item[0], f"{prefix}{f.name}.<name>.")
             continue
         shown = "(required)" if default is MISSING or default == REQUIRED else repr(default)
         lines.append(f"  {prefix}{f.name}={shown}\n      {docs.get(f.name, '')}".rstrip())

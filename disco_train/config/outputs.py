@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from disco_train.config.base import ConfigError
+from disco_train.config.recipe import atomic_write
 
 MARKER = ".disco-output"
 """Written into each folder a command fills; its text names the command, which may write there again."""
@@ -83,7 +84,7 @@ def check_folder_output(out: str | Path, inputs: Inputs, overwrite: bool, comman
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{key}={out}: exists and is not a folder")
     if path.is_dir() and not overwrite and not owns(path, command):
-        found = sorted(p.name for p in path.iterdir())
+        found = sorted(p.name for p in path.iterdir() if not p.name.startswith(MARKER))  # a marker being written
         if found:
             shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
             raise ConfigError(f"{key}={out}: folder holds files {command} did not write ({shown}); give a new or "
@@ -95,8 +96,8 @@ def claim_folder(folder: str | Path, command: str) -> Path:
     """Create `folder` (if needed) and mark it as `command`'s own."""
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
-    if not owns(path, command):
-        (path / MARKER).write_text(command + "\n")
+    if not owns(path, command):  # atomically: parts of one command claim the folder at the same time
+        atomic_write(path / MARKER, command + "\n")
     return path
 
 

@@ -243,6 +243,9 @@ def merge(schema: type, layers: list[tuple[Any, str]]) -> tuple[Any, DictConfig]
         check_keys(plain, schema, source)
     base = OmegaConf.structured(schema)
     OmegaConf.set_struct(base, True)
+    for name, hint in typing.get_type_hints(schema).items():  # a dict of named sections (benchmark ext.<name>)
+        if typing.get_origin(hint) is dict and name in base:  # takes new names; their fields stay typed
+            OmegaConf.set_struct(base[name], False)
     try:
         merged = OmegaConf.merge(base, *[values for values, _ in layers])
         config = OmegaConf.to_object(merged)
