@@ -22,6 +22,7 @@ from conftest import ROOT
 from disco_train.__main__ import main
 from disco_train.benchmark import external, parts, runner
 from disco_train.benchmark.content import write_natural_set
+from disco_train.codec.videoio import VideoError
 from disco_train.config.recipe import resolve
 
 PY = sys.executable
@@ -135,7 +136,7 @@ def test_external_commands_are_timed_out_checked_and_named(tmp_path):
     coded = external.code(cfg(), point, frames, 25.0)
     assert coded.recon.shape == frames.shape and coded.bits > 0 and "qp 30" in coded.log["encode_stderr"]
     start = time.perf_counter()
-    with pytest.raises(external.ExternalError, match="did not finish in 1 s"):  # the shell and its child are killed
+    with pytest.raises(VideoError, match="did not finish in 1 s"):  # the shell and its child are killed
         external.code(cfg(encode=f"{PY} {SCRIPT} encode {{input}} {{bitstream}} 16 16 1 --sleep=30", timeout=1.0),
                       point, frames, 25.0)
     assert time.perf_counter() - start < 20

@@ -7,16 +7,13 @@ The reference clip goes to `{input}` as raw 8-bit YUV 4:2:0 (PyAV's conversion, 
 shell from the benchmark's working folder (the files are in a fresh temporary folder), with the placeholders
 quoted, in its own process group: past `timeout` the
 whole group is killed (a codec's children too) and the cell fails. The output is checked before anything is
-stored: it exists, is not empty, and holds exactly {frames} frames of {width}x{height}. Each command's stderr (its
-end) is kept in the cell's record, and in the error when it fails.
+stored: it exists, is not empty, and holds exactly {frames} frames of {width}x{height}. Each command's output
+(stderr, then stdout; its end) is kept in the cell's record, and in the error when it fails.
 """
 
 from __future__ import annotations
 
-import os
 import shlex
-import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +24,7 @@ from disco_train.benchmark.methods import Coded, Point
 
 PREFIX = "ext:"
 STDERR_KEPT = 4000
-"""Characters of each command's stderr kept in the cell (its end: where errors are)."""
+"""Characters of each command's output kept in the cell (its end: where errors are)."""
 
 
 class ExternalError(ValueError):
@@ -55,24 +52,15 @@ def key_settings(cfg, method: str) -> dict:
 
 
 def run_command(template: str, values: dict, timeout: float, what: str) -> str:
-    """Run one command template in a shell; returns its stderr. Timeout: the process group is killed."""
+    """Run one command template in a shell (`vvenc.run_tool`: its process group is killed at the timeout);
+    returns the end of its output (stderr first)."""
+    from disco_train.codec.vvenc import run_tool
+
     command = template.format(**{k: shlex.quote(str(v)) for k, v in values.items()})
-    proc = subprocess.Popen(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        _, err = proc.communicate()
-        raise ExternalError(f"{what} did not finish in {timeout:g} s (killed): {command}; stderr: "
-                            f"{_tail(err)}") from None
-    if proc.returncode != 0:
-        raise ExternalError(f"{what} failed (exit {proc.returncode}): {command}; stderr: {_tail(err)}")
-    return _tail(err)
-
-
-def _tail(err: bytes) -> str:
-    return err.decode(errors="replace")[-STDERR_KEPT:].strip()
+    code, output = run_tool(command, timeout, f"{what} did not finish in {timeout:g} s (killed): {command}")
+    if code != 0:
+        raise ExternalError(f"{what} failed (exit {code}): {command}; stderr: {output[-STDERR_KEPT:].strip()}")
+    return output[-STDERR_KEPT:].strip()
 
 
 def read_yuv(path: Path, frames: int, height: int, width: int, what: str) -> np.ndarray:

@@ -129,13 +129,14 @@ def encode(frames: np.ndarray, fps: float, qp: int, preset: str = DEFAULT_PRESET
     return data
 
 
-def run_tool(command: list[str], timeout: float, late: str) -> tuple[int, str]:
-    """(exit code, stderr + stdout) of an external tool run in its own process group: on timeout the whole group
-    is killed (a wrapper script's children too, never left running) and VideoError(`late`) raised."""
+def run_tool(command: list[str] | str, timeout: float, late: str) -> tuple[int, str]:
+    """(exit code, stderr + stdout) of an external tool (a string: a shell command line) run in its own process
+    group: on timeout the whole group is killed (a wrapper script's children too, never left running) and
+    VideoError(`late`) raised."""
     import signal
 
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          start_new_session=True) as process:
+    with subprocess.Popen(command, shell=isinstance(command, str), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, errors="replace", start_new_session=True) as process:
         try:
             out, err = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
