@@ -210,7 +210,7 @@ def test_three_parts_give_the_results_of_one_process(debug_inputs, tmp_path, mon
             f"disco.captions={videos / 'captions.csv'}", "methods=x264,vvenc,disco", "x264.values=[45,29]",
             "vvenc.qp=[51,35]"]
     out = tmp_path / "parts"
-    cfg, _, _ = resolve([*keys[1:], f"out={out}", "part=1/3"])
+    cfg, _, _ = resolve([*keys[1:], f"out={tmp_path / 'plan'}", "part=1/3"])  # the same cell keys as in out
     killed = _spawn(*keys, f"out={out}", "part=1/3")  # SIGKILLed after its first cell
     others = [_spawn(*keys, f"out={out}", f"part={k}/3") for k in (0, 2)]
     plan = runner.make_plan(cfg, runner.parse_metric_names(cfg.metrics), "cpu", lambda *_: None)
