@@ -100,12 +100,12 @@ def test_merge_with_a_part_missing_exits_2_naming_it(natural, tmp_path, capsys):
 def test_an_external_method_is_in_every_table_and_plot(natural, tmp_path, monkeypatch):
     """x264 by a Python script through two shell commands: the same frames as the built-in x264 (equal PSNR);
     its rate is the stream file, which keeps the 637-byte encoder SEI the built-in one strips."""
-    import matplotlib.axes
+    from disco_train.metrics import plot
 
-    drawn = []
-    plot = matplotlib.axes.Axes.plot
-    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda self, *a, **k: drawn.append(k.get("label")) or
-                        plot(self, *a, **k))
+    drawn = {}  # png name -> the legend labels of its curves
+    figure = plot.rd_figure
+    monkeypatch.setattr(plot, "rd_figure", lambda panels, png, *a, **k: drawn.update(
+        {Path(png).name: [s.label for series in panels.values() for s in series]}) or figure(panels, png, *a, **k))
     cfg, _, _ = resolve(_keys(natural, tmp_path, "methods=x264,ext:py264", "anchor=x264", "max_videos=1",
                               "x264.values=[42,36,30,24]", "ext.py264.qp=[42,36,30,24]", *EXT))
     summary = runner.run(cfg, "(test)", log=lambda *_: None)
@@ -116,7 +116,9 @@ def test_an_external_method_is_in_every_table_and_plot(natural, tmp_path, monkey
     assert all(0 < int(ext[p]["bits"]) - int(ref[p]["bits"]) < 8 * 1000 for p in ref)
     assert "| ext:py264 |" in (tmp_path / "bdrate.md").read_text().splitlines()[2]
     assert summary["table"]["psnr"]["ext:py264"]["value"] > 0  # the SEI costs it rate, nothing else
-    assert "ext:py264" in drawn and (tmp_path / "rd_psnr.png").stat().st_size > 0
+    for png in ("rd_psnr.png", "rd_all.png"):
+        assert any(label.startswith("ext:py264") for label in drawn[png]), drawn
+        assert (tmp_path / png).stat().st_size > 0
     assert "ext:py264: encode `" in (tmp_path / "report.md").read_text()
     record = next(p for p in (tmp_path / "cache").glob("*/*.json") if "ext:py264" in p.read_text())
     assert "encoding" in record.read_text()  # the command's stderr is kept in the cell
