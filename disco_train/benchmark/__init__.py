@@ -1,5 +1,6 @@
 """The benchmark: test videos -> lossless reference clips -> RD points of x264, x265, vvenc (H.266), DCVC-RT and
-DiSCo (and external codecs by command line) -> per-video results, pooled curves, BD-rate tables and RD plots (`python -m disco_train benchmark`).
+DiSCo (and external codecs by command line) -> per-video results, pooled curves, BD-rate tables and RD plots
+(`python -m disco_train benchmark`).
 
 Modules: `clips` (the clip protocol), `methods` (baseline ladders, coded through `codec.backends`), `disco` (the
 DiSCo grid through the project's sender, receiver and `DiscoDecoder`), `cache` (one committed file per cell),

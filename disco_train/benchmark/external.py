@@ -6,8 +6,9 @@ The reference clip goes to `{input}` as raw 8-bit YUV 4:2:0 (PyAV's conversion, 
 `{output}`, raw YUV 4:2:0 again, which is read back to RGB the way PyAV's decoders give it. Each command runs in a
 shell from the benchmark's working folder (the files are in a fresh temporary folder), with the placeholders
 quoted, in its own process group: past `timeout` the whole group is killed (a codec's children too) and the cell
-fails. The output is checked before anything is stored: it exists, is not empty, and holds exactly {frames} frames of {width}x{height}. Each command's output
-(stderr, then stdout; its end) is kept in the cell's record, and in the error when it fails.
+fails. The output is checked before anything is stored: it exists, is not empty, and holds exactly {frames}
+frames of {width}x{height}. Each command's output (stderr, then stdout; its end) is kept in the cell's record,
+and in the error when it fails.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
     python -m disco_train encode video.mp4 out.disco caption="a red car" [export=DIR ds=4 dt=4 codec=x265 qp=N ...]
     python -m disco_train encode video.mp4 out.disco caption="a red car" export=DIR target_kbps=40   (`codec.rate`)
     python -m disco_train decode out.disco recon.mkv export=DIR [steps=50 guidance=3 seed=0 device=cuda model.path=...]
-    python -m disco_train decode streams/ recons/ export=DIR batch_size=4 [part=K/N]   # many files (codec.batch)
 
 `encode` takes its coding settings from the command line, else from the export (the decoder's training data:
 a rate point of its trained set, `codec.trained.choose_point`; a point outside the set is refused unless
@@ -232,8 +231,7 @@ DECODER_SECTIONS = tuple(f"{f.name}." for f in fields(DiscoLoraConfig) if f.defa
 @dataclass
 class DecodeConfig:
     input: str = REQUIRED
-    """The .disco file; or several: a folder (searched recursively), a glob or a comma-separated list, decoded
-    into the folder `out` as <stem>.mkv each (`codec.batch`)."""
+    """The .disco file, or several (a folder, a glob or a,b,c) decoded into the folder `out` (`codec.batch`)."""
     out: str = ""
     """Where to write the reconstruction: a folder (PNG frames), .mkv (FFV1) or .mp4 (H.264 RGB qp 0), all
     lossless; '' = do not write. With several inputs: the output folder (finished outputs are skipped)."""
