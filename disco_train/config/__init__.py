@@ -8,6 +8,8 @@ resolve and validate before anything heavy loads. What lives here:
 - `decoder`: backbone, LoRA, σ schedule, conditioning, sampling (what an export carries to the receiver);
 - `training`, `codec`, `prepare`, `benchmark`: the schemas of the `disco_lora`, `sketch_dcvc`, `prepare` and
   `benchmark` tasks;
+- `external`: the benchmark's command-line codecs (`ext.<name>`); `parts`: `part=K/N` and the scheduler's
+  variables, the part lock and the dealing of work, shared by `prepare`, `benchmark` and `decode`;
 - `recipe`: `recipe=NAME key=value ...` -> typed config (`base:` inheritance, strict keys, closest-key hints);
 - `cli`: `Command`, the grammar every command speaks (positional paths, key=value, --help, exit code 2).
 """
