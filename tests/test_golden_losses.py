@@ -17,9 +17,12 @@ from conftest import debug_overrides
 
 GOLDEN = Path(__file__).parent / "golden" / "losses.json"
 STEPS = 20
-# Same code, same machine kind: the losses agree to ~1e-6; 1e-4 relative leaves room for BLAS/ISA differences
-# while a change of the math (a shifted σ, a dropped token, another λ) moves them by 1e-2 or more.
-RTOL = 1e-4
+# Same code, same machine kind: most losses agree to ~1e-6, but the demo shards are not byte-identical from one
+# fresh process to the next (measured: the first clip's target stream differed in 3 of 3 runs of DEMO_SHARDS),
+# which moved one of the 20 compact-reference losses by 1.02e-4 relative in a clean clone. 1e-3 leaves room for
+# that and for BLAS/ISA differences, while a change of the math (a shifted σ, a dropped token, another λ) moves
+# them by 1e-2 or more.
+RTOL = 1e-3
 
 
 def _losses(argv: list[str]) -> list[float]:
