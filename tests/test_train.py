@@ -46,9 +46,9 @@ def test_debug_run_loss_falls(demo_shards, tmp_path, capsys):
     seen = {}
     original = LossHistory.summary
 
-    def spy(self, window=20):
+    def spy(self, *args, **kwargs):
         seen["losses"] = list(self.losses)
-        return original(self, window)
+        return original(self, *args, **kwargs)
 
     LossHistory.summary = spy
     try:
