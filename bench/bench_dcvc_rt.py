@@ -27,9 +27,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from disco_train.codec.dcvc_rt.api import load_codec, synthetic_codec  # noqa: E402
-from disco_train.codec.dcvc_rt.color import uint8_frames_to_ycbcr, ycbcr_to_uint8_frames  # noqa: E402
-from disco_train.codec.dcvc_rt.golden_input import make_frame  # noqa: E402
+from disco_train.dcvc_rt.api import load_codec, synthetic_codec  # noqa: E402
+from disco_train.dcvc_rt.color import uint8_frames_to_ycbcr, ycbcr_to_uint8_frames  # noqa: E402
+from disco_train.dcvc_rt.golden_input import make_frame  # noqa: E402
 
 
 def frames_for(size, n, device, dtype):

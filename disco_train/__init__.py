@@ -2,10 +2,12 @@
 
 The packages follow the method, each importing only those above it:
 
-    config      schemas, recipes, the command-line grammar        (nothing else of disco_train; no torch)
+    io          files, locks, atomic writes, hub, video files, errors (nothing else of disco_train; no torch)
+    config      schemas, recipes, the command-line grammar        (io; no torch)
+    dcvc_rt     the DCVC-RT neural video codec                     (io, config)
     modalities  text, degraded video, sketch, pose, caption        (config)
     decoder     DiscoDecoder: LTX-Video + in-context LoRA           (config, modalities)
-    codec       .disco container, codec backends, sender, receiver (config, modalities, decoder)
+    codec       .disco container, codec backends, sender, receiver (config, modalities, decoder, dcvc_rt)
     metrics     fidelity, perceptual, distribution, temporal       (config, codec)
     benchmark   reference clips, baselines, DiSCo grid, BD-rates    (config, modalities, codec, decoder, metrics)
     train       Lightning systems, build, callbacks, export, sweep (anything; the only Lightning user here)

@@ -32,10 +32,10 @@ COMMANDS = [
     ("disco_train.__main__", "main", ["benchmark"], "  anchor='vvenc'"),
     ("disco_train.__main__", "main", ["calibrate"], "  metric='lpips'"),
     ("disco_train.__main__", "main", ["benchmark", "recipe=benchmark_hevc_b"], "  disco.trained_only=True"),
-    ("disco_train.codec.dcvc_rt.cli", "main", ["encode"], "  qp=(required)"),
-    ("disco_train.codec.dcvc_rt.cli", "main", ["decode"], "  vcodec='libx264rgb'"),
-    ("disco_train.codec.dcvc_rt.export", "main", [], "  ckpt=(required)"),
-    ("disco_train.codec.dcvc_rt.conformance", "main", [], "  meta=''"),
+    ("disco_train.dcvc_rt.cli", "main", ["encode"], "  qp=(required)"),
+    ("disco_train.dcvc_rt.cli", "main", ["decode"], "  vcodec='libx264rgb'"),
+    ("disco_train.dcvc_rt.export", "main", [], "  ckpt=(required)"),
+    ("disco_train.dcvc_rt.conformance", "main", [], "  meta=''"),
 ]
 
 

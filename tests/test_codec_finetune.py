@@ -12,9 +12,9 @@ import torch
 
 from datamodules.sketch_clips import (SketchClipDataModule, count_frames, gray_to_ycbcr, make_sketch_clips,
                                       read_gray_video, sketch_frames, write_gray_video)
-from disco_train.codec.dcvc_rt import DMC, DMCI, DcvcRtCodec
-from disco_train.codec.dcvc_rt import bitstream as bs
-from disco_train.codec.dcvc_rt import train_forward as tf
+from disco_train.dcvc_rt import DMC, DMCI, DcvcRtCodec
+from disco_train.dcvc_rt import bitstream as bs
+from disco_train.dcvc_rt import train_forward as tf
 from disco_train.config import ConfigError
 from disco_train.config import SketchCodecConfig, SketchDataConfig
 from disco_train.train.codec_module import SketchCodecModule, check_weights

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from disco_train.codec.dcvc_rt.export import load_exported
+from disco_train.dcvc_rt.export import load_exported
 from disco_train.config.recipe import resolve
 
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from disco_train.codec.dcvc_rt import cli
-from disco_train.codec.dcvc_rt.api import decode_video, synthetic_codec
-from disco_train.codec.dcvc_rt.video_io import read_frames, write_frames
+from disco_train.dcvc_rt import cli
+from disco_train.dcvc_rt.api import decode_video, synthetic_codec
+from disco_train.dcvc_rt.video_io import read_frames, write_frames
 
 
 def test_cli_npy_round_trip_matches_api(tmp_path, capsys):

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from disco_train.codec.dcvc_rt import bitstream as bs
-from disco_train.codec.dcvc_rt import tables
-from disco_train.codec.dcvc_rt.api import (decode_image, decode_video, encode_image, encode_video,
+from disco_train.dcvc_rt import bitstream as bs
+from disco_train.dcvc_rt import tables
+from disco_train.dcvc_rt.api import (decode_image, decode_video, encode_image, encode_video,
                                             encode_video_result, synthetic_codec)
-from disco_train.codec.dcvc_rt.codec import DcvcRtCodec
-from disco_train.codec.dcvc_rt.coding import BitstreamError, SymbolReader, SymbolWriter
-from disco_train.codec.dcvc_rt.color import ycbcr_to_uint8_frames
+from disco_train.dcvc_rt.codec import DcvcRtCodec
+from disco_train.dcvc_rt.coding import BitstreamError, SymbolReader, SymbolWriter
+from disco_train.dcvc_rt.color import ycbcr_to_uint8_frames
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from disco_train.codec.dcvc_rt import conformance
-from disco_train.codec.dcvc_rt.golden_input import make_frame
+from disco_train.dcvc_rt import conformance
+from disco_train.dcvc_rt.golden_input import make_frame
 
 # CI clones the repository with shared/ beside it: ../shared/fixtures from the repository root.
 FIXTURES = Path(os.environ.get("DCVC_RT_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures"))

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from disco_train.codec.dcvc_rt import DMC, DMCI, CheckpointMismatchError
-from disco_train.codec.dcvc_rt import train_forward as tf
-from disco_train.codec.dcvc_rt.export import (SAFETENSORS_FILES, export_checkpoint, export_models,
+from disco_train.dcvc_rt import DMC, DMCI, CheckpointMismatchError
+from disco_train.dcvc_rt import train_forward as tf
+from disco_train.dcvc_rt.export import (SAFETENSORS_FILES, export_checkpoint, export_models,
                                                load_exported, load_safetensors_model, main)
-from disco_train.codec.dcvc_rt.loading import CHECKPOINT_FILES, load_model
+from disco_train.dcvc_rt.loading import CHECKPOINT_FILES, load_model
 
 
 @pytest.fixture(scope="module")

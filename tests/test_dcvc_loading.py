@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from disco_train.codec.dcvc_rt.inter import DMC
-from disco_train.codec.dcvc_rt.intra import DMCI
-from disco_train.codec.dcvc_rt.loading import (CheckpointMismatchError, load_model, manifest,
+from disco_train.dcvc_rt.inter import DMC
+from disco_train.dcvc_rt.intra import DMCI
+from disco_train.dcvc_rt.loading import (CheckpointMismatchError, load_model, manifest,
                                                 unwrap_state_dict)
 
 # CI clones the repository with shared/ beside it: ../shared/fixtures from the repository root.

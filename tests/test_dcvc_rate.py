@@ -15,10 +15,10 @@ import copy
 import pytest
 import torch
 
-from disco_train.codec.dcvc_rt.api import synthetic_codec
-from disco_train.codec.dcvc_rt.codec import DcvcRtCodec
-from disco_train.codec.dcvc_rt.color import uint8_frames_to_ycbcr, ycbcr_to_uint8_frames
-from disco_train.codec.dcvc_rt.golden_input import make_frame
+from disco_train.dcvc_rt.api import synthetic_codec
+from disco_train.dcvc_rt.codec import DcvcRtCodec
+from disco_train.dcvc_rt.color import uint8_frames_to_ycbcr, ycbcr_to_uint8_frames
+from disco_train.dcvc_rt.golden_input import make_frame
 
 OFFICIAL_BYTES = {(256, 1): 14_573, (256, 4): 44_396, (512, 1): 59_676, (512, 4): 181_134}
 # Our container (bitstream.py) costs 19 + 14 bytes per frame against the official 6 (SPS) + 4 or 5 per frame;

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from disco_train.codec.dcvc_rt import rd
-from disco_train.codec.dcvc_rt.color import rgb_to_ycbcr, ycbcr_to_rgb
-from disco_train.codec.dcvc_rt.entropy import BitEstimator
+from disco_train.dcvc_rt import rd
+from disco_train.dcvc_rt.color import rgb_to_ycbcr, ycbcr_to_rgb
+from disco_train.dcvc_rt.entropy import BitEstimator
 
 
 def test_ste_round_forward_and_gradient():

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from disco_train.codec.dcvc_rt import bitstream as bs
-from disco_train.codec.dcvc_rt import official_stream as ofs
-from disco_train.codec.dcvc_rt import tables
-from disco_train.codec.dcvc_rt.api import encode_video, encode_video_result, synthetic_codec
-from disco_train.codec.dcvc_rt.coding import BitstreamError
-from disco_train.codec.dcvc_rt.golden_input import make_frame
-from disco_train.codec.dcvc_rt.rans_official import OfficialReader, OfficialWriter, merge_two
+from disco_train.dcvc_rt import bitstream as bs
+from disco_train.dcvc_rt import official_stream as ofs
+from disco_train.dcvc_rt import tables
+from disco_train.dcvc_rt.api import encode_video, encode_video_result, synthetic_codec
+from disco_train.dcvc_rt.coding import BitstreamError
+from disco_train.dcvc_rt.golden_input import make_frame
+from disco_train.dcvc_rt.rans_official import OfficialReader, OfficialWriter, merge_two
 
 from test_dcvc_codec import smooth_frames
 

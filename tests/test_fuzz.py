@@ -67,7 +67,7 @@ def test_video_bitstream_decoder_on_noise(noise):
 
 @pytest.fixture(scope="module")
 def dcvc():
-    from disco_train.codec.dcvc_rt.api import encode_video, synthetic_codec
+    from disco_train.dcvc_rt.api import encode_video, synthetic_codec
 
     codec = synthetic_codec()
     rng = np.random.default_rng(1)
@@ -78,8 +78,8 @@ def dcvc():
 @given(edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=5),
        cut_fraction=st.floats(0.0, 1.0))
 def test_dcvc_rt_bitstream_decoder(dcvc, edits, cut_fraction):
-    from disco_train.codec.dcvc_rt.api import decode_video
-    from disco_train.codec.dcvc_rt.coding import BitstreamError
+    from disco_train.dcvc_rt.api import decode_video
+    from disco_train.dcvc_rt.coding import BitstreamError
 
     codec, data = dcvc
     mutated = _mutate(data, edits, int(len(data) * cut_fraction) if cut_fraction < 1.0 else len(data))

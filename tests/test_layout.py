@@ -12,9 +12,14 @@ from conftest import ROOT
 
 # package -> the disco_train packages (and top-level third-party names) it must not import
 FORBIDDEN = {
-    "disco_train.config": ("disco_train.modalities", "disco_train.codec", "disco_train.decoder", "disco_train.metrics",
-                           "disco_train.benchmark", "disco_train.train", "datamodules", "torch", "lightning",
+    "disco_train.io": ("disco_train.config", "disco_train.modalities", "disco_train.codec", "disco_train.dcvc_rt",
+                       "disco_train.decoder", "disco_train.metrics", "disco_train.benchmark", "disco_train.train",
+                       "datamodules", "torch", "lightning", "diffusers", "transformers"),
+    "disco_train.config": ("disco_train.modalities", "disco_train.codec", "disco_train.dcvc_rt", "disco_train.decoder",
+                           "disco_train.metrics", "disco_train.benchmark", "disco_train.train", "datamodules", "torch", "lightning",
                            "diffusers", "transformers"),
+    "disco_train.dcvc_rt": ("disco_train.modalities", "disco_train.codec", "disco_train.decoder", "disco_train.metrics",
+                            "disco_train.benchmark", "disco_train.train", "datamodules", "lightning", "diffusers"),
     "disco_train.modalities": ("disco_train.codec", "disco_train.decoder", "disco_train.metrics",
                                "disco_train.benchmark", "disco_train.train", "datamodules", "lightning"),
     "disco_train.decoder": ("disco_train.codec", "disco_train.metrics", "disco_train.benchmark", "disco_train.train",

@@ -59,7 +59,7 @@ def test_sketch_pose_and_captioner_stages(tmp_path, videos, stage_weights):
 
 
 def test_dcvc_rt_goes_through_the_registry(tmp_path, videos):
-    from disco_train.codec.dcvc_rt import api
+    from disco_train.dcvc_rt import api
 
     cfg = _cfg(tmp_path, codec="dcvc_rt", qp=16, dcvc_rt_dir="synthetic")
     run(cfg, log=lambda *_: None)

@@ -77,7 +77,7 @@ def _skip_frames_x264(side: int = 4096, frames: int = 40) -> bytes:
 
 
 def _dcvc_stream(frames: int, side: int = 16) -> bytes:
-    from disco_train.codec.dcvc_rt import api
+    from disco_train.dcvc_rt import api
 
     rng = np.random.default_rng(0)
     return api.encode_video(rng.integers(0, 255, (frames, side, side, 3), dtype=np.uint8), 40,
@@ -85,7 +85,7 @@ def _dcvc_stream(frames: int, side: int = 16) -> bytes:
 
 
 def _patch_dcvc_size(stream: bytes, height: int, width: int) -> bytes:
-    from disco_train.codec.dcvc_rt import bitstream as bs
+    from disco_train.dcvc_rt import bitstream as bs
 
     head = bytearray(stream[:bs._HEADER.size])
     magic, version, kind, _, _, n, threads = bs._HEADER.unpack_from(head)
@@ -252,7 +252,7 @@ def _mutant(rng: random.Random, base: C.Container) -> bytes:
 
 
 def _fuzz(count: int, seed: int) -> dict[str, int]:
-    from disco_train.codec.dcvc_rt import api
+    from disco_train.dcvc_rt import api
 
     api.synthetic_codec()  # built once (~2 s) before the clock runs: a mutant may name dcvc_rt
     bases, rng, outcomes = [_base(p) for p in BASES], random.Random(seed), {"decoded": 0, "rejected": 0}

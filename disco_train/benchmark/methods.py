@@ -132,7 +132,7 @@ def code_baseline(cfg, point: Point, frames: np.ndarray, fps: float, device: str
         raise ValueError(f"{point.method} {point.label}: decoded {recon.shape}, the clip is {frames.shape}")
     extra = {"container_bits": 8 * info["container_overhead_bytes"]} if "container_overhead_bytes" in info else {}
     if point.method == "dcvc_rt" and cfg.dcvc_rt.stream_format == "disco":
-        from disco_train.codec.dcvc_rt.bitstream import FRAME_HEADER_BYTES, HEADER_BYTES
+        from disco_train.dcvc_rt.bitstream import FRAME_HEADER_BYTES, HEADER_BYTES
 
         extra["container_bits"] = 8 * (HEADER_BYTES + FRAME_HEADER_BYTES * len(frames))
     return Coded(8 * len(data), recon, encoded - start, decoded - encoded, extra)

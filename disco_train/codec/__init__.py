@@ -2,7 +2,7 @@
 
 - `container`: the `.disco` file (one header, one table, every modality's bitstream);
 - `backends`: the video codec registry (x264, x265, dcvc_rt) every sender and receiver codes through;
-  `standard`: x264/x265 through PyAV; `dcvc_rt/`: the neural codec; `videoio`: video files in and out;
+  `standard`: x264/x265 through PyAV (the neural codec is the package `disco_train.dcvc_rt`); `videoio`: video files in and out;
 - `sender`: a clip -> its streams (`prepare` and `encode` both call it);
 - `receiver`: streams -> condition frames (training-data decoding and `decode` both call it);
 - `cli`: the `encode` and `decode` commands (decode builds only the `DiscoDecoder`); `batch`: decode of many

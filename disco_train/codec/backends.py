@@ -9,7 +9,7 @@ decoding and `decode` all go through `encode`/`decode` here, so a shard's `meta.
 - `vvenc`: H.266 by the external vvencapp (`codec.vvenc`) at a constant QP 0-63 (`VVENC_DEFAULT_QP` when none is
   given; it has no CRF), decoded by PyAV; options `preset`, `app` (the binary; else $VVENC_APP, else PATH), `qpa`,
   `intra_period`.
-- `dcvc_rt`: the project's DCVC-RT (`disco_train.codec.dcvc_rt`), imported lazily because it needs its weights
+- `dcvc_rt`: the project's DCVC-RT (`disco_train.dcvc_rt`), imported lazily because it needs its weights
   under `checkpoints/dcvc_rt/` (or `weights_dir='synthetic'`: the deterministic test weights); QP 0 (lowest
   quality) to 63, `DCVC_DEFAULT_QP` when none is given; options `device` (the torch device it runs on; encode and
   decode on the same kind of device) and `stream_format`: 'disco' (default: 19 header bytes + 14 per frame with
@@ -77,7 +77,7 @@ def _pyav(name: str) -> CodecBackend:
 def _dcvc_api(weights_dir: str | None, key: str, device: str = "cpu"):
     """The DCVC-RT API and a codec: loaded from `weights_dir`, or the synthetic test weights ('synthetic').
     `key` is the setting that names the folder, for the message when its files are missing."""
-    from disco_train.codec.dcvc_rt import api
+    from disco_train.dcvc_rt import api
 
     if weights_dir == SYNTHETIC:
         return api, api.synthetic_codec(device=device)

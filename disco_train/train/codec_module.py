@@ -15,12 +15,12 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from disco_train.codec.dcvc_rt import rd
-from disco_train.codec.dcvc_rt import train_forward as tf
-from disco_train.codec.dcvc_rt.export import export_models
-from disco_train.codec.dcvc_rt.inter import DMC
-from disco_train.codec.dcvc_rt.intra import DMCI
-from disco_train.codec.dcvc_rt.loading import checkpoint_path, load_model
+from disco_train.dcvc_rt import rd
+from disco_train.dcvc_rt import train_forward as tf
+from disco_train.dcvc_rt.export import export_models
+from disco_train.dcvc_rt.inter import DMC
+from disco_train.dcvc_rt.intra import DMCI
+from disco_train.dcvc_rt.loading import checkpoint_path, load_model
 from disco_train.config import ConfigError
 from disco_train.config import CodecModelConfig, SketchCodecConfig
 from disco_train.train.optim import configure_adamw
@@ -42,7 +42,7 @@ def check_weights(cfg: CodecModelConfig) -> None:
         return
     if cfg.init_from:
         raise ConfigError(f"model.init_from: {missing[0]} not found; point it at the export folder of the previous "
-                          f"stage (<run>/export, or `python -m disco_train.codec.dcvc_rt.export ckpt=... out=...`)")
+                          f"stage (<run>/export, or `python -m disco_train.dcvc_rt.export ckpt=... out=...`)")
     raise ConfigError(f"model.init=official: {missing[0]} not found. Download the DCVC-RT checkpoints "
                       f"(microsoft/DCVC, DCVC-family/DCVC-RT/README.md) into {cfg.ckpt_dir}/ (see "
                       f"checkpoints/README.md), or use model.init=random for a debug run")

@@ -1,6 +1,6 @@
 """Conformance runner against DCVC-RT golden fixtures (weights by `init_rule`, inputs by `golden_input`).
 
-    python -m disco_train.codec.dcvc_rt.conformance fixture.safetensors [meta=fixture.json]
+    python -m disco_train.dcvc_rt.conformance fixture.safetensors [meta=fixture.json]
 
 Regenerates the float64 weights by the golden rule, runs every case found in the file (intra and
 inter, any sizes/QPs/reset intervals given by the JSON sidecar), and compares every stored tensor
@@ -186,7 +186,7 @@ class ConformanceArgs:
     """Its JSON sidecar ('' = the fixture path with .json)."""
 
 
-COMMAND = Command("python -m disco_train.codec.dcvc_rt.conformance", __doc__.splitlines()[0], ConformanceArgs,
+COMMAND = Command("python -m disco_train.dcvc_rt.conformance", __doc__.splitlines()[0], ConformanceArgs,
                   ("fixture",))
 
 

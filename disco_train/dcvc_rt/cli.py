@@ -1,9 +1,9 @@
 """DCVC-RT command line.
 
-    python -m disco_train.codec.dcvc_rt.cli encode in.mp4 out.bin qp=32 [qp_p=..] [intra_period=-1]
+    python -m disco_train.dcvc_rt.cli encode in.mp4 out.bin qp=32 [qp_p=..] [intra_period=-1]
         [reset_interval=32] [max_frames=0] [ckpt_dir=checkpoints/dcvc_rt] [device=cpu]
         [threads=1] [format=disco|official]
-    python -m disco_train.codec.dcvc_rt.cli decode in.bin out.mp4 [fps=25] [vcodec=libx264rgb] [ckpt_dir=..]
+    python -m disco_train.dcvc_rt.cli decode in.bin out.mp4 [fps=25] [vcodec=libx264rgb] [ckpt_dir=..]
 
 Inputs/outputs ending in .npy are exact uint8 (T,H,W,3) RGB arrays; other paths go through PyAV.
 `weights=synthetic` uses the deterministic test weights instead of checkpoints (smoke tests only).
@@ -74,7 +74,7 @@ class DecodeArgs:
     """'official' (ckpt_dir) or 'synthetic' (the deterministic test weights)."""
 
 
-PROG = "python -m disco_train.codec.dcvc_rt.cli"
+PROG = "python -m disco_train.dcvc_rt.cli"
 COMMANDS = {"encode": Command(f"{PROG} encode", "Video -> DCVC-RT bitstream.", EncodeArgs, ("src", "dst")),
             "decode": Command(f"{PROG} decode", "DCVC-RT bitstream -> video.", DecodeArgs, ("src", "dst"))}
 

@@ -3,7 +3,7 @@
 
 High-level use:
 
-    from disco_train.codec.dcvc_rt import load_codec, encode_video, decode_video
+    from disco_train.dcvc_rt import load_codec, encode_video, decode_video
     codec = load_codec("checkpoints/dcvc_rt")
     data = encode_video(frames_uint8, qp=32, codec=codec)   # (T,H,W,3) RGB -> bytes
     frames = decode_video(data, codec=codec)                # bytes -> (T,H,W,3) RGB
