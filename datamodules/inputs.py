@@ -17,10 +17,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from datamodules import captions as caption_table
 from datamodules.schema import sample_key
 from disco_train.codec import videoio
 from disco_train.config import ConfigError
+from disco_train.modalities import captions as caption_table
 
 VIDEO_SUFFIXES = set(videoio.VIDEO_SUFFIXES)  # what the project reads as a video
 UNREADABLE_SUFFIXES = {".yuv": "raw YUV has no header: its name must give the size and frame rate, like "

@@ -78,6 +78,19 @@ def test_a_variant_text_replaces_every_caption_and_its_own_file_has_no_fallback(
     assert Captions(d, "cpu").missing(["zzz"]) == []  # disco.caption_default covers it
 
 
+def test_benchmark_captions_match_as_prepare_does_and_refuse_ambiguity(tmp_path):
+    """One rule (modalities.captions): by path, file name or stem; two rows for one clip is an error naming them,
+    where the benchmark's own reader used to let the last row win."""
+    cfg, _, _ = resolve(["recipe=benchmark_ablation_text_debug", "disco.captions=''"])
+    path = tmp_path / "caps.csv"
+    path.write_text("video,caption\nset1/a.mp4,first\nset2/a.mp4,second\nb.v2.mp4,bee\n")
+    captions = Captions(cfg.disco, "cpu", file=str(path), option="disco.variants[1].captions")
+    assert captions("b.v2.mp4", None) == "bee"
+    with pytest.raises(ConfigError, match=r"disco.variants\[1\].captions: no caption for a.mp4: its file name "
+                                          r"'a.mp4' is ambiguous .*row 1 'set1/a.mp4', row 2 'set2/a.mp4'"):
+        captions.missing(["a.mp4"])
+
+
 # ---- slow: end to end -----------------------------------------------------------------------------------------
 def _rows(path):
     with open(path, newline="") as handle:

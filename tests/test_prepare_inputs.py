@@ -10,7 +10,7 @@ import pytest
 import webdataset as wds
 
 from conftest import make_video
-from datamodules.captions import CaptionTable
+from disco_train.modalities.captions import CaptionTable
 from datamodules.inputs import Video, check_unique, list_videos, with_captions
 from datamodules.pipeline import used_qp
 from datamodules.prepare import main, run
@@ -105,6 +105,16 @@ def test_caption_table_ambiguity():
     assert table.lookup("deep/b.mp4", {("name", "b.mp4")})[0] is None  # two inputs named b.mp4: by path only
     videos = with_captions([Video(None, "p/b.mp4"), Video(None, "q/b.mp4")], table)
     assert [v.caption for v in videos] == [None, None] and "several input videos" in videos[0].no_caption
+
+
+def test_caption_ambiguity_names_the_rows_and_row_order_never_decides():
+    table = CaptionTable([("x/a.mp4", "one"), ("y/a.mp4", "two"), ("c.mp4", "cee"), ("c.mp4", "see"),
+                          ("d.mp4", "dee"), ("d.mp4", "dee")], "caps.csv")
+    assert table.lookup("z/a.mp4")[1].startswith("its file name 'a.mp4' is ambiguous (several rows of caps.csv "
+                                                 "have it: row 1 'x/a.mp4', row 2 'y/a.mp4')")
+    caption, why = table.lookup("c.mp4")  # one key, two captions: neither wins
+    assert caption is None and "row 3 'c.mp4', row 4 'c.mp4'" in why
+    assert table.lookup("d.mp4") == ("dee", "")  # the same caption twice is no ambiguity
 
 
 def test_no_video_and_every_video_failed_exit_2(tmp_path, capsys):

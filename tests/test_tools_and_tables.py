@@ -101,7 +101,7 @@ def test_a_million_point_sweep_is_refused_at_once():
     ("c.csv", b"video,caption\na.mp4,x\n,y\n", "row 2 lacks 'video'"),
 ])
 def test_hostile_captions_files_end_in_one_line(tmp_path, name, content, phrase):
-    from datamodules.captions import load
+    from disco_train.modalities.captions import load
 
     (tmp_path / name).write_bytes(content)
     with pytest.raises(ConfigError, match=phrase):
@@ -109,7 +109,7 @@ def test_hostile_captions_files_end_in_one_line(tmp_path, name, content, phrase)
 
 
 def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
-    from datamodules.captions import load
+    from disco_train.modalities.captions import load
 
     (tmp_path / "c.csv").write_bytes("\ufeffvideo,caption\na.mp4,a dog\n".encode())
     assert load(str(tmp_path / "c.csv"), "video", "caption").lookup("a.mp4")[0] == "a dog"

@@ -1,33 +1,15 @@
-"""The caption each DiSCo clip is sent with: a fixed text (an ablation's "NA"), a captions file by video name or
-stem, `disco.caption_default`, else a local captioner (built once and shared by every variant that needs it)."""
+"""The caption each DiSCo clip is sent with: a fixed text (an ablation's "NA"), a captions file (matched by
+`modalities.captions`, as `prepare` matches it), `disco.caption_default`, else a local captioner (built once and
+shared by every variant that needs it). Clips are named by their source's file name."""
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 import numpy as np
 
 from disco_train.config import ConfigError
-
-
-def read_captions(path: Path, key: str, column: str, option: str) -> dict[str, str]:
-    """A csv or jsonl of captions -> {video name and its stem: caption}."""
-    if not path.is_file():
-        raise ConfigError(f"{option}: file not found: {path}")
-    if path.suffix == ".jsonl":
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    else:
-        with path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    if rows and (key not in rows[0] or column not in rows[0]):
-        raise ConfigError(f"{option}: {path} needs columns {key!r} and {column!r}")
-    table = {}
-    for row in rows:
-        name = Path(str(row[key])).name
-        table[name] = table[Path(name).stem] = str(row[column])
-    return table
+from disco_train.modalities.captions import load
 
 
 class Captions:
@@ -40,27 +22,36 @@ class Captions:
         self.d, self.device, self.fixed, self.shared = d, device, fixed, {} if shared is None else shared
         self.strict, self.option = bool(file) and not fixed, option
         path = file or d.captions
-        self.table = read_captions(Path(path), d.caption_key, d.caption_column, option) if path else {}
+        self.table = load(path, d.caption_key, d.caption_column, option) if path else None
+
+    def _row(self, name: str) -> str | None:
+        """The table's caption of this clip (`name`: its source's file name), by `modalities.captions`' rule; an
+        ambiguous match is an error naming the rows, never a pick."""
+        if self.table is None:
+            return None
+        text, why = self.table.lookup(name)
+        if why:
+            raise ConfigError(f"{self.option}: no caption for {name}: {why}")
+        return text
 
     def key(self, name: str):
         """What picks this clip's caption, for the cache key (the text itself unless the captioner writes it)."""
         if self.fixed:
             return self.fixed
-        if name in self.table:
-            return self.table[name]
-        return self.d.caption_default or {"captioner": str(Path(self.d.captioner).resolve())}
+        return self._row(name) or self.d.caption_default or {"captioner": str(Path(self.d.captioner).resolve())}
 
     def missing(self, names: list[str]) -> list[str]:
         """Clips that would need the captioner when there is none."""
         if self.fixed or (not self.strict and (self.d.caption_default or self.d.captioner)):
             return []
-        return [n for n in names if n not in self.table]
+        return [n for n in names if self._row(n) is None]
 
     def __call__(self, name: str, frames: np.ndarray) -> str:
         if self.fixed:
             return self.fixed
-        if name in self.table:
-            return self.table[name]
+        text = self._row(name)
+        if text is not None:
+            return text
         if self.strict:
             raise ValueError(f"no caption for {name} in {self.option}")
         if self.d.caption_default:

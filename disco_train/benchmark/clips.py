@@ -45,6 +45,11 @@ class RefClip:
     """sha256 of the clip's frames and frame rate."""
 
     @property
+    def file_name(self) -> str:
+        """The source's file name: a captions table's row is matched against it (`modalities.captions`)."""
+        return Path(self.source).name
+
+    @property
     def pixels(self) -> int:
         return self.frames * self.height * self.width
 

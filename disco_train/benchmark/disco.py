@@ -254,7 +254,7 @@ def _batch(cfg, export: Export, decoder, batch: list, frames_of: Callable, capti
     sent, texts, encode_s, extras = [], [], [], []
     for clip, point in batch:
         frames = frames_of(clip)
-        texts.append(captions(clip.name, frames))
+        texts.append(captions(clip.file_name, frames))
         start = time.perf_counter()
         if point.method == RATE_METHOD:
             from disco_train.benchmark.rate import send_at_target

@@ -96,7 +96,7 @@ def make_plan(cfg, names: list[str], device: str, log: Callable) -> Plan:
         variants = D.load_variants(cfg, device)
         points.update(D.variant_points(cfg, variants))
         for v in variants:
-            missing = v.captions.missing([c.name for c in clips])
+            missing = v.captions.missing([c.file_name for c in clips])
             if missing:
                 where = (f"{v.captions.option}: no caption for {missing}" if v.captions.strict else
                          f"disco.captions: no caption for {missing} ({v.method}); give disco.captions=FILE, "
@@ -113,7 +113,7 @@ def make_plan(cfg, names: list[str], device: str, log: Callable) -> Plan:
             for clip in clips:
                 parts = {"clip": clip.digest, "method": method, "point": point.params, "metrics": metrics}
                 if method in captions:
-                    parts.update(settings=D.settings_of(cfg, point), caption=captions[method].key(clip.name))
+                    parts.update(settings=D.settings_of(cfg, point), caption=captions[method].key(clip.file_name))
                 else:
                     parts["settings"] = settings[method]
                 cells.append(Cell(clip, point, K.cell_key(parts)))

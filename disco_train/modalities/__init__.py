@@ -1,6 +1,7 @@
 """The DiSCo modalities (paper §3.1), each as pure functions or plain modules, sender and receiver side:
 
-- `text`: the caption's zlib bitstream; `caption`: the LLaVA captioner that writes it;
+- `text`: the caption's zlib bitstream; `caption`: the LLaVA captioner that writes it; `captions`: caption
+  tables (csv/jsonl) and the one rule that matches a row to a video (prepare and the benchmark);
 - `degrade`: resize/crop, spatiotemporal degradation and its inverse (upsampling, temporal forward filling);
 - `interleave`: which condition token comes from the video and which from the auxiliary modality (Fig. 4);
 - `sketch`: the InformativeDrawings line-drawing generator;

@@ -1,17 +1,18 @@
-"""Caption tables: csv (OpenVid-1M ships `video,caption,...`) or jsonl, keyed by the video's path.
+"""Caption tables: csv (OpenVid-1M ships `video,caption,...`) or jsonl, keyed by the video's path; the one rule
+that matches a row to a video, for `prepare` (`datamodules.inputs`) and the benchmark (`benchmark.captions`).
 
-A row's key is matched against the video's name, its path relative to the input root (`datamodules.inputs`):
-exactly (with or without the file suffix), else by file name, else by stem, each fallback only where it is
-unambiguous: one row of the table has that file name (stem) and one input video has it. So `a/video.mp4` and
+A row's key is matched against the video's name (prepare: its path relative to the input root; the benchmark: its
+file name): exactly (with or without the file suffix), else by file name, else by stem, each fallback only where it
+is unambiguous: one row of the table has that file name (stem) and one input video has it. So `a/video.mp4` and
 `b/video.mp4` get their own rows `a/video.mp4` and `b/video.mp4`, and a table of bare file names (OpenVid-1M's)
-still matches a folder of unique file names.
+still matches a folder of unique file names. An ambiguity (two rows that match, or one key given two captions) is
+never settled by row order: the video gets no caption and the reason names the rows.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections import Counter
 from pathlib import Path, PurePosixPath
 
 from disco_train.config import ConfigError
@@ -83,35 +84,54 @@ def _key(text: str) -> str:
 
 
 class CaptionTable:
-    """{normalised key: caption} with the unambiguous file-name and stem indexes."""
+    """The rows of a captions table by normalised key, with the file-name and stem indexes (module docstring)."""
 
-    def __init__(self, entries: dict[str, str], source: str = "captions"):
+    def __init__(self, entries, source: str = "captions"):
+        """`entries`: {key: text} or (key, text) pairs in row order (rows are numbered from 1); empty texts are
+        no rows."""
         self.source = source
-        self.by_path = {_key(k): v for k, v in entries.items() if v}
-        self.by_name = self._unique(lambda k: PurePosixPath(k).name)
-        self.by_stem = self._unique(lambda k: PurePosixPath(k).stem)
+        self.rows: dict[str, list[tuple[int, str]]] = {}
+        for number, (key, text) in enumerate(entries.items() if isinstance(entries, dict) else entries, 1):
+            if text:
+                self.rows.setdefault(_key(key), []).append((number, text))
+        self.by_name = self._index(lambda k: PurePosixPath(k).name)
+        self.by_stem = self._index(lambda k: PurePosixPath(k).stem)
 
-    def _unique(self, part) -> dict[str, str | None]:
-        counts = Counter(part(k) for k in self.by_path)
-        return {part(k): (v if counts[part(k)] == 1 else None) for k, v in self.by_path.items()}
+    def _index(self, part) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = {}
+        for key in self.rows:
+            index.setdefault(part(key), []).append(key)
+        return index
+
+    def _rows(self, keys: list[str]) -> str:
+        found = [f"row {n} {k!r}" for k in keys for n, _ in self.rows[k]]
+        return ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+
+    def _one(self, key: str) -> tuple[str | None, str]:
+        texts = {text for _, text in self.rows[key]}
+        if len(texts) > 1:
+            return None, f"several rows of {self.source} have its key with different captions: {self._rows([key])}"
+        return texts.pop(), ""
 
     def lookup(self, name: str, shared: set[tuple[str, str]] = frozenset()) -> tuple[str | None, str]:
-        """(caption or None, why none when that is an ambiguity). `shared`: ('bare' | 'name' | 'stem', value)
-        pairs that more than one input video has (`datamodules.inputs.with_captions`)."""
+        """(caption or None, why none when that is an ambiguity, naming the rows). `shared`: ('bare' | 'name' |
+        'stem', value) pairs that more than one input video has (`datamodules.inputs.with_captions`)."""
         name = _key(name)
-        if name in self.by_path:
-            return self.by_path[name], ""
+        if name in self.rows:
+            return self._one(name)
         path = PurePosixPath(name)
         bare = str(path.with_suffix(""))
-        for kind, what, index, part in (("bare", "path without its suffix", self.by_path, bare),
-                                        ("name", "file name", self.by_name, path.name),
-                                        ("stem", "stem", self.by_stem, path.stem)):
-            if part in index:
-                if index[part] is not None and (kind, part) not in shared:
-                    return index[part], ""
-                holders = f"several rows of {self.source}" if index[part] is None else "several input videos"
-                return None, (f"its {what} {part!r} is ambiguous ({holders} have it); key its row by the path "
-                              f"relative to the input folder, {name!r}")
+        for kind, what, part, keys in (("bare", "path without its suffix", bare, [bare] if bare in self.rows else []),
+                                       ("name", "file name", path.name, self.by_name.get(path.name, [])),
+                                       ("stem", "stem", path.stem, self.by_stem.get(path.stem, []))):
+            if not keys:
+                continue
+            if len(keys) == 1 and (kind, part) not in shared:
+                return self._one(keys[0])
+            holders = (f"several rows of {self.source} have it: {self._rows(keys)}" if len(keys) > 1 else
+                       "several input videos have it")
+            return None, (f"its {what} {part!r} is ambiguous ({holders}); key its row by the path relative to the "
+                          f"input folder, {name!r}")
         return None, ""
 
 
@@ -122,7 +142,7 @@ def load(path: str, key: str, column: str, setting: str = "captions") -> Caption
     if rows and (key not in rows[0] or column not in rows[0]):
         raise ConfigError(f"{setting}: {path} needs columns {key!r} and {column!r}; it has {sorted(rows[0])}")
     _columns(rows, path, (key, column), setting)
-    return CaptionTable({str(row[key]): "" if row[column] is None else str(row[column]) for row in rows}, path)
+    return CaptionTable([(str(row[key]), "" if row[column] is None else str(row[column])) for row in rows], path)
 
 
 def list_column(path: Path, column: str) -> list[str]:
