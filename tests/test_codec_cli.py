@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT, make_video
 from disco_train.__main__ import main
-from disco_train.codec import backends, cli
+from disco_train.codec import backends, cli, pipeline
 from disco_train.codec import container as C
 from disco_train.codec.receiver import crop, receive
 from disco_train.codec.sender import CodecError, SenderSettings, geometry_for, send_video
@@ -229,15 +229,15 @@ def test_batched_decoding_gives_each_clip_its_own_noise(export_dir, odd_video, t
     a, b = send_video(frames, fps, "a gradient", s), send_video(frames[:, ::-1].copy(), fps, "flipped", s)
     decoder = DiscoDecoder.from_export(export_dir)
     args = (2, 3.0)
-    alone = cli.decode_containers(decoder, [a], *args, [7], decoder.cfg.validation.negative_prompt)[0]
-    pair = cli.decode_containers(decoder, [b, a], *args, [5, 7], decoder.cfg.validation.negative_prompt)
+    alone = pipeline.decode_containers(decoder, [a], *args, [7], decoder.cfg.validation.negative_prompt)[0]
+    pair = pipeline.decode_containers(decoder, [b, a], *args, [5, 7], decoder.cfg.validation.negative_prompt)
     assert pair[1].shape == alone.shape == (20, 50, 70, 3)
     assert np.abs(pair[1].astype(int) - alone).max() <= 2  # the same noise; only float summation order differs
-    other = cli.decode_containers(decoder, [a], *args, [8], decoder.cfg.validation.negative_prompt)[0]
+    other = pipeline.decode_containers(decoder, [a], *args, [8], decoder.cfg.validation.negative_prompt)[0]
     assert np.abs(other.astype(int) - alone).max() > 2
     small = send_video(frames[:, :32, :32].copy(), fps, "x", s)
     with pytest.raises(CodecError, match="one batch needs one coded size"):
-        cli.decode_containers(decoder, [a, small], *args, [0, 0], "")
+        pipeline.decode_containers(decoder, [a, small], *args, [0, 0], "")
 
 
 def test_selected_streams_follow_the_exports_pattern(tmp_path, odd_video, capsys):

@@ -1,7 +1,7 @@
 """The `disco` method: one or more exported decoders over a grid of D_s × D_t × the degraded video's codec QP.
 
 Sender and receiver are the project's own: `codec.sender.send_video` makes the `.disco` container (caption +
-degraded video), `codec.cli.decode_containers` restores it through `codec.receiver.receive` and samples with a
+degraded video), `codec.pipeline.decode_containers` restores it through `codec.receiver.receive` and samples with a
 `DiscoDecoder`. Each export's decoder (transformer, VAE and T5) is built once for the whole run, and the clips of
 one grid point are decoded `disco.batch_size` at a time, each with its own noise seed (`disco.seed`), so a clip's
 result does not depend on which clips share its batch.
@@ -249,7 +249,7 @@ def run_disco(cfg, variants: list[Variant], cells: list, frames_of: Callable, de
 
 
 def _batch(cfg, export: Export, decoder, batch: list, frames_of: Callable, captions: Captions):
-    from disco_train.codec.cli import decode_containers
+    from disco_train.codec.pipeline import decode_containers
 
     sent, texts, encode_s, extras = [], [], [], []
     for clip, point in batch:

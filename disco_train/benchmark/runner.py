@@ -21,7 +21,7 @@ from disco_train.benchmark import disco as D
 from disco_train.benchmark import methods as M
 from disco_train.benchmark import parts as P
 from disco_train.benchmark import tables as T
-from disco_train.codec.batch import resolve_device
+from disco_train.codec.pipeline import resolve_device
 from disco_train.config.benchmark import RATE_METHOD, split_list
 from disco_train.metrics.suite import DISTRIBUTION_METRICS, parse_metric_names
 

@@ -5,8 +5,9 @@
   `standard`: x264/x265 through PyAV (the neural codec is the package `disco_train.dcvc_rt`); `videoio`: video files in and out;
 - `sender`: a clip -> its streams (`prepare` and `encode` both call it);
 - `receiver`: streams -> condition frames (training-data decoding and `decode` both call it);
-- `cli`: the `encode` and `decode` commands (decode builds only the `DiscoDecoder`); `batch`: decode of many
-  files by part, batched by coded size.
+- `pipeline`: the receiving system as a library, containers -> condition frames -> generated frames (builds only
+  the `DiscoDecoder`; `decode`, `batch` and the benchmark call it); `batch`: decode of many files by part, batched
+  by coded size; `cli`: the `encode` and `decode` commands' arguments.
 
 May import config, modalities and decoder; never lightning, datamodules or train.
 """

@@ -16,6 +16,7 @@ import glob
 from pathlib import Path
 
 from disco_train.codec import container as C
+from disco_train.codec.pipeline import decoder_setup, generate, ready_decoder, receive_all, resolve_device
 from disco_train.codec.sender import CodecError
 from disco_train.config.base import check
 from disco_train.config.outputs import check_folder_output, claim_folder
@@ -55,39 +56,6 @@ def sorted_by_stem(paths: list[Path]) -> tuple[list[Path], list[str]]:
 
 def target(out: Path, source: Path) -> Path:
     return out / f"{source.stem}.mkv"
-
-
-def resolve_device(device: str) -> str:
-    """'' -> cuda when available, else cpu; cuda -> the local rank's GPU (`config.parts.resolve_device`)."""
-    import torch
-
-    from disco_train.config.parts import resolve_device as local_rank_device
-
-    return local_rank_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
-def decoder_setup(a, manifest: dict | None = None) -> tuple:
-    """(decoder config with the overrides, video stream weights, sketch stream weights) of the export."""
-    from disco_train.codec import trained
-    from disco_train.decoder.export import decoder_config, read_manifest
-
-    manifest = read_manifest(a.export) if manifest is None else manifest
-    video_weights = trained.video_weights(manifest, a.dcvc_rt_dir)
-    sketch_weights = trained.sketch_weights(a.export, manifest, a.sketch_dcvc_dir, video_weights)
-    return decoder_config(a.export, a.overrides, manifest), video_weights, sketch_weights
-
-
-def ready_decoder(a, cfg) -> tuple:
-    """(the export's DiscoDecoder with the decode settings applied: step cache, dtype, compile; the σ schedule; the
-    steps), built on `a.device` (`resolve_device`)."""
-    from disco_train.decoder import fast
-    from disco_train.decoder.decoder import DiscoDecoder
-    from disco_train.decoder.flow import schedule_steps
-
-    decoder = DiscoDecoder.from_export(a.export, device=resolve_device(a.device), merge=a.merge_lora, cfg=cfg)
-    schedule, steps = cfg.validation.sampling(a.schedule, a.steps)
-    fast.apply(decoder.transformer, a.cache, a.dtype, a.compile, schedule_steps(schedule, steps))
-    return decoder, schedule, steps
 
 
 def decode_many(a, log=print) -> dict:
@@ -133,7 +101,6 @@ def _read(a, paths: list[Path], failures: list[str]) -> list[tuple[Path, C.Conta
 
 def _decode_files(a, paths: list[Path], out: Path, log) -> tuple[list[Path], list[str]]:
     """Decode `paths` with one decoder build, a batch per coded size; returns (written outputs, failures)."""
-    from disco_train.codec.cli import receive_all
     from disco_train.codec.guards import check_memory
     from disco_train.decoder import fast
 
@@ -163,7 +130,6 @@ def _decode_files(a, paths: list[Path], out: Path, log) -> tuple[list[Path], lis
 
 def _generate(a, cfg, built: tuple, batch: list, received: list, out: Path, log) -> list[Path]:
     """One batch of one coded size -> its outputs, each written to a temporary name and renamed."""
-    from disco_train.codec.cli import generate
     from disco_train.codec.videoio import write_lossless
     from disco_train.decoder import fast
 

@@ -7,8 +7,9 @@
 `encode` takes its coding settings from the command line, else from the export (the decoder's training data:
 a rate point of its trained set, `codec.trained.choose_point`; a point outside the set is refused unless
 force=true), else from `prepare`'s defaults, and prints each stream's bits and the total with the container's
-header (the file: what a receiver needs) in bits, bpp and kbps at the video's frame rate. `decode` builds only the `DiscoDecoder`
-(never the training system, never Lightning) from the export folder, and writes the reconstruction losslessly
+header (the file: what a receiver needs) in bits, bpp and kbps at the video's frame rate. `decode` (`codec.pipeline`:
+containers -> condition frames -> generated frames) builds only the `DiscoDecoder` (never the training system, never
+Lightning) from the export folder, and writes the reconstruction losslessly
 (`codec.videoio.write_output`: a folder -> PNG frames, .mkv -> FFV1, .mp4 -> H.264 RGB at qp 0), so a metric
 scores the decoder and not a second codec; `crf=N` with an .mp4 writes a lossy 4:2:0 viewing copy instead.
 """
@@ -23,12 +24,11 @@ from typing import Optional
 import numpy as np
 
 from disco_train.codec import container as C
-from disco_train.codec.progress import sampling_bar
 from disco_train.codec.container import Pattern
 from disco_train.codec.sender import CodecError, SenderSettings, geometry_for, read_pose_file, send_video
 from disco_train.config import ConfigError, DecodeLimits, DiscoLoraConfig, PrepareConfig
-from disco_train.codec.guards import (check_decode, check_encode, check_encode_output, check_memory, check_output,
-                                      check_viewing_copy, memory_errors, read_source, write_decoded)
+from disco_train.codec.guards import check_decode, check_encode, check_encode_output, read_source
+from disco_train.codec.pipeline import decode
 from disco_train.config.cli import REQUIRED, Command
 
 
@@ -286,84 +286,6 @@ class DecodeConfig:
 
     def validate(self) -> None:
         check_decode(self)
-
-
-def receive_all(cfg, containers: list[C.Container], video_weights: str | None = None,
-                sketch_weights: str | None = None, limits: DecodeLimits = DecodeLimits()) -> list[dict]:
-    """Every container's streams restored to condition frames by the receiver that decodes training data, before a
-    decoder is needed."""
-    from disco_train.codec.receiver import receive
-
-    pattern = Pattern.of_condition(cfg.condition)
-    return [receive(c, cfg.condition.fill, cfg.condition.aux, video_weights, sketch_weights, limits, pattern,
-                    cfg.condition.reference) for c in containers]
-
-
-def generate(decoder, containers: list[C.Container], received: list[dict], steps: int | None, guidance: float,
-             seeds: list[int], negative_prompt: str, schedule: str = "shifted", progress=False) -> list[np.ndarray]:
-    """Restored containers of one coded size -> their reconstructions [T,H,W,3] uint8, sampled as one batch by a
-    built `DiscoDecoder` (each with its own noise seed). `progress`: a bar of steps × clips on stderr."""
-    import torch
-
-    from disco_train.codec.receiver import crop
-
-    sizes = {(c.geometry.coded_frames, c.geometry.coded_height, c.geometry.coded_width) for c in containers}
-    if len(sizes) != 1:
-        raise CodecError(f"one batch needs one coded size, got {sorted(sizes)}")
-    device = decoder.device
-    stack = lambda key: torch.from_numpy(np.stack([g[key] for g in received])).to(device)  # noqa: E731
-    batch = {"cond": stack("cond"), "caption": [g["caption"] for g in received], "size": sizes.pop(),
-             "ds": [g["ds"] for g in received],
-             "fps": torch.tensor([float(c.geometry.fps) for c in containers], device=device)}
-    if decoder.cfg.condition.aux != "none":
-        batch["aux"] = stack("aux")
-    with sampling_bar(decoder.transformer, schedule, steps, len(containers), progress):
-        frames = decoder.reconstruct(batch, steps=steps, guidance=guidance, seed=list(seeds),
-                                     negative_prompt=negative_prompt, schedule=schedule)
-    return [crop(f.cpu().numpy(), c.geometry) for f, c in zip(frames, containers)]
-
-
-def decode_containers(decoder, containers: list[C.Container], steps: int | None, guidance: float, seeds: list[int],
-                      negative_prompt: str, video_weights: str | None = None,
-                      sketch_weights: str | None = None, schedule: str = "shifted") -> list[np.ndarray]:
-    """Containers of one coded size -> their reconstructions, by a decoder built once (the benchmark's batches)."""
-    received = receive_all(decoder.cfg, containers, video_weights, sketch_weights)
-    return generate(decoder, containers, received, steps, guidance, seeds, negative_prompt, schedule)
-
-
-def decode(a: DecodeConfig) -> np.ndarray:
-    """.disco container + export folder -> reconstructed frames [T,H,W,3] (written losslessly when `out`). Every
-    stream is checked and restored before the decoder is built; MemoryError becomes a DecodeError."""
-    with memory_errors(a):
-        return _decode(a)
-
-
-def _decode(a: DecodeConfig) -> np.ndarray:
-    from disco_train.codec.batch import decoder_setup, ready_decoder, resolve_device
-    from disco_train.codec.receiver import required
-    from disco_train.decoder import fast
-    from disco_train.decoder.export import describe_settings, read_manifest, trained_settings
-
-    if a.out:
-        check_output(a)  # a path it cannot or must not write fails now, not after decoding
-    c = C.read(a.input, a.limits)
-    check_viewing_copy(a, c)
-    manifest = read_manifest(a.export)
-    video, points = required(c, "video", "decoding"), trained_settings(manifest)
-    if not any((video.ds, video.dt, video.codec) == (p.get("ds"), p.get("dt"), p.get("codec")) for p in points):
-        print(f"decode: warning: video coded with ds={video.ds} dt={video.dt} {video.codec}; the decoder was "
-              f"trained on {describe_settings(points)}", file=sys.stderr)
-    fast.check(a.cache, a.dtype)  # a bad setting fails before any stream is decoded
-    cfg, video_weights, sketch_weights = decoder_setup(a, manifest)
-    check_memory(a, c, cfg, resolve_device(a.device))
-    received = receive_all(cfg, [c], video_weights or None, sketch_weights or None, a.limits)
-    decoder, schedule, steps = ready_decoder(a, cfg)
-    fast.configure_vae(decoder.vae, c.geometry.coded_height, c.geometry.coded_width, a.vae_tiling)
-    (frames,) = generate(decoder, [c], received, steps, cfg.validation.guidance if a.guidance is None else a.guidance,
-                         [a.seed], a.negative_prompt or cfg.validation.negative_prompt, schedule, progress=True)
-    if a.out:
-        write_decoded(a, frames, float(c.geometry.fps))
-    return frames
 
 
 # ---- command line ---------------------------------------------------------------------------------------------
