@@ -1,4 +1,4 @@
-"""Golden training losses: the first 20 losses of the two CPU debug recipes, stored in tests/golden/losses.json.
+"""Golden training losses: the first 20 losses of the CPU debug recipes, stored in tests/golden/losses.json.
 
 Drift in the flow math, the conditioning layout, the σ sampler, the RD loss or the data path changes these
 numbers, so it fails the fast suite instead of passing silently. Regenerate (after a deliberate change only) with
@@ -64,6 +64,13 @@ def test_disco_lora_ltx2_debug_losses(demo_shards, tmp_path):
     argv = debug_overrides(demo_shards, tmp_path, steps=STEPS) + ["recipe=disco_lora_ltx2_debug",
                                                                    "checkpoint.every_n_steps=1000"]
     _check("disco_lora_ltx2_debug", _losses(argv))
+
+
+def test_disco_lora_ltx25_debug_losses(demo_shards, tmp_path):
+    """The 22B LTX-2.5 architecture flags (tiny25: gated attention, prompt modulation, split RoPE, no video FFN bias)."""
+    argv = debug_overrides(demo_shards, tmp_path, steps=STEPS) + ["recipe=disco_lora_ltx25_debug",
+                                                                   "checkpoint.every_n_steps=1000"]
+    _check("disco_lora_ltx25_debug", _losses(argv))
 
 
 def test_sketch_dcvc_stage1_debug_losses(tmp_path):

@@ -120,6 +120,39 @@ def test_missing_vae_or_gemma_fails_before_loading_with_the_key(tmp_path):
         check_weights_present(cfg)
 
 
+def test_weights_command_exits_2_naming_a_missing_vae_then_0(tmp_path, capsys):
+    from disco_train.__main__ import main
+
+    model = tmp_path / "ltx-2"
+    for sub in ("transformer", "connectors", "text_encoder", "tokenizer"):
+        (model / sub).mkdir(parents=True)
+        (model / sub / "config.json").write_text("{}")
+    argv = ["weights", "recipe=disco_lora_ltx2", f"model.path={model}", f"model.text_encoder_path={model}"]
+    assert main(argv) == 2
+    rows = [r for r in capsys.readouterr().out.splitlines() if "MISSING" in r]
+    assert len(rows) == 1 and rows[0].startswith("| model.path | LTX-2 video VAE |"), rows
+    (model / "vae").mkdir()
+    (model / "vae" / "config.json").write_text("{}")
+    assert main(argv) == 0
+
+
+def test_released_configs_follow_diffusers_converter():
+    """convert_ltx2_to_diffusers.py "2.0" / "2.3" / "2.5": split RoPE everywhere, the 22B's gated attention and
+    prompt modulation, LTX-2.5's video FFN without bias; the same 18.9e9-parameter transformer (the "22B" counts
+    the 8-layer text connectors too)."""
+    from disco_train.decoder.models import meta_transformer
+
+    sizes = {}
+    for name in ("ltx2_19b", "ltx23_22b", "ltx25_22b"):
+        model = meta_transformer(name, "ltx2")
+        block = model.transformer_blocks[0]
+        assert model.config.rope_type == "split" and block.audio_ff.net[2].bias is not None
+        assert (block.ff.net[2].bias is None) == (name == "ltx25_22b")
+        assert model.config.gated_attn == model.config.cross_attn_mod == (name != "ltx2_19b")
+        sizes[name] = sum(p.numel() for p in model.parameters())
+    assert all(18.8e9 < n < 19.0e9 for n in sizes.values()), sizes
+
+
 def test_family_names_are_checked():
     from disco_train.config.recipe import resolve
 

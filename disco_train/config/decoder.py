@@ -57,7 +57,8 @@ MAX_RATIO_PART = 65535
 """Largest a or b of a selected stream's ratio: a `.disco` header carries each as a u16 (`codec.container`)."""
 
 
-MODEL_NAMES = {"ltxv": ("ltxv_13b", "ltxv_2b", "tiny"), "ltx2": ("ltx2_19b", "ltx25_22b", "tiny", "tiny25")}
+MODEL_NAMES = {"ltxv": ("ltxv_13b", "ltxv_2b", "tiny"),
+               "ltx2": ("ltx2_19b", "ltx23_22b", "ltx25_22b", "tiny", "tiny25")}
 """`model.name` per `model.family` ('tiny', 'tiny25': random, built in code from the family's diffusers classes;
 tiny25 with the 22B's architecture flags)."""
 TINY_MODELS = ("tiny", "tiny25")
@@ -70,7 +71,8 @@ class ModelConfig:
     run video-only; `disco_train/decoder/family.py`)."""
     name: str = "ltxv_13b"
     """Backbone: ltxv: 'ltxv_13b' (0.9.7/0.9.8 dev), 'ltxv_2b' (0.9.x distilled); ltx2: 'ltx2_19b' (LTX-2 dev),
-    'ltx25_22b' (LTX-2.3/2.5 22B), 'tiny25'; either: 'tiny' (random, built in code)."""
+    'ltx23_22b' (LTX-2.3 22B), 'ltx25_22b' (LTX-2.5 22B: no video FFN bias), 'tiny25'; either: 'tiny' (random,
+    built in code)."""
     path: str = "checkpoints/ltx-video-13b"
     """Local weights (or a Hub repo id): a diffusers folder (transformer/, vae/; LTX-2 also connectors/) or, for
     ltxv, one single-file .safetensors."""

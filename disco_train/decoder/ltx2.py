@@ -1,11 +1,17 @@
 """LTX-2 parts (`model.family=ltx2`): transformer configs of the released models, tiny ones built in code from the
 diffusers / transformers classes, and the Gemma 3 + `LTX2TextConnectors` text path.
 
-Released transformer configs (for meta-device planning and checking an export's keys): 'ltx2_19b' is diffusers'
-`LTX2VideoTransformer3DModel` defaults, which are Lightricks/LTX-2's transformer/config.json (48 layers, 32×128
-video heads, 32×64 audio heads, caption 3840 from Gemma 3 12B); 'ltx25_22b' adds what diffusers'
-scripts/convert_ltx2_to_diffusers.py sets for version "2.3" (and its LTX-2.5 port keeps): gated attention, prompt
-cross-attention modulation, split RoPE, no caption projection (the connectors project per modality).
+Released transformer configs (for meta-device planning and checking an export's keys): what diffusers'
+scripts/convert_ltx2_to_diffusers.py writes into transformer/config.json (`get_ltx2_transformer_config`, versions
+"2.0", "2.3", "2.5"; huggingface/diffusers #12915, #13217, #14447, whose 2.5 flags the installed 0.42.1 class
+documents) where it differs from `LTX2VideoTransformer3DModel`'s defaults, checked against Lightricks/LTX-2's own
+loader (packages/ltx-core/src/ltx_core/model/transformer/model_configurator.py: rope_type "split" by default,
+"LTX 2.5 (gemma4) sets ff_bias=false"):
+- 'ltx2_19b' (LTX-2 19B, "2.0"): 48 layers, 32×128 video heads, 32×64 audio heads, caption 3840 (Gemma 3 12B),
+  split RoPE (the class default is interleaved);
+- 'ltx23_22b' ("2.3"): + gated attention, prompt cross-attention modulation, no caption projection (the
+  connectors project per modality), perturbed attention;
+- 'ltx25_22b' ("2.5"): + no video FFN bias, a learned keyframe position embedding (unused by a plain forward).
 """
 
 from __future__ import annotations
@@ -18,20 +24,22 @@ from torch import nn
 LTX2_19B = dict(in_channels=128, out_channels=128, num_attention_heads=32, attention_head_dim=128,
                 cross_attention_dim=4096, audio_in_channels=128, audio_out_channels=128,
                 audio_num_attention_heads=32, audio_attention_head_dim=64, audio_cross_attention_dim=2048,
-                num_layers=48, caption_channels=3840)
-LTX2_CONFIGS = {
-    "ltx2_19b": LTX2_19B,
-    "ltx25_22b": dict(LTX2_19B, gated_attn=True, cross_attn_mod=True, audio_gated_attn=True,
-                      audio_cross_attn_mod=True, rope_type="split", use_prompt_embeddings=False, perturbed_attn=True),
-}
+                num_layers=48, caption_channels=3840, rope_type="split")
+LTX23_22B = dict(LTX2_19B, gated_attn=True, cross_attn_mod=True, audio_gated_attn=True, audio_cross_attn_mod=True,
+                 use_prompt_embeddings=False, perturbed_attn=True)
+LTX2_CONFIGS = {"ltx2_19b": LTX2_19B, "ltx23_22b": LTX23_22B,
+                "ltx25_22b": dict(LTX23_22B, ff_bias=False, use_keyframes_abs_pos_embedding=True)}
 
 TINY_TEXT_DIM = 16
 TINY_LTX2 = dict(in_channels=16, out_channels=16, num_attention_heads=2, attention_head_dim=8, cross_attention_dim=16,
                  audio_in_channels=4, audio_out_channels=4, audio_num_attention_heads=1, audio_attention_head_dim=8,
                  audio_cross_attention_dim=8, num_layers=2, caption_channels=TINY_TEXT_DIM)
-# 'tiny25': the 22B's flags (gated attention, prompt modulation, split RoPE, per-modality connector projections)
-TINY_LTX25 = dict(TINY_LTX2, gated_attn=True, cross_attn_mod=True, audio_gated_attn=True, audio_cross_attn_mod=True,
-                  rope_type="split", use_prompt_embeddings=False, perturbed_attn=True)
+# 'tiny': the 19B's layout but diffusers' default interleaved RoPE (the 19B's is split): its golden losses
+# (tests/golden/losses.json) were recorded so, and a real checkpoint's config.json brings its own rope_type.
+# 'tiny25': every flag of 'ltx25_22b' (gated attention, prompt modulation, split RoPE, no video FFN bias, keyframe
+# embedding) and of the 2.5 connectors (per-modality projections with bias, gated attention, split RoPE).
+TINY_LTX25 = dict(TINY_LTX2, **{k: v for k, v in LTX2_CONFIGS["ltx25_22b"].items() if k not in LTX2_19B},
+                  rope_type="split")
 TINY_CONFIGS = {"tiny": TINY_LTX2, "tiny25": TINY_LTX25}
 # 4 (patch) × 2 × 2 × 2 (three spatio-temporal downsamplers) = 32× spatial, 2 × 2 × 2 = 8× temporal, as LTX-2's.
 TINY_LTX2_VAE = dict(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(8, 16, 16, 16),
@@ -107,9 +115,10 @@ def tiny_text_encoder(seed: int = 0, name: str = "tiny") -> tuple[GemmaText, obj
         vocab_size=len(tokenizer), hidden_size=TINY_TEXT_DIM, intermediate_size=32,
         num_hidden_layers=TINY_GEMMA_LAYERS, num_attention_heads=2, num_key_value_heads=1, head_dim=8,
         max_position_embeddings=256, sliding_window=16))
-    connectors = TINY_CONNECTORS if name == "tiny" else dict(
+    connectors = TINY_CONNECTORS if name == "tiny" else dict(  # convert_ltx2_to_diffusers.py's "2.5" connectors
         TINY_CONNECTORS, per_modality_projections=True, video_hidden_dim=TINY_LTX25["cross_attention_dim"],
-        audio_hidden_dim=TINY_LTX25["audio_cross_attention_dim"], audio_connector_num_attention_heads=1)
+        audio_hidden_dim=TINY_LTX25["audio_cross_attention_dim"], audio_connector_num_attention_heads=1,
+        video_gated_attn=True, audio_gated_attn=True, rope_type="split", proj_bias=True)
     return GemmaText(gemma, LTX2TextConnectors(**connectors)), tokenizer
 
 

@@ -16,7 +16,7 @@ from disco_train.config.decoder import TINY_MODELS
 from disco_train.config.hub import repo_ref
 
 LTX_SOURCE = "HF Lightricks/LTX-Video-0.9.7-dev (13B) or Lightricks/LTX-Video-0.9.1 (2B), diffusers layout"
-LTX2_SOURCE = "HF Lightricks/LTX-2 (19B dev; for 22B the LTX-2.3/2.5 dev model), diffusers layout"
+LTX2_SOURCE = "HF Lightricks/LTX-2 (19B dev; for 22B the LTX-2.3 or LTX-2.5 dev model), diffusers layout"
 
 
 @dataclass(frozen=True)
