@@ -24,7 +24,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from datamodules import captions as caption_table
 from datamodules.inputs import (VIDEO_SUFFIXES, Video, check_unique, curate, list_videos, part_of,
                                 with_captions)
 from datamodules.parts import (PrepareError, check_same_settings, finish_part, hold_part, merge, resolve_device,
@@ -34,6 +33,7 @@ from datamodules.sink import Part, ShardSink, append_jsonl, reconcile, seen_else
 from datamodules.workers import Failure, WorkerPool
 from disco_train.config import PrepareConfig
 from disco_train.config.cli import Command
+from disco_train.modalities import captions as caption_table
 
 MAX_UNEXPECTED_IN_A_ROW = 5  # unexpected errors on this many consecutive videos look systematic: stop
 

@@ -27,7 +27,7 @@ def read_steps(out: Path) -> str | None:
 def example_video(train_shards: str) -> tuple[str, str, dict]:
     """(the first video of the training data, its caption, the shards' prepare settings), read from the index, the
     settings and the captions file of the first shard folder; placeholders when they cannot be read."""
-    from datamodules import captions
+    from disco_train.modalities import captions
 
     folder = Path(train_shards.split(",")[0]).parent
     try:
