@@ -6,7 +6,8 @@ import contextlib
 import sys
 
 from disco_train.config.cli import Command
-from disco_train.config.recipe import TRAINABLE, atomic_write, to_yaml
+from disco_train.config.recipe import TRAINABLE, to_yaml
+from disco_train.io.files import atomic_write
 
 COMMAND = Command("python train.py", "Train the task of a recipe (disco_lora: the LoRA decoder; sketch_dcvc: the "
                   "sketch codec). print_config=true prints the resolved recipe.", task=TRAINABLE)

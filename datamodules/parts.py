@@ -2,10 +2,10 @@
 
 - Which part: `part=K/N`, else the scheduler's environment, as `config.parts.resolve_part` reads it for every
   command (SLURM array × torchrun/srun ranks). A video belongs to part `inputs.part_of(name, N)`.
-- Locks: `config.recipe.hold_lock` (fcntl.flock) on lock files in the output folder, so the kernel releases them when the holder dies
-  (a SIGKILLed run never blocks the next one). `prepare[-pKKK].lock` is held by a part's run from start to end and
-  a second run of the same part is refused at once (`PrepareError`, exit 2); `prepare_config.lock` is held for
-  moments: to check and record the settings, to drop or write a part's done marker, and by the merge.
+- Locks: `disco_train.io.files.locked` (fcntl.flock) on lock files in the output folder, so the kernel releases
+  them when the holder dies (a SIGKILLed run never blocks the next one). `prepare[-pKKK].lock` is held by a part's
+  run from start to end and a second run of the same part is refused at once (`PrepareError`, exit 2);
+  `prepare_config.lock` is held for moments: to check and record the settings, to drop or write a part's done marker, and by the merge.
 - A part that finishes writes `done[-pKKK].json` (its summary); a part that starts drops it first. The merge
   needs all N markers, so it never reads a part that is running or was killed.
 - Merge: every input is in exactly one part's index or failures, every shard an index names exists and every
@@ -21,12 +21,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 from datamodules.inputs import Video, part_of
-from datamodules.sink import FAILURES, INDEX, Part, atomic_write, read_jsonl
+from datamodules.sink import FAILURES, INDEX, Part, read_jsonl
 from disco_train.config import ConfigError, PrepareConfig
-from disco_train.config.parts import locked as parts_lock
 from disco_train.config.parts import resolve_device  # noqa: F401  (prepare and tests take it from here)
 from disco_train.config.parts import resolve_part as shared_part
 from disco_train.config.prepare import RATE_KEYS, as_list
+from disco_train.io.files import atomic_write, temporaries
+from disco_train.io.files import locked as parts_lock
 
 SETTINGS, SETTINGS_LOCK = "prepare_config.json", "prepare_config.lock"
 RESUMABLE_KEYS = {"input", "output", "captions", "caption_key", "caption_column", "caption_default", "captioner",
@@ -109,7 +110,7 @@ def start_part(output: Path, cfg: PrepareConfig, part: Part) -> None:
         # Rewrites killed before their rename; every writer of these files holds the settings lock.
         merged = [INDEX, FAILURES] if part.count > 1 else []
         for name in [SETTINGS, *merged, *(Part(k, part.count).done_file for k in range(part.count))]:
-            for stale in output.glob(f"{name}.*.tmp"):
+            for stale in temporaries(output, name):
                 stale.unlink()
         atomic_write(output / SETTINGS, json.dumps({**asdict(cfg), "parts": part.count}, indent=2))
         (output / part.done_file).unlink(missing_ok=True)

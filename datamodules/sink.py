@@ -5,7 +5,7 @@ Each part (`Part`: the whole input, or part K of N) owns its own files in the ou
 video)
 and `failures[-pKKK].jsonl`; nothing of one part is ever written or deleted by another.
 
-The shards are the source of truth. A shard is written as `<name>.tar.tmp` and renamed when complete, so a reader
+The shards are the source of truth. A shard is written to `<name>.tar.<pid>.tmp` and renamed when complete, so a reader
 never sees a partial one. A video's clips all go into one shard, and the video is appended to the index after
 the rename (one write per shard, then fsync). A kill can land in three places:
 - while the .tmp is written: the part's .tmp files are deleted on restart and their videos, never recorded, are
@@ -16,7 +16,7 @@ the rename (one write per shard, then fsync). A kill can land in three places:
   (the last shard, for a torn tail) are read back, so a video whose row was cut is recorded, not redone; a dropped
   failure row is simply retried.
 Every file that is rewritten rather than appended (a repaired index, prepare_config.json, a part's done marker,
-the merged index) is written to a .tmp beside it, fsynced and renamed over the old one (`atomic_write`).
+the merged index) is written to a .tmp beside it, fsynced and renamed over the old one (`io.files.atomic_write`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import webdataset as wds
 
 from datamodules.coded import shard_metas, summarize
 from disco_train.config.parts import part_tag
-from disco_train.config.recipe import atomic_write  # noqa: F401  (re-exported: parts and tests use sink's)
+from disco_train.io.files import atomic_open, atomic_write, temporaries
 
 INDEX, FAILURES = "index.jsonl", "failures.jsonl"
 
@@ -136,8 +136,8 @@ def _unique(rows: list[dict]) -> list[dict]:
 def reconcile(output: Path, part: Part = Part()) -> set[str]:
     """Repair this part's bookkeeping after a kill and return its videos already seen (done or failed)."""
     # Never renamed, so their videos were never recorded. Only this part's own: other parts may be writing theirs.
-    stale = [p for p in output.glob("train-*.tar.tmp") if part.shard_number(p.name[:-4]) is not None]
-    for path in [*stale, *output.glob(f"{part.index_file}.*tmp"), *output.glob(f"{part.failures_file}.*tmp")]:
+    stale = [p for p in temporaries(output, "train-*.tar") if part.shard_number(p.name.rsplit(".", 2)[0]) is not None]
+    for path in [*stale, *temporaries(output, part.index_file), *temporaries(output, part.failures_file)]:
         path.unlink()
     index, bad, torn = scan_jsonl(output / part.index_file)
     shards = part.shards(output)
@@ -204,13 +204,9 @@ class ShardSink:
         if not self.buffer:
             return
         final = self.output / self.part.shard(self.next_index)
-        tmp = final.with_name(final.name + ".tmp")
-        with wds.TarWriter(str(tmp)) as sink:
+        with atomic_open(final) as handle, wds.TarWriter(handle) as sink:
             for sample in self.buffer:
                 sink.write(sample)
-        with open(tmp, "rb+") as handle:  # on disk before the rename makes it a finished shard
-            os.fsync(handle.fileno())
-        os.replace(tmp, final)
         append_jsonl(self.output / self.part.index_file, [index_row(v, final.name, m) for v, m in self.videos])
         self.next_index += 1
         self.shards_written += 1

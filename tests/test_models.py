@@ -101,7 +101,7 @@ def test_an_uncached_repo_id_offline_says_what_to_fetch_and_where(tmp_path, monk
     ("/abs/weights", None), ("./rel/weights", None), ("single", None),
 ])
 def test_repo_ids_and_local_paths_are_told_apart(spec, expected):
-    from disco_train.config.hub import repo_ref
+    from disco_train.io.hub import repo_ref
 
     ref = repo_ref(spec)
     assert (None if ref is None else (ref.repo, ref.revision, ref.filename)) == expected

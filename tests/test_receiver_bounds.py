@@ -23,7 +23,7 @@ from conftest import ROOT, SESSION_ENV
 from disco_train.codec import container as C
 from disco_train.codec.receiver import receive
 from disco_train.codec.sender import SenderSettings, send_video
-from disco_train.config import DecodeError
+from disco_train.io.errors import DecodeError
 from disco_train.modalities import pose as P
 
 SECONDS = 10.0  # per bomb, measured in the child process, including nothing but decoding

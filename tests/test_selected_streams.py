@@ -13,7 +13,7 @@ from disco_train.codec import backends, selection
 from disco_train.codec import container as C
 from disco_train.codec.receiver import StreamError, receive, restore_video
 from disco_train.codec.sender import CodecError, SenderSettings, send_clip, send_video
-from disco_train.config import DecodeError
+from disco_train.io.errors import DecodeError
 
 LF13 = C.Pattern("selected", "latent_frame", 1, 3)
 TOKEN13 = C.Pattern("selected", "token", 1, 3)

@@ -9,19 +9,20 @@ changing them recomputes nothing, while changing x265's preset recomputes exactl
 Files: `cache/<key[:2]>/<key>.json` (bits, times, per-video scores, the key's parts for inspection) and, when set
 metrics are asked for, `<key>.npz` (the video's FID/FVD/FVMD features, so any set of videos can be pooled later).
 A record holds its own key: one whose key is not its file's (copied over another cell) or that is not a record is
-recomputed, never tabulated. Both are written to a temporary name (with the writer's pid: parts on several nodes
-share the folder) and renamed; the JSON goes last, so a killed run leaves either a whole cell or none, and a rerun
-continues where it stopped.
+recomputed, never tabulated. Both are written atomically (`io.files.atomic_write`: a temporary name with the
+writer's pid, as parts on several nodes share the folder, then a rename); the JSON goes last, so a killed run
+leaves either a whole cell or none, and a rerun continues where it stopped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from disco_train.io.files import atomic_open, atomic_write
 
 CACHE_VERSION = 1
 """Bumped when what a cell holds changes meaning; old cells are then not found."""
@@ -63,16 +64,12 @@ class Cache:
 
     def put(self, key: str, record: dict, features: dict[str, np.ndarray] | None = None) -> None:
         record_path, feature_path = self._paths(key)
-        record_path.parent.mkdir(parents=True, exist_ok=True)
         features = features or {}
         if features:
-            tmp = feature_path.with_name(f".{feature_path.stem}.{os.getpid()}.tmp.npz")
-            np.savez(tmp, **features)
-            os.replace(tmp, feature_path)
+            with atomic_open(feature_path) as handle:
+                np.savez(handle, **features)
         record = {**record, "key": key, "features": sorted(features)}
-        tmp = record_path.with_name(f".{record_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
-        os.replace(tmp, record_path)
+        atomic_write(record_path, json.dumps(record, indent=1, sort_keys=True, default=str))
 
     def __len__(self) -> int:
         return sum(1 for _ in self.root.glob("*/*.json")) if self.root.is_dir() else 0

@@ -23,7 +23,7 @@ import numpy as np
 
 from disco_train.codec.batch import sorted_by_stem
 from disco_train.codec.videoio import VIDEO_SUFFIXES, VideoError, iter_video, read_video, write_lossless
-from disco_train.config.recipe import atomic_write, hold_lock, release_lock
+from disco_train.io.files import atomic_write, hold_lock, release_lock
 from disco_train.modalities.degrade import resize_center_crop
 
 CHUNK = 8  # frames resized at a time: bounded memory for 1080p sources

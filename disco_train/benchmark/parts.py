@@ -20,8 +20,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from disco_train.config.parts import deal, locked, part_tag, resolve_part
-from disco_train.config.recipe import atomic_write
+from disco_train.config.parts import deal, part_tag, resolve_part
+from disco_train.io.files import atomic_write, locked
 
 FOLDER = "parts"
 DISCO_COST = 1000.0

@@ -22,8 +22,7 @@ import platform
 from pathlib import Path
 
 from disco_train.benchmark.tables import cell_text, method_curve
-from disco_train.config.outputs import csv_cell
-from disco_train.config.recipe import atomic_write
+from disco_train.io.files import atomic_write, csv_cell
 
 
 def _fmt(value) -> str:

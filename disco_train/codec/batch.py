@@ -20,7 +20,8 @@ from disco_train.codec.pipeline import decoder_setup, generate, ready_decoder, r
 from disco_train.codec.sender import CodecError
 from disco_train.config.base import check
 from disco_train.config.outputs import check_folder_output, claim_folder
-from disco_train.config.parts import deal, locked, part_tag, resolve_part
+from disco_train.config.parts import deal, part_tag, resolve_part
+from disco_train.io.files import locked
 
 
 def is_batch(text: str) -> bool:

@@ -35,10 +35,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from disco_train.config.base import DecodeError, parse_ratio
+from disco_train.config.base import parse_ratio
 from disco_train.config.decoder import INTERLEAVE_UNITS
 from disco_train.config.geometry import coded_size
 from disco_train.config.limits import DecodeLimits
+from disco_train.io.errors import DecodeError
+from disco_train.io.files import atomic_write
 
 MAGIC = b"DSCO"
 VERSION = 2
@@ -260,13 +262,9 @@ def _streams(data: bytes, count: int, table: int, offset: int, g: Geometry) -> l
 
 
 def write(path: str | Path, container: Container) -> int:
-    """Write a container (to a temporary sibling, then rename); returns its size in bytes."""
+    """Write a container (atomically); returns its size in bytes."""
     data = pack(container)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    atomic_write(path, data)
     return len(data)
 
 

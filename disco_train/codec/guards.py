@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from disco_train.codec.sender import CodecError
-from disco_train.config import DecodeError, DecodeLimits
+from disco_train.config import DecodeLimits
 from disco_train.config.outputs import check_file_output, check_folder_output, claim_folder, owns
+from disco_train.io.errors import DecodeError
 
 
 def check_encode(a) -> None:

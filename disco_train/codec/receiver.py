@@ -19,7 +19,7 @@ import numpy as np
 from disco_train.codec import backends, selection
 from disco_train.codec.container import FULL, Container, Geometry, Pattern, Stream
 from disco_train.codec.sender import pad_to
-from disco_train.config.base import DecodeError
+from disco_train.io.errors import DecodeError
 from disco_train.config.geometry import compact_size
 from disco_train.config.limits import DecodeLimits
 from disco_train.modalities.degrade import restore

@@ -21,7 +21,7 @@ from typing import Iterator
 import av
 import numpy as np
 
-from disco_train.config.base import DecodeError
+from disco_train.io.errors import DecodeError
 
 
 class VideoError(DecodeError):

@@ -1,7 +1,7 @@
 """What every schema shares: the error type and the value checks that name the full dotted key.
 
 This package is torch-free (recipes resolve and validate on a machine without torch, and before any weights load);
-it imports nothing else of disco_train.
+of disco_train it imports only `disco_train.io`.
 """
 
 from __future__ import annotations
@@ -13,12 +13,6 @@ from disco_train.config.geometry import SPATIAL, TEMPORAL
 
 class ConfigError(ValueError):
     """A recipe, override, command-line argument or value is invalid. The message names the full dotted key."""
-
-
-class DecodeError(ValueError):
-    """Bytes that do not decode: a `.disco` file, a bitstream or a shard sample that is malformed, truncated,
-    corrupt, or declares more than the decoder's limits (`DecodeLimits`). Every receiver path raises this family
-    (ContainerError, VideoError, BitstreamError, ...), within time and memory bounded by the limits."""
 
 
 def check(ok: bool, key: str, message: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from disco_train.config.base import ConfigError
-from disco_train.config.recipe import atomic_write
+from disco_train.io.files import atomic_write
 
 MARKER = ".disco-output"
 """Written into each folder a command fills; its text names the command, which may write there again."""
@@ -99,19 +99,3 @@ def claim_folder(folder: str | Path, command: str) -> Path:
     if not owns(path, command):  # atomically: parts of one command claim the folder at the same time
         atomic_write(path / MARKER, command + "\n")
     return path
-
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-"""What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list)."""
-
-
-def csv_cell(value):
-    """A CSV cell that no spreadsheet runs: text starting like a formula (a video named `=HYPERLINK(...)`, a
-    caption) gets a leading apostrophe, which spreadsheets hide; numbers, also negative ones, stay as they are."""
-    if not isinstance(value, str) or not value.startswith(FORMULA_START):
-        return value
-    try:
-        float(value)
-        return value
-    except ValueError:
-        return "'" + value

@@ -1,6 +1,6 @@
 """Which part of the work this process does (`part=K/N` or the scheduler's variables), the GPU of its local rank,
-part file tags, the per-part lock and the dealing of weighted work into balanced parts. Shared by `prepare`,
-`benchmark` and `decode`, so all three split a job the same way.
+part file tags and the dealing of weighted work into balanced parts. Shared by `prepare`, `benchmark` and `decode`,
+so all three split a job the same way (each part's lock: `disco_train.io.files.locked`).
 
 - Which part: `part=K/N`, else the scheduler's environment: a SLURM array (SLURM_ARRAY_TASK_ID minus
   SLURM_ARRAY_TASK_MIN, of SLURM_ARRAY_TASK_COUNT) times the ranks inside each array task (RANK of WORLD_SIZE
@@ -12,12 +12,9 @@ part file tags, the per-part lock and the dealing of weighted work into balanced
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
-from pathlib import Path
 
 from disco_train.config.base import ConfigError
 from disco_train.config.prepare import parse_part
-from disco_train.config.recipe import LockHeld, hold_lock, release_lock
 
 
 def _pair(env: dict, index: str, count: str, offset: str | None = None) -> tuple[int, int, str] | None:
@@ -64,21 +61,6 @@ def resolve_device(device: str, env: dict | None = None) -> str:
 def part_tag(index: int, count: int) -> str:
     """'' for the whole job (the file names of a single run), else '-pKKK' (3 digits or more)."""
     return "" if count == 1 else f"-p{index:0{max(3, len(str(count - 1)))}d}"
-
-
-@contextmanager
-def locked(path: Path, busy: type, what: str, wait: bool = False, by: str = "run"):
-    """Hold `config.recipe.hold_lock` on `path`; without `wait`, a held lock raises `busy` naming `what`, the kind
-    of run (`by`) and the holder. The kernel drops the lock with its process, so a killed run never blocks its rerun."""
-    try:
-        handle = hold_lock(path, wait)
-    except LockHeld as held:
-        raise busy(f"{what} is being written by another {by} ({held.holder}; lock {path}). Wait for it to finish "
-                   f"or stop it; the lock goes with the process, so a killed run holds nothing") from None
-    try:
-        yield
-    finally:
-        release_lock(handle)
 
 
 def deal(costs: list[float], count: int) -> list[int]:

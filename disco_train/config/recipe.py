@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
-import os
 import re
-import socket
-import time
 import typing
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -313,65 +310,3 @@ def resolve(argv: list[str], recipes_dir: Path = RECIPES_DIR, default_task: str 
 
 def to_yaml(resolved: DictConfig) -> str:
     return OmegaConf.to_yaml(resolved)
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Replace `path` by `text` so that a kill leaves either the old or the new file, never a partial one: written
-    to `<name>.<pid>.tmp` beside it (one per process, so writers on several nodes never share one), fsynced, then
-    renamed over it. The state files of every command are written this way."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-class LockHeld(OSError):
-    """The lock file is held by a live process; `holder` is what that process wrote into it."""
-
-    def __init__(self, path: Path, holder: str):
-        super().__init__(f"{path} is locked by {holder}")
-        self.path, self.holder = path, holder
-
-
-_HELD_LOCKS: set = set()  # this process's lock files, closed in every forked child (see hold_lock)
-
-
-def _drop_locks_in_child() -> None:
-    for handle in list(_HELD_LOCKS):
-        handle.close()  # the child's copy only: the parent's descriptor keeps the lock
-    _HELD_LOCKS.clear()
-
-
-os.register_at_fork(after_in_child=_drop_locks_in_child)
-
-
-def hold_lock(path: Path, wait: bool = False):
-    """An exclusive fcntl.flock on `path`, stamped with this process's pid, host and start; release_lock ends it.
-    The kernel drops it when the process dies, so a killed run never blocks its rerun. A flock belongs to the open
-    file, which fork shares: forked children (DataLoader workers take seconds to notice a SIGKILLed parent: their
-    watchdog polls every 5 s) would hold it on, so they close their copy at fork. Held and not `wait`: LockHeld."""
-    import fcntl
-
-    handle = open(path, "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise LockHeld(Path(path), holder) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    handle.flush()
-    _HELD_LOCKS.add(handle)
-    return handle
-
-
-def release_lock(handle) -> None:
-    _HELD_LOCKS.discard(handle)
-    handle.close()  # closing the descriptor drops the flock

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import constriction
 
-from disco_train.config.base import DecodeError
+from disco_train.io.errors import DecodeError
 
 from . import tables
 from .entropy import FORCE_ZERO_THRES, SCALE_MAX, SCALE_MIN, SYMBOL_MAX, SYMBOL_MIN, scale_indexes

@@ -28,13 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -63,47 +58,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-# ---- writing a folder atomically -----------------------------------------------------------------------------
-def _share_like_umask(folder: Path) -> None:
-    """mkdtemp makes its folder 0700: give the export the permissions any file the user writes gets (0777 / 0666
-    less the umask), so the rest of a cluster group can read it."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
-    for path in folder.rglob("*"):
-        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
-
-
-def _replace_folder(tmp: Path, out: Path) -> None:
-    """Rename tmp onto out; an existing out (force) is moved aside first and removed only once tmp is in place."""
-    if not out.exists():
-        tmp.rename(out)
-        return
-    old = out.with_name(f".{out.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
-    out.rename(old)
-    try:
-        tmp.rename(out)
-    except BaseException:
-        old.rename(out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-@contextmanager
-def building(out: Path) -> Iterator[Path]:
-    """A temporary folder beside `out` to fill; once filled it replaces `out` (with the permissions of the user's
-    files), and on any failure it is removed and `out` is left as it was."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        yield tmp
-        _share_like_umask(tmp)
-        _replace_folder(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # ---- checking keys against the architecture -------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from disco_train.config.hub import MissingWeightsError, resolve_weights  # noqa: F401  (re-exported)
+from disco_train.io.hub import MissingWeightsError, resolve_weights  # noqa: F401  (re-exported)
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -64,7 +64,7 @@ def require_path(path: str | Path, what: str, key: str) -> Path:
 
 
 def model_paths(model_cfg) -> tuple[Path, Path]:
-    """(LTX path, text encoder path) on disk: local paths, or Hub repo ids fetched into the cache (config.hub)."""
+    """(LTX path, text encoder path) on disk: local paths, or Hub repo ids fetched into the cache (io.hub)."""
     from disco_train.decoder import ltx2
 
     ltx2_family = model_cfg.family == "ltx2"

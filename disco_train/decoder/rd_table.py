@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from disco_train.decoder.export import MANIFEST, ExportError, describe_settings, sha256
+from disco_train.io.files import atomic_folder
 
 RD_TABLE = "rd_table.json"
 FORMAT = "disco-rd-table"
@@ -129,12 +130,12 @@ def read(folder: str | Path, manifest: dict, trained: list[dict]) -> RDTable | N
 def write(export: str | Path, dest: str | Path, data: dict) -> Path:
     """A copy of `export` at `dest` (`dest` = `export`: the export itself) with `data` as its rd_table.json, listed
     with its sha256 in disco.json; built beside `dest` and renamed into place, so a failure changes nothing."""
-    from disco_train.decoder.export import building, read_manifest, trained_settings
+    from disco_train.decoder.export import read_manifest, trained_settings
 
     export, dest = Path(export), Path(dest)
     parse(data, trained_settings(read_manifest(export)), RD_TABLE)  # never write a table encode would refuse
     manifest = json.loads((export / MANIFEST).read_text())  # as written (read_manifest fills v1 exports in)
-    with building(dest) as tmp:
+    with atomic_folder(dest) as tmp:
         shutil.copytree(export, tmp, dirs_exist_ok=True)
         (tmp / RD_TABLE).write_text(json.dumps(data, indent=2) + "\n")
         manifest["files"] = {**manifest["files"], RD_TABLE: sha256(tmp / RD_TABLE)}

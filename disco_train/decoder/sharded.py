@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from disco_train.io.files import atomic_write
+
 COMPLETE = "disco_complete.json"
 """Written last into a DeepSpeed checkpoint folder by rank 0, after every rank finished (see module docstring)."""
 
@@ -31,8 +33,6 @@ def is_sharded(path: str | Path) -> bool:
 
 def write_complete(folder: str | Path, global_step: int, world_size: int) -> None:
     """Mark `folder` complete: every file under it with its size, written atomically (fsync, rename)."""
-    from disco_train.config.recipe import atomic_write
-
     folder = Path(folder)
     files = {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*"))
              if p.is_file() and p.name != COMPLETE and not p.name.endswith(".tmp")}

@@ -24,7 +24,7 @@ from typing import Optional
 
 from disco_train.config import ConfigError
 from disco_train.config.cli import REQUIRED, Command
-from disco_train.config.outputs import csv_cell
+from disco_train.io.files import csv_cell
 
 from .results import LOWER_IS_BETTER, OVERALL
 

@@ -10,12 +10,13 @@ with its setting.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from disco_train.io.files import atomic_open
 
 from .results import LOWER_IS_BETTER, read_rd_points
 
@@ -98,10 +99,8 @@ def draw(ax, metric: str, series: list[Series], colors: dict[str, str]) -> None:
 
 
 def _save(fig, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
-    os.replace(tmp, out)
+    with atomic_open(out) as handle:
+        fig.savefig(handle, format="png", dpi=150, bbox_inches="tight")
     return out
 
 

@@ -27,7 +27,7 @@ from typing import Mapping
 
 import torch
 
-from disco_train.config.hub import repo_ref, resolve_weights
+from disco_train.io.hub import repo_ref, resolve_weights
 
 
 @dataclass(frozen=True)

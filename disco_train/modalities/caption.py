@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from disco_train.config.hub import repo_ref, resolve_weights
+from disco_train.io.hub import repo_ref, resolve_weights
 
 DEFAULT_DIR = "checkpoints/llava"
 CAPTION_FRAMES = 4

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from disco_train.config import ConfigError
-from disco_train.config.hub import MissingWeightsError, resolve_weights
+from disco_train.io.hub import MissingWeightsError, resolve_weights
 from disco_train.modalities.synthetic import SYNTHETIC, SyntheticPose, random_sketch_generator
 
 DWPOSE_FILES = ("dw-ll_ucoco_384.onnx", "yolox_l.onnx")

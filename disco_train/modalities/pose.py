@@ -60,7 +60,7 @@ from typing import Sequence
 import numpy as np
 from skimage import draw
 
-from disco_train.config.base import DecodeError
+from disco_train.io.errors import DecodeError
 
 NUM_KEYPOINTS = 134
 BODY = slice(0, 18)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from disco_train.config.hub import repo_ref, resolve_weights
+from disco_train.io.hub import repo_ref, resolve_weights
 from disco_train.modalities.pose import NUM_KEYPOINTS, PoseSequence
 
 DEFAULT_DIR = "checkpoints/dwpose"

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from disco_train.config.hub import repo_ref, resolve_weights
+from disco_train.io.hub import repo_ref, resolve_weights
 
 DEFAULT_PATH = "checkpoints/informative_drawings/netG_A_latest.pth"
 NUM_PARAMETERS = 4_290_945

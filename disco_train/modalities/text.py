@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 
-from disco_train.config.base import DecodeError
+from disco_train.io.errors import DecodeError
 from disco_train.config.limits import DecodeLimits
 
 MAX_TEXT_BYTES = DecodeLimits.max_text_bytes

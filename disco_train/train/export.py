@@ -22,8 +22,8 @@ from disco_train.decoder.conditioning import ROPE_CONVENTION
 from disco_train.decoder.lora import load_torch_file
 from disco_train.decoder.manifest import ManifestError, check_point
 from disco_train.decoder.export import (CODEC_KEYS, COMFYUI_FILE, DIFFUSERS_FILE, FORMAT_VERSION, MANIFEST,
-                                        SKETCH_CODEC_DIR, ExportError, building, check_keys, describe_settings,
-                                        sha256)
+                                        SKETCH_CODEC_DIR, ExportError, check_keys, describe_settings, sha256)
+from disco_train.io.files import atomic_folder
 
 
 # ---- reading a training run -----------------------------------------------------------------------------------
@@ -189,7 +189,7 @@ def export(ckpt: str | Path, out: str | Path, config: str | Path | None = None, 
     if sketch_codec and not Path(sketch_codec).is_dir():
         raise ExportError(f"sketch_codec={sketch_codec}: no such folder (the exported finetuned DCVC-RT codec)")
     check_out(out, [("ckpt", ckpt), ("config", config), ("sketch_codec", sketch_codec)], force)
-    with building(out) as tmp:
+    with atomic_folder(out) as tmp:
         _write_lora_files(tmp, state, cfg, settings)
         if sketch_codec:
             shutil.copytree(sketch_codec, tmp / SKETCH_CODEC_DIR)

@@ -7,7 +7,7 @@ import json
 import shlex
 from pathlib import Path
 
-from disco_train.config.recipe import atomic_write
+from disco_train.io.files import atomic_write
 
 
 def write_summary(out: Path, global_step: int, losses: list[float]) -> None:

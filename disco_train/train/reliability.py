@@ -13,27 +13,24 @@ import numpy as np
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from disco_train.io.files import LockHeld, atomic_open, hold_lock, release_lock
+
 
 class CheckpointWriteError(OSError):
     """A checkpoint could not be written (a full disk, a read-only folder); the partial file was removed."""
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write `<path>.tmp`, fsync, then rename: a reader sees the old checkpoint or the new one, never half of one.
-    A write that fails (ENOSPC: the disk is full) removes its .tmp and says so; the older checkpoints stay."""
+    """Written through `io.files.atomic_open` (a .tmp beside it, fsync, rename): a reader sees the old checkpoint or
+    the new one, never half of one. A write that fails (ENOSPC: the disk is full) removes its .tmp and says so; the
+    older checkpoints stay."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
         try:
-            with open(tmp, "wb") as handle:
+            with atomic_open(path) as handle:
                 torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
         except (OSError, RuntimeError) as err:  # torch.save reports a full disk as RuntimeError("... write ...")
-            tmp.unlink(missing_ok=True)
             full = getattr(err, "errno", None) == errno.ENOSPC or "No space left" in str(err)
             why = "the disk is full (ENOSPC)" if full else f"{type(err).__name__}: {err}"
             raise CheckpointWriteError(f"could not write checkpoint {path}: {why}; the partial file was removed "
@@ -46,13 +43,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class RunLock:
-    """An exclusive lock on a run folder for the lifetime of its training process (`config.recipe.hold_lock`: the
+    """An exclusive lock on a run folder for the lifetime of its training process (`io.files.hold_lock`: the
     kernel drops it when the process dies, forked DataLoader workers do not keep it). A second live process on the
     same folder would die on the first one's checkpoint .tmp files and overwrite its config.yaml; it is refused."""
 
     def __init__(self, run_dir: Path):
-        from disco_train.config.recipe import LockHeld, hold_lock
-
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / ".lock"
         try:
@@ -62,8 +57,6 @@ class RunLock:
                                 f"name= or wait for it to finish (resume=auto continues it afterwards)") from None
 
     def release(self) -> None:
-        from disco_train.config.recipe import release_lock
-
         release_lock(self.handle)
 
     def __enter__(self) -> "RunLock":

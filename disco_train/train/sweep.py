@@ -20,8 +20,8 @@ from pathlib import Path
 
 from disco_train.config import ConfigError
 from disco_train.config.cli import Command
-from disco_train.config.outputs import csv_cell
 from disco_train.config.recipe import TRAINABLE, resolve
+from disco_train.io.files import csv_cell
 from disco_train.train.next_steps import read_steps
 
 ROOT = Path(__file__).resolve().parents[2]

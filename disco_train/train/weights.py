@@ -2,7 +2,7 @@
 whether it is there; exit code 2 when something is missing, as for every other refusal (so a job script can check
 before it queues).
 
-Nothing is fetched: a Hub repo id is reported as present when the Hugging Face cache holds it (config.hub).
+Nothing is fetched: a Hub repo id is reported as present when the Hugging Face cache holds it (io.hub).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from disco_train.config.cli import Command
 from disco_train.config.decoder import TINY_MODELS
-from disco_train.config.hub import repo_ref
+from disco_train.io.hub import cached, repo_ref
 
 LTX_SOURCE = "HF Lightricks/LTX-Video-0.9.7-dev (13B) or Lightricks/LTX-Video-0.9.1 (2B), diffusers layout"
 LTX2_SOURCE = "HF Lightricks/LTX-2 (19B dev; for 22B the LTX-2.3 or LTX-2.5 dev model), diffusers layout"
@@ -32,17 +32,7 @@ class Need:
 
     def present(self) -> bool:
         ref = repo_ref(self.path)
-        if ref is None:
-            return Path(self.path).exists()
-        try:  # a repo id counts when the cache has it; nothing is downloaded here
-            from huggingface_hub import snapshot_download, try_to_load_from_cache
-
-            if ref.filename:
-                return isinstance(try_to_load_from_cache(ref.repo, ref.filename, revision=ref.revision), str)
-            snapshot_download(ref.repo, revision=ref.revision, local_files_only=True)
-            return True
-        except Exception:
-            return False
+        return Path(self.path).exists() if ref is None else cached(ref)
 
 
 def _model(m, key: str = "model") -> list[Need]:

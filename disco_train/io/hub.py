@@ -53,6 +53,19 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
 
 
+def cached(ref: RepoRef) -> bool:
+    """Whether the Hugging Face cache holds `ref` (nothing is downloaded)."""
+    try:
+        from huggingface_hub import snapshot_download, try_to_load_from_cache
+
+        if ref.filename:
+            return isinstance(try_to_load_from_cache(ref.repo, ref.filename, revision=ref.revision), str)
+        snapshot_download(ref.repo, revision=ref.revision, local_files_only=True)
+        return True
+    except Exception:
+        return False
+
+
 def resolve_weights(spec: str | Path, key: str, what: str, patterns: list[str] | None = None) -> Path:
     """A local path that exists, fetched from the Hub when `spec` is a repo id. `patterns`: the files of a repo
     folder that are needed (e.g. ["transformer/*", "vae/*"]), so a 13B repo is not fetched whole."""
