@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml constraints.txt
 # A fixed run name and resume=auto: a demo killed half-way continues from its last checkpoint when re-run, and a
 # finished one is not trained again. The run ends printing its folder and the export, encode and decode commands.
 demo: $(STAMP)
-	$(PY) -m datamodules.demo out=data/demo/videos
-	$(PY) -m datamodules.prepare recipe=prepare_demo
+	$(PY) -m disco_train demo out=data/demo/videos
+	$(PY) -m disco_train prepare recipe=prepare_demo
 	$(PY) train.py recipe=disco_lora_debug name=disco_lora_debug resume=auto
 
 test: $(STAMP)

@@ -1,6 +1,6 @@
 """A small demo corpus: synthetic moving-shape videos with matching captions, as real H.264 mp4 files.
 
-    python -m datamodules.demo out=data/demo [videos=12]   # then datamodules.prepare turns them into shards
+    python -m disco_train demo out=data/demo [videos=12]   # then `python -m disco_train prepare` makes shards
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from disco_train.codec.videoio import write_video
-from disco_train.config.cli import REQUIRED, Command
+from disco_train.config.cli import REQUIRED, Command, moved
 
 COLORS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 80, 230), "yellow": (235, 210, 40),
           "white": (240, 240, 240), "purple": (150, 60, 200)}
@@ -84,7 +84,7 @@ class DemoArgs:
     """Random seed of sizes, rates, lengths and content."""
 
 
-COMMAND = Command("python -m datamodules.demo", "A small demo corpus: synthetic videos (real H.264 mp4) with "
+COMMAND = Command("python -m disco_train demo", "A small demo corpus: synthetic videos (real H.264 mp4) with "
                   "captions.csv, for `make demo` and tests.", DemoArgs)
 
 
@@ -96,4 +96,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    moved("datamodules.demo", COMMAND.prog)
     sys.exit(main(sys.argv[1:]))

@@ -1,9 +1,9 @@
 """Videos -> WebDataset shards of DiSCo modalities (paper §3.1 sender side, §4.1 data).
 
-    python -m datamodules.prepare input=<dir | glob | csv/jsonl> output=<shard dir> [key=value ...]
-    python -m datamodules.prepare ... workers=8                 # the per-video work in 8 processes
-    python -m datamodules.prepare ... part=K/N                  # 1/N of the inputs; N such runs into one output
-    python -m datamodules.prepare ... merge=true                # check the N parts, write the combined index
+    python -m disco_train prepare input=<dir | glob | csv/jsonl> output=<shard dir> [key=value ...]
+    python -m disco_train prepare ... workers=8                 # the per-video work in 8 processes
+    python -m disco_train prepare ... part=K/N                  # 1/N of the inputs; N such runs into one output
+    python -m disco_train prepare ... merge=true                # check the N parts, write the combined index
 
 Re-running resumes: videos in the part's index (done) or failures (skipped, with the reason) are not processed
 again; `datamodules.sink` says why a kill at any point leaves no partial shard, no duplicate and no lost video,
@@ -32,7 +32,7 @@ from datamodules.pipeline import Pipeline
 from datamodules.sink import Part, ShardSink, append_jsonl, reconcile, seen_elsewhere
 from datamodules.workers import Failure, WorkerPool
 from disco_train.config import PrepareConfig
-from disco_train.config.cli import Command
+from disco_train.config.cli import Command, moved
 from disco_train.modalities import captions as caption_table
 
 MAX_UNEXPECTED_IN_A_ROW = 5  # unexpected errors on this many consecutive videos look systematic: stop
@@ -177,7 +177,7 @@ def run(cfg: PrepareConfig, log=print) -> dict:
     return counts
 
 
-COMMAND = Command("python -m datamodules.prepare", "Videos -> WebDataset shards of DiSCo modalities (caption, "
+COMMAND = Command("python -m disco_train prepare", "Videos -> WebDataset shards of DiSCo modalities (caption, "
                   "degraded video, and sketch / pose / latents when asked).", PrepareConfig, task="prepare")
 
 
@@ -189,4 +189,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    moved("datamodules.prepare", COMMAND.prog)
     sys.exit(main())

@@ -51,7 +51,7 @@ def expand_shards(spec: str, key: str = "data.train_shards") -> list[str]:
             missing = [m for m in matches if not Path(m).is_file()]
             if not matches or missing:
                 raise ConfigError(f"{key}: no shard at {missing[0] if missing else pattern!r}; run "
-                                  f"`python -m datamodules.prepare` first or fix the path")
+                                  f"`python -m disco_train prepare` first or fix the path")
             urls.extend(matches)
     if not urls:
         raise ConfigError(f"{key}: {spec!r} names no shard")

@@ -12,7 +12,7 @@ horizontal flip (the same for all frames of the clip), as DCVC-UF's video datase
 {"frames": float [B,T,3,H,W] YCbCr in [0,1], "key": [str]}.
 
 Synthetic data for debug runs and tests (black strokes on white, moving):
-    python -m datamodules.sketch_clips out=data/sketch_debug/clips [clips=8 frames=6 height=64 width=64 seed=0]
+    python -m disco_train sketch-clips out=data/sketch_debug/clips [clips=8 frames=6 height=64 width=64 seed=0]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from datamodules.gray import decode_gray, encode_gray
 from datamodules.schema import SKETCH_FRAMES_FIELD
 from datamodules.tars import MAX_MEMBER_BYTES, member_index, read_member
 from disco_train.config import ConfigError
-from disco_train.config.cli import REQUIRED, Command
+from disco_train.config.cli import REQUIRED, Command, moved
 from disco_train.config import SketchDataConfig
 
 VIDEO_SUFFIXES = (".mkv", ".mp4", ".avi", ".mov", ".webm")
@@ -119,7 +119,7 @@ def find_clips(spec: str, key: str = "data.train_dir") -> list[Path]:
         files = sorted(Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in VIDEO_SUFFIXES)
     if not files:
         raise ConfigError(f"{key}: no sketch videos ({', '.join(VIDEO_SUFFIXES)}) at {spec!r}; write some with "
-                          f"`python -m datamodules.sketch_clips out={spec}` (synthetic) or fix the path")
+                          f"`python -m disco_train sketch-clips out={spec}` (synthetic) or fix the path")
     return files
 
 
@@ -239,7 +239,7 @@ class SketchClipsArgs:
     """Random seed of the strokes."""
 
 
-COMMAND = Command("python -m datamodules.sketch_clips", "Synthetic sketch clips (black strokes on white, moving) "
+COMMAND = Command("python -m disco_train sketch-clips", "Synthetic sketch clips (black strokes on white, moving) "
                   "for sketch_dcvc debug runs and tests.", SketchClipsArgs)
 
 
@@ -252,4 +252,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    moved("datamodules.sketch_clips", COMMAND.prog)
     sys.exit(main(sys.argv[1:]))

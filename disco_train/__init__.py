@@ -10,8 +10,10 @@ The packages follow the method, each importing only those above it:
     codec       .disco container, codec backends, sender, receiver (config, modalities, decoder, dcvc_rt)
     metrics     fidelity, perceptual, distribution, temporal       (config, codec)
     benchmark   reference clips, baselines, DiSCo grid, BD-rates    (config, modalities, codec, decoder, metrics)
-    train       Lightning systems, build, callbacks, export, sweep (anything; the only Lightning user here)
+    train       Lightning systems, build, callbacks, a run, export (anything; the only Lightning user here)
+    commands    the dispatcher `python -m disco_train COMMAND` and the commands of no one package (train, export,
+                sweep, weights)                                     (anything; imported only by the entry points)
 
-`datamodules` (beside this package) uses config, modalities, codec and decoder, never train. tests/test_layout.py
-enforces all of this by parsing every import.
+`datamodules` (beside this package) uses config, modalities, codec and decoder, never train or commands.
+tests/test_layout.py enforces all of this by parsing every import.
 """

@@ -18,9 +18,10 @@ from disco_train.config.cli import REQUIRED, Command, field_docs
 COMMANDS = [
     ("train", "main", [], "recipe"),
     ("train", "main", ["recipe=disco_lora_debug"], "  lora.rank=8"),  # the recipe's value, not the default's 256
-    ("datamodules.prepare", "main", [], "  sketch_ds=1"),
-    ("datamodules.demo", "main", [], "  videos=12"),
-    ("datamodules.sketch_clips", "main", [], "  clips=8"),
+    ("disco_train.__main__", "main", ["train", "recipe=disco_lora_debug"], "  lora.rank=8"),
+    ("disco_train.__main__", "main", ["prepare"], "  sketch_ds=1"),
+    ("disco_train.__main__", "main", ["demo"], "  videos=12"),
+    ("disco_train.__main__", "main", ["sketch-clips"], "  clips=8"),
     ("disco_train.__main__", "main", ["export"], "  force=False"),
     ("disco_train.__main__", "main", ["encode"], "  ds=None"),
     ("disco_train.__main__", "main", ["decode"], "  merge_lora=True"),
@@ -32,10 +33,10 @@ COMMANDS = [
     ("disco_train.__main__", "main", ["benchmark"], "  anchor='vvenc'"),
     ("disco_train.__main__", "main", ["calibrate"], "  metric='lpips'"),
     ("disco_train.__main__", "main", ["benchmark", "recipe=benchmark_hevc_b"], "  disco.trained_only=True"),
-    ("disco_train.dcvc_rt.cli", "main", ["encode"], "  qp=(required)"),
-    ("disco_train.dcvc_rt.cli", "main", ["decode"], "  vcodec='libx264rgb'"),
-    ("disco_train.dcvc_rt.export", "main", [], "  ckpt=(required)"),
-    ("disco_train.dcvc_rt.conformance", "main", [], "  meta=''"),
+    ("disco_train.__main__", "main", ["dcvc-rt", "encode"], "  qp=(required)"),
+    ("disco_train.__main__", "main", ["dcvc-rt", "decode"], "  vcodec='libx264rgb'"),
+    ("disco_train.__main__", "main", ["dcvc-rt", "export"], "  ckpt=(required)"),
+    ("disco_train.__main__", "main", ["dcvc-rt", "conformance"], "  meta=''"),
 ]
 
 
@@ -53,7 +54,8 @@ def test_every_command_has_help(module, function, prefix, key, capsys):
 VALID = {"sweep": ["recipe=disco_lora_debug", "sweep.lora.rank=2"]}  # what sweep needs before it reads other keys
 
 
-SKIP_UNKNOWN = (("train", ()), ("disco_train.__main__", ("weights",)))  # recipe commands: `recipe=` comes first
+SKIP_UNKNOWN = (("train", ()), ("disco_train.__main__", ("train", "recipe=disco_lora_debug")),
+                ("disco_train.__main__", ("weights",)))  # recipe commands: `recipe=` comes first
 UNKNOWN = [c for c in COMMANDS if (c[0], tuple(c[2])) not in SKIP_UNKNOWN]
 
 
@@ -65,14 +67,14 @@ def test_every_command_rejects_unknown_keys_with_exit_2(module, function, prefix
     assert "no_such_key: unknown key" in err and "--help" in err
 
 
-def test_help_of_a_module_entry_point_in_a_fresh_process():
-    result = subprocess.run([sys.executable, "-m", "datamodules.demo", "--help"], cwd=ROOT, capture_output=True,
+def test_help_of_a_command_in_a_fresh_process():
+    result = subprocess.run([sys.executable, "-m", "disco_train", "demo", "--help"], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
-    assert result.returncode == 0 and "out=(required)" in result.stdout
+    assert result.returncode == 0 and "out=(required)" in result.stdout and not result.stderr
 
 
 def test_prepare_prints_its_resolved_config(capsys):
-    assert _call("datamodules.prepare", "main", ["recipe=prepare_demo", "ds=2", "print_config=true"]) == 0
+    assert _call("disco_train.__main__", "main", ["prepare", "recipe=prepare_demo", "ds=2", "print_config=true"]) == 0
     out = capsys.readouterr().out
     assert "task: prepare" in out and "ds: 2" in out and "frames: 17" in out
 
@@ -117,7 +119,7 @@ def test_one_error_type_and_code_for_runtime_input_errors(tmp_path, capsys):
 
 # (module, function, argv prefix, a recipe of another task)
 WRONG_TASK = [("train", "main", [], "prepare_demo"), ("train", "main", [], "benchmark_debug"),
-              ("datamodules.prepare", "main", [], "disco_lora_debug"),
+              ("disco_train.__main__", "main", ["prepare"], "disco_lora_debug"),
               ("disco_train.__main__", "main", ["benchmark"], "prepare_demo"),
               ("disco_train.__main__", "main", ["sweep"], "benchmark_debug")]
 

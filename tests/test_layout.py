@@ -31,6 +31,8 @@ FORBIDDEN = {
     "disco_train.benchmark": ("disco_train.train", "datamodules", "lightning", "pytorch_lightning"),
     "datamodules": ("disco_train.train", "disco_train.benchmark"),
 }
+# The command layer may import everything; nothing in the packages imports it but `python -m disco_train`.
+COMMANDS, ENTRY = "disco_train.commands", "disco_train.__main__"
 LIGHTNING = ("lightning", "pytorch_lightning")
 
 
@@ -67,6 +69,12 @@ def test_import_rules_hold():
     assert not broken, "\n".join(sorted(set(broken)))
 
 
+def test_only_the_entry_point_imports_the_command_layer():
+    users = {module for folder in (ROOT / "disco_train", ROOT / "datamodules") for module, path in _modules(folder)
+             if not _under(module, COMMANDS) and any(_under(name, COMMANDS) for _, name in _imports(path))}
+    assert users == {ENTRY}, sorted(users)
+
+
 def test_only_train_and_datamodules_import_lightning():
     users = {str(path.relative_to(ROOT)) for folder in (ROOT / "disco_train", ROOT / "datamodules")
              for _, path in _modules(folder) if any(_under(n, p) for _, n in _imports(path) for p in LIGHTNING)}
@@ -82,11 +90,11 @@ def test_the_rules_catch_a_violation(tmp_path):
 
 @pytest.mark.parametrize("folder", ["disco_train", "datamodules", "bench"])
 def test_size_budgets(folder):
-    """No module over 400 lines, no function over 60 (train.py: 80)."""
+    """No module over 600 lines, no function over 60 (train.py: 80)."""
     over = []
     for path in sorted((ROOT / folder).rglob("*.py")):
         lines = path.read_text().splitlines()
-        if len(lines) > 400:
+        if len(lines) > 600:
             over.append(f"{path.relative_to(ROOT)}: {len(lines)} lines")
         for node in ast.walk(ast.parse("\n".join(lines))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):

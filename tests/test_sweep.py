@@ -5,7 +5,7 @@ import yaml
 
 from disco_train.config import ConfigError
 from disco_train.config.recipe import resolve
-from disco_train.train.sweep import COMMAND, final_metrics, grid, parse, run_sweep
+from disco_train.commands.sweep import COMMAND, final_metrics, grid, parse, run_sweep
 
 
 def test_parse_and_grid():

@@ -83,7 +83,7 @@ def test_csv_cells_never_start_a_formula(tmp_path):
 
 
 def test_a_million_point_sweep_is_refused_at_once():
-    from disco_train.train.sweep import grid
+    from disco_train.commands.sweep import grid
 
     values = [str(v) for v in range(1000)]
     t = time.perf_counter()

@@ -193,3 +193,10 @@ class Command:
     def fail(self, err: Exception) -> int:
         print(f"{self.prog}: error: {err}\n{self.usage()}  (--help lists the keys)", file=sys.stderr)
         return 2
+
+
+def moved(module: str, command: str) -> None:
+    """The one line (on stderr) that a deprecated `python -m MODULE` prints before running as before: old module
+    paths of commands keep working one release after the dispatcher (`python -m disco_train`) took them over."""
+    print(f"deprecated: `python -m {module}` is now `{command}`; the old path goes in the next release",
+          file=sys.stderr)

@@ -74,9 +74,9 @@ class SketchDataConfig:
     train_dir: str = "data/sketch/clips"
     """Sketch videos: a folder (searched recursively) or glob of .mkv/.mp4/.avi/.mov/.webm files. Frames are read
     as grayscale and coded as Y with neutral chroma (Cb = Cr = 0.5). Store them losslessly (FFV1 gray .mkv, as
-    `python -m datamodules.sketch_clips` writes) or near-losslessly (x264 qp 0). '' = none (train_shards only)."""
+    `python -m disco_train sketch-clips` writes) or near-losslessly (x264 qp 0). '' = none (train_shards only)."""
     train_shards: str = ""
-    """WebDataset shards of `python -m datamodules.prepare sketch=true sketch_frames=true` (a glob, brace pattern
+    """WebDataset shards of `python -m disco_train prepare sketch=true sketch_frames=true` (a glob, brace pattern
     or comma list of .tar): the `sketch.mkv` member of their samples (the extracted sketch frames, lossless) are
     clips too, read member by member with bounded reads; '' = none. With train_dir set as well, both are used."""
     frames: int = 2

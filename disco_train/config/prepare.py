@@ -1,4 +1,4 @@
-"""Schema of the `prepare` task: videos -> WebDataset shards (`python -m datamodules.prepare`)."""
+"""Schema of the `prepare` task: videos -> WebDataset shards (`python -m disco_train prepare`)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def parse_part(text: str, key: str = "part") -> tuple[int, int]:
 
 @dataclass
 class PrepareConfig:
-    """Preprocessing: videos -> WebDataset shards of DiSCo modalities (`python -m datamodules.prepare`)."""
+    """Preprocessing: videos -> WebDataset shards of DiSCo modalities (`python -m disco_train prepare`)."""
 
     task: str = "prepare"
     """Schema selector."""

@@ -34,7 +34,7 @@ TRAINABLE = ("disco_lora", "sketch_dcvc")
 """Tasks that `train.py` (and `sweep`) run."""
 
 TASK_COMMANDS = {"disco_lora": "python train.py", "sketch_dcvc": "python train.py",
-                 "prepare": "python -m datamodules.prepare", "benchmark": "python -m disco_train benchmark"}
+                 "prepare": "python -m disco_train prepare", "benchmark": "python -m disco_train benchmark"}
 """The command that runs each task's recipes, named when a recipe reaches the wrong one."""
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"

@@ -1,9 +1,9 @@
 """DCVC-RT command line.
 
-    python -m disco_train.dcvc_rt.cli encode in.mp4 out.bin qp=32 [qp_p=..] [intra_period=-1]
+    python -m disco_train dcvc-rt encode in.mp4 out.bin qp=32 [qp_p=..] [intra_period=-1]
         [reset_interval=32] [max_frames=0] [ckpt_dir=checkpoints/dcvc_rt] [device=cpu]
         [threads=1] [format=disco|official]
-    python -m disco_train.dcvc_rt.cli decode in.bin out.mp4 [fps=25] [vcodec=libx264rgb] [ckpt_dir=..]
+    python -m disco_train dcvc-rt decode in.bin out.mp4 [fps=25] [vcodec=libx264rgb] [ckpt_dir=..]
 
 Inputs/outputs ending in .npy are exact uint8 (T,H,W,3) RGB arrays; other paths go through PyAV.
 `weights=synthetic` uses the deterministic test weights instead of checkpoints (smoke tests only).
@@ -18,7 +18,7 @@ from typing import Optional
 
 import torch
 
-from disco_train.config.cli import REQUIRED, Command
+from disco_train.config.cli import REQUIRED, Command, moved
 
 from .api import load_codec, synthetic_codec
 from .coding import BitstreamError
@@ -74,7 +74,7 @@ class DecodeArgs:
     """'official' (ckpt_dir) or 'synthetic' (the deterministic test weights)."""
 
 
-PROG = "python -m disco_train.dcvc_rt.cli"
+PROG = "python -m disco_train dcvc-rt"
 COMMANDS = {"encode": Command(f"{PROG} encode", "Video -> DCVC-RT bitstream.", EncodeArgs, ("src", "dst")),
             "decode": Command(f"{PROG} decode", "DCVC-RT bitstream -> video.", DecodeArgs, ("src", "dst"))}
 
@@ -113,16 +113,26 @@ def cmd_decode(a: DecodeArgs) -> None:
           f"{frames.shape[0] / dt:.2f} fps")
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
+ERRORS = (FileNotFoundError, BitstreamError, CheckpointMismatchError, ValueError)
+
+
+def encode_main(argv: list[str]) -> int:
+    return COMMANDS["encode"].main(argv, cmd_encode, ERRORS)
+
+
+def decode_main(argv: list[str]) -> int:
+    return COMMANDS["decode"].main(argv, cmd_decode, ERRORS)
+
+
+def main(argv: list[str]) -> int:
+    """`encode|decode ...`: the deprecated `python -m disco_train.dcvc_rt.cli` (and codec.dcvc_rt.cli) path."""
     if not argv or argv[0] not in COMMANDS:
         print(f"usage: {PROG} encode|decode SRC DST [key=value ...]   (encode --help lists the keys)",
               file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
-    run = cmd_encode if argv[0] == "encode" else cmd_decode
-    return COMMANDS[argv[0]].main(argv[1:], run, (FileNotFoundError, BitstreamError, CheckpointMismatchError,
-                                                  ValueError))
+    return (encode_main if argv[0] == "encode" else decode_main)(argv[1:])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    moved("disco_train.dcvc_rt.cli", f"{PROG} encode|decode")
+    sys.exit(main(sys.argv[1:]))

@@ -1,6 +1,6 @@
 """Conformance runner against DCVC-RT golden fixtures (weights by `init_rule`, inputs by `golden_input`).
 
-    python -m disco_train.dcvc_rt.conformance fixture.safetensors [meta=fixture.json]
+    python -m disco_train dcvc-rt conformance fixture.safetensors [meta=fixture.json]
 
 Regenerates the float64 weights by the golden rule, runs every case found in the file (intra and
 inter, any sizes/QPs/reset intervals given by the JSON sidecar), and compares every stored tensor
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from disco_train.config.cli import REQUIRED, Command
+from disco_train.config.cli import REQUIRED, Command, moved
 
 from .entropy import FORCE_ZERO_THRES, scale_indexes
 from .golden_input import make_frame
@@ -186,18 +186,19 @@ class ConformanceArgs:
     """Its JSON sidecar ('' = the fixture path with .json)."""
 
 
-COMMAND = Command("python -m disco_train.dcvc_rt.conformance", __doc__.splitlines()[0], ConformanceArgs,
+COMMAND = Command("python -m disco_train dcvc-rt conformance", __doc__.splitlines()[0], ConformanceArgs,
                   ("fixture",))
 
 
-def main(argv=None):
+def main(argv: list[str]) -> int:
     def run(a: ConformanceArgs) -> int:
         n_pass, n_fail = run_fixture(a.fixture, a.meta or None)
         print(f"SUMMARY: {n_pass} passed, {n_fail} failed -> {'PASS' if n_fail == 0 else 'FAIL'}")
         return 0 if n_fail == 0 and n_pass > 0 else 1
 
-    return COMMAND.main(sys.argv[1:] if argv is None else argv, run, (FileNotFoundError, ValueError))
+    return COMMAND.main(argv, run, (FileNotFoundError, ValueError))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    moved("disco_train.dcvc_rt.conformance", COMMAND.prog)
+    sys.exit(main(sys.argv[1:]))

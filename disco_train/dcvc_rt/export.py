@@ -1,6 +1,6 @@
 """Export finetuned DCVC-RT weights in the official checkpoint format and as safetensors.
 
-    python -m disco_train.dcvc_rt.export ckpt=runs/<name>/checkpoints/last.ckpt out=<dir>
+    python -m disco_train dcvc-rt export ckpt=runs/<name>/checkpoints/last.ckpt out=<dir>
 
 writes, into <dir>, under the official file names so that `load_codec(<dir>)` and `load_intra/load_inter(
 ckpt_dir=<dir>)` use them directly (and a later training stage can start from them, `model.init_from=<dir>`):
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from disco_train.config.cli import REQUIRED, Command
+from disco_train.config.cli import REQUIRED, Command, moved
 
 from .inter import DMC
 from .intra import DMCI
@@ -109,7 +109,7 @@ class ExportArgs:
     """Folder to write the official-format and safetensors files into."""
 
 
-COMMAND = Command("python -m disco_train.dcvc_rt.export", "A sketch_dcvc checkpoint -> the official "
+COMMAND = Command("python -m disco_train dcvc-rt export", "A sketch_dcvc checkpoint -> the official "
                   "cvpr2025_{image,video}.pth.tar (+ .safetensors).", ExportArgs)
 
 
@@ -122,4 +122,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    moved("disco_train.dcvc_rt.export", COMMAND.prog)
     sys.exit(main(sys.argv[1:]))

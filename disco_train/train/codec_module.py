@@ -42,7 +42,7 @@ def check_weights(cfg: CodecModelConfig) -> None:
         return
     if cfg.init_from:
         raise ConfigError(f"model.init_from: {missing[0]} not found; point it at the export folder of the previous "
-                          f"stage (<run>/export, or `python -m disco_train.dcvc_rt.export ckpt=... out=...`)")
+                          f"stage (<run>/export, or `python -m disco_train dcvc-rt export ckpt=... out=...`)")
     raise ConfigError(f"model.init=official: {missing[0]} not found. Download the DCVC-RT checkpoints "
                       f"(microsoft/DCVC, DCVC-family/DCVC-RT/README.md) into {cfg.ckpt_dir}/ (see "
                       f"checkpoints/README.md), or use model.init=random for a debug run")

@@ -1,4 +1,5 @@
-"""Export a trained DiSCo LoRA for decoders: `python -m disco_train export ckpt=<.ckpt> out=<dir>`.
+"""Export a trained DiSCo LoRA for decoders (the command: `python -m disco_train export ckpt=<.ckpt> out=<dir>`,
+disco_train/commands/export.py).
 
 Reads a training checkpoint and its run's config.yaml; every key is checked against the base architecture (built
 on the meta device) before anything is written, and the folder appears atomically: written to a temporary
@@ -9,20 +10,17 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
-from typing import Optional, Union
 
 import torch
 
 from disco_train.config import ConfigError, DiscoLoraConfig
-from disco_train.config.cli import REQUIRED, Command
 from disco_train.decoder.conditioning import ROPE_CONVENTION
 from disco_train.decoder.lora import load_torch_file
 from disco_train.decoder.manifest import ManifestError, check_point
 from disco_train.decoder.export import (CODEC_KEYS, COMFYUI_FILE, DIFFUSERS_FILE, FORMAT_VERSION, MANIFEST,
-                                        SKETCH_CODEC_DIR, ExportError, check_keys, describe_settings, sha256)
+                                        SKETCH_CODEC_DIR, ExportError, check_keys, sha256)
 from disco_train.io.files import atomic_folder
 
 
@@ -209,47 +207,3 @@ def check_out(out: Path, inputs: list, force: bool) -> None:
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise ExportError(f"out={out}: exists and is not an export (no {MANIFEST}); force=true replaces only an "
                           f"earlier export")
-
-
-# ---- command line ---------------------------------------------------------------------------------------------
-@dataclass
-class ExportConfig:
-    ckpt: str = REQUIRED
-    """Training checkpoint (runs/NAME/checkpoints/X.ckpt: a file, or a DeepSpeed run's checkpoint folder)."""
-    out: str = REQUIRED
-    """Export folder to create."""
-    config: str = ""
-    """The run's resolved config ('' = config.yaml of the checkpoint's run folder)."""
-    sketch_codec: str = ""
-    """Folder of the finetuned DCVC-RT sketch codec to ship with the LoRA (a sketch_dcvc run's export)."""
-    ds: Optional[Union[int, list[int]]] = None
-    """D_s of the training data, or a list (only needed when the training shards are not on this machine: then the
-    trained set is every combination of the values given; with shards, it replaces D_s in each point found)."""
-    dt: Optional[Union[int, list[int]]] = None
-    """D_t of the training data, or a list (idem)."""
-    codec: Optional[str] = None
-    """Degraded-video codec of the training data (idem)."""
-    qp: Optional[Union[int, list[int]]] = None
-    """QP of the training data (the QP used: DCVC-RT records 32 for -1), or a list (idem)."""
-    crf: Optional[Union[int, list[int]]] = None
-    """CRF of the training data, or a list (idem)."""
-    force: bool = False
-    """Replace an existing export folder."""
-
-
-COMMAND = Command("python -m disco_train export", "A training checkpoint -> LoRA (diffusers + ComfyUI safetensors) "
-                  "+ disco.json, checked against the base architecture.", ExportConfig)
-
-
-def main(argv: list[str]) -> int:
-    def run(a: ExportConfig) -> int:
-        codec = {k: getattr(a, k) for k in CODEC_KEYS}
-        out = export(a.ckpt, a.out, a.config or None, a.sketch_codec or None, codec, force=a.force)
-        manifest = json.loads((out / MANIFEST).read_text())
-        print(f"exported {out}: " + ", ".join(f"{name} ({(out / name).stat().st_size:,} B)"
-                                                for name in manifest["files"]))
-        trained = manifest["trained_settings"]
-        print(f"trained on {len(trained)} rate point(s): {describe_settings(trained)}")
-        return 0
-
-    return COMMAND.main(argv, run, errors=(ExportError, ValueError, OSError))
