@@ -328,7 +328,7 @@ def test_newer_codecs_win_on_natural_content(tmp_path):
 def test_set_metrics_pool_every_video_like_evaluate(refs, tmp_path):
     """FID over the benchmark's cached per-video features equals FID of MetricSuite over the same pairs."""
     from disco_train.metrics.suite import MetricSuite
-    from disco_train.metrics.testing import write_random_weights
+    from random_metric_weights import write_random_weights
 
     weights = write_random_weights(tmp_path / "w", keys=("inception",))
     keys = [f"refs={refs}", "methods=x264", "anchor=x264", "x264.values=[40]", "frames=3", "size=48x48",

@@ -140,7 +140,7 @@ def test_bdrate_errors(tmp_path, capsys):
 
 
 def test_evaluate_perceptual_metrics_with_random_weights(dirs, tmp_path):
-    from disco_train.metrics.testing import write_random_weights
+    from random_metric_weights import write_random_weights
 
     refs, recons = dirs
     wdir = write_random_weights(tmp_path / "w", keys=("alexnet", "lpips_alex", "vgg16", "dists"))
@@ -165,7 +165,7 @@ def test_evaluate_reports_missing_weights(dirs, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_evaluate_all_metrics(tmp_path):
-    from disco_train.metrics.testing import write_random_weights
+    from random_metric_weights import write_random_weights
 
     refs, recons = tmp_path / "refs", tmp_path / "recons"
     refs.mkdir()

@@ -13,7 +13,7 @@ from torch import nn
 from disco_train.metrics.flolpips import FloLPIPS, FloLPIPSVideo, flow_weighted_mean, load_flolpips
 from disco_train.metrics.perceptual import LPIPS
 from disco_train.metrics.pwcnet import PWCNet, backwarp, correlation, load_pwcnet
-from disco_train.metrics.testing import write_random_weights
+from random_metric_weights import write_random_weights
 
 _LEVELS = ["One", "Two", "Thr", "Fou", "Fiv", "Six"]
 _EXTRACTOR = [(3, 16), (16, 32), (32, 64), (64, 96), (96, 128), (128, 196)]

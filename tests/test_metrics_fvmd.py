@@ -17,7 +17,7 @@ from scipy import linalg
 from disco_train.metrics.fvmd import (FVMD, FVMDSettings, acceleration, fvmd_distance, motion_histograms,
                                       query_grid, velocity, window_feature)
 from disco_train.metrics.pips2 import CostPyramid, PIPs, load_pips, sample_features
-from disco_train.metrics.testing import write_random_weights
+from random_metric_weights import write_random_weights
 
 # encoder stages: (in, out, stride); a strided first block has a 1x1 "downsample" conv
 _STAGES = [(64, 64, 1), (64, 96, 2), (96, 128, 2), (128, 128, 2)]

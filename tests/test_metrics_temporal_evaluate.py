@@ -8,7 +8,7 @@ import pytest
 from disco_train.metrics.evaluate import bdrate_main, main
 from disco_train.metrics.results import LOWER_IS_BETTER
 from disco_train.metrics.suite import MetricSuite
-from disco_train.metrics.testing import write_random_weights
+from random_metric_weights import write_random_weights
 from disco_train.metrics.videoio import write_video
 
 # the tiny sampling a CPU benchmark can afford: 4-frame windows every 4 frames, a 5x5 grid, 128 px, 1 iteration

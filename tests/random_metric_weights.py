@@ -10,38 +10,38 @@ from pathlib import Path
 
 import torch
 
-from .weights import WEIGHT_FILES
+from disco_train.metrics.weights import WEIGHT_FILES
 
 ALL_KEYS = ("vgg16", "alexnet", "lpips_alex", "lpips_vgg", "dists", "inception", "i3d", "pwcnet", "pips2")
 
 
 def _module_state(key: str) -> dict[str, torch.Tensor]:
     if key in ("vgg16", "alexnet"):
-        from .backbones import build_backbone
+        from disco_train.metrics.backbones import build_backbone
 
         return build_backbone(key, None).state_dict()
     if key.startswith("lpips_"):
-        from .perceptual import LPIPS
+        from disco_train.metrics.perceptual import LPIPS
 
         return {k: v.abs() for k, v in LPIPS(key[6:]).state_dict().items() if k.startswith("lin")}
     if key == "dists":
-        from .perceptual import DISTS
+        from disco_train.metrics.perceptual import DISTS
 
         return {k: v for k, v in DISTS().state_dict().items() if k in ("alpha", "beta")}
     if key == "inception":
-        from .inception import FIDInceptionV3
+        from disco_train.metrics.inception import FIDInceptionV3
 
         return FIDInceptionV3().state_dict()
     if key == "i3d":
-        from .i3d import InceptionI3d
+        from disco_train.metrics.i3d import InceptionI3d
 
         return InceptionI3d(400).state_dict()
     if key == "pwcnet":
-        from .pwcnet import PWCNet
+        from disco_train.metrics.pwcnet import PWCNet
 
         return PWCNet().state_dict()
     if key == "pips2":
-        from .pips2 import PIPs
+        from disco_train.metrics.pips2 import PIPs
 
         return PIPs().state_dict()
     raise KeyError(f"unknown weight key {key!r}; known: {ALL_KEYS}")
