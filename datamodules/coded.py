@@ -17,6 +17,7 @@ import tarfile
 from pathlib import Path
 from typing import Iterable
 
+from datamodules.jsonl import read_jsonl
 from datamodules.schema import WEIGHT_META_KEYS
 
 SETTING_KEYS = ("ds", "dt", "codec", "qp", "crf")
@@ -86,8 +87,6 @@ def shard_metas(url: str | Path) -> list[dict]:
 
 
 def _index_rows(folder: Path) -> list[dict]:
-    from datamodules.sink import read_jsonl
-
     # index.jsonl (single run, or merged) and index-pKKK.jsonl (parts, merged or not): their union
     return [row for path in sorted(folder.glob("index*.jsonl")) for row in read_jsonl(path)]
 

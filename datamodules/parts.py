@@ -5,7 +5,8 @@
 - Locks: `disco_train.io.files.locked` (fcntl.flock) on lock files in the output folder, so the kernel releases
   them when the holder dies (a SIGKILLed run never blocks the next one). `prepare[-pKKK].lock` is held by a part's
   run from start to end and a second run of the same part is refused at once (`PrepareError`, exit 2);
-  `prepare_config.lock` is held for moments: to check and record the settings, to drop or write a part's done marker, and by the merge.
+  `prepare_config.lock` is held for moments: to check and record the settings, to drop or write a part's done
+  marker, and by the merge.
 - A part that finishes writes `done[-pKKK].json` (its summary); a part that starts drops it first. The merge
   needs all N markers, so it never reads a part that is running or was killed.
 - Merge: every input is in exactly one part's index or failures, every shard an index names exists and every
@@ -21,7 +22,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from datamodules.inputs import Video, part_of
-from datamodules.sink import FAILURES, INDEX, Part, read_jsonl
+from datamodules.jsonl import read_jsonl
+from datamodules.sink import FAILURES, INDEX, Part
 from disco_train.config import ConfigError, PrepareConfig
 from disco_train.config.parts import resolve_device  # noqa: F401  (prepare and tests take it from here)
 from disco_train.config.parts import resolve_part as shared_part

@@ -26,10 +26,11 @@ from tqdm import tqdm
 
 from datamodules.inputs import (VIDEO_SUFFIXES, Video, check_unique, curate, list_videos, part_of,
                                 with_captions)
+from datamodules.jsonl import append_jsonl
 from datamodules.parts import (PrepareError, check_same_settings, finish_part, hold_part, merge, resolve_device,
                                resolve_part, start_part)
 from datamodules.pipeline import Pipeline
-from datamodules.sink import Part, ShardSink, append_jsonl, reconcile, seen_elsewhere
+from datamodules.sink import Part, ShardSink, reconcile, seen_elsewhere
 from datamodules.workers import Failure, WorkerPool
 from disco_train.config import PrepareConfig
 from disco_train.config.cli import Command, moved

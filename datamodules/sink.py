@@ -22,7 +22,6 @@ the merged index) is written to a .tmp beside it, fsynced and renamed over the o
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 import webdataset as wds
 
 from datamodules.coded import shard_metas, summarize
+from datamodules.jsonl import append_jsonl, read_jsonl, scan_jsonl
 from disco_train.config.parts import part_tag
 from disco_train.io.files import atomic_open, atomic_write, temporaries
 
@@ -79,32 +79,6 @@ class Part:
         """The part's finished shards, in the order they were written."""
         found = [(self.shard_number(p.name), p) for p in output.glob(f"train{self.tag}-*.tar")]
         return [p for number, p in sorted((n, p) for n, p in found if n is not None)]
-
-
-def scan_jsonl(path: Path) -> tuple[list[dict], list[int], bool]:
-    """(rows, positions of unparsable lines among the rows, whether the file needs repair: a bad line or a last
-    line without its newline, which the next append would glue onto)."""
-    if not path.is_file():
-        return [], [], False
-    text = path.read_text()
-    rows, bad = [], []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            row = None
-        if isinstance(row, dict) and "video" in row:
-            rows.append(row)
-        else:
-            bad.append(len(rows))
-    return rows, bad, bool(bad) or (bool(text) and not text.endswith("\n"))
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Parsable rows of a jsonl file; a torn line (killed mid-write) is ignored."""
-    return scan_jsonl(path)[0]
 
 
 def _rewrite(path: Path, rows: list[dict]) -> None:
@@ -173,14 +147,6 @@ def seen_elsewhere(output: Path, part: Part) -> set[str]:
             seen |= {row["video"] for row in read_jsonl(output / other.index_file)}
             seen |= {row["video"] for row in read_jsonl(output / other.failures_file) if not row.get("retry")}
     return seen
-
-
-def append_jsonl(path: Path, rows: list[dict]) -> None:
-    # One write call per batch of rows, flushed and fsynced before returning: a kill tears at most the last line.
-    with open(path, "a") as handle:
-        handle.write("".join(json.dumps(r) + "\n" for r in rows))
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 class ShardSink:

@@ -9,8 +9,7 @@ import pytest
 
 from disco_train.__main__ import main
 from disco_train.benchmark import runner
-from disco_train.benchmark.disco import Export
-from disco_train.benchmark.rate import rate_points
+from disco_train.benchmark.disco import Export, rate_points
 from disco_train.codec import container as C
 from disco_train.codec import rate
 from disco_train.config import ConfigError

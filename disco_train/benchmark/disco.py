@@ -18,6 +18,14 @@ the export trained on) runs, trained or not.
 Ablations (paper Tables 4 and 5) are `disco.variants`: each its own method disco:<name> with its own exports,
 text (a fixed "NA", or its own captions file) and decoder overrides, so the tables put the variants side by side
 and `anchor=disco:<name>` gives their BD-rates against one of them.
+
+The `disco@rate` method is DiSCo coded with rate control at each of `rate.targets_kbps` (or `rate.targets_bpp`),
+so its RD curve is by target rate, as the standard codecs' is by QP. Per clip and target, `codec.rate` picks the
+best trained point of the export (ordered by its rd_table.json when it has one) whose whole `.disco` file fits the
+target at the clip's size and duration; the cell records the point chosen (`chosen`) and the candidates encoded
+(`candidates_tried`) beside the bits. Decoding is the disco method's (the same decoder build, batches, seeds and
+steps). A target no trained point meets for some clip stops the run, naming the clip and the smallest achievable
+rate (the cells done stay cached).
 """
 
 from __future__ import annotations
@@ -29,8 +37,10 @@ from itertools import product
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
+
 from disco_train.benchmark.captions import Captions
-from disco_train.benchmark.methods import Coded, Point
+from disco_train.benchmark.points import Coded, Point
 from disco_train.codec import container as C
 from disco_train.codec.sender import SenderSettings, send_video
 from disco_train.config import ConfigError
@@ -190,9 +200,7 @@ def disco_points(cfg, exports: list[Export], method: str = "disco", overrides: t
 
 
 def variant_points(cfg, variants: list[Variant]) -> dict[str, list[Point]]:
-    """{method: its points} of every DiSCo variant (disco@rate: one point per target, `benchmark.rate`)."""
-    from disco_train.benchmark.rate import rate_points
-
+    """{method: its points} of every DiSCo variant (disco@rate: one point per target, `rate_points`)."""
     return {v.method: rate_points(cfg, v.exports[0], v.overrides) if v.method == RATE_METHOD else
             disco_points(cfg, v.exports, v.method, v.overrides) for v in variants}
 
@@ -257,8 +265,6 @@ def _batch(cfg, export: Export, decoder, batch: list, frames_of: Callable, capti
         texts.append(captions(clip.file_name, frames))
         start = time.perf_counter()
         if point.method == RATE_METHOD:
-            from disco_train.benchmark.rate import send_at_target
-
             container, chosen = send_at_target(export, point, clip.name, frames, clip.fps, texts[-1], cfg)
         else:
             container, chosen = send_video(frames, clip.fps, texts[-1], sender_settings(point.settings, cfg)), {}
@@ -275,3 +281,33 @@ def _batch(cfg, export: Export, decoder, batch: list, frames_of: Callable, capti
         coded = Coded(8 * len(C.pack(container)), recon, enc, decode_s,
                       {"overhead_bits": 8 * container.overhead_bytes, **streams, **chosen})
         yield clip, point, coded, text
+
+
+# ---- disco@rate ------------------------------------------------------------------------------------------------------
+def rate_points(cfg, export: Export, overrides: tuple) -> list[Point]:
+    """One point per target rate, labelled '20kbps' / '0.05bpp'."""
+    unit, values = ("kbps", cfg.rate.targets_kbps) if cfg.rate.targets_kbps else ("bpp", cfg.rate.targets_bpp)
+    codecs = tuple(sorted({p["codec"] for p in export.trained}))
+    d = cfg.disco
+    return [Point(RATE_METHOD, f"{v:g}{unit}", (("export", export.digest), (f"target_{unit}", float(v)),
+                                                 ("codecs", codecs), ("steps", export.steps),
+                                                 ("guidance", export.guidance), ("seed", d.seed),
+                                                 ("merge_lora", d.merge_lora), ("overrides", tuple(overrides))),
+                  float(v)) for v in values]
+
+
+def send_at_target(export: Export, point: Point, clip: str, frames: np.ndarray, fps: float, caption: str, cfg
+                   ) -> tuple[C.Container, dict]:
+    """(the container of the best trained point that fits the point's target, what the cell records of it)."""
+    from disco_train.codec import rate
+    from disco_train.codec.sender import geometry_for, send_video
+
+    s = point.settings
+    target = rate.Target(s.get("target_kbps"), s.get("target_bpp"))
+    send = lambda p: send_video(frames, fps, caption, sender_settings(p, cfg))  # noqa: E731
+    try:
+        container, found = rate.send_best(rate.ordered_points(export.folder), send, target,
+                                          geometry_for(*frames.shape[:3], fps))
+    except rate.RateError as err:
+        raise rate.RateError(f"{clip}: {RATE_METHOD} {err}; raise rate.targets_*") from None
+    return container, {"chosen": point_label(found.point), "candidates_tried": found.tried}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from disco_train.benchmark.methods import Coded, Point
+from disco_train.benchmark.points import Coded, Point
 
 PREFIX = "ext:"
 STDERR_KEPT = 4000

@@ -12,46 +12,15 @@ recorded as `container_bits`, and counted). The reconstruction is the decoder's 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from disco_train.benchmark import external
+from disco_train.benchmark.points import Coded, Point
 from disco_train.codec import backends
 
 BASELINES = ("x264", "x265", "vvenc", "dcvc_rt")
-
-
-@dataclass(frozen=True)
-class Point:
-    """One rate point of one method."""
-
-    method: str
-    label: str
-    """Short name in tables: 'qp37', 'crf30', 'ds4_dt4_qp16'."""
-    params: tuple = ()
-    """(key, value) pairs: everything that picks this point (part of the cache key)."""
-    order: float = 0.0
-    """Sort key within the method (the ladder's direction: higher = more rate)."""
-
-    @property
-    def settings(self) -> dict:
-        return dict(self.params)
-
-
-@dataclass
-class Coded:
-    """What coding one clip at one point gave."""
-
-    bits: int
-    """The rate: every bit a decoder needs."""
-    recon: np.ndarray
-    encode_s: float
-    decode_s: float
-    extra: dict = field(default_factory=dict)
-    """Also reported: container_bits (what an mp4 would add), per-stream bits of a .disco, ..."""
-    log: dict = field(default_factory=dict)
-    """Kept in the cell, not in the tables: an external command's stderr."""
 
 
 def ladder_points(cfg) -> dict[str, list[Point]]:
@@ -64,8 +33,6 @@ def ladder_points(cfg) -> dict[str, list[Point]]:
         points["vvenc"] = [Point("vvenc", f"qp{q}", (("qp", q),), -q) for q in cfg.vvenc.qp]
     if "dcvc_rt" in cfg.method_list:  # DCVC-RT's QP runs the other way: 63 is the highest quality
         points["dcvc_rt"] = [Point("dcvc_rt", f"qp{q}", (("qp", q),), q) for q in cfg.dcvc_rt.qp]
-    from disco_train.benchmark import external
-
     points.update({m: external.ladder(cfg, m) for m in cfg.method_list if external.is_external(m)})
     return points
 
@@ -78,8 +45,6 @@ def files_fingerprint(paths: list[Path]) -> list:
 def settings_of(cfg, method: str) -> dict:
     """What, besides the point, changes a baseline's output (its part of the cache key)."""
     import av
-
-    from disco_train.benchmark import external
 
     if external.is_external(method):
         return external.key_settings(cfg, method)
@@ -114,8 +79,6 @@ def options_of(cfg, method: str, device: str) -> tuple[dict, dict]:
 
 def code_baseline(cfg, point: Point, frames: np.ndarray, fps: float, device: str = "cpu") -> Coded:
     """Encode and decode one clip at one baseline point (or an external method's: `external.code`)."""
-    from disco_train.benchmark import external
-
     if external.is_external(point.method):
         return external.code(cfg, point, frames, fps)
     s = point.settings

@@ -21,6 +21,7 @@ from disco_train.benchmark import disco as D
 from disco_train.benchmark import methods as M
 from disco_train.benchmark import parts as P
 from disco_train.benchmark import tables as T
+from disco_train.benchmark.points import Coded, Point
 from disco_train.codec.pipeline import resolve_device
 from disco_train.config.benchmark import RATE_METHOD, split_list
 from disco_train.metrics.suite import DISTRIBUTION_METRICS, parse_metric_names
@@ -29,7 +30,7 @@ from disco_train.metrics.suite import DISTRIBUTION_METRICS, parse_metric_names
 @dataclass(frozen=True)
 class Cell:
     clip: R.RefClip
-    point: M.Point
+    point: Point
     key: str
 
 
@@ -122,7 +123,7 @@ def make_plan(cfg, names: list[str], device: str, log: Callable) -> Plan:
     return Plan(clips, points, cells, variants, grids)
 
 
-def _record(cell: Cell, coded: M.Coded, scores: dict, caption: str | None) -> dict:
+def _record(cell: Cell, coded: Coded, scores: dict, caption: str | None) -> dict:
     clip = cell.clip
     record = {"video": clip.name, "method": cell.point.method, "point": cell.point.label,
               "params": dict(cell.point.params), "frames": clip.frames, "height": clip.height, "width": clip.width,
@@ -142,7 +143,7 @@ def compute(cfg, plan: Plan, todo: list[Cell], names: list[str], device: str, ca
     frames_of = R.ClipFrames(keep=cfg.disco.batch_size + 1)
     order = {c.name: i for i, c in enumerate(plan.clips)}
 
-    def store(cell: Cell, coded: M.Coded, caption: str | None = None) -> None:
+    def store(cell: Cell, coded: Coded, caption: str | None = None) -> None:
         result = suite.evaluate_frames(frames_of(cell.clip), coded.recon, cell.clip.name)
         cache.put(cell.key, _record(cell, coded, result.scores, caption), suite.take_features())
         bar.set_postfix_str(f"{cell.clip.name} {cell.point.method} {cell.point.label}", refresh=False)

@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from disco_train.io.hub import require_path
+
 LTX2_19B = dict(in_channels=128, out_channels=128, num_attention_heads=32, attention_head_dim=128,
                 cross_attention_dim=4096, audio_in_channels=128, audio_out_channels=128,
                 audio_num_attention_heads=32, audio_attention_head_dim=64, audio_cross_attention_dim=2048,
@@ -126,8 +128,6 @@ def load_text_encoder(model_path: Path, gemma_path: Path, dtype: torch.dtype) ->
     """Gemma 3 (its text tower) from `model.text_encoder_path` and the connectors from `model.path`/connectors."""
     from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
     from transformers import AutoModel, AutoTokenizer
-
-    from disco_train.decoder.models import require_path
 
     enc_dir = gemma_path / "text_encoder" if (gemma_path / "text_encoder").is_dir() else gemma_path
     tok_dir = gemma_path / "tokenizer" if (gemma_path / "tokenizer").is_dir() else gemma_path

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from disco_train.io.hub import MissingWeightsError, resolve_weights  # noqa: F401  (re-exported)
+from disco_train.decoder import ltx2
+from disco_train.io.hub import MissingWeightsError, require_path, resolve_weights  # noqa: F401  (re-exported)
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -54,19 +55,8 @@ class Backbone:
     tokenizer: object
 
 
-def require_path(path: str | Path, what: str, key: str) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise MissingWeightsError(
-            f"{key}={path}: {what} not found. Put it there (see checkpoints/README.md for the expected layout) "
-            f"or point {key} at it.")
-    return p
-
-
 def model_paths(model_cfg) -> tuple[Path, Path]:
     """(LTX path, text encoder path) on disk: local paths, or Hub repo ids fetched into the cache (io.hub)."""
-    from disco_train.decoder import ltx2
-
     ltx2_family = model_cfg.family == "ltx2"
     what = "LTX-2" if ltx2_family else "LTX-Video"
     files, text_files = (ltx2.LTX2_FILES, ltx2.GEMMA_FILES) if ltx2_family else (LTX_FILES, T5_FILES)
@@ -103,9 +93,7 @@ def tiny_text_encoder(seed: int = 0):
 def transformer_config(name: str, family: str = "ltxv") -> dict:
     """The transformer's diffusers config of `model.name` in `model.family` (KeyError for an unknown name)."""
     if family == "ltx2":
-        from disco_train.decoder import ltx2
-
-        return {**ltx2.TINY_CONFIGS, **ltx2.LTX2_CONFIGS}[name]
+            return {**ltx2.TINY_CONFIGS, **ltx2.LTX2_CONFIGS}[name]
     return TINY_TRANSFORMER if name == "tiny" else LTXV_CONFIGS[name]
 
 
@@ -206,7 +194,6 @@ def check_architecture(model_cfg, path: Path) -> None:
 def load_transformer(model_cfg, seed: int = 0) -> torch.nn.Module:
     """The LTX-Video transformer per `ModelConfig` (tiny: random, seeded), frozen; a checkpoint of another
     architecture than `model.name` is refused before loading."""
-    from disco_train.decoder import ltx2
     from disco_train.decoder.family import family_of
 
     dtype = DTYPES[model_cfg.dtype]
@@ -224,7 +211,6 @@ def load_transformer(model_cfg, seed: int = 0) -> torch.nn.Module:
 def load_encoders(model_cfg, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module, object]:
     """(VAE, T5 encoder, tokenizer) per `ModelConfig`, frozen: what the decoder and `prepare precompute=true`
     encode with (tiny: random, seeded seed+1 and seed+2, as inside `load_backbone`)."""
-    from disco_train.decoder import ltx2
     from disco_train.decoder.family import family_of
 
     dtype, is_ltx2 = DTYPES[model_cfg.dtype], model_cfg.family == "ltx2"

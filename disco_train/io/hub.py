@@ -53,6 +53,16 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
 
 
+def require_path(path: str | Path, what: str, key: str) -> Path:
+    """`path`, which must exist on disk (a file or folder a loader reads)."""
+    p = Path(path)
+    if not p.exists():
+        raise MissingWeightsError(
+            f"{key}={path}: {what} not found. Put it there (see checkpoints/README.md for the expected layout) "
+            f"or point {key} at it.")
+    return p
+
+
 def cached(ref: RepoRef) -> bool:
     """Whether the Hugging Face cache holds `ref` (nothing is downloaded)."""
     try:
