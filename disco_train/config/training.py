@@ -105,7 +105,7 @@ class TrainerConfig:
     devices: str = "auto"
     """Devices per node: 'auto' or a count such as '8'."""
     num_nodes: int = 1
-    """Nodes (multi-node runs go through torchrun or SLURM; see README)."""
+    """Nodes (multi-node runs go through torchrun or SLURM; see docs/training.md)."""
     strategy: str = "auto"
     """'auto', 'ddp', 'deepspeed_stage_2' or 'deepspeed_stage_3'."""
     precision: str = "bf16-mixed"

@@ -42,7 +42,7 @@ class EvaluateConfig:
     """The csv to write."""
     metrics: str = "psnr,ssim"
     """Comma-separated metric names: psnr, ssim (no weight files), lpips, lpips_vgg, dists, fid, fvd, flolpips,
-    fvmd (weight files in weights_dir: README's metric table)."""
+    fvmd (weight files in weights_dir: the table in docs/metrics.md)."""
     ext: str = ""
     """Only files of this extension in both folders ('' = any video file, or a folder of PNG frames)."""
     bpp: Optional[float] = None
@@ -248,8 +248,8 @@ def main(argv: list[str]) -> int:
 
         others = [m for m in ALL_METRICS if m not in parse_metric_names(cfg.metrics) + ["psnr", "ssim"]]
         if others:  # the default needs no download; say what else there is and what it needs
-            print(f"also available: metrics={','.join(others)} (weight files in {cfg.weights_dir}/: README.md, "
-                  f"'Encode / decode / evaluate')")
+            print(f"also available: metrics={','.join(others)} (weight files in {cfg.weights_dir}/: "
+                  f"docs/metrics.md)")
 
     return EVALUATE.main(argv, run, ERRORS)
 
