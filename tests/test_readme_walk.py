@@ -3,8 +3,9 @@ docs/*.md carries a marker in the line above it: `<!-- walk -->` (runs as writte
 `<!-- walk: needs TOOL -->` (runs where TOOL is on PATH) or `<!-- walk: skip (why) -->` (weights, data sets,
 GPUs). The slow test runs the Makefile's demo commands, then every walked block in order — the README's, then each
 docs page's in the order the README links them — in a copy of the repository: a page or code change that breaks
-a journey fails. The fast tests check the markers, that every docs page is linked from the README and that every
-relative link of the README and the docs reaches a file (and a heading, when it names one).
+a journey fails. The fast tests check the markers, that every docs page is linked from the README, that every
+relative link of the README and the docs reaches a file (and a heading, when it names one), and that every
+repository file and module a page names is still there.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ ANY_FENCE = re.compile(r"^```.*?^```[ \t]*$", re.S | re.M)
 INLINE_CODE = re.compile(r"(`+).+?\1")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*$", re.M)
+REPO_PATH = re.compile(r"(?<![\w/.])(?:disco_train|datamodules|tests|bench|recipes|sweeps|docs)/[\w./-]*\w")
+MODULE = re.compile(r"(?<![\w/.])(?:disco_train|datamodules)(?:\.\w+)+")
 MARKER = re.compile(r"<!-- walk(?::\s*(?P<kind>skip|needs)\b\s*(?P<arg>.*?))?\s*-->\s*$")
 COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "data", "runs", "exports", "tools", "checkpoints", "__pycache__",
                                      ".pytest_cache", "*.egg-info", "wandb", "lightning_logs")
@@ -69,9 +72,30 @@ def docs_in_readme_order(root: Path) -> list[Path]:
 
 
 def pages(root: Path) -> list[Path]:
-    """README.md and every docs page (those the README does not link last, so the link test names them)."""
+    """README.md, then the docs pages in the README's link order (any it does not link last, so the tests see them)."""
     linked = docs_in_readme_order(root)
     return [root / "README.md", *linked, *sorted(set((root / "docs").glob("*.md")) - set(linked))]
+
+
+def named_files(text: str) -> list[str]:
+    """Repository paths (`disco_train/codec/sender.py`, in prose or commands) and modules
+    (`datamodules.shards.ShardDataModule`) that a page names."""
+    return REPO_PATH.findall(text) + MODULE.findall(text)
+
+
+def exists(root: Path, name: str) -> bool:
+    """A path exists; a module's longest prefix that is a module or package is more than the top package, and
+    what follows a package is a class (a lower-case name there is a module that is not there)."""
+    if "/" in name:
+        return (root / name.split("::", 1)[0]).exists()
+    parts = name.split(".")
+    for i in range(len(parts), 1, -1):
+        path = root.joinpath(*parts[:i])
+        if path.with_suffix(".py").exists():
+            return True
+        if (path / "__init__.py").exists():
+            return i == len(parts) or parts[i][:1].isupper()
+    return False
 
 
 def demo_commands(makefile: str) -> str:
@@ -106,7 +130,7 @@ def test_make_demo_commands_are_the_ones_the_readme_names():
 
 
 def test_every_docs_page_is_linked_from_the_readme():
-    unlinked = set((ROOT / "docs").glob("*.md")) - {path for path in docs_in_readme_order(ROOT)}
+    unlinked = set((ROOT / "docs").glob("*.md")) - set(docs_in_readme_order(ROOT))
     assert not unlinked, f"docs pages the README does not link: {sorted(p.name for p in unlinked)}"
     assert len(docs_in_readme_order(ROOT)) >= 6
 
@@ -125,6 +149,13 @@ def test_every_relative_link_reaches_a_file_and_heading(page):
         elif anchor and path.suffix == ".md" and anchor not in anchors(path.read_text()):
             broken.append(f"{target} (no heading #{anchor} in {path.name})")
     assert not broken, f"{page.relative_to(ROOT)}: broken links: {broken}"
+
+
+@pytest.mark.parametrize("page", [*pages(ROOT), ROOT / "recipes" / "README.md", ROOT / "checkpoints" / "README.md",
+                                  ROOT / "BENCHMARKS.md"], ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_file_and_module_a_page_names_exists(page):
+    gone = sorted({name for name in named_files(page.read_text()) if not exists(ROOT, name)})
+    assert not gone, f"{page.relative_to(ROOT)} names files or modules that are not there (moved?): {gone}"
 
 
 def test_link_checks_see_links_headings_and_code_as_a_reader_does():
