@@ -202,7 +202,7 @@ def test_three_processes_one_killed_and_rerun(tmp_path):
     argv = [f"{k}={getattr(cfg, k)}" for k in ("input", "output", "frames", "height", "width", "ds", "dt", "codec",
                                                "crf", "caption_default", "shard_size")]
     out, victim = tmp_path / "out", max(range(3), key=lambda k: sum(part_of(n, 3) == k for n in names))
-    procs = {k: subprocess.Popen([sys.executable, "-m", "datamodules.prepare", *argv, f"part={k}/3",
+    procs = {k: subprocess.Popen([sys.executable, "-m", "disco_train", "prepare", *argv, f"part={k}/3",
                                   f"workers={2 if k == victim else 1}"], cwd=ROOT, env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for k in range(3)}
     deadline = time.time() + 90
@@ -219,7 +219,7 @@ def test_three_processes_one_killed_and_rerun(tmp_path):
         time.sleep(0.1)
     assert not any(Path(f"/proc/{w}").exists() for w in workers), "orphaned workers"
     assert not (out / Part(victim, 3).done_file).exists() and not (out / sink.INDEX).exists()
-    rerun = subprocess.run([sys.executable, "-m", "datamodules.prepare", *argv, f"part={victim}/3"], cwd=ROOT,
+    rerun = subprocess.run([sys.executable, "-m", "disco_train", "prepare", *argv, f"part={victim}/3"], cwd=ROOT,
                            capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "merged 3 part(s): 15 videos" in rerun.stdout and "already done" in rerun.stdout

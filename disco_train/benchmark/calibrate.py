@@ -17,7 +17,7 @@ from pathlib import Path
 
 from disco_train.config import ConfigError
 from disco_train.config.calibrate import CalibrateConfig
-from disco_train.config.cli import Command
+from disco_train.config.cli import Command, moved
 
 COMMAND = Command("python -m disco_train calibrate", "An export's trained rate points measured on test clips (the "
                   "benchmark's disco method) -> rd_table.json in a copy of the export, for `encode target_kbps=`.",
@@ -128,4 +128,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    moved("disco_train.benchmark.calibrate", COMMAND.prog)
     sys.exit(main(sys.argv[1:]))

@@ -14,7 +14,7 @@ import sys
 from omegaconf import OmegaConf
 
 from disco_train.config.benchmark import BenchmarkConfig
-from disco_train.config.cli import Command
+from disco_train.config.cli import Command, moved
 
 BENCHMARK = Command("python -m disco_train benchmark", "Test videos -> reference clips -> RD points of x264, x265, "
                     "vvenc (H.266), DCVC-RT and DiSCo -> results.csv, curves.csv, bdrate.csv/.md, rd_<metric>.png, "
@@ -44,4 +44,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    moved("disco_train.benchmark.cli", BENCHMARK.prog)
     sys.exit(main(sys.argv[1:]))

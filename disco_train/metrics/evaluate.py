@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 from disco_train.config import ConfigError
-from disco_train.config.cli import REQUIRED, Command
+from disco_train.config.cli import REQUIRED, Command, moved
 from disco_train.io.files import csv_cell
 
 from .results import LOWER_IS_BETTER, OVERALL
@@ -282,4 +282,5 @@ def plot_main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    moved("disco_train.metrics.evaluate", EVALUATE.prog)
     sys.exit(main(sys.argv[1:]))
