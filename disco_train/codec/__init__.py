@@ -7,7 +7,8 @@
 - `receiver`: streams -> condition frames (training-data decoding and `decode` both call it);
 - `pipeline`: the receiving system as a library, containers -> condition frames -> generated frames (builds only
   the `DiscoDecoder`; `decode`, `batch` and the benchmark call it); `batch`: decode of many files by part, batched
-  by coded size; `cli`: the `encode` and `decode` commands' arguments.
+  by coded size; `cli`: the `encode` and `decode` commands' arguments;
+- `dcvc_rt/`: only the deprecated command paths `python -m disco_train.codec.dcvc_rt.cli|export|conformance`.
 
 May import config, modalities and decoder; never lightning, datamodules or train.
 """

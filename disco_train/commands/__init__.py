@@ -1,6 +1,6 @@
 """The commands: one dispatcher, `python -m disco_train COMMAND [PATH ...] [key=value ...]` (the console script
-`disco COMMAND ...` is the same function), and the commands that belong to no one package: `train`, `export`,
-`sweep`, `weights` (and `next_steps`, what a finished run prints).
+`disco COMMAND ...` is the same function), and the command lines that belong to no one package: `train` (the run
+itself: `disco_train.train.run`), `export` (the library: `disco_train.train.export`), `sweep`, `weights`.
 
 Every command speaks the grammar of `disco_train.config.cli`: `COMMAND --help` lists its keys with defaults and
 docs. This layer may import every package; nothing imports it but the entry points (disco_train/__main__.py,
@@ -77,6 +77,7 @@ def _wrong(group: str, rest: list[str]) -> str:
     if not rest:
         return f"{group} needs a subcommand" if group else "no command given"
     word = f"{group} {rest[0]}".strip()
-    names = [name for name in COMMANDS if name.startswith(group)] + ([] if group else ["dcvc-rt"])
+    names = [name for name in COMMANDS if name.startswith(group)]
+    names += [] if group else sorted({name.split()[0] for name in names if " " in name})  # `dcvc-rt` itself
     close = difflib.get_close_matches(word, names, 1)
     return f"unknown command '{word}'" + (f"; did you mean '{close[0]}'?" if close else "")
