@@ -95,7 +95,7 @@ def main(argv: list[str]) -> int:
     write_natural_set(refs, videos=args.videos, frames=args.frames, height=args.size, width=args.size)
     ladder = f"[{args.qps}]"
     keys = [f"refs={refs}", f"out={out}", f"methods={','.join(methods)}", f"size={args.size}x{args.size}",
-            f"frames={args.frames}", "metrics=psnr,ssim", "device=cpu", f"x264.values={ladder}",
+            f"frames={args.frames}", "metrics.names=psnr,ssim", "device=cpu", f"x264.values={ladder}",
             f"x265.values={ladder}", f"vvenc.qp={ladder}"]
     print(f"# bench_codecs {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, host {platform.node()}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")

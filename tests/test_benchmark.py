@@ -23,7 +23,6 @@ from disco_train.benchmark.content import natural_video, write_natural_set
 from disco_train.codec import backends, rawyuv
 from disco_train.codec.videoio import read_video, write_lossless
 from disco_train.config.recipe import resolve
-from disco_train.metrics.suite import parse_metric_names
 
 VVENC = ROOT.parent / "shared" / "tools" / "vvenc" / "vvencapp"
 needs_vvenc = pytest.mark.skipif(not VVENC.is_file() and not os.environ.get("VVENC_APP"), reason="no vvencapp")
@@ -94,7 +93,7 @@ def test_standard_codecs_on_every_input_kind(refs, tmp_path):
 def test_changed_settings_change_only_their_cells(refs, tmp_path):
     def keys(*overrides):
         cfg = config(f"out={tmp_path}", f"refs={refs}", "methods=x264,x265", "anchor=x264", "frames=9", *overrides)
-        names = parse_metric_names(cfg.metrics)
+        names = cfg.metrics.name_list
         return {(c.clip.name, c.point.method, c.point.label): c.key for c in
                 runner.make_plan(cfg, names, "cpu", lambda *_: None).cells}
 
@@ -103,7 +102,7 @@ def test_changed_settings_change_only_their_cells(refs, tmp_path):
     preset = keys("x265.preset=fast")
     assert {k for k in base if base[k] != preset[k]} == {k for k in base if k[1] == "x265"}
     assert keys("anchor=x265", "interpolation=pchip", "device=cpu", "disco.batch_size=3") == base
-    assert set(keys("metrics=psnr").values()).isdisjoint(base.values())  # the debug recipe scores psnr,ssim
+    assert set(keys("metrics.names=psnr").values()).isdisjoint(base.values())  # the debug recipe scores psnr,ssim
     grown = keys("x264.values=[45,37,29,21]")
     assert {k: v for k, v in grown.items() if k in base} == base  # new points, old ones kept
     assert set(keys("size=48x48").values()).isdisjoint(base.values())
@@ -112,11 +111,11 @@ def test_changed_settings_change_only_their_cells(refs, tmp_path):
     (weights / "lpips" / "v0.1").mkdir(parents=True)
     for name in ("alexnet-owt-7be5be79.pth", "lpips/v0.1/alex.pth", "pt_inception-2015-12-05-6726825d.pth"):
         (weights / name).write_bytes(b"0")
-    lpips = keys("metrics=psnr,lpips", f"weights_dir={weights}")
+    lpips = keys("metrics.names=psnr,lpips", f"metrics.weights_dir={weights}")
     (weights / "pt_inception-2015-12-05-6726825d.pth").write_bytes(b"00")
-    assert keys("metrics=psnr,lpips", f"weights_dir={weights}") == lpips
+    assert keys("metrics.names=psnr,lpips", f"metrics.weights_dir={weights}") == lpips
     (weights / "lpips" / "v0.1" / "alex.pth").write_bytes(b"00")
-    assert set(keys("metrics=psnr,lpips", f"weights_dir={weights}").values()).isdisjoint(lpips.values())
+    assert set(keys("metrics.names=psnr,lpips", f"metrics.weights_dir={weights}").values()).isdisjoint(lpips.values())
 
 
 def test_the_output_folder_is_not_a_source(tmp_path):
@@ -137,7 +136,12 @@ def test_bad_settings_exit_2_with_the_key(capsys):
                           (["x264.values=[60]"], "x264.values: one or more qp values in 0-51"),
                           (["methods=x264,disco", "anchor=x264", "export=''"], "export: the disco method needs"),
                           (["dcvc_rt.stream_format=mp4"], "dcvc_rt.stream_format: 'official' or 'disco'"),
-                          (["fvmd_protocol=paper"], "fvmd_protocol: 'package' or 'definition'"),
+                          (["metrics.fvmd.protocol=paper"], "metrics.fvmd.protocol: protocol must be one of package, "
+                                                            "definition"),
+                          (["fvmd_protocol=package"], "fvmd_protocol: unknown key (from command line): it is now "
+                                                      "'metrics.fvmd.protocol'"),
+                          (["metrics=psnr"], "metrics: now a section (from command line); this value is "
+                                             "'metrics.names' (e.g. metrics.names=psnr)"),
                           (["refs=/nonexistent/videos", "methods=x264", "anchor=x264"], "refs=/nonexistent")):
         assert main(["benchmark", "recipe=benchmark_debug", *argv]) == 2
         assert message in capsys.readouterr().err, argv
@@ -286,7 +290,7 @@ def test_a_killed_run_continues_where_it_stopped(tmp_path):
     refs = tmp_path / "refs"
     write_natural_set(refs, videos=2, frames=17, height=96, width=96)
     keys = [f"refs={refs}", "methods=x264,x265", "anchor=x264", "x264.values=[47,43,39,35,31,27]",
-            "x265.values=[47,43,39,35,31,27]", "x264.preset=slow", "x265.preset=slow", "metrics=psnr,ssim"]
+            "x265.values=[47,43,39,35,31,27]", "x264.preset=slow", "x265.preset=slow", "metrics.names=psnr,ssim"]
     code = ("import sys; from disco_train.__main__ import main; sys.exit(main(sys.argv[1:]))")
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-c", code, "benchmark", "recipe=benchmark_debug", f"out={out}", *keys],
@@ -317,7 +321,7 @@ def test_newer_codecs_win_on_natural_content(tmp_path):
     refs = tmp_path / "refs"
     write_natural_set(refs, videos=2, frames=17, height=128, width=128)
     ladder = "[47,43,39,35,31]"
-    keys = [f"refs={refs}", "methods=x264,x265,vvenc", "size=128x128", "frames=17", "metrics=psnr",
+    keys = [f"refs={refs}", "methods=x264,x265,vvenc", "size=128x128", "frames=17", "metrics.names=psnr",
             f"x264.values={ladder}", f"x265.values={ladder}", f"vvenc.qp={ladder}", "vvenc.preset=medium"]
     x265 = run(tmp_path / "out", *keys, "anchor=x264")["table"]["psnr"]["x265"]
     vvenc = run(tmp_path / "out", *keys, "anchor=x265")["table"]["psnr"]["vvenc"]
@@ -333,7 +337,7 @@ def test_set_metrics_pool_every_video_like_evaluate(refs, tmp_path):
     weights = write_random_weights(tmp_path / "w", keys=("inception",))
     keys = [f"refs={refs}", "methods=x264", "anchor=x264", "x264.values=[40]", "frames=3", "size=48x48",
             "max_videos=2"]
-    summary = run(tmp_path / "out", *keys, "metrics=psnr,fid", f"weights_dir={weights}")
+    summary = run(tmp_path / "out", *keys, "metrics.names=psnr,fid", f"metrics.weights_dir={weights}")
     curves = {r["point"]: r for r in rows(tmp_path / "out" / "curves.csv")}
     plan = runner.make_plan(config(f"out={tmp_path / 'out'}", *keys), ["psnr"], "cpu", print)
     suite = MetricSuite(["psnr", "fid"], weights_dir=weights)

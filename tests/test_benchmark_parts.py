@@ -74,7 +74,7 @@ def natural(tmp_path_factory):
 
 
 def _keys(refs, out, *more):
-    return ["recipe=benchmark_debug", f"refs={refs}", f"out={out}", "size=128x128", "frames=5", "metrics=psnr",
+    return ["recipe=benchmark_debug", f"refs={refs}", f"out={out}", "size=128x128", "frames=5", "metrics.names=psnr",
             *more]
 
 
@@ -215,7 +215,7 @@ def test_three_parts_give_the_results_of_one_process(debug_inputs, tmp_path, mon
     cfg, _, _ = resolve([*keys[1:], f"out={tmp_path / 'plan'}", "part=1/3"])  # the same cell keys as in out
     killed = _spawn(*keys, f"out={out}", "part=1/3")  # SIGKILLed after its first cell
     others = [_spawn(*keys, f"out={out}", f"part={k}/3") for k in (0, 2)]
-    plan = runner.make_plan(cfg, runner.parse_metric_names(cfg.metrics), "cpu", lambda *_: None)
+    plan = runner.make_plan(cfg, cfg.metrics.name_list, "cpu", lambda *_: None)
     owner = parts.owners(plan.cells, {v.method for v in plan.variants}, cfg.disco.batch_size, 3)
     mine = {out / "cache" / key[:2] / f"{key}.json" for key, k in owner.items() if k == 1}
     deadline = time.time() + 180

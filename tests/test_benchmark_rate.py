@@ -54,17 +54,17 @@ def demo(tmp_path_factory):
 
 
 @pytest.mark.parametrize("keys, message", [
-    ([], "metric=lpips: needs {weights}/alexnet-owt-7be5be79.pth (torchvision AlexNet (ImageNet) backbone for "
+    ([], "metrics.names=lpips: needs {weights}/alexnet-owt-7be5be79.pth (torchvision AlexNet (ImageNet) backbone for "
          "LPIPS-alex; from https://download.pytorch.org/models/alexnet-owt-7be5be79.pth), which is missing; put it "
-         "there or set weights_dir=, or use metric=psnr, which needs no weight files"),
-    (["metric=fid"], "metric: one per-video metric"),
-    (["metric=psnr", "out={export}"], "out={export}: the export itself; force=true writes into it"),
-    (["metric=psnr", "out={videos}"], "out={videos}: exists; choose another folder, or force=true"),
+         "there or set metrics.weights_dir=, or use metrics.names=psnr, which needs no weight files"),
+    (["metrics.names=fid"], "metrics.names: one per-video metric"),
+    (["metrics.names=psnr", "out={export}"], "out={export}: the export itself; force=true writes into it"),
+    (["metrics.names=psnr", "out={videos}"], "out={videos}: exists; choose another folder, or force=true"),
 ])
 def test_calibrate_refuses_before_coding_anything(demo, tmp_path, capsys, keys, message):
     videos, export_dir = demo
     fill = dict(weights=tmp_path, export=export_dir, videos=videos)
-    argv = ["calibrate", f"export={export_dir}", f"refs={videos}", f"weights_dir={tmp_path}", f"work={tmp_path}",
+    argv = ["calibrate", f"export={export_dir}", f"refs={videos}", f"metrics.weights_dir={tmp_path}", f"work={tmp_path}",
             *(k.format(**fill) for k in keys)]
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -76,8 +76,8 @@ def test_calibrate_refuses_before_coding_anything(demo, tmp_path, capsys, keys, 
 @pytest.mark.slow
 def test_calibrate_writes_the_table_that_encode_orders_by(demo, tmp_path, capsys):
     videos, export_dir = demo
-    argv = ["calibrate", f"export={export_dir}", f"refs={videos}", "metric=psnr", f"work={tmp_path / 'work'}",
-            f"out={tmp_path / 'calibrated'}", "max_videos=2", "steps=1", f"captions={videos / 'captions.csv'}"]
+    argv = ["calibrate", f"export={export_dir}", f"refs={videos}", "metrics.names=psnr", f"work={tmp_path / 'work'}",
+            f"out={tmp_path / 'calibrated'}", "max_videos=2", "disco.steps=1", f"disco.captions={videos / 'captions.csv'}"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     manifest = E.read_manifest(tmp_path / "calibrated")  # every file, the table too, matches its sha256

@@ -27,11 +27,11 @@ COMMANDS = [
     ("disco_train.__main__", "main", ["decode"], "  merge_lora=True"),
     ("disco_train.__main__", "main", ["sweep"], "  sweep_out=''"),
     ("disco_train.__main__", "main", ["weights"], "recipes (recipe=NAME)"),
-    ("disco_train.__main__", "main", ["evaluate"], "  fvd_clip_len=16"),
+    ("disco_train.__main__", "main", ["evaluate"], "  metrics.fvd_clip_len=16"),
     ("disco_train.__main__", "main", ["bdrate"], "  interpolation='akima'"),
     ("disco_train.__main__", "main", ["plot"], "  metric=(required)"),
     ("disco_train.__main__", "main", ["benchmark"], "  anchor='vvenc'"),
-    ("disco_train.__main__", "main", ["calibrate"], "  metric='lpips'"),
+    ("disco_train.__main__", "main", ["calibrate"], "  metrics.names='lpips'"),
     ("disco_train.__main__", "main", ["benchmark", "recipe=benchmark_hevc_b"], "  disco.trained_only=True"),
     ("disco_train.__main__", "main", ["dcvc-rt", "encode"], "  qp=(required)"),
     ("disco_train.__main__", "main", ["dcvc-rt", "decode"], "  vcodec='libx264rgb'"),
@@ -164,7 +164,7 @@ def test_weights_of_a_benchmark_name_each_variant_export_its_base_model_and_the_
 
     _, ckpt = make_run(tmp_path)
     folder = export(ckpt, tmp_path / "export", codec=CODEC)
-    argv = ["weights", "recipe=benchmark_ablation_fill", f"weights_dir={tmp_path / 'metrics'}", "anchor=disco:a",
+    argv = ["weights", "recipe=benchmark_ablation_fill", f"metrics.weights_dir={tmp_path / 'metrics'}", "anchor=disco:a",
             f"disco.variants=[{{name: a, export: '{folder}'}}, {{name: b, export: '{tmp_path / 'none'}'}}]"]
     assert _call("disco_train.__main__", "main", argv) == 2
     out = capsys.readouterr().out

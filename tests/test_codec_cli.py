@@ -202,7 +202,7 @@ def test_bdrate_on_csvs_from_evaluate_with_disco_rates(odd_video, tmp_path, caps
             recons.mkdir()
             c = encode(odd_video, bits / "v.disco", caption="x", codec="x264", ds=1, dt=1, crf=crf)
             write_video(recons / "v.mp4", crop(receive(c, "forward")["cond"], c.geometry), 24.0, crf=0)
-            argv = ["evaluate", f"refs={refs}", f"recons={recons}", "metrics=psnr", f"out={csvs[name]}",
+            argv = ["evaluate", f"refs={refs}", f"recons={recons}", "metrics.names=psnr", f"out={csvs[name]}",
                     f"bitstreams={bits}"] + (["append=true"] if crf == crfs[1] else [])
             assert main(argv) == 0
     capsys.readouterr()

@@ -37,7 +37,7 @@ def _rows(path):
 def test_evaluate_psnr_ssim(dirs, tmp_path, capsys):
     refs, recons = dirs
     out = tmp_path / "res.csv"
-    assert main([f"refs={refs}", f"recons={recons}", "metrics=psnr,ssim", f"out={out}", "bpp=0.01"]) == 0
+    assert main([f"refs={refs}", f"recons={recons}", "metrics.names=psnr,ssim", f"out={out}", "bpp=0.01"]) == 0
     rows = _rows(out)
     assert [r["video"] for r in rows] == ["a", "b", "overall"]
     assert list(rows[0]) == ["video", "frames", "height", "width", "fps", "bpp", "kbps", "psnr", "ssim"]
@@ -59,11 +59,11 @@ def test_append_and_bdrate_and_plot(dirs, tmp_path, capsys):
     anchor, test = tmp_path / "anchor.csv", tmp_path / "test.csv"
     # Two fake RD "runs" per codec from the same recon folder, differing only in the declared rate: the test
     # codec claims half the rate for the same quality, so its BD-rate must be -50 %.
-    base = [f"refs={refs}", f"recons={recons}", "metrics=psnr"]
+    base = [f"refs={refs}", f"recons={recons}", "metrics.names=psnr"]
     assert main(base + [f"out={anchor}", "bpp=0.02"]) == 0
     assert main(base + [f"out={test}", "bpp=0.01"]) == 0
     # second RD point: identity reconstruction (refs vs refs) -> capped PSNR, higher rate
-    ident = base[:1] + [f"recons={refs}", "metrics=psnr"]
+    ident = base[:1] + [f"recons={refs}", "metrics.names=psnr"]
     assert main(ident + [f"out={anchor}", "bpp=0.2", "append=true"]) == 0
     assert main(ident + [f"out={test}", "bpp=0.1", "append=true"]) == 0
     assert len(_rows(anchor)) == 6
@@ -87,7 +87,7 @@ def test_bitstream_rate(dirs, tmp_path):
     (bits / "b" / "s.bin").write_bytes(b"\0" * 40)
     (bits / "b" / "text.zlib").write_bytes(b"\0" * 24)
     out = tmp_path / "r.csv"
-    assert main([f"refs={refs}", f"recons={recons}", "metrics=psnr", f"out={out}", f"bitstreams={bits}"]) == 0
+    assert main([f"refs={refs}", f"recons={recons}", "metrics.names=psnr", f"out={out}", f"bitstreams={bits}"]) == 0
     rows = _rows(out)
     pixels = 5 * 32 * 32
     assert float(rows[0]["bpp"]) == pytest.approx(128 * 8 / pixels)
@@ -102,13 +102,18 @@ def _err(capsys, argv, fn=main):
 
 def test_clear_errors(dirs, tmp_path, capsys):
     refs, recons = dirs
-    ok = [f"refs={refs}", f"recons={recons}", f"out={tmp_path / 'o.csv'}", "metrics=psnr"]
+    ok = [f"refs={refs}", f"recons={recons}", f"out={tmp_path / 'o.csv'}", "metrics.names=psnr"]
     assert "colour: unknown key (from command line); valid keys: refs, recons, out" in _err(capsys, ok + ["colour=1"])
     assert "out: is required (give out=...)" in _err(capsys, ok[:2])
     assert "expected no bare arguments, got ['psnr']" in _err(capsys, ok + ["psnr"])
-    assert "unknown metric(s) ['vmaf']" in _err(capsys, ok[:3] + ["metrics=psnr,vmaf"])
-    assert "batch_size: Value 'many' of type 'str' could not be converted to Integer" in _err(
-        capsys, ok + ["batch_size=many"])
+    assert "metrics.names: unknown metric(s) ['vmaf']" in _err(capsys, ok[:3] + ["metrics.names=psnr,vmaf"])
+    assert "metrics.batch_size: Value 'many' of type 'str' could not be converted to Integer" in _err(
+        capsys, ok + ["metrics.batch_size=many"])
+    # the flat keys of before the metrics section name their new key, once
+    assert "batch_size: unknown key (from command line): it is now 'metrics.batch_size'" in _err(
+        capsys, ok + ["batch_size=3"])
+    assert ("metrics: now a section (from command line); this value is 'metrics.names' (e.g. "
+            "metrics.names=psnr,lpips)") in _err(capsys, ok[:3] + ["metrics=psnr,lpips"])
     assert "either bpp= or bitstreams=" in _err(capsys, ok + ["bpp=1", f"bitstreams={tmp_path}"])
     assert "recons folder not found" in _err(capsys, [f"refs={refs}", f"recons={tmp_path / 'nope'}"] + ok[2:])
 
@@ -145,21 +150,21 @@ def test_evaluate_perceptual_metrics_with_random_weights(dirs, tmp_path):
     refs, recons = dirs
     wdir = write_random_weights(tmp_path / "w", keys=("alexnet", "lpips_alex", "vgg16", "dists"))
     out = tmp_path / "p.csv"
-    assert main([f"refs={refs}", f"recons={recons}", f"out={out}", "metrics=lpips,dists",
-                 f"weights_dir={wdir}", "batch_size=3"]) == 0
+    assert main([f"refs={refs}", f"recons={recons}", f"out={out}", "metrics.names=lpips,dists",
+                 f"metrics.weights_dir={wdir}", "metrics.batch_size=3"]) == 0
     rows = _rows(out)
     assert list(rows[0])[-2:] == ["lpips", "dists"]
     for r in rows:
         assert float(r["lpips"]) > 0 and 0 < float(r["dists"]) < 1
     # identity: refs vs refs gives 0 (alex only: VGG on CPU is the slow part of this test)
-    assert main([f"refs={refs}", f"recons={refs}", f"out={out}", "metrics=lpips", f"weights_dir={wdir}"]) == 0
+    assert main([f"refs={refs}", f"recons={refs}", f"out={out}", "metrics.names=lpips", f"metrics.weights_dir={wdir}"]) == 0
     assert all(abs(float(r["lpips"])) < 1e-6 for r in _rows(out))
 
 
 def test_evaluate_reports_missing_weights(dirs, tmp_path, capsys):
     refs, recons = dirs
-    err = _err(capsys, [f"refs={refs}", f"recons={recons}", f"out={tmp_path / 'o.csv'}", "metrics=psnr,fid",
-                        f"weights_dir={tmp_path / 'none'}"])
+    err = _err(capsys, [f"refs={refs}", f"recons={recons}", f"out={tmp_path / 'o.csv'}", "metrics.names=psnr,fid",
+                        f"metrics.weights_dir={tmp_path / 'none'}"])
     assert "pt_inception-2015-12-05-6726825d.pth" in err and "save it as" in err
 
 
@@ -176,8 +181,8 @@ def test_evaluate_all_metrics(tmp_path):
         write_video(recons / f"v{i}.mp4", frames, crf=40)
     wdir = write_random_weights(tmp_path / "w")
     out = tmp_path / "all.csv"
-    assert main([f"refs={refs}", f"recons={recons}", f"out={out}", f"weights_dir={wdir}", "bpp=0.05",
-                 "metrics=psnr,ssim,lpips,dists,fid,fvd"]) == 0  # the default is psnr,ssim: no weight files
+    assert main([f"refs={refs}", f"recons={recons}", f"out={out}", f"metrics.weights_dir={wdir}", "bpp=0.05",
+                 "metrics.names=psnr,ssim,lpips,dists,fid,fvd"]) == 0  # the default is psnr,ssim: no weight files
     rows = _rows(out)
     assert list(rows[0]) == ["video", "frames", "height", "width", "fps", "bpp", "kbps", "psnr", "ssim", "lpips",
                              "dists", "fid", "fvd"]

@@ -14,6 +14,8 @@ import pytest
 import torch
 from scipy import linalg
 
+from disco_train.config.metrics import TRACKER_MIN_SIZE, TRACKER_STRIDE
+from disco_train.metrics import pips2
 from disco_train.metrics.fvmd import (FVMD, FVMDSettings, acceleration, fvmd_distance, motion_histograms,
                                       query_grid, velocity, window_feature)
 from disco_train.metrics.pips2 import CostPyramid, PIPs, load_pips, sample_features
@@ -64,7 +66,8 @@ def test_published_sampling_defaults():
                        (dict(size=120), "size"), (dict(size=96), "size"), (dict(iters=0), "iters"),
                        (dict(protocol="paper"), "protocol must be one of package, definition")]:
         with pytest.raises(ValueError, match=match):
-            FVMDSettings(**bad)
+            FVMDSettings(**bad).validate()
+    assert (pips2.STRIDE, pips2.MIN_SIZE) == (TRACKER_STRIDE, TRACKER_MIN_SIZE)  # the config checks the network's own
 
 
 def _reference_sample(fmap, x, y):

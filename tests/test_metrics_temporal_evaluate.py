@@ -12,7 +12,7 @@ from random_metric_weights import write_random_weights
 from disco_train.metrics.videoio import write_video
 
 # the tiny sampling a CPU benchmark can afford: 4-frame windows every 4 frames, a 5x5 grid, 128 px, 1 iteration
-FVMD_TINY = ["fvmd_clip_len=4", "fvmd_stride=4", "fvmd_points=25", "fvmd_size=128", "fvmd_iters=1"]
+FVMD_TINY = ["metrics.fvmd.clip_len=4", "metrics.fvmd.window_stride=4", "metrics.fvmd.points=25", "metrics.fvmd.size=128", "metrics.fvmd.iters=1"]
 
 
 def _frames(t, seed, size=64):
@@ -45,8 +45,8 @@ def _rows(path):
 def test_evaluate_psnr_flolpips_fvmd(setup, tmp_path):
     refs, recons, wdir = setup
     out = tmp_path / "t.csv"
-    assert main([f"refs={refs}", f"recons={recons}", f"out={out}", "metrics=psnr,flolpips,fvmd",
-                 f"weights_dir={wdir}", "bpp=0.01"] + FVMD_TINY) == 0
+    assert main([f"refs={refs}", f"recons={recons}", f"out={out}", "metrics.names=psnr,flolpips,fvmd",
+                 f"metrics.weights_dir={wdir}", "bpp=0.01"] + FVMD_TINY) == 0
     rows = _rows(out)
     assert list(rows[0]) == ["video", "frames", "height", "width", "fps", "bpp", "kbps", "psnr", "flolpips", "fvmd"]
     assert [r["video"] for r in rows] == ["a", "b", "overall"]
@@ -56,7 +56,7 @@ def test_evaluate_psnr_flolpips_fvmd(setup, tmp_path):
     assert a["fvmd"] == b["fvmd"] == ""  # ... FVMD only for the set: windows (6-4)//4+1 + (5-4)//4+1 = 2
     assert np.isfinite(float(overall["fvmd"])) and float(overall["fvmd"]) >= 0
     # the reference against itself scores 0 (FVMD's 0 for identical sets: test_metrics_fvmd.py)
-    assert main([f"refs={refs}", f"recons={refs}", f"out={out}", "metrics=flolpips", f"weights_dir={wdir}"]) == 0
+    assert main([f"refs={refs}", f"recons={refs}", f"out={out}", "metrics.names=flolpips", f"metrics.weights_dir={wdir}"]) == 0
     assert all(float(r["flolpips"]) == 0 for r in _rows(out))
 
 
@@ -73,14 +73,14 @@ def test_suite_contract_for_benchmarks(setup, capsys):
     with pytest.raises(ValueError, match="FVMD needs at least 2 windows of 8 frames"):
         suite.distribution_scores()
     # errors reach the command line as one line naming the file and what to do
-    assert main([f"refs={refs}", f"recons={recons}", f"out={refs.parent / 'x.csv'}", "metrics=fvmd",
-                 f"weights_dir={wdir}", "fvmd_points=30"]) == 2
+    assert main([f"refs={refs}", f"recons={recons}", f"out={refs.parent / 'x.csv'}", "metrics.names=fvmd",
+                 f"metrics.weights_dir={wdir}", "metrics.fvmd.points=30"]) == 2
     assert "points must be a square number" in capsys.readouterr().err
-    assert main([f"refs={refs}", f"recons={recons}", f"out={refs.parent / 'x.csv'}", "metrics=fvmd",
-                 f"weights_dir={wdir}", "fvmd_protocol=paper"]) == 2
+    assert main([f"refs={refs}", f"recons={recons}", f"out={refs.parent / 'x.csv'}", "metrics.names=fvmd",
+                 f"metrics.weights_dir={wdir}", "metrics.fvmd.protocol=paper"]) == 2
     assert "protocol must be one of package, definition" in capsys.readouterr().err
-    assert main([f"refs={refs}", f"recons={recons}", f"out={refs.parent / 'x.csv'}", "metrics=psnr,flolpips",
-                 f"weights_dir={refs}"]) == 2
+    assert main([f"refs={refs}", f"recons={recons}", f"out={refs.parent / 'x.csv'}", "metrics.names=psnr,flolpips",
+                 f"metrics.weights_dir={refs}"]) == 2
     assert "alexnet-owt-7be5be79.pth" in capsys.readouterr().err
 
 
@@ -93,8 +93,8 @@ def test_missing_temporal_weights_named_before_decoding(setup, tmp_path, capsys)
     partial = write_random_weights(tmp_path / "w", keys=("alexnet", "lpips_alex"))
     for metric, name, size in (("flolpips", "pwcnet/network-default.pytorch", "37.5 MB"),
                                ("fvmd", "pips2/pips2_weights.pth", "70.3 MB")):
-        assert main([f"refs={refs}", f"recons={broken}", f"out={tmp_path / 'o.csv'}", f"metrics={metric}",
-                     f"weights_dir={partial}"]) == 2
+        assert main([f"refs={refs}", f"recons={broken}", f"out={tmp_path / 'o.csv'}", f"metrics.names={metric}",
+                     f"metrics.weights_dir={partial}"]) == 2
         err = capsys.readouterr().err
         assert str(partial / name) in err and size in err and "save it as" in err
 

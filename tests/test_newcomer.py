@@ -33,7 +33,7 @@ def test_evaluate_pairs_by_stem_whatever_the_containers(tmp_path, capsys):
     assert main([f"refs={refs}", f"recons={recons}", f"out={tmp_path / 'e.csv'}"]) == 0
     out = capsys.readouterr().out
     assert "evaluated 2 video(s)" in out and "psnr=" in out and "ssim=" in out  # the default needs no weights
-    assert "also available: metrics=lpips," in out
+    assert "also available: metrics.names=lpips," in out
     write_video(recons / "v0.mp4", _clip(0), 25.0)  # two reconstructions named v0: which one is meant?
     assert main([f"refs={refs}", f"recons={recons}", f"out={tmp_path / 'e.csv'}"]) == 2
     assert "v0: v0.mkv, v0.mp4; keep one, or pick one with ext=" in capsys.readouterr().err

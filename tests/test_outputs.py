@@ -109,7 +109,7 @@ def test_benchmark_output_is_never_the_reference_folder(video, tmp_path, capsys)
     (refs / "a.mp4").write_bytes(video.read_bytes())
     for out, refs_arg in ((refs, refs), (tmp_path, refs), (refs, f"{refs}/*.mp4")):
         assert main(["benchmark", "recipe=benchmark_debug", f"refs={refs_arg}", f"out={out}", "methods=x264",
-                     "anchor=x264", "metrics=psnr"]) == 2
+                     "anchor=x264", "metrics.names=psnr"]) == 2
         assert "holds the input refs=" in capsys.readouterr().err
     assert sorted(p.name for p in refs.iterdir()) == ["a.mp4"]
 

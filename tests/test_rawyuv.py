@@ -132,5 +132,5 @@ def test_evaluate_reads_raw_yuv_references(clip, tmp_path):
         rawyuv.write_yuv(tmp_path / folder / "v_64x48_25fps_10bit.yuv",
                          [p.astype(np.uint16) * 4 + extra for p in planes_of(clip)])
     rows = run_evaluate(EvaluateConfig(refs=str(tmp_path / "refs"), recons=str(tmp_path / "recons"),
-                                       out=str(tmp_path / "e.csv"), metrics="psnr,ssim", ext="yuv"))
+                                       out=str(tmp_path / "e.csv"), ext="yuv"))  # psnr,ssim by default
     assert rows[0]["frames"] == 5 and rows[0]["psnr"] > 99 and rows[0]["ssim"] == pytest.approx(1.0)

@@ -38,23 +38,23 @@ def test_benchmark_recipes_follow_the_paper_and_have_a_cpu_debug_run():
         cfg, _, _ = resolve([f"recipe={name}"])
         assert (cfg.size, cfg.frames, cfg.anchor) == ("512x512", 57, "vvenc")
         assert (cfg.disco.ds, cfg.disco.dt, cfg.disco.qp) == ([1, 2, 4], [2, 4, 8], [0, 8, 16, 24, 32])
-        assert {"lpips", "dists", "fid", "fvd"} <= set(cfg.metrics.split(","))
+        assert {"lpips", "dists", "fid", "fvd"} <= set(cfg.metrics.name_list)
     debug, _, _ = resolve(["recipe=benchmark_debug"])
-    assert debug.device == "cpu" and debug.dcvc_rt.weights == "synthetic" and debug.metrics == "psnr,ssim"
+    assert debug.device == "cpu" and debug.dcvc_rt.weights == "synthetic" and debug.metrics.names == "psnr,ssim"
     assert debug.method_list == ["x264", "x265", "vvenc", "dcvc_rt", "disco"]
 
 
 def test_ablation_recipes_follow_tables_4_and_5_and_have_a_cpu_debug_run():
     fill, _, _ = resolve(["recipe=benchmark_ablation_fill"])
     assert fill.method_list == ["disco:no_fill", "disco:zero_fill", "disco:forward_fill"]
-    assert (fill.anchor, fill.metrics, fill.size, fill.frames) == ("disco:no_fill", "lpips", "512x512", 57)
+    assert (fill.anchor, fill.metrics.names, fill.size, fill.frames) == ("disco:no_fill", "lpips", "512x512", 57)
     assert [v.export for v in fill.disco.variants] == ["exports/fill_none", "exports/fill_zero", "exports/fill_forward"]
     text, _, _ = resolve(["recipe=benchmark_ablation_text"])
     assert text.anchor == "disco:no_text" and [v.text for v in text.disco.variants] == ["NA", "", ""]
     assert text.disco.variants[1].captions and not text.disco.variants[2].captions  # Gemini's file, LLaVA's captioner
     for name in ("benchmark_ablation_fill_debug", "benchmark_ablation_text_debug"):
         debug, _, _ = resolve([f"recipe={name}"])
-        assert debug.device == "cpu" and debug.metrics == "psnr,ssim" and debug.size == "64x64", name
+        assert debug.device == "cpu" and debug.metrics.names == "psnr,ssim" and debug.size == "64x64", name
         assert debug.anchor in debug.method_list and len(debug.method_list) == 2, name
 
 

@@ -1,4 +1,4 @@
-"""`python -m disco_train calibrate export=DIR refs=DIR [metric=lpips]`: measure an export's trained rate points and
+"""`python -m disco_train calibrate export=DIR refs=DIR [metrics.names=lpips]`: measure an export's trained rate points and
 write them into its `rd_table.json`, which `encode target_kbps=` then orders the points by.
 
 The measurement is the benchmark's `disco` method (`benchmark.runner`, so its reference clips, cache and report
@@ -6,13 +6,14 @@ land in `work/<export name>/`) at exactly the trained points, on clips of the ex
 per point the table holds the mean bpp and kbps over the clips and the pooled metric (`decoder.rd_table`). The
 table goes into a copy of the export (`out`, default `<export>-calibrated`), or into the export itself with
 `force=true`; either way the folder is rebuilt beside it and renamed into place, its disco.json listing the
-table with its sha256. The default metric, LPIPS, needs its weight files (`weights_dir`): without them the
+table with its sha256. The default metric, LPIPS, needs its weight files (`metrics.weights_dir`): without them the
 command stops before any clip is coded, naming the file (psnr and ssim need none).
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from disco_train.config import ConfigError
@@ -24,22 +25,23 @@ COMMAND = Command("python -m disco_train calibrate", "An export's trained rate p
                   CalibrateConfig)
 
 
-def check_metric(metric: str, weights_dir: str) -> str:
-    """The metric's name, once it is known to be a per-video metric whose weight files are present."""
+def check_metric(m) -> str:
+    """The one metric of `m` (MetricSettings), once it is known to be a per-video metric whose weight files are
+    present."""
     from disco_train.benchmark.runner import METRIC_WEIGHTS
-    from disco_train.metrics.suite import DISTRIBUTION_METRICS, parse_metric_names
+    from disco_train.config.metrics import DISTRIBUTION_METRICS
     from disco_train.metrics.weights import WEIGHT_FILES, weight_path
 
-    names = parse_metric_names(metric)
+    names = m.name_list
     if len(names) != 1 or names[0] in DISTRIBUTION_METRICS:
-        raise ConfigError(f"metric: one per-video metric (psnr, ssim, lpips, ...), got {metric!r} (a set metric such "
-                          f"as FID needs many clips per point)")
+        raise ConfigError(f"metrics.names: one per-video metric (psnr, ssim, lpips, ...), got {m.names!r} (a set "
+                          f"metric such as FID needs many clips per point)")
     for key in METRIC_WEIGHTS.get(names[0], ()):
-        path = weight_path(key, weights_dir)
+        path = weight_path(key, m.weights_dir)
         if not path.is_file():
-            raise ConfigError(f"metric={names[0]}: needs {path} ({WEIGHT_FILES[key].description}; from "
-                              f"{WEIGHT_FILES[key].source}), which is missing; put it there or set weights_dir=, "
-                              f"or use metric=psnr, which needs no weight files")
+            raise ConfigError(f"metrics.names={names[0]}: needs {path} ({WEIGHT_FILES[key].description}; from "
+                              f"{WEIGHT_FILES[key].source}), which is missing; put it there or set "
+                              f"metrics.weights_dir=, or use metrics.names=psnr, which needs no weight files")
     return names[0]
 
 
@@ -56,20 +58,17 @@ def destination(a: CalibrateConfig) -> Path:
     return dest
 
 
-def benchmark_config(a: CalibrateConfig, manifest: dict, metric: str):
+def benchmark_config(a: CalibrateConfig, manifest: dict):
     """The benchmark of the export's disco method at its trained points, on clips of its training size."""
     from disco_train.codec.trained import video_weights
-    from disco_train.config.benchmark import BenchmarkConfig, DiscoMethodConfig
+    from disco_train.config.benchmark import BenchmarkConfig
 
     data = manifest["config"]["data"]
-    disco = DiscoMethodConfig(trained_only=True, steps=a.steps, guidance=a.guidance, seed=a.seed,
-                              batch_size=a.batch_size, dcvc_rt_dir=video_weights(manifest, a.dcvc_rt_dir),
-                              overrides=list(a.overrides), captions=a.captions, caption_default=a.caption_default,
-                              captioner=a.captioner)
+    disco = replace(a.disco, dcvc_rt_dir=video_weights(manifest, a.disco.dcvc_rt_dir))
     cfg = BenchmarkConfig(refs=a.refs, out=str(Path(a.work) / Path(a.export).resolve().name), methods="disco",
                           anchor="disco", size=a.size or f"{data['width']}x{data['height']}",
-                          frames=a.frames or data["frames"], max_videos=a.max_videos, metrics=metric,
-                          export=a.export, weights_dir=a.weights_dir, device=a.device, disco=disco)
+                          frames=a.frames or data["frames"], max_videos=a.max_videos, metrics=a.metrics,
+                          export=a.export, device=a.device, disco=disco)
     cfg.validate()
     return cfg
 
@@ -103,8 +102,8 @@ def calibrate(a: CalibrateConfig, log=print) -> Path:
     from disco_train.metrics.results import LOWER_IS_BETTER
 
     manifest = read_manifest(a.export)
-    metric, dest = check_metric(a.metric, a.weights_dir), destination(a)
-    cfg = benchmark_config(a, manifest, metric)
+    metric, dest = check_metric(a.metrics), destination(a)
+    cfg = benchmark_config(a, manifest)
     summary = run(cfg, OmegaConf.to_yaml(OmegaConf.structured(cfg)), log=log)
     trained = trained_settings(manifest)
     found = entries(summary["curves"], trained, metric)

@@ -24,7 +24,8 @@ from disco_train.benchmark import tables as T
 from disco_train.benchmark.points import Coded, Point
 from disco_train.codec.pipeline import resolve_device
 from disco_train.config.benchmark import RATE_METHOD, split_list
-from disco_train.metrics.suite import DISTRIBUTION_METRICS, parse_metric_names
+from disco_train.config.metrics import DISTRIBUTION_METRICS
+from disco_train.metrics.suite import MetricSuite
 
 
 @dataclass(frozen=True)
@@ -53,29 +54,12 @@ def metric_key(cfg, names: list[str]) -> dict:
     """The metrics' part of every cell key: names, sampling settings, and the weight files those metrics load."""
     from disco_train.metrics.weights import WEIGHT_FILES
 
-    part: dict = {"names": sorted(names)}
-    if "fvd" in names:
-        part["fvd_clip_len"] = cfg.fvd_clip_len
-    if "fvmd" in names:
-        part["fvmd"] = [cfg.fvmd_clip_len, cfg.fvmd_stride, cfg.fvmd_points, cfg.fvmd_size, cfg.fvmd_iters,
-                        cfg.fvmd_protocol]
+    part = cfg.metrics.cache_key(names)
     files = sorted({k for n in names for k in METRIC_WEIGHTS.get(n, ())})
     if files:
-        part["weights"] = M.files_fingerprint([Path(cfg.weights_dir) / WEIGHT_FILES[k].relpath for k in files])
+        part["weights"] = M.files_fingerprint([Path(cfg.metrics.weights_dir) / WEIGHT_FILES[k].relpath
+                                               for k in files])
     return part
-
-
-def build_suite(cfg, names: list[str], device: str):
-    from disco_train.metrics.suite import MetricSuite
-
-    fvmd = None
-    if "fvmd" in names:
-        from disco_train.metrics.fvmd import FVMDSettings
-
-        fvmd = FVMDSettings(clip_len=cfg.fvmd_clip_len, window_stride=cfg.fvmd_stride, points=cfg.fvmd_points,
-                            size=cfg.fvmd_size, iters=cfg.fvmd_iters, protocol=cfg.fvmd_protocol)
-    return MetricSuite(names, weights_dir=cfg.weights_dir, device=device, batch_size=cfg.metric_batch_size,
-                       clip_len=cfg.fvd_clip_len, fvmd=fvmd)
 
 
 def yuv_settings(cfg) -> dict:
@@ -139,7 +123,7 @@ def _record(cell: Cell, coded: Coded, scores: dict, caption: str | None) -> dict
 def compute(cfg, plan: Plan, todo: list[Cell], names: list[str], device: str, cache: K.Cache, bar) -> list[dict]:
     """Code, decode and score every cell of `todo`, committing each to the cache as it finishes; returns the
     baseline and external cells that failed (DiSCo's errors stop the run)."""
-    suite = build_suite(cfg, names, device)
+    suite = MetricSuite.of(cfg.metrics, device, names)
     frames_of = R.ClipFrames(keep=cfg.disco.batch_size + 1)
     order = {c.name: i for i, c in enumerate(plan.clips)}
 
@@ -178,8 +162,8 @@ def tabulate(cfg, plan: Plan, names: list[str], cache: K.Cache) -> tuple[list, l
         groups.setdefault((cell.point.method, cell.point.label), (cell.point, [], []))
         groups[(cell.point.method, cell.point.label)][1].append(row)
         groups[(cell.point.method, cell.point.label)][2].append(features)
-    curves = [T.curve_row(method, point, rows, feats, names, per_video, cfg.fvd_clip_len, cfg.fvmd_clip_len,
-                          cfg.fvmd_protocol) for (method, _), (point, rows, feats) in groups.items()]
+    curves = [T.curve_row(method, point, rows, feats, names, per_video, cfg.metrics)
+              for (method, _), (point, rows, feats) in groups.items()]
     table = T.bdrate_table(curves, cfg.method_list, names, cfg.anchor, plan.grids, cfg.interpolation,
                            cfg.min_overlap)
     return results, curves, table
@@ -190,7 +174,7 @@ def run(cfg, resolved_yaml: str, log: Callable = print) -> dict:
     'computed', 'files', 'table', 'curves', 'points', 'part'} ('files' empty while other parts still run)."""
     from tqdm import tqdm
 
-    names = parse_metric_names(cfg.metrics)
+    names = cfg.metrics.name_list
     device = resolve_device(cfg.device)
     out = claim_output(cfg)
     skipped = skip_unavailable(cfg, log)

@@ -41,8 +41,9 @@ def result_row(record: dict, names: list[str]) -> dict:
 
 
 def curve_row(method: str, point, rows: list[dict], features: list[dict], names: list[str], per_video: list[str],
-              fvd_clip_len: int, fvmd_clip_len: int, fvmd_protocol: str = "package") -> dict:
-    """The pooled RD point of one method × point over its videos' rows and features."""
+              settings) -> dict:
+    """The pooled RD point of one method × point over its videos' rows and features (`settings`: the
+    benchmark's MetricSettings)."""
     from disco_train.metrics.suite import pooled_scores
 
     out = {"method": method, "point": point.label, "videos": len(rows), "order": point.order}
@@ -53,7 +54,7 @@ def curve_row(method: str, point, rows: list[dict], features: list[dict], names:
     notes = []
     for name in (n for n in names if n not in per_video):
         try:
-            out.update(pooled_scores([name], features, fvd_clip_len, fvmd_clip_len, fvmd_protocol))
+            out.update(pooled_scores([name], features, settings))
         except ValueError as err:
             out[name] = None
             notes.append(str(err))

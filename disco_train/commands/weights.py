@@ -113,7 +113,6 @@ def _export(folder: str, overrides: list[str], key: str) -> list[Need]:
 def _benchmark_task(cfg) -> list[Need]:
     from disco_train.benchmark.runner import METRIC_WEIGHTS
     from disco_train.config.benchmark import split_list
-    from disco_train.metrics.suite import parse_metric_names
     from disco_train.metrics.weights import WEIGHT_FILES
 
     methods, d = split_list(cfg.methods), cfg.disco
@@ -128,8 +127,8 @@ def _benchmark_task(cfg) -> list[Need]:
         if d.captioner:
             needs.append(Need("disco.captioner", d.captioner, "LLaVA-family captioner",
                               "e.g. HF llava-hf/llava-1.5-7b-hf"))
-    files = sorted({k for n in parse_metric_names(cfg.metrics) for k in METRIC_WEIGHTS.get(n, ())})
-    return needs + [Need("weights_dir", str(Path(cfg.weights_dir) / WEIGHT_FILES[k].relpath),
+    files = sorted({k for n in cfg.metrics.name_list for k in METRIC_WEIGHTS.get(n, ())})
+    return needs + [Need("metrics.weights_dir", str(Path(cfg.metrics.weights_dir) / WEIGHT_FILES[k].relpath),
                          WEIGHT_FILES[k].description, WEIGHT_FILES[k].source) for k in files]
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import ClassVar, Optional
 
 from disco_train.config.base import check
 from disco_train.config.codec import DCVC_RT_DIR
 from disco_train.config.external import ExternalConfig
 from disco_train.config.limits import ENCODE_COPIES, budget_bytes, check_budget
+from disco_train.config.metrics import RENAMED_METRIC_KEYS, MetricSettings
 from disco_train.config.prepare import parse_part
 
 MAX_SIDE = 8192
@@ -236,8 +237,9 @@ class BenchmarkConfig:
     """Reference clip length: the first N frames (paper: 57; zero-shot 233)."""
     max_videos: int = 0
     """Use only the first N videos in name order (0 = all)."""
-    metrics: str = "psnr,ssim,lpips,dists,fid,fvd"
-    """Comma-separated metrics, as `evaluate` takes them (also lpips_vgg, flolpips, fvmd)."""
+    metrics: MetricSettings = field(default_factory=lambda: MetricSettings(names="psnr,ssim,lpips,dists,fid,fvd"))
+    """The metrics, as `evaluate` takes them (`metrics.names=`; also lpips_vgg, flolpips, fvmd), their weight
+    files, batch and FVD/FVMD sampling; computed on `device` unless metrics.device says otherwise."""
     export: str = ""
     """DiSCo export folder(s), comma-separated (needed by the disco method)."""
     yuv_size: str = ""
@@ -246,27 +248,8 @@ class BenchmarkConfig:
     """Frame rate of .yuv files whose names do not say it."""
     yuv_bit_depth: int = 0
     """Bit depth (8 or 10) of .yuv files whose names do not say it (names without one: 8)."""
-    weights_dir: str = "checkpoints/metrics"
-    """Folder of the metric networks' weight files."""
     device: str = ""
     """Torch device of the decoder, DCVC-RT and metrics ('' = cuda when available, else cpu)."""
-    metric_batch_size: int = 4
-    """Frames per forward pass of the perceptual metric networks."""
-    fvd_clip_len: int = 16
-    """Frames per FVD clip."""
-    fvmd_clip_len: int = 16
-    """FVMD window length (published: 16)."""
-    fvmd_stride: int = 1
-    """FVMD frames between window starts (published: 1)."""
-    fvmd_points: int = 400
-    """FVMD query points per window, a square number (published: 400)."""
-    fvmd_size: int = 256
-    """FVMD frame side for PIPs++ (published: 256)."""
-    fvmd_iters: int = 16
-    """FVMD PIPs++ refinement iterations (published: 16)."""
-    fvmd_protocol: str = "package"
-    """FVMD: 'package' (fvmd 1.0.0, what papers report) or 'definition' (the paper's acceleration, an exact
-    Fréchet distance; not comparable with published numbers)."""
     interpolation: str = "akima"
     """BD-rate curve interpolation of bjontegaard: akima or pchip."""
     min_overlap: float = 0.75
@@ -298,6 +281,8 @@ class BenchmarkConfig:
     missing)."""
     print_config: bool = False
     """Print the resolved YAML and exit."""
+
+    RENAMED: ClassVar[dict[str, str]] = {**RENAMED_METRIC_KEYS, "metric_batch_size": "metrics.batch_size"}
 
     @property
     def method_list(self) -> list[str]:
@@ -338,10 +323,7 @@ class BenchmarkConfig:
               f"8 or 10 (0: from the name), got {self.yuv_bit_depth}")
         check(self.interpolation in ("akima", "pchip"), "interpolation", f"akima or pchip, got {self.interpolation!r}")
         check(0 < self.min_overlap <= 1, "min_overlap", "must be in (0, 1]")
-        check(self.fvmd_protocol in ("package", "definition"), "fvmd_protocol",  # metrics.fvmd.PROTOCOLS
-              f"'package' or 'definition', got {self.fvmd_protocol!r}")
-        check(self.metric_batch_size >= 1 and self.fvd_clip_len >= 1, "metric_batch_size",
-              "metric_batch_size and fvd_clip_len must be >= 1")
+        self.metrics.validate()
         check(self.device == "" or self.device == "cpu" or self.device.startswith("cuda"), "device",
               f"'', cpu or cuda[:N], got {self.device!r}")
         check("disco" not in given or bool(split_list(self.export)) or

@@ -4,10 +4,15 @@ rd_table.json (`disco_train.benchmark.calibrate`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import ClassVar
 
 from disco_train.config.base import check
+from disco_train.config.benchmark import DiscoMethodConfig
 from disco_train.config.cli import REQUIRED
+from disco_train.config.metrics import MetricSettings
+
+GRID_KEYS = ("ds", "dt", "qp", "codec", "variants")
+"""The benchmark's grid keys of `disco`, which calibrate leaves empty: it measures every trained point."""
 
 
 @dataclass
@@ -16,9 +21,6 @@ class CalibrateConfig:
     """The export folder to calibrate (`python -m disco_train export`)."""
     refs: str = REQUIRED
     """Test videos: a folder or a glob, as the benchmark takes them."""
-    metric: str = "lpips"
-    """The quality that orders the points: a per-video metric of `evaluate` (lpips needs its weight files in
-    weights_dir; psnr and ssim need none)."""
     out: str = ""
     """The calibrated copy of the export ('' = <export>-calibrated beside it)."""
     force: bool = False
@@ -33,29 +35,25 @@ class CalibrateConfig:
     """Use only the first N videos in name order (0 = all)."""
     device: str = ""
     """Torch device of the decoder and metric ('' = cuda when available, else cpu)."""
-    weights_dir: str = "checkpoints/metrics"
-    """Folder of the metric networks' weight files."""
-    steps: Optional[int] = None
-    """Euler steps (default: the export's validation.steps)."""
-    guidance: Optional[float] = None
-    """Classifier-free guidance scale (default: the export's validation.guidance)."""
-    seed: int = 0
-    """Noise seed of every clip."""
-    batch_size: int = 1
-    """Clips decoded together."""
-    captions: str = ""
-    """csv or jsonl of captions by video name ('' = caption_default, else the captioner)."""
-    caption_default: str = ""
-    """Caption of videos the captions file lacks."""
-    captioner: str = ""
-    """A local LLaVA-family folder that captions the rest."""
-    dcvc_rt_dir: str = ""
-    """DCVC-RT weights of the degraded video when its codec is dcvc_rt ('' = checkpoints/dcvc_rt)."""
-    overrides: list[str] = field(default_factory=list)
-    """Decoder-config overrides as section.key=value (e.g. model.path=...)."""
+    metrics: MetricSettings = field(default_factory=lambda: MetricSettings(names="lpips"))
+    """The quality that orders the points: one per-video metric of `evaluate` in metrics.names (lpips needs its
+    weight files in metrics.weights_dir; psnr and ssim need none)."""
+    disco: DiscoMethodConfig = field(default_factory=DiscoMethodConfig)
+    """Decoding and captions as the benchmark's disco method takes them (disco.steps, disco.guidance, disco.seed,
+    disco.batch_size, disco.captions, disco.caption_default, disco.captioner, disco.dcvc_rt_dir ('' = the
+    folder the export's training data used), disco.overrides, ...); its grid keys stay empty."""
+
+    RENAMED: ClassVar[dict[str, str]] = {
+        "metric": "metrics.names", "weights_dir": "metrics.weights_dir",
+        **{k: f"disco.{k}" for k in ("steps", "guidance", "seed", "batch_size", "captions", "caption_default",
+                                     "captioner", "dcvc_rt_dir", "overrides")}}
 
     def validate(self) -> None:
         check(self.frames >= 0, "frames", "must be >= 0 (0: the export's data.frames)")
         check(self.max_videos >= 0, "max_videos", "must be >= 0")
-        check(self.batch_size >= 1, "batch_size", "must be >= 1")
-        check(self.steps is None or self.steps >= 1, "steps", "must be >= 1")
+        self.metrics.validate()
+        self.disco.validate("disco")
+        for key in GRID_KEYS:
+            check(not getattr(self.disco, key), f"disco.{key}",
+                  "calibrate measures every trained point of the export; leave the benchmark's grid keys empty")
+        check(self.disco.trained_only, "disco.trained_only", "calibrate measures the trained points only")

@@ -61,8 +61,8 @@ def key_help(schema: type, prefix: str = "", values: Any = None) -> list[str]:
     hints = typing.get_type_hints(schema)
     for f in fields(schema):
         default = _default(f) if values is None else getattr(values, f.name)
-        if is_dataclass(default):
-            lines += key_help(type(default), f"{prefix}{f.name}.", None if values is None else default)
+        if is_dataclass(default):  # a section: its own values (a factory may set some, e.g. the metric names)
+            lines += key_help(type(default), f"{prefix}{f.name}.", default)
             continue
         item = typing.get_args(hints.get(f.name))[-1:] if typing.get_origin(hints.get(f.name)) is dict else ()
         if item and is_dataclass(item[0]):  # named sections, e.g. benchmark ext.<name>.*

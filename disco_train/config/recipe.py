@@ -148,6 +148,7 @@ def check_keys(values: Any, schema: type, source: str, prefix: str = "") -> None
     known = {f.name: f for f in fields(schema)}
     for key, value in values.items():
         full = f"{prefix}{key}"
+        renamed(schema, key, value, source, prefix)
         if key not in known:
             close = difflib.get_close_matches(full, valid_keys(schema, prefix), n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(prefix + k for k in known)}"
@@ -163,6 +164,19 @@ def check_keys(values: Any, schema: type, source: str, prefix: str = "") -> None
                 if not isinstance(entry, dict):
                     raise ConfigError(f"{full}[{i}]: expected a mapping of {item.__name__} fields, got {entry!r}")
                 check_keys(entry, item, source, f"{full}[{i}].")
+
+
+def renamed(schema: type, key: str, value: Any, source: str, prefix: str = "") -> None:
+    """ConfigError naming the new key of a key that a schema renamed (its `RENAMED` {old: new}, relative to the
+    schema; a key that became a section is renamed only for a value that is not a mapping)."""
+    new = getattr(schema, "RENAMED", {}).get(key)
+    if new is None or (isinstance(value, dict) and any(f.name == key for f in fields(schema))):
+        return
+    full, target = f"{prefix}{key}", f"{prefix}{new}"
+    if any(f.name == key for f in fields(schema)):
+        raise ConfigError(f"{full}: now a section (from {source}); this value is {target!r} (e.g. "
+                          f"{target}={value})")
+    raise ConfigError(f"{full}: unknown key (from {source}): it is now {target!r}")
 
 
 def _list_item(schema: type, key: str) -> type | None:

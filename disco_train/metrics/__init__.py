@@ -5,12 +5,14 @@ Heavy modules (torch backbones, matplotlib) are imported lazily by the functions
 config and codec; never lightning, the decoder, datamodules or train.
 """
 
+from disco_train.config.metrics import ALL_METRICS
+
 from .bdrate import DEFAULT_INTERPOLATION, bd_rate
 from .evaluate import bdrate_main, main, plot_main
 from .fidelity import psnr_frames, psnr_video, ssim_frames, ssim_video
 from .plot import plot_rd
 from .results import LOWER_IS_BETTER, read_rd_points
-from .suite import ALL_METRICS, MetricSuite
+from .suite import MetricSuite
 
 __all__ = [
     "ALL_METRICS",

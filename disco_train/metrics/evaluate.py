@@ -1,8 +1,8 @@
 """Command functions: ``evaluate``, ``bdrate`` and ``plot`` (key=value arguments, parsed by OmegaConf).
 
-    evaluate refs=<dir> recons=<dir> out=<csv> [metrics=psnr,ssim,lpips,dists,fid,fvd] [bpp=<float> |
-             bitstreams=<dir>] [weights_dir=checkpoints/metrics] [device=cpu] [append=false] ...
-             (metrics may also name lpips_vgg, flolpips and fvmd; fvmd_* set FVMD's sampling)
+    evaluate refs=<dir> recons=<dir> out=<csv> [metrics.names=psnr,ssim,lpips,dists,fid,fvd] [bpp=<float> |
+             bitstreams=<dir>] [metrics.weights_dir=checkpoints/metrics] [metrics.device=cpu] [append=false] ...
+             (metrics.names may also name lpips_vgg, flolpips and fvmd; metrics.fvmd.* set FVMD's sampling)
     bdrate <anchor.csv> <test.csv> [metric=lpips] [interpolation=akima]
     plot <a.csv> [<b.csv> ...] metric=lpips[,psnr,...] out=rd.png
 
@@ -20,10 +20,11 @@ import csv
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 from disco_train.config import ConfigError
 from disco_train.config.cli import REQUIRED, Command, moved
+from disco_train.config.metrics import ALL_METRICS, RENAMED_METRIC_KEYS, MetricSettings
 from disco_train.io.files import csv_cell
 
 from .results import LOWER_IS_BETTER, OVERALL
@@ -40,9 +41,6 @@ class EvaluateConfig:
     """Folder of reconstructions, with the same file stems."""
     out: str = REQUIRED
     """The csv to write."""
-    metrics: str = "psnr,ssim"
-    """Comma-separated metric names: psnr, ssim (no weight files), lpips, lpips_vgg, dists, fid, fvd, flolpips,
-    fvmd (weight files in weights_dir: the table in docs/metrics.md)."""
     ext: str = ""
     """Only files of this extension in both folders ('' = any video file, or a folder of PNG frames)."""
     bpp: Optional[float] = None
@@ -52,29 +50,16 @@ class EvaluateConfig:
     rate."""
     bitstream_ext: str = "disco"
     """Extension of the one bitstream file per video in `bitstreams`."""
-    weights_dir: str = "checkpoints/metrics"
-    """Folder of the metric networks' weight files."""
-    device: str = "cpu"
-    """Torch device of the metric networks."""
-    batch_size: int = 4
-    """Frames per forward pass of the perceptual networks."""
-    fvd_clip_len: int = 16
-    """Frames per FVD clip."""
-    fvmd_clip_len: int = 16
-    """FVMD window: frames per clip (published: 16)."""
-    fvmd_stride: int = 1
-    """FVMD: frames between window starts (published: 1)."""
-    fvmd_points: int = 400
-    """FVMD: query points tracked per window, a square number (published: 400 = 20×20)."""
-    fvmd_size: int = 256
-    """FVMD: frame side after resizing for PIPs++ (published: 256)."""
-    fvmd_iters: int = 16
-    """FVMD: PIPs++ refinement iterations (published: 16)."""
-    fvmd_protocol: str = "package"
-    """FVMD: 'package' (fvmd 1.0.0, what papers report) or 'definition' (the paper's acceleration, an exact
-    Fréchet distance; not comparable with published numbers)."""
+    metrics: MetricSettings = field(default_factory=MetricSettings)
+    """Which metrics and how (`metrics.names=psnr,ssim,lpips`, `metrics.fvmd.points=25`, ...)."""
     append: bool = False
     """Add rows to an existing csv (same columns) instead of overwriting it."""
+
+    RENAMED: ClassVar[dict[str, str]] = {**RENAMED_METRIC_KEYS, "device": "metrics.device",
+                                         "batch_size": "metrics.batch_size"}
+
+    def validate(self) -> None:
+        self.metrics.validate()
 
 
 @dataclass
@@ -194,22 +179,15 @@ def _fmt(value) -> str:
 
 def run_evaluate(cfg: EvaluateConfig) -> list[dict]:
     """Evaluate all pairs, write the csv and return its rows (the last one is the overall row)."""
-    from .suite import MetricSuite, parse_metric_names
+    from .suite import MetricSuite
 
-    names = parse_metric_names(cfg.metrics)
+    names = cfg.metrics.name_list
     if cfg.bpp is not None and cfg.bitstreams is not None:
         raise ConfigError("bpp, bitstreams: give either bpp= or bitstreams=, not both")
     if cfg.bitstreams is not None and not Path(cfg.bitstreams).is_dir():
         raise FileNotFoundError(f"bitstreams folder not found: {cfg.bitstreams}")
     pairs = pair_videos(Path(cfg.refs), Path(cfg.recons), cfg.ext)
-    fvmd = None
-    if "fvmd" in names:
-        from .fvmd import FVMDSettings
-
-        fvmd = FVMDSettings(clip_len=cfg.fvmd_clip_len, window_stride=cfg.fvmd_stride, points=cfg.fvmd_points,
-                            size=cfg.fvmd_size, iters=cfg.fvmd_iters, protocol=cfg.fvmd_protocol)
-    suite = MetricSuite(names, weights_dir=cfg.weights_dir, device=cfg.device,
-                        batch_size=cfg.batch_size, clip_len=cfg.fvd_clip_len, fvmd=fvmd)
+    suite = MetricSuite.of(cfg.metrics, "cpu")
     from disco_train.codec.videoio import probe_fps
 
     rows, bpps = [], []
@@ -244,11 +222,9 @@ def main(argv: list[str]) -> int:
         rows = run_evaluate(cfg)
         summary = ", ".join(f"{k}={_fmt(v)}" for k, v in rows[-1].items() if k not in ("video",))
         print(f"evaluated {len(rows) - 1} video(s) -> {cfg.out}: {summary}")
-        from .suite import ALL_METRICS, parse_metric_names
-
-        others = [m for m in ALL_METRICS if m not in parse_metric_names(cfg.metrics) + ["psnr", "ssim"]]
+        others = [m for m in ALL_METRICS if m not in cfg.metrics.name_list + ["psnr", "ssim"]]
         if others:  # the default needs no download; say what else there is and what it needs
-            print(f"also available: metrics={','.join(others)} (weight files in {cfg.weights_dir}/: "
+            print(f"also available: metrics.names={','.join(others)} (weight files in {cfg.metrics.weights_dir}/: "
                   f"docs/metrics.md)")
 
     return EVALUATE.main(argv, run, ERRORS)

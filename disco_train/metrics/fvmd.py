@@ -40,60 +40,23 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .distribution import frechet_distance_from_stats, gaussian_stats
-from .pips2 import MIN_SIZE, STRIDE, PIPs, load_pips
+from disco_train.config.metrics import FVMD_ANGLE_BINS as ANGLE_BINS
+from disco_train.config.metrics import FVMD_CELL as CELL
+from disco_train.config.metrics import FVMD_CUBE_FRAMES as CUBE_FRAMES
+from disco_train.config.metrics import FVMDSettings
 
-CELL = 5  # grid points per cube side
-CUBE_FRAMES = 4
-ANGLE_BINS = 8
+from .distribution import frechet_distance_from_stats, gaussian_stats
+from .pips2 import PIPs, load_pips
+
 MAX_MAGNITUDE = 255  # px; log2(1 + 255) = 8 magnitude levels
 MARGIN = 8  # px between the query grid and the frame border
 FRECHET_RIDGE = 1e-5
-PROTOCOLS = ("package", "definition")
-"""package: fvmd 1.0.0 as published (the default); definition: the paper's acceleration, exact Fréchet distance."""
-
-
-@dataclass(frozen=True)
-class FVMDSettings:
-    clip_len: int = 16  # frames per tracked window
-    window_stride: int = 1  # a new window starts every this many frames
-    points: int = 400  # query points per window, a square grid (400 = 20 x 20)
-    size: int = 256  # frames are resized to size x size before tracking
-    iters: int = 16  # PIPs++ refinement iterations
-    protocol: str = "package"  # one of PROTOCOLS (see the module docstring)
-
-    def __post_init__(self) -> None:
-        side = math.isqrt(self.points)
-        problems = []
-        if self.clip_len < CUBE_FRAMES:
-            problems.append(f"clip_len must be >= {CUBE_FRAMES} (one histogram cube in time), got {self.clip_len}")
-        if side * side != self.points or side < CELL:
-            problems.append(f"points must be a square number >= {CELL * CELL} (a grid of >= {CELL}x{CELL}), "
-                            f"got {self.points}")
-        if self.size < MIN_SIZE or self.size % STRIDE:
-            problems.append(f"size must be a multiple of {STRIDE} and >= {MIN_SIZE}, got {self.size}")
-        if self.protocol not in PROTOCOLS:
-            problems.append(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
-        if self.iters < 1 or self.window_stride < 1:
-            problems.append(f"iters and window_stride must be >= 1, got {self.iters} and {self.window_stride}")
-        if problems:
-            raise ValueError("FVMD settings: " + "; ".join(problems))
-
-    @property
-    def grid_side(self) -> int:
-        return math.isqrt(self.points)
-
-    @property
-    def feature_dim(self) -> int:
-        cubes = (self.clip_len // CUBE_FRAMES) * (self.grid_side // CELL) ** 2
-        return 2 * cubes * ANGLE_BINS
 
 
 def query_grid(side: int, height: int, width: int) -> torch.Tensor:
@@ -192,6 +155,7 @@ class FVMD:
 
     def __init__(self, model: PIPs, settings: FVMDSettings | None = None, device: str = "cpu") -> None:
         self.settings = settings or FVMDSettings()
+        self.settings.validate()
         model = model.to(device)
         self._streams = (MotionStream(model, self.settings, device), MotionStream(model, self.settings, device))
         self.features: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])

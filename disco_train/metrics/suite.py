@@ -16,28 +16,12 @@ from typing import Callable
 
 import numpy as np
 
+from disco_train.config.metrics import DISTRIBUTION_METRICS, FRAME_METRICS, MetricSettings, parse_metric_names
+
 from .fidelity import check_video_pair, psnr_frames, ssim_frames
 from .videoio import iter_chunks
 
-FRAME_METRICS = ("psnr", "ssim", "lpips", "lpips_vgg", "dists")
-PAIR_METRICS = ("flolpips",)  # one value per video, from its consecutive frame pairs
-DISTRIBUTION_METRICS = ("fid", "fvd", "fvmd")
-ALL_METRICS = FRAME_METRICS + PAIR_METRICS + DISTRIBUTION_METRICS
-
 FrameFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def parse_metric_names(spec: str | list[str]) -> list[str]:
-    """'psnr,ssim' -> ['psnr', 'ssim']; unknown or duplicate names raise ValueError."""
-    names = [n.strip().lower() for n in (spec.split(",") if isinstance(spec, str) else spec) if n.strip()]
-    if not names:
-        raise ValueError(f"no metrics given; choose from {', '.join(ALL_METRICS)}")
-    unknown = [n for n in names if n not in ALL_METRICS]
-    if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(ALL_METRICS)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate metric names in {names}")
-    return names
 
 
 @dataclass
@@ -67,7 +51,7 @@ class MetricSuite:
 
     def __init__(self, names: list[str], *, weights_dir: str | Path = "checkpoints/metrics",
                  device: str = "cpu", batch_size: int = 4, clip_len: int = 16, fvmd=None):
-        """``fvmd``: an ``fvmd.FVMDSettings`` (default: the published sampling, 16 frames, 400 points, 256 px)."""
+        """``fvmd``: an ``FVMDSettings`` (default: the published sampling, 16 frames, 400 points, 256 px)."""
         self.names = parse_metric_names(names)
         if batch_size < 1 or clip_len < 1:
             raise ValueError(f"batch_size and clip_len must be >= 1, got {batch_size} and {clip_len}")
@@ -94,6 +78,13 @@ class MetricSuite:
             from .fvmd import FVMD
 
             self._fvmd = FVMD.from_weights(wdir, fvmd, device=device)
+
+    @classmethod
+    def of(cls, settings: MetricSettings, device: str, names: list[str] | None = None) -> "MetricSuite":
+        """The suite a command's `metrics.*` section describes (`names`: a subset of its names); `device`: the
+        command's, used where `metrics.device` is ''."""
+        return cls(names or settings.name_list, weights_dir=settings.weights_dir, device=settings.device or device,
+                   batch_size=settings.batch_size, clip_len=settings.fvd_clip_len, fvmd=settings.fvmd)
 
     @property
     def frame_metric_names(self) -> list[str]:
@@ -193,11 +184,11 @@ class MetricSuite:
         return out
 
 
-def pooled_scores(names: list[str], features: list[dict[str, np.ndarray]], clip_len: int = 16,
-                  fvmd_clip_len: int = 16, fvmd_protocol: str = "package") -> dict[str, float]:
-    """FID/FVD/FVMD (those of `names`) over the union of several videos' `take_features()` (FVMD's by
-    `fvmd_protocol`, the one that made its features); a metric without enough samples raises ValueError saying how
-    many it needs."""
+def pooled_scores(names: list[str], features: list[dict[str, np.ndarray]], settings: MetricSettings
+                  ) -> dict[str, float]:
+    """FID/FVD/FVMD (those of `names`) over the union of several videos' `take_features()`, made with `settings`
+    (FVMD's protocol is the one that made its features); a metric without enough samples raises ValueError saying
+    how many it needs."""
     from .distribution import frechet_distance
 
     out = {}
@@ -205,13 +196,13 @@ def pooled_scores(names: list[str], features: list[dict[str, np.ndarray]], clip_
         ref, rec = ([f[f"{name}_{side}"] for f in features if f[f"{name}_{side}"].size] for side in ("ref", "rec"))
         ref, rec = (np.concatenate(x) if x else np.zeros((0, 1)) for x in (ref, rec))
         if len(ref) < 2:
-            unit = {"fid": "frames", "fvd": f"complete {clip_len}-frame clips",
-                    "fvmd": f"windows of {fvmd_clip_len} frames"}[name]
+            unit = {"fid": "frames", "fvd": f"complete {settings.fvd_clip_len}-frame clips",
+                    "fvmd": f"windows of {settings.fvmd.clip_len} frames"}[name]
             raise ValueError(f"{name.upper()} needs at least 2 {unit} over all videos, got {len(ref)}")
         if name == "fvmd":
             from .fvmd import fvmd_distance
 
-            out[name] = fvmd_distance(ref, rec, fvmd_protocol)
+            out[name] = fvmd_distance(ref, rec, settings.fvmd.protocol)
         else:
             out[name] = frechet_distance(ref, rec)
     return out

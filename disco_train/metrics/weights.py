@@ -1,6 +1,6 @@
 """Locations of the metric network weights and safe loading.
 
-All files live in one folder, ``checkpoints/metrics/`` by default (``weights_dir=`` on the evaluate
+All files live in one folder, ``checkpoints/metrics/`` by default (``metrics.weights_dir=`` on the evaluate
 command). They are the standard upstream files, unchanged; nothing is downloaded at run time.
 
 | key          | file (relative to weights_dir)              | from |
@@ -91,7 +91,7 @@ def load_weights(key: str, weights_dir: str | Path) -> dict[str, torch.Tensor]:
         size = f" ({spec.size})" if spec.size else ""
         raise FileNotFoundError(
             f"missing weights for {spec.description}: {path} does not exist. "
-            f"Get it{size} from {spec.source} and save it as {path} (or point weights_dir= at the folder holding "
+            f"Get it{size} from {spec.source} and save it as {path} (or point metrics.weights_dir= at the folder holding "
             f"{spec.relpath})."
         )
     obj = torch.load(path, map_location="cpu", weights_only=True)
