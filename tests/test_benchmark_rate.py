@@ -81,15 +81,15 @@ def test_calibrate_writes_the_table_that_encode_orders_by(demo, tmp_path, capsys
     assert main(argv) == 0
     printed = capsys.readouterr().out
     manifest = E.read_manifest(tmp_path / "calibrated")  # every file, the table too, matches its sha256
-    table = RD.read(tmp_path / "calibrated", manifest, manifest["trained_settings"])
+    table = RD.read(tmp_path / "calibrated", manifest, manifest.trained_settings)
     assert (table.metric, table.lower_is_better, len(table.entries)) == ("psnr", False, 4)
-    assert [e.point for e in table.entries] == manifest["trained_settings"]
+    assert [e.point for e in table.entries] == manifest.trained_settings
     assert all(e.bpp > 0 and e.kbps > 0 and 0 < e.value < 100 for e in table.entries)
     assert "encode target_kbps= orders the points worst to best: " in printed
     assert json.loads((tmp_path / "calibrated" / RD.RD_TABLE).read_text())["clips"] == 2
     assert not (export_dir / RD.RD_TABLE).exists()
     # encode orders by the table: with room for every point it sends the table's best, whichever it is
-    best = rate.order(manifest["trained_settings"], table)[-1]
+    best = rate.order(manifest.trained_settings, table)[-1]
     out = tmp_path / "a.disco"
     assert main(["encode", str(videos / "shapes_000.mp4"), str(out), "caption=x", f"export={tmp_path / 'calibrated'}",
                  "target_kbps=10000"]) == 0

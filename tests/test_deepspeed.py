@@ -140,7 +140,7 @@ def _check_export(run: Path, reference) -> None:
 
     _, adapter, expected = reference
     out = export(run / "checkpoints" / "last.ckpt", run / "export")  # a link to the newest step folder
-    assert read_manifest(out)["source"]["global_step"] == STEPS
+    assert read_manifest(out).source.global_step == STEPS
     got, want = load_file(str(out / DIFFUSERS_FILE)), load_file(str(expected / DIFFUSERS_FILE))
     assert set(got) == set(want) and len(got) == len(adapter)
     for key in want:

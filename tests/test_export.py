@@ -106,9 +106,9 @@ def test_metadata_and_manifest(exported):
     assert json.loads(meta["disco.ds"]) == 4 and meta["disco.codec"] == "x264"
     assert json.loads(meta["disco.shift_tokens"]) == [1024, 4096]
     manifest = E.read_manifest(out)
-    assert set(manifest["files"]) == {E.DIFFUSERS_FILE, E.COMFYUI_FILE}
-    assert manifest["config"]["lora"]["rank"] == RANK and manifest["source"]["global_step"] == 3
-    assert manifest["codec"] == CODEC
+    assert set(manifest.files) == {E.DIFFUSERS_FILE, E.COMFYUI_FILE}
+    assert manifest.config["lora"]["rank"] == RANK and manifest.source.global_step == 3
+    assert manifest.codec == CODEC
 
 
 def test_rebuilt_decoder_matches_trained_module(exported):
@@ -200,9 +200,9 @@ def test_cli_needs_codec_settings_without_shards_and_copies_sketch_codec(tmp_pat
             f"sketch_codec={codec_dir}"]
     assert main(argv) == 0
     manifest = E.read_manifest(tmp_path / "e")
-    assert manifest["codec"] == {"ds": 2, "dt": 4, "codec": "dcvc_rt", "qp": 16}
-    assert manifest["sketch_codec"] == "sketch_codec"
-    assert "sketch_codec/cvpr2025_image.safetensors" in manifest["files"]
+    assert manifest.codec == {"ds": 2, "dt": 4, "codec": "dcvc_rt", "qp": 16}
+    assert manifest.sketch_codec == "sketch_codec"
+    assert "sketch_codec/cvpr2025_image.safetensors" in manifest.files
 
 
 def test_export_after_real_training_reads_codec_from_shards(demo_shards, tmp_path):
@@ -212,8 +212,8 @@ def test_export_after_real_training_reads_codec_from_shards(demo_shards, tmp_pat
     assert train.main(debug_overrides(demo_shards, tmp_path, steps=1)) == 0
     out = export(tmp_path / "test" / "checkpoints" / "last.ckpt", tmp_path / "export")
     manifest = E.read_manifest(out)
-    assert manifest["codec"]["ds"] == 4 and manifest["codec"]["dt"] == 4 and manifest["codec"]["codec"] == "x264"
-    assert manifest["source"]["global_step"] == 1
+    assert manifest.codec["ds"] == 4 and manifest.codec["dt"] == 4 and manifest.codec["codec"] == "x264"
+    assert manifest.source.global_step == 1
 
 
 def test_export_is_readable_by_the_group(tmp_path):
@@ -236,6 +236,6 @@ def test_export_records_the_rope_convention(exported):
     from disco_train.decoder.conditioning import ROPE_CONVENTION
 
     _, out = exported
-    assert E.read_manifest(out)["rope"] == ROPE_CONVENTION
+    assert E.read_manifest(out).rope == ROPE_CONVENTION
     with safe_open(str(out / E.DIFFUSERS_FILE), "pt") as f:
         assert json.loads(f.metadata()["disco.rope"])["time"].startswith("max(0, 8*f - 7) / fps")

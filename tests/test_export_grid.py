@@ -13,6 +13,7 @@ from disco_train.codec import cli
 from disco_train.codec import container as C
 from disco_train.config import PrepareConfig
 from disco_train.decoder import export as E
+from disco_train.decoder.manifest import FORMAT_VERSION, Weights
 from disco_train.train.export import export
 from test_export import make_run
 
@@ -55,23 +56,23 @@ def test_export_reads_the_trained_set_from_every_shard_folder(tmp_path):
     b = _prepare(tmp_path, "b", ds=2, dt=2, qp=16)
     _, ckpt = make_run(tmp_path, f"data.train_shards={a}/train-*.tar,{b}/train-*.tar")
     manifest = E.read_manifest(export(ckpt, tmp_path / "export"))
-    assert manifest["version"] == E.FORMAT_VERSION == 2
-    assert manifest["trained_settings"] == [{"ds": 2, "dt": 2, "codec": "x264", "qp": 16, "crf": 30},
+    assert manifest.version == FORMAT_VERSION == 2
+    assert manifest.trained_settings == [{"ds": 2, "dt": 2, "codec": "x264", "qp": 16, "crf": 30},
                                             {"ds": 2, "dt": 4, "codec": "x264", "qp": -1, "crf": 30},
                                             {"ds": 4, "dt": 4, "codec": "x264", "qp": -1, "crf": 30}]
-    assert manifest["codec"] == manifest["trained_settings"][0] and manifest["fps"] == [24.0]
-    assert (manifest["sketch"], manifest["pose"], manifest["weights"]) == ([], None, {})
+    assert manifest.codec == manifest.trained_settings[0] and manifest.fps == [24.0]
+    assert (manifest.sketch, manifest.pose, manifest.weights) == ([], None, Weights())
     from safetensors import safe_open
 
     with safe_open(str(tmp_path / "export" / E.DIFFUSERS_FILE), "pt") as f:
-        assert json.loads(f.metadata()["disco.trained_settings"]) == manifest["trained_settings"]
+        assert json.loads(f.metadata()["disco.trained_settings"]) == manifest.trained_settings
     # a key given at export time replaces it in every point found (qp=8: the three points become two)
     again = E.read_manifest(export(ckpt, tmp_path / "e2", codec={"qp": 8, "ds": None}))
-    assert [(p["ds"], p["dt"], p["qp"]) for p in again["trained_settings"]] == [(2, 2, 8), (2, 4, 8), (4, 4, 8)]
+    assert [(p["ds"], p["dt"], p["qp"]) for p in again.trained_settings] == [(2, 2, 8), (2, 4, 8), (4, 4, 8)]
 
 
 def test_export_without_shards_takes_every_combination_given(grid_export, tmp_path, capsys):
-    points = E.read_manifest(grid_export)["trained_settings"]
+    points = E.read_manifest(grid_export).trained_settings
     assert [(p["ds"], p["dt"]) for p in points] == [(2, 2), (2, 4), (4, 2), (4, 4)]
     assert all(p["codec"] == "x264" and p["qp"] == -1 and p["crf"] == 30 for p in points)
     _, ckpt = make_run(tmp_path)
@@ -91,7 +92,7 @@ def test_older_exports_are_still_read_and_newer_ones_refused(grid_export, tmp_pa
     manifest.update(version=1, codec={"ds": 4, "dt": 4, "codec": "x264", "qp": -1, "crf": 30})
     (old / E.MANIFEST).write_text(json.dumps(manifest))
     read = E.read_manifest(old)
-    assert read["trained_settings"] == [{"ds": 4, "dt": 4, "codec": "x264", "qp": -1, "crf": 30}]
+    assert read.trained_settings == [{"ds": 4, "dt": 4, "codec": "x264", "qp": -1, "crf": 30}]
     manifest["version"] = 9
     (old / E.MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(E.ExportError, match="v9, expected disco-export v1 or v2"):
@@ -124,10 +125,10 @@ def test_export_records_sketch_pose_and_weights_and_encode_uses_them(tmp_path, o
     _, ckpt = make_run(tmp_path, f"data.train_shards={shards}/train-*.tar", "condition.mode=interleave",
                        "condition.aux=sketch")
     manifest = E.read_manifest(export(ckpt, tmp_path / "export"))
-    assert [p["qp"] for p in manifest["trained_settings"]] == [16, 24]
-    assert manifest["sketch"] == [{"sketch_codec": "x264", "sketch_crf": 35, "sketch_qp": -1, "sketch_ds": 2,
+    assert [p["qp"] for p in manifest.trained_settings] == [16, 24]
+    assert manifest.sketch == [{"sketch_codec": "x264", "sketch_crf": 35, "sketch_qp": -1, "sketch_ds": 2,
                                    "sketch_dt": 2}]
-    assert manifest["pose"]["max_people"] >= 0 and manifest["weights"] == {"dcvc_rt_dir": ["synthetic"]}
+    assert manifest.pose.max_people >= 0 and manifest.weights == Weights(dcvc_rt_dir=["synthetic"])
     out = tmp_path / "a.disco"
     # no dcvc_rt_dir: the folder the training data was coded with (the synthetic test weights) is the default
     c = encode(odd_video, out, caption="x", export=tmp_path / "export", qp=24, sketch="auto", pose="auto",

@@ -5,6 +5,7 @@ weights are finite and of the config's shapes before any use; an export holds no
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tarfile
 
@@ -15,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from disco_train.__main__ import main
 from disco_train.decoder import export as E
 from disco_train.decoder.decoder import DiscoDecoder
+from disco_train.decoder.manifest import FORMAT_VERSION, ExportManifest, ManifestError, Source
 from disco_train.train.export import export
 from test_export import CODEC, RANK, make_run
 
@@ -92,6 +94,58 @@ def test_an_unlisted_lora_skips_no_check(copy):
 def test_malformed_manifests_name_the_key(copy, edit, phrase):
     rewrite(copy, edit)
     refused(copy, phrase, verify=False)
+
+
+@pytest.mark.parametrize("edit, phrase", [
+    (lambda m: m.__setitem__("sourse", m.pop("source")), "sourse: unknown key; did you mean 'source'\\?"),
+    (lambda m: m["source"].__setitem__("host", "gpu07"), "source.host: unknown key"),
+    (lambda m: m["weights"].__setitem__("extra", []), "weights.extra: unknown key"),
+    (lambda m: m["trained_settings"][0].__setitem__("dss", 4), r"trained_settings\[0\].dss: unknown key"),
+    (lambda m: m["source"].__setitem__("global_step", "3"), 'source.global_step: expected int, got "3"'),
+    (lambda m: m["weights"].__setitem__("dcvc_rt_dir", [1]), r"weights.dcvc_rt_dir\[0\]: expected str, got 1"),
+    (lambda m: m.__setitem__("pose", {"max_people": 0}), r"pose.max_people: 0 is not in 1..256"),
+    (lambda m: m.__setitem__("rope", "v2"), 'rope: expected dict, got "v2"'),
+    (lambda m: m.__setitem__("version", 9), "format 'disco-export' v9, expected disco-export v1 or v2"),
+    (lambda m: m.__setitem__("version", "2"), "format 'disco-export' v\"2\", expected disco-export v1 or v2"),
+    (lambda m: m.pop("version"), "version: missing; expected disco-export v1 or v2"),
+])
+def test_strict_parsing_names_the_file_and_the_key(copy, edit, phrase):
+    """Unknown keys (with the closest known one), wrong types, bad versions: one error naming disco.json and the
+    dotted key, nothing kept unread."""
+    rewrite(copy, edit)
+    with pytest.raises(E.ExportError) as err:
+        E.read_manifest(copy, verify=False)
+    assert str(err.value).startswith(f"{copy / E.MANIFEST}: ")
+    assert re.search(phrase, str(err.value)), str(err.value)
+
+
+def test_the_written_manifest_is_the_typed_one(exported):
+    """The writer serialises the dataclass the reader parses: reading and writing back gives the same bytes."""
+    read = E.read_manifest(exported)
+    assert isinstance(read, ExportManifest) and read.version == FORMAT_VERSION
+    assert json.dumps(read.to_json(), indent=2) + "\n" == (exported / E.MANIFEST).read_text()
+
+
+def test_a_v1_manifest_is_mapped_once_and_written_back_as_v2(copy, tmp_path):
+    rewrite(copy, lambda m: ([m.pop(k) for k in ("trained_settings", "fps", "sketch", "pose", "weights")],
+                             m.update(version=1, codec={"ds": 4, "dt": 4, "codec": "x264", "qp": -1, "crf": None})))
+    read = E.read_manifest(copy)
+    assert read.version == 2 and read.trained_settings == [{"ds": 4, "dt": 4, "codec": "x264", "qp": -1}]
+    read.write(copy)
+    assert manifest(copy)["version"] == 2 and E.read_manifest(copy) == read
+    rewrite(copy, lambda m: m.update(version=1))  # v2 keys in a v1 manifest are not v1
+    refused(copy, "fps: unknown key in a v1 manifest")
+
+
+def test_the_writer_refuses_what_the_reader_would(copy):
+    from dataclasses import replace
+
+    before = (copy / E.MANIFEST).read_bytes()
+    with pytest.raises(ManifestError, match=r"files\['missing.bin'\]: listed but missing"):
+        E.read_manifest(copy).with_file("missing.bin", "0" * 64).write(copy)
+    with pytest.raises(ManifestError, match="source.global_step: expected int"):
+        replace(E.read_manifest(copy), source=Source("run/x.ckpt", "3")).write(copy)
+    assert (copy / E.MANIFEST).read_bytes() == before
 
 
 def test_deep_and_huge_manifests_are_refused_before_parsing_them_whole(copy):

@@ -137,8 +137,8 @@ def test_compact_export_encode_decode_in_8_steps_without_guidance(tmp_path, monk
 
     _, ckpt = make_run(tmp_path, "condition.reference=compact")
     folder = export(ckpt, tmp_path / "export", codec={**CODEC, "ds": 2})
-    assert E.read_manifest(folder)["config"]["condition"]["reference"] == "compact"
-    assert "compact_reference" in E.read_manifest(folder)["rope"]
+    assert E.read_manifest(folder).config["condition"]["reference"] == "compact"
+    assert "compact_reference" in E.read_manifest(folder).rope
     make_video(tmp_path / "v.mp4", frames=20, height=50, width=70)
     assert main(["encode", str(tmp_path / "v.mp4"), str(tmp_path / "v.disco"), "caption=x", f"export={folder}",
                  "ds=2"]) == 0

@@ -29,7 +29,7 @@ def test_a_debug_decoder_trained_on_a_2x2_grid_exports_and_decodes_every_point(t
                        "name=grid"]) == 0
     out = tmp_path / "export"
     assert main(["export", f"ckpt={tmp_path / 'grid' / 'checkpoints' / 'last.ckpt'}", f"out={out}"]) == 0
-    trained = E.read_manifest(out)["trained_settings"]
+    trained = E.read_manifest(out).trained_settings
     assert [(p["ds"], p["dt"], p["codec"], p["qp"], p["crf"]) for p in trained] == \
         [(2, 2, "x264", -1, 30), (2, 4, "x264", -1, 30), (4, 2, "x264", -1, 30), (4, 4, "x264", -1, 30)]
     video = tmp_path / "clip.mp4"
@@ -80,8 +80,8 @@ def _rate_control(tmp_path, video, out, points, capsys):
     assert main(["calibrate", f"export={out}", f"refs={tmp_path / 'in'}", "metrics.names=psnr", "max_videos=1", "disco.steps=1",
                  "disco.caption_default=a moving gradient", f"work={tmp_path / 'calibrate'}", "force=true"]) == 0
     manifest = E.read_manifest(out)
-    table = rd_table.read(out, manifest, manifest["trained_settings"])
-    best = rate.order(manifest["trained_settings"], table)[-1]
+    table = rd_table.read(out, manifest, manifest.trained_settings)
+    best = rate.order(manifest.trained_settings, table)[-1]
     assert main(["encode", str(video), str(tmp_path / "best.disco"), "caption=x", f"export={out}",
                  "target_kbps=100000"]) == 0
     stream = C.read(tmp_path / "best.disco").get("video")

@@ -71,7 +71,9 @@ def test_encode_size_is_wxh_or_the_exports_training_size(monkeypatch):
     from disco_train.decoder import export
 
     assert clip_size("32x24") == (32, 24)
-    manifests = {"exports/x": {"config": {"data": {"height": 64, "width": 96}}}}  # what disco.json records
+    from types import SimpleNamespace
+
+    manifests = {"exports/x": SimpleNamespace(config={"data": {"height": 64, "width": 96}})}  # what disco.json records
     monkeypatch.setattr(export, "read_manifest", lambda folder, verify=True: manifests[folder])
     assert clip_size("export", "exports/x") == (96, 64)
     for bad in ("32", "0x16", "axb"):

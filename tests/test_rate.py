@@ -162,7 +162,7 @@ def test_encode_orders_by_the_table_written_into_a_copy_of_the_export(grid, tmp_
     # a table that inverts the order by bits: (4, 4) measured best (and dearest), (2, 2) worst
     entries = [RD.Entry(p, b, b * 100, v) for p, v, b in zip(GRID, [0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4])]
     calibrated = RD.write(export_dir, tmp_path / "calibrated", RD.table_dict("lpips", True, entries, clips=2))
-    assert E.read_manifest(calibrated)["files"][RD.RD_TABLE] == E.sha256(calibrated / RD.RD_TABLE)
+    assert E.read_manifest(calibrated).files[RD.RD_TABLE] == E.sha256(calibrated / RD.RD_TABLE)
     assert not (export_dir / RD.RD_TABLE).exists() and E.read_manifest(export_dir)  # the original is untouched
     for folder, chosen in ((export_dir, (2, 2)), (calibrated, (4, 4))):
         assert _encode(video, tmp_path / "a.disco", f"export={folder}", "target_kbps=1000") == 0

@@ -58,12 +58,12 @@ def destination(a: CalibrateConfig) -> Path:
     return dest
 
 
-def benchmark_config(a: CalibrateConfig, manifest: dict):
+def benchmark_config(a: CalibrateConfig, manifest):
     """The benchmark of the export's disco method at its trained points, on clips of its training size."""
     from disco_train.codec.trained import video_weights
     from disco_train.config.benchmark import BenchmarkConfig
 
-    data = manifest["config"]["data"]
+    data = manifest.config["data"]
     disco = replace(a.disco, dcvc_rt_dir=video_weights(manifest, a.disco.dcvc_rt_dir))
     cfg = BenchmarkConfig(refs=a.refs, out=str(Path(a.work) / Path(a.export).resolve().name), methods="disco",
                           anchor="disco", size=a.size or f"{data['width']}x{data['height']}",

@@ -150,7 +150,7 @@ def export_pattern(s: SenderSettings, a: EncodeConfig) -> SenderSettings:
     if a.export:
         from disco_train.decoder.export import read_manifest
 
-        condition = read_manifest(a.export, verify=False)["config"].get("condition", {})
+        condition = read_manifest(a.export, verify=False).config.get("condition", {})
         for key, name in (("stream", "stream"), ("interleave_ratio", "ratio"), ("interleave_unit", "interleave_unit")):
             if getattr(a, key) is None and name in condition:
                 setattr(s, key, condition[name])

@@ -33,8 +33,9 @@ def resolve_device(device: str) -> str:
     return local_rank_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def decoder_setup(a, manifest: dict | None = None) -> tuple:
-    """(decoder config with the overrides, video stream weights, sketch stream weights) of the export."""
+def decoder_setup(a, manifest=None) -> tuple:
+    """(decoder config with the overrides, video stream weights, sketch stream weights) of the export (its
+    `ExportManifest` when already read)."""
     from disco_train.codec import trained
     from disco_train.decoder.export import decoder_config, read_manifest
 

@@ -15,9 +15,8 @@ from pathlib import Path
 
 from disco_train.codec.backends import used_qp
 from disco_train.config import ConfigError
-from disco_train.decoder.export import CODEC_KEYS, describe_settings
-
-SKETCH_KEYS = ("sketch_codec", "sketch_crf", "sketch_qp", "sketch_ds", "sketch_dt")
+from disco_train.decoder.export import describe_settings
+from disco_train.decoder.manifest import CODEC_KEYS, SKETCH_KEYS, ExportManifest
 
 
 def matches(point: dict, given: dict) -> bool:
@@ -55,30 +54,30 @@ def choose_point(trained: list[dict], given: dict, force: bool = False) -> tuple
     return {**matching[0], **given}, note
 
 
-def sketch_defaults(manifest: dict) -> dict:
+def sketch_defaults(manifest: ExportManifest) -> dict:
     """The sketch settings of the training data (the first, if several shard sets differed)."""
-    found = manifest.get("sketch") or []
-    return {k: v for k, v in found[0].items() if k in SKETCH_KEYS and v is not None} if found else {}
+    found = manifest.sketch
+    return {k: v for k, v in found[0].items() if v is not None} if found else {}
 
 
-def _recorded(manifest: dict, key: str) -> str:
-    return (manifest.get("weights", {}).get(key) or [""])[0]
+def _recorded(manifest: ExportManifest, key: str) -> str:
+    return (getattr(manifest.weights, key) or [""])[0]
 
 
-def video_weights(manifest: dict | None, given: str) -> str:
+def video_weights(manifest: ExportManifest | None, given: str) -> str:
     """DCVC-RT weights of the degraded video: the command line, else the folder the training data was coded with
     ('' = the backend's default checkpoints/dcvc_rt)."""
     return given or (_recorded(manifest, "dcvc_rt_dir") if manifest else "")
 
 
-def sketch_weights(export: str, manifest: dict | None, given: str, video: str) -> str:
+def sketch_weights(export: str, manifest: ExportManifest | None, given: str, video: str) -> str:
     """DCVC-RT weights of the sketch: the command line, else the export's own sketch_codec/ copy, else the sketch
     codec folder the training data recorded, else the video's weights (exports before sketch weights were kept
     apart shared one folder)."""
     if given:
         return given
-    if manifest and manifest.get("sketch_codec"):
-        return str(Path(export) / manifest["sketch_codec"])
+    if manifest and manifest.sketch_codec:
+        return str(Path(export) / manifest.sketch_codec)
     return (_recorded(manifest, "sketch_dcvc_dir") if manifest else "") or video
 
 
@@ -90,7 +89,7 @@ def clip_size(size: str, export: str = "") -> tuple[int, int]:
             raise ConfigError("size=export: needs export=DIR (the decoder whose training size to use)")
         from disco_train.decoder.export import read_manifest
 
-        data = read_manifest(export, verify=False)["config"].get("data", {})
+        data = read_manifest(export, verify=False).config.get("data", {})
         return int(data["width"]), int(data["height"])
     width, _, height = size.partition("x")
     if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Optional, Union
 
 from disco_train.config.cli import REQUIRED, Command
-from disco_train.decoder.export import CODEC_KEYS, MANIFEST, ExportError, describe_settings
+from disco_train.decoder.export import ExportError, describe_settings, read_manifest
+from disco_train.decoder.manifest import CODEC_KEYS
 from disco_train.train.export import export
 
 
@@ -45,10 +45,10 @@ def main(argv: list[str]) -> int:
     def run(a: ExportConfig) -> int:
         codec = {k: getattr(a, k) for k in CODEC_KEYS}
         out = export(a.ckpt, a.out, a.config or None, a.sketch_codec or None, codec, force=a.force)
-        manifest = json.loads((out / MANIFEST).read_text())
+        manifest = read_manifest(out, verify=False)
         print(f"exported {out}: " + ", ".join(f"{name} ({(out / name).stat().st_size:,} B)"
-                                                for name in manifest["files"]))
-        trained = manifest["trained_settings"]
+                                                for name in manifest.files))
+        trained = manifest.trained_settings
         print(f"trained on {len(trained)} rate point(s): {describe_settings(trained)}")
         return 0
 

@@ -12,9 +12,9 @@ The export folder holds
 - `rd_table.json` (optional): each trained rate point's measured bpp and quality (`decoder.rd_table`, written by
   `python -m disco_train calibrate`), which `encode target_kbps=` orders the points by;
 - `disco.json`: what the decoder side needs to rebuild the decoder (resolved training config, codec settings of
-  the training data, file names and their sha256).
+  the training data, file names and their sha256): `decoder.manifest.ExportManifest`, parsed strictly.
 
-disco.json v2 (v1 exports are still read: `read_manifest` fills the v2 fields from v1's single point):
+disco.json v2 (v1 exports are still read: the v2 fields are filled from v1's single point):
 - `trained_settings`: the sorted list of the rate points {ds, dt, codec, qp, crf} the decoder trained on (from
   the shard index, or `export ds= dt= ...`); `codec`: its first point (v1's one point; `encode`'s default when
   nothing on the command line names a point);
@@ -27,7 +27,6 @@ disco.json v2 (v1 exports are still read: `read_manifest` fills the v2 fields fr
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 
@@ -35,21 +34,16 @@ import torch
 
 from disco_train.config import ConfigError, DiscoLoraConfig
 from disco_train.decoder.lora import targeted
+from disco_train.decoder.manifest import MANIFEST, ExportManifest, ManifestError, load
 
 DIFFUSERS_FILE = "pytorch_lora_weights.safetensors"
 COMFYUI_FILE = "disco_lora_comfyui.safetensors"
-MANIFEST = "disco.json"
 SKETCH_CODEC_DIR = "sketch_codec"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
-CODEC_KEYS = ("ds", "dt", "codec", "qp", "crf")
 _LORA_KEY = re.compile(r"(?P<module>.+)\.(?P<part>lora_A|lora_B)\.weight")
 
 
 class ExportError(ValueError):
     """A checkpoint, config or export folder is unusable; the message says what and where."""
-
-
 
 
 def sha256(path: Path) -> str:
@@ -102,41 +96,27 @@ def check_keys(state: dict[str, torch.Tensor], cfg: DiscoLoraConfig) -> None:
 
 
 # ---- the decoder side -----------------------------------------------------------------------------------------
-def read_manifest(folder: str | Path, verify: bool = True) -> dict:
-    """disco.json of an export folder, checked as untrusted input (`decoder.manifest`: types, ranges, every named
-    file a listed plain file inside the folder), with (verify) every file matching its sha256."""
-    from disco_train.decoder import manifest as M
-
+def read_manifest(folder: str | Path, verify: bool = True) -> ExportManifest:
+    """disco.json of an export folder, parsed as untrusted input (`decoder.manifest`: version, keys, types, ranges,
+    every named file a listed plain file inside the folder), with (verify) every file matching its sha256."""
     folder = Path(folder)
     path = folder / MANIFEST
     if not path.is_file():
         raise ExportError(f"export={folder}: no {MANIFEST}; export a checkpoint with `python -m disco_train export`")
     try:
-        manifest = M.load(path)
-        if not isinstance(manifest, dict) or manifest.get("format") != "disco-export" or \
-                manifest.get("version") not in READABLE_VERSIONS:
-            got = manifest if not isinstance(manifest, dict) else \
-                f"{manifest.get('format')!r} v{manifest.get('version')}"
-            raise ExportError(f"{path}: format {str(got)[:80]}, expected disco-export "
-                              f"v{' or v'.join(map(str, READABLE_VERSIONS))} (a newer disco-train wrote it?)")
-        M.check(manifest, folder)
-        if manifest["version"] == 1:  # one rate point, nothing recorded of sketch, pose or weights
-            codec = M.check_point(manifest.get("codec"), "codec")
-            manifest.update(trained_settings=[{k: v for k, v in codec.items() if v is not None}], fps=[],
-                            sketch=[], pose=None, weights={})
-        M.check_v2(manifest)
-    except M.ManifestError as err:
+        manifest = ExportManifest.parse(load(path), folder)
+    except ManifestError as err:
         raise ExportError(f"{path}: {err}") from None
-    for name, digest in manifest["files"].items():
+    for name, digest in manifest.files.items():
         if verify and sha256(folder / name) != digest:
             raise ExportError(f"export={folder}: {name} does not match its sha256 in {MANIFEST} (modified or "
                               f"corrupt)")
     return manifest
 
 
-def trained_settings(manifest: dict) -> list[dict]:
-    """The rate points {ds, dt, codec[, qp, crf]} the exported decoder trained on (read_manifest's manifest)."""
-    return [dict(point) for point in manifest["trained_settings"]]
+def trained_settings(manifest: ExportManifest) -> list[dict]:
+    """The rate points {ds, dt, codec[, qp, crf]} the exported decoder trained on."""
+    return [dict(point) for point in manifest.trained_settings]
 
 
 def describe_settings(points: list[dict]) -> str:
@@ -144,7 +124,8 @@ def describe_settings(points: list[dict]) -> str:
     return "; ".join(" ".join(f"{k}={v}" if k != "codec" else str(v) for k, v in p.items()) for p in points)
 
 
-def decoder_config(folder: str | Path, overrides: list[str] = (), manifest: dict | None = None) -> DiscoLoraConfig:
+def decoder_config(folder: str | Path, overrides: list[str] = (), manifest: ExportManifest | None = None
+                   ) -> DiscoLoraConfig:
     """The training config from disco.json with `lora.init_from` at the exported LoRA, plus key=value overrides
     (e.g. model.path=... on a machine whose weights live elsewhere)."""
     from disco_train.config.recipe import command_line, merge
@@ -152,10 +133,10 @@ def decoder_config(folder: str | Path, overrides: list[str] = (), manifest: dict
     folder = Path(folder)
     manifest = manifest or read_manifest(folder)
     try:  # the recipe resolver's strict merge: unknown keys and bad values name the key
-        cfg, _ = merge(DiscoLoraConfig, [(manifest["config"], f"{folder / MANIFEST}"),
+        cfg, _ = merge(DiscoLoraConfig, [(manifest.config, f"{folder / MANIFEST}"),
                                          (command_line(list(overrides), DiscoLoraConfig), "command line")])
     except ConfigError as err:
         raise ExportError(f"{folder / MANIFEST}: the decoder config does not fit this version of disco-train "
                           f"or the overrides: {err}") from None
-    cfg.lora.init_from = str(folder / manifest["lora_diffusers"])
+    cfg.lora.init_from = str(folder / manifest.lora_diffusers)
     return cfg

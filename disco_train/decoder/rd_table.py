@@ -106,10 +106,10 @@ def parse(data: dict, trained: list[dict], where: str) -> RDTable:
     return RDTable(data["metric"], data["lower_is_better"], tuple(entries))
 
 
-def read(folder: str | Path, manifest: dict, trained: list[dict]) -> RDTable | None:
+def read(folder: str | Path, manifest, trained: list[dict]) -> RDTable | None:
     """The export's table, or None when it has none. It must be listed in disco.json `files` and match its sha256."""
     path = Path(folder) / RD_TABLE
-    listed = manifest.get("files", {}).get(RD_TABLE)
+    listed = manifest.files.get(RD_TABLE)
     if not path.is_file():
         if listed:
             raise ExportError(f"export={folder}: {RD_TABLE} is listed in {MANIFEST} but missing")
@@ -133,11 +133,10 @@ def write(export: str | Path, dest: str | Path, data: dict) -> Path:
     from disco_train.decoder.export import read_manifest, trained_settings
 
     export, dest = Path(export), Path(dest)
-    parse(data, trained_settings(read_manifest(export)), RD_TABLE)  # never write a table encode would refuse
-    manifest = json.loads((export / MANIFEST).read_text())  # as written (read_manifest fills v1 exports in)
+    manifest = read_manifest(export)  # a v1 export's manifest is written back as v2
+    parse(data, trained_settings(manifest), RD_TABLE)  # never write a table encode would refuse
     with atomic_folder(dest) as tmp:
         shutil.copytree(export, tmp, dirs_exist_ok=True)
         (tmp / RD_TABLE).write_text(json.dumps(data, indent=2) + "\n")
-        manifest["files"] = {**manifest["files"], RD_TABLE: sha256(tmp / RD_TABLE)}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        manifest.with_file(RD_TABLE, sha256(tmp / RD_TABLE)).write(tmp)
     return dest

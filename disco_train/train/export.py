@@ -18,9 +18,10 @@ import torch
 from disco_train.config import ConfigError, DiscoLoraConfig
 from disco_train.decoder.conditioning import ROPE_CONVENTION
 from disco_train.decoder.lora import load_torch_file
-from disco_train.decoder.manifest import ManifestError, check_point
-from disco_train.decoder.export import (CODEC_KEYS, COMFYUI_FILE, DIFFUSERS_FILE, FORMAT_VERSION, MANIFEST,
-                                        SKETCH_CODEC_DIR, ExportError, check_keys, sha256)
+from disco_train.decoder.export import (COMFYUI_FILE, DIFFUSERS_FILE, MANIFEST, SKETCH_CODEC_DIR, ExportError,
+                                        check_keys, sha256)
+from disco_train.decoder.manifest import (CODEC_KEYS, FORMAT_VERSION, ExportManifest, ManifestError, Pose, Source,
+                                          Weights, check_point)
 from disco_train.io.files import atomic_folder
 
 
@@ -149,19 +150,23 @@ def _write_lora_files(folder: Path, state: dict[str, torch.Tensor], cfg: DiscoLo
                         **disco_metadata(cfg, codec, "comfyui")})
 
 
-def _manifest(folder: Path, cfg: DiscoLoraConfig, trained: list[dict], data: dict, source: dict) -> dict:
+def _manifest(folder: Path, cfg: DiscoLoraConfig, trained: list[dict], data: dict, source: dict) -> ExportManifest:
     from omegaconf import OmegaConf
 
     files = sorted(p for p in folder.rglob("*") if p.is_file())
-    pose = {"max_people": data["pose_max_people"]} if "pose_max_people" in data else None
-    return {"format": "disco-export", "version": FORMAT_VERSION, "lora_diffusers": DIFFUSERS_FILE,
-            "lora_comfyui": COMFYUI_FILE, "sketch_codec": SKETCH_CODEC_DIR if (folder / SKETCH_CODEC_DIR).is_dir()
-            else None, "codec": trained[0], "trained_settings": trained, "fps": data.get("fps", []),
-            "sketch": data.get("sketch", []), "pose": pose,
-            "weights": {k: data[k] for k in ("dcvc_rt_dir", "sketch_dcvc_dir") if k in data},
-            "source": source, "rope": ROPE_CONVENTION,
-            "config": OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True),
-            "files": {p.relative_to(folder).as_posix(): sha256(p) for p in files}}
+    return ExportManifest(
+        lora_diffusers=DIFFUSERS_FILE, lora_comfyui=COMFYUI_FILE,
+        sketch_codec=SKETCH_CODEC_DIR if (folder / SKETCH_CODEC_DIR).is_dir() else None,
+        codec=trained[0], trained_settings=trained, fps=data.get("fps", []), sketch=data.get("sketch", []),
+        pose=Pose(data["pose_max_people"]) if "pose_max_people" in data else None,
+        weights=Weights(**{k: data[k] for k in ("dcvc_rt_dir", "sketch_dcvc_dir") if k in data}),
+        source=Source(**{k: source.get(k) for k in SOURCE_KEYS if k in source}), rope=ROPE_CONVENTION,
+        config=OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True),
+        files={p.relative_to(folder).as_posix(): sha256(p) for p in files})
+
+
+SOURCE_KEYS = ("checkpoint", "global_step", "sharded", "num_trainable", "model", "skipped_steps")
+"""What of a checkpoint's bookkeeping the export records (`decoder.manifest.Source`)."""
 
 
 # ---- export ---------------------------------------------------------------------------------------------------
@@ -191,8 +196,10 @@ def export(ckpt: str | Path, out: str | Path, config: str | Path | None = None, 
         _write_lora_files(tmp, state, cfg, settings)
         if sketch_codec:
             shutil.copytree(sketch_codec, tmp / SKETCH_CODEC_DIR)
-        manifest = _manifest(tmp, cfg, settings, data, source)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        try:  # parsed back as the decoder side will read it before it is written
+            _manifest(tmp, cfg, settings, data, source).write(tmp)
+        except ManifestError as err:
+            raise ExportError(f"{out / MANIFEST}: {err}") from None
     return out
 
 
