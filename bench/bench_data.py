@@ -35,7 +35,7 @@ from datamodules.demo import shape_video  # noqa: E402
 from datamodules.prepare import run  # noqa: E402
 from disco_train.config import DataConfig, ModelConfig  # noqa: E402
 from disco_train.config import PrepareConfig  # noqa: E402
-from disco_train.codec.videoio import write_video  # noqa: E402
+from disco_train.io.video import write_video  # noqa: E402
 
 SETTINGS = {  # source size, clip frames × size, ds, dt
     "full": dict(source=(480, 640), source_frames=60, frames=57, size=512, ds=4, dt=4),

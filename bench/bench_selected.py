@@ -41,7 +41,7 @@ def demo_clips(videos: int, frames: int, size: int) -> list[tuple[np.ndarray, fl
     """The demo corpus cut into clips as prepare cuts it (max_clips_per_video=2); other sizes: the demo's moving
     shapes drawn at that size and length directly (its videos are 20-36 frames long), one clip each at 24 fps."""
     from datamodules.demo import make_demo, shape_video
-    from disco_train.codec.videoio import read_video
+    from disco_train.io.video import read_video
     from disco_train.modalities.degrade import resize_center_crop
 
     if (frames, size) != (17, 64):

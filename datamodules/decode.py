@@ -23,8 +23,8 @@ from datamodules.schema import AUX_FIELDS, REQUIRED_FIELDS
 from datamodules.tars import SKIPPED
 from disco_train.codec.container import FULL, Pattern, Stream
 from disco_train.codec.receiver import restore_aux, restore_video
-from disco_train.codec.videoio import read_video
 from disco_train.config import DataConfig
+from disco_train.io.video import read_video
 from disco_train.modalities.text import decode_text
 
 

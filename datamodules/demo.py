@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from disco_train.codec.videoio import write_video
 from disco_train.config.cli import REQUIRED, Command, moved
+from disco_train.io.video import write_video
 
 COLORS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 80, 230), "yellow": (235, 210, 40),
           "white": (240, 240, 240), "purple": (150, 60, 200)}

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from datamodules.schema import sample_key
-from disco_train.codec import videoio
 from disco_train.config import ConfigError
+from disco_train.io import video as videoio
 from disco_train.modalities import captions as caption_table
 
 VIDEO_SUFFIXES = set(videoio.VIDEO_SUFFIXES)  # what the project reads as a video
@@ -34,7 +34,7 @@ def readable(path: Path) -> bool:
     """Whether `read_video` can read this listed file: raw YUV only when its name gives its size and rate."""
     if path.suffix.lower() != ".yuv":
         return path.suffix.lower() in VIDEO_SUFFIXES
-    from disco_train.codec.rawyuv import format_from_name
+    from disco_train.io.rawyuv import format_from_name
 
     try:
         found = format_from_name(path.stem)

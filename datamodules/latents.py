@@ -20,8 +20,8 @@ from safetensors.torch import save as save_safetensors
 
 from disco_train.codec.container import Pattern, Stream
 from disco_train.codec.receiver import restore_aux, restore_video
-from disco_train.codec.videoio import read_video
 from disco_train.config import ConfigError, PrepareConfig
+from disco_train.io.video import read_video
 
 LATENT_KEYS = ("target", "degraded", "text", "text_mask")
 AUX_KEYS = ("sketch", "pose")

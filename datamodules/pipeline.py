@@ -18,16 +18,15 @@ from dataclasses import replace
 
 import numpy as np
 
-from datamodules.gray import encode_gray
 from datamodules.inputs import Video
 from datamodules.latents import PrecomputeStage
 from datamodules.schema import AUX_FIELDS, FORMAT_VERSION, SKETCH_FRAMES_FIELD, STREAM_FIELDS, bpp, grid_key, sample_key
 from datamodules.stages import CaptionStage, PoseStage, SketchStage, check_dcvc
 from disco_train.codec.backends import used_qp
 from disco_train.codec.sender import SenderSettings, send_clip
-from disco_train.codec.videoio import VideoError, read_video, write_video
 from disco_train.config import PrepareConfig
 from disco_train.config.prepare import GridPoint
+from disco_train.io.video import VideoError, encode_gray, read_video, write_video
 from disco_train.modalities.degrade import resize_center_crop
 
 PENDING = "__pending__"

@@ -23,18 +23,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from datamodules.gray import decode_gray, encode_gray
 from datamodules.schema import SKETCH_FRAMES_FIELD
 from datamodules.tars import MAX_MEMBER_BYTES, member_index, read_member
 from disco_train.config import ConfigError
 from disco_train.config.cli import REQUIRED, Command, moved
 from disco_train.config import SketchDataConfig
+from disco_train.io.video import count_frames, decode_gray, encode_gray
 
 VIDEO_SUFFIXES = (".mkv", ".mp4", ".avi", ".mov", ".webm")
 
@@ -45,13 +44,6 @@ def write_gray_video(path: str | Path, frames: np.ndarray, fps: float = 24.0) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     encode_gray(frames, fps, out=path)
     return path
-
-
-def count_frames(path: str | Path) -> int:
-    """Frames in a video, by counting packets (no decoding; .mkv headers carry no frame count)."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        return sum(1 for packet in container.demux(stream) if packet.size)
 
 
 def read_gray_video(path: str | Path, start: int = 0, count: int | None = None) -> np.ndarray:

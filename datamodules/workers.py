@@ -29,8 +29,8 @@ from typing import Iterator
 from datamodules.inputs import Video
 from datamodules.pipeline import Pipeline
 from disco_train.codec import backends
-from disco_train.codec.videoio import VideoError
 from disco_train.config import ConfigError, PrepareConfig
+from disco_train.io.video import VideoError
 
 INPUT_ERRORS = (VideoError, ValueError, OSError, backends.CodecUnavailable)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")

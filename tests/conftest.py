@@ -54,7 +54,7 @@ def _restore_torch_globals():
 def make_video(path: Path, frames: int, height: int, width: int, fps: float = 24.0, codec: str = "libx264",
                seed: int = 0) -> np.ndarray:
     """A real mp4 of a moving gradient (smooth, so the codec keeps it close); returns the frames written."""
-    from disco_train.codec.videoio import write_video
+    from disco_train.io.video import write_video
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width]

@@ -20,9 +20,10 @@ from disco_train.__main__ import main
 from disco_train.benchmark import runner
 from disco_train.benchmark import tables as T
 from disco_train.benchmark.content import natural_video, write_natural_set
-from disco_train.codec import backends, rawyuv
-from disco_train.codec.videoio import read_video, write_lossless
+from disco_train.codec import backends
 from disco_train.config.recipe import resolve
+from disco_train.io import rawyuv
+from disco_train.io.video import read_video, write_lossless
 
 VVENC = ROOT.parent / "shared" / "tools" / "vvenc" / "vvencapp"
 needs_vvenc = pytest.mark.skipif(not VVENC.is_file() and not os.environ.get("VVENC_APP"), reason="no vvencapp")

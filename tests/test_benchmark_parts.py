@@ -22,8 +22,8 @@ from conftest import ROOT
 from disco_train.__main__ import main
 from disco_train.benchmark import external, parts, runner
 from disco_train.benchmark.content import write_natural_set
-from disco_train.codec.videoio import VideoError
 from disco_train.config.recipe import resolve
+from disco_train.io.video import VideoError
 
 PY = sys.executable
 SCRIPT = ROOT / "tests" / "ext_x264.py"
@@ -245,7 +245,7 @@ def test_three_parts_give_the_results_of_one_process(debug_inputs, tmp_path, mon
 def test_two_processes_decode_a_folder_once(debug_inputs, tmp_path, capsys):
     from disco_train.codec import container as C
     from disco_train.codec.sender import SenderSettings, send_video
-    from disco_train.codec.videoio import read_video
+    from disco_train.io.video import read_video
 
     videos, export_dir = debug_inputs
     streams = tmp_path / "streams"

@@ -14,10 +14,11 @@ from disco_train.codec import backends, cli, pipeline
 from disco_train.codec import container as C
 from disco_train.codec.receiver import crop, receive
 from disco_train.codec.sender import CodecError, SenderSettings, geometry_for, send_video
-from disco_train.codec.videoio import read_video, write_video
 from disco_train.io.errors import DecodeError
+from disco_train.io.video import read_video, write_video
 from disco_train.decoder import export as E
 from disco_train.decoder.decoder import DiscoDecoder
+from disco_train.io.video import read_video, write_video
 from disco_train.train.export import export
 from test_export import CODEC, make_run
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from disco_train.dcvc_rt import cli
 from disco_train.dcvc_rt.api import decode_video, synthetic_codec
-from disco_train.dcvc_rt.video_io import read_frames, write_frames
+from disco_train.io.video import read_frames, write_with_vcodec
 
 
 def test_cli_npy_round_trip_matches_api(tmp_path, capsys):
@@ -37,7 +37,7 @@ def test_cli_official_format_and_threads(tmp_path):
 def test_video_io_lossless_mp4(tmp_path):
     rng = np.random.default_rng(1)
     frames = (rng.random((2, 16, 32, 3)) * 255).astype(np.uint8)
-    write_frames(tmp_path / "a.mp4", frames)
+    write_with_vcodec(tmp_path / "a.mp4", frames)
     assert np.array_equal(read_frames(tmp_path / "a.mp4"), frames)  # libx264rgb crf 0 is lossless
     assert read_frames(tmp_path / "a.mp4", max_frames=1).shape == (1, 16, 32, 3)
 

@@ -157,7 +157,7 @@ def test_validation_sampling_in_a_debug_run(demo_shards, tmp_path, extra):
     assert train.main(argv) == 0
     folder = tmp_path / "test" / "samples" / "step000002"
     (video,) = folder.glob("*.mp4")
-    from disco_train.codec.videoio import read_video
+    from disco_train.io.video import read_video
 
     frames, fps = read_video(video)
     assert frames.shape == (17, 64, 3 * 64, 3)  # original | degraded | reconstruction

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from disco_train.io.video import VideoError
 from disco_train.modalities.text import decode_text, encode_text
-from disco_train.codec.videoio import VideoError
 from disco_train.codec.standard import decode_bitstream, encode_bitstream
 
 FUZZ = settings(max_examples=60, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])

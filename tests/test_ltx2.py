@@ -163,7 +163,7 @@ def test_family_names_are_checked():
 def test_encode_decode_round_trip_with_an_ltx2_export(exported, tmp_path, capsys):
     from conftest import make_video
     from disco_train.__main__ import main
-    from disco_train.codec.videoio import read_video
+    from disco_train.io.video import read_video
 
     _, out = exported
     video, disco = tmp_path / "clip.mp4", tmp_path / "clip.disco"

@@ -5,9 +5,9 @@ import csv
 import numpy as np
 import pytest
 
+from disco_train.io.video import read_frames, write_video
 from disco_train.metrics.evaluate import bdrate_main, main, plot_main
 from disco_train.metrics.fidelity import psnr_video
-from disco_train.metrics.videoio import read_video, write_video
 
 
 def _frames(seed, t=5, h=32, w=32):
@@ -45,7 +45,7 @@ def test_evaluate_psnr_ssim(dirs, tmp_path, capsys):
     assert (a["frames"], a["height"], a["width"], a["bpp"]) == ("5", "32", "32", "0.01")
     assert float(a["fps"]) == 25 and float(a["kbps"]) == pytest.approx(0.01 * 32 * 32 * 25 / 1000)  # at the ref's fps
     # the csv value is the PyAV-decoded per-frame PSNR averaged over frames
-    expected = psnr_video(read_video(refs / "a.mp4"), read_video(recons / "a.mp4"))
+    expected = psnr_video(read_frames(refs / "a.mp4"), read_frames(recons / "a.mp4"))
     assert float(a["psnr"]) == pytest.approx(expected, rel=1e-6)
     assert 15 < float(a["psnr"]) < 60 and 0 < float(a["ssim"]) < 1
     overall = rows[-1]

@@ -5,11 +5,11 @@ import csv
 import numpy as np
 import pytest
 
+from disco_train.io.video import write_video
 from disco_train.metrics.evaluate import bdrate_main, main
 from disco_train.metrics.results import LOWER_IS_BETTER
 from disco_train.metrics.suite import MetricSuite
 from random_metric_weights import write_random_weights
-from disco_train.metrics.videoio import write_video
 
 # the tiny sampling a CPU benchmark can afford: 4-frame windows every 4 frames, a 5x5 grid, 128 px, 1 iteration
 FVMD_TINY = ["metrics.fvmd.clip_len=4", "metrics.fvmd.window_stride=4", "metrics.fvmd.points=25", "metrics.fvmd.size=128", "metrics.fvmd.iters=1"]

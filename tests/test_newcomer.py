@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from disco_train.codec.videoio import write_frames, write_lossless, write_video
+from disco_train.io.video import write_lossless, write_png_frames, write_video
 
 
 def _clip(seed: int = 0, frames: int = 3) -> np.ndarray:
@@ -29,7 +29,7 @@ def test_evaluate_pairs_by_stem_whatever_the_containers(tmp_path, capsys):
         write_video(refs / f"v{i}.mp4", _clip(i), 25.0)
     (refs / "captions.csv").write_text("video,caption\n")  # not a video: ignored
     write_lossless(recons / "v0.mkv", _clip(0), 25.0)
-    write_frames(recons / "v1", _clip(1))  # decode's PNG folder
+    write_png_frames(recons / "v1", _clip(1))  # decode's PNG folder
     assert main([f"refs={refs}", f"recons={recons}", f"out={tmp_path / 'e.csv'}"]) == 0
     out = capsys.readouterr().out
     assert "evaluated 2 video(s)" in out and "psnr=" in out and "ssim=" in out  # the default needs no weights

@@ -10,9 +10,9 @@ from datamodules.prepare import run
 from datamodules.schema import META_KEYS, REQUIRED_FIELDS, bpp, sample_key
 from disco_train.config import ConfigError
 from disco_train.config import PrepareConfig
+from disco_train.io.video import read_video
 from disco_train.modalities.text import decode_text
 from disco_train.codec.standard import decode_bitstream
-from disco_train.codec.videoio import read_video
 
 
 def _cfg(tmp_path, **kw):

@@ -186,9 +186,9 @@ def test_sketch_frames_and_separate_sketch_codec_weights(tmp_path, stage_weights
     nowhere: prepare, training-data decoding and the index all use the sketch's own folder. sketch_frames stores
     the extracted frames losslessly, once per clip, and sketch_dcvc reads them from the shards."""
     from datamodules.decode import decode_sample
-    from datamodules.gray import decode_gray
+    from disco_train.io.video import decode_gray
     from datamodules.sketch_clips import SketchClipDataModule
-    from disco_train.codec.videoio import read_video
+    from disco_train.io.video import read_video
     from disco_train.config import DataConfig, SketchDataConfig
     from disco_train.modalities.degrade import resize_center_crop
     from disco_train.modalities.extract import SketchExtractor

@@ -166,7 +166,7 @@ def test_x265_below_64_px_is_a_config_error(tmp_path, overrides, key, capsys):
     _cfg(tmp_path, codec="x265", height=256, width=256, ds=4).validate()  # 64 px: fine
     assert main(_argv(tmp_path, *(f"{k}={v}" for k, v in overrides.items()))) == 2
     assert not (tmp_path / "out").exists()  # refused before anything was touched
-    from disco_train.codec.videoio import X265_MIN_SIDE as CODEC_MIN
+    from disco_train.io.video import X265_MIN_SIDE as CODEC_MIN
 
     assert X265_MIN_SIDE == CODEC_MIN
 

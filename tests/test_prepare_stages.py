@@ -12,8 +12,8 @@ from conftest import make_video
 from datamodules.prepare import main, run
 from datamodules.schema import META_KEYS, POSE_META_KEYS, SKETCH_META_KEYS, bpp
 from disco_train.codec import backends as codecs
-from disco_train.codec.videoio import read_video
 from disco_train.config import ConfigError, ModelConfig, PrepareConfig
+from disco_train.io.video import read_video
 from disco_train.modalities.degrade import degrade, resize_center_crop, restore
 from disco_train.modalities.text import decode_text
 
@@ -109,7 +109,7 @@ def test_precompute_latents_match_on_the_fly_encoding(tmp_path, videos, family, 
     from disco_train.decoder.encoders import encode_text, encode_video
     from disco_train.decoder.models import load_backbone
     from disco_train.codec.standard import decode_bitstream
-    from disco_train.codec.videoio import read_video
+    from disco_train.io.video import read_video
 
     cfg = _cfg(tmp_path, precompute=True, model=ModelConfig(family=family, name=name, dtype="fp32",
                                                                  max_text_tokens=16))

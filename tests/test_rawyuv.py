@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from disco_train.benchmark.content import natural_video
-from disco_train.codec import rawyuv
-from disco_train.codec.videoio import VideoError, iter_video, output_kind, read_video, write_output
+from disco_train.io import rawyuv
+from disco_train.io.video import VideoError, iter_video, output_kind, read_video, write_output
 
 
 def planes_of(frames: np.ndarray) -> list[np.ndarray]:

@@ -142,7 +142,7 @@ DEMO_PATTERNS = [C.Pattern("selected", unit, *ratio) for unit in ("token", "late
 def demo_clips(folder, videos: int) -> list:
     """Demo videos cut as the demo_shards fixture cuts them: 64×64×17 clips, two a video."""
     from datamodules.demo import make_demo
-    from disco_train.codec.videoio import read_video
+    from disco_train.io.video import read_video
     from disco_train.modalities.degrade import resize_center_crop
 
     clips = []

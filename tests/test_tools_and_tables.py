@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from disco_train.codec import vvenc
-from disco_train.codec.videoio import VideoError
 from disco_train.config import ConfigError
+from disco_train.io.video import VideoError
 
 FRAMES = np.zeros((2, 16, 16, 3), np.uint8)
 

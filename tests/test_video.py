@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from conftest import make_video
-from disco_train.codec.videoio import VideoError, read_video, write_video
 from disco_train.codec.standard import container_overhead, decode_bitstream, encode_bitstream
+from disco_train.io.video import VideoError, read_video, write_video
 
 
 @pytest.mark.parametrize("frames,height,width,fps,codec", [

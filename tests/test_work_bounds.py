@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from disco_train.__main__ import main
-from disco_train.codec.videoio import TooLarge, VideoError, iter_video, read_video
+from disco_train.io.video import TooLarge, VideoError, iter_video, read_video
 from disco_train.train.export import export
 from test_export import CODEC, make_run
 from test_receiver_bounds import TEXT, _video, raw_container
@@ -132,11 +132,11 @@ def rotated(data: bytes) -> bytes:
 
 
 def test_one_rotation_policy_on_every_read_path(tmp_path):
-    from disco_train.metrics.videoio import read_video as read_for_metrics
+    from disco_train.io.video import read_frames as read_for_metrics
 
     frames = np.zeros((3, 32, 64, 3), np.uint8)
     frames[:, :8, :8] = 255  # a white corner, top left
-    from disco_train.codec.videoio import write_video
+    from disco_train.io.video import write_video
 
     path = tmp_path / "portrait.mp4"
     path.write_bytes(rotated(write_video(None, frames, 24.0, crf=10)))

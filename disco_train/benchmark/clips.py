@@ -1,6 +1,6 @@
 """The clip protocol: test sequences -> lossless reference clips of one size and length.
 
-Each video (raw .yuv / .y4m or anything PyAV reads, through `codec.videoio`) is streamed, its first `frames`
+Each video (raw .yuv / .y4m or anything PyAV reads, through `io.video`) is streamed, its first `frames`
 frames are scaled to cover `width × height` and centre-cropped (`modalities.degrade.resize_center_crop`, the
 same protocol `prepare` applies to training clips: bilinear with antialiasing, e.g. 1920×1080 -> 910×512 ->
 512×512), and written losslessly as `out/refs/<name>.mkv` (FFV1, RGB). Every method is coded from and scored
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from disco_train.codec.batch import sorted_by_stem
-from disco_train.codec.videoio import VIDEO_SUFFIXES, VideoError, iter_video, read_video, write_lossless
 from disco_train.io.files import atomic_write, hold_lock, release_lock
+from disco_train.io.video import VIDEO_SUFFIXES, VideoError, iter_video, read_video, write_lossless
 from disco_train.modalities.degrade import resize_center_crop
 
 CHUNK = 8  # frames resized at a time: bounded memory for 1080p sources

@@ -110,7 +110,7 @@ def natural_video(frames: int, height: int, width: int, seed: int = 0, speed: fl
 def write_natural_set(folder: str | Path, videos: int = 3, frames: int = 33, height: int = 256, width: int = 256,
                       fps: float = 25.0, seed: int = 0) -> list[Path]:
     """`videos` lossless FFV1 .mkv clips of natural-looking content (different scenes and motion per seed)."""
-    from disco_train.codec.videoio import write_lossless
+    from disco_train.io.video import write_lossless
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
 - `container`: the `.disco` file (one header, one table, every modality's bitstream);
 - `backends`: the video codec registry (x264, x265, dcvc_rt) every sender and receiver codes through;
-  `standard`: x264/x265 through PyAV (the neural codec is the package `disco_train.dcvc_rt`); `videoio`: video files in and out;
+  `standard`: x264/x265 through PyAV (the neural codec is the package `disco_train.dcvc_rt`; video files in and
+  out are `disco_train.io.video`);
 - `sender`: a clip -> its streams (`prepare` and `encode` both call it);
 - `receiver`: streams -> condition frames (training-data decoding and `decode` both call it);
 - `pipeline`: the receiving system as a library, containers -> condition frames -> generated frames (builds only

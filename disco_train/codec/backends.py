@@ -26,9 +26,9 @@ from typing import Callable
 import numpy as np
 
 from disco_train.codec.standard import DEFAULT_PRESET, container_overhead, decode_bitstream, encode_bitstream
-from disco_train.codec.videoio import VideoError
 from disco_train.config.codec import DCVC_RT_DIR as DCVC_DEFAULT_DIR
 from disco_train.io.hub import MissingWeightsError, resolve_weights
+from disco_train.io.video import VideoError
 
 VVENC_DEFAULT_QP = 37  # the highest of the four QPs {22, 27, 32, 37} of the JVET common test conditions
 DCVC_DEFAULT_QP = 32  # the highest-quality point of the paper's DCVC-RT grid {0, 8, 16, 24, 32} (§4.2; 0 is lowest)

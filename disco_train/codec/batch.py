@@ -131,7 +131,7 @@ def _decode_files(a, paths: list[Path], out: Path, log) -> tuple[list[Path], lis
 
 def _generate(a, cfg, built: tuple, batch: list, received: list, out: Path, log) -> list[Path]:
     """One batch of one coded size -> its outputs, each written to a temporary name and renamed."""
-    from disco_train.codec.videoio import write_lossless
+    from disco_train.io.video import write_lossless
     from disco_train.decoder import fast
 
     decoder, schedule, steps = built

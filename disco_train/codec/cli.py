@@ -10,7 +10,7 @@ force=true), else from `prepare`'s defaults, and prints each stream's bits and t
 header (the file: what a receiver needs) in bits, bpp and kbps at the video's frame rate. `decode` (`codec.pipeline`:
 containers -> condition frames -> generated frames) builds only the `DiscoDecoder` (never the training system, never
 Lightning) from the export folder, and writes the reconstruction losslessly
-(`codec.videoio.write_output`: a folder -> PNG frames, .mkv -> FFV1, .mp4 -> H.264 RGB at qp 0), so a metric
+(`io.video.write_output`: a folder -> PNG frames, .mkv -> FFV1, .mp4 -> H.264 RGB at qp 0), so a metric
 scores the decoder and not a second codec; `crf=N` with an .mp4 writes a lossy 4:2:0 viewing copy instead.
 """
 
@@ -310,7 +310,7 @@ def encode_main(argv: list[str]) -> int:
 def decode_main(argv: list[str]) -> int:
     def run(a: DecodeConfig) -> None:
         from disco_train.codec.batch import decode_many, is_batch
-        from disco_train.codec.videoio import output_kind
+        from disco_train.io.video import output_kind
 
         if is_batch(a.input):
             decode_many(a)

@@ -42,8 +42,8 @@ def check_encode_output(a) -> None:
 
 def read_source(path: str, a, size: tuple[int, int] | None = None) -> tuple[np.ndarray, float]:
     """A video encode reads, refused (before it is decoded, when its header says so) beyond the memory budget."""
-    from disco_train.codec.videoio import TooLarge, read_video
     from disco_train.config.limits import ENCODE_COPIES, budget_bytes
+    from disco_train.io.video import TooLarge, read_video
 
     try:
         return read_video(path, max_bytes=budget_bytes(a.max_memory_gb) // ENCODE_COPIES, size=size)
@@ -88,7 +88,7 @@ def check_viewing_copy(a, c) -> None:
 def check_output(a) -> None:
     """Refuses (ConfigError) an `out` that is an input, an existing file (unless overwrite) or a folder decode did
     not fill (unless overwrite); a path that `write_output` cannot write raises VideoError."""
-    from disco_train.codec.videoio import output_kind
+    from disco_train.io.video import output_kind
 
     inputs = [("input", a.input), ("export", a.export), ("dcvc_rt_dir", a.dcvc_rt_dir),
               ("sketch_dcvc_dir", a.sketch_dcvc_dir)]
@@ -112,8 +112,8 @@ def memory_errors(a):
 
 
 def write_decoded(a, frames: np.ndarray, fps: float) -> None:
-    """The reconstruction to `a.out` (`videoio.write_output`); a folder of frames becomes decode's own."""
-    from disco_train.codec.videoio import output_kind, write_output
+    """The reconstruction to `a.out` (`io.video.write_output`); a folder of frames becomes decode's own."""
+    from disco_train.io.video import output_kind, write_output
 
     if output_kind(a.out, a.crf).endswith("PNG frames"):
         own_frames(a.out, len(frames))

@@ -18,7 +18,7 @@ import av
 import numpy as np
 
 from disco_train.codec.annexb import strip_encoder_info
-from disco_train.codec.videoio import X265_MIN_SIDE, VideoError, check_frames, yuv420p
+from disco_train.io.video import X265_MIN_SIDE, VideoError, check_frames, mux_mp4, yuv420p
 
 CODECS = {"x264": ("libx264", "h264"), "x265": ("libx265", "hevc")}
 DECODERS = {"x264": "h264", "x265": "hevc", "vvenc": "vvc"}
@@ -114,16 +114,9 @@ def decode_bitstream(data: bytes, codec: str, expect: tuple[int, int, int] | Non
 def container_overhead(bitstream: bytes, codec: str, fps: float) -> int:
     """Bytes an mp4 container would add around this elementary stream (reported, not counted as rate)."""
     _, decoder = CODECS[codec]
-    buffer = io.BytesIO()
     parser = av.CodecContext.create(decoder, "r")
     packets = parser.parse(bitstream) + parser.parse(b"")
-    rate = Fraction(fps).limit_denominator(1001)
-    with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream(decoder, rate=rate)
-        stream.width, stream.height = parser.width or 16, parser.height or 16
-        if codec == "x265":
-            stream.options = {"x265-params": "log-level=none"}  # the muxer opens an encoder for headers
-        for i, packet in enumerate(packets):
-            packet.stream, packet.pts, packet.dts, packet.time_base = stream, i, i, 1 / rate
-            container.mux(packet)
-    return max(0, len(buffer.getvalue()) - len(bitstream))
+    # x265: the muxer opens an encoder for headers; keep it quiet
+    options = {"x265-params": "log-level=none"} if codec == "x265" else None
+    mp4 = mux_mp4(packets, decoder, fps, parser.width or 16, parser.height or 16, options)
+    return max(0, len(mp4) - len(bitstream))

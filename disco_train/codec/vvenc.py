@@ -31,7 +31,7 @@ import av
 import numpy as np
 
 from disco_train.codec.annexb import strip_encoder_info
-from disco_train.codec.videoio import VideoError, check_frames
+from disco_train.io.video import VideoError, check_frames
 
 ENV = "VVENC_APP"
 BINARY = "vvencapp"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from disco_train.config.geometry import SPATIAL, TEMPORAL
+from disco_train.io.errors import DecodeError  # noqa: F401  (the receivers' error family lives in io/)
 
 
 class ConfigError(ValueError):

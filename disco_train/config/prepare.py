@@ -13,7 +13,7 @@ from disco_train.config.decoder import FILL_MODES, REFERENCES, ModelConfig, chec
 
 
 X265_MIN_SIDE = 64
-"""libx265 as shipped in PyAV's wheels corrupts the heap on smaller frames (`disco_train.codec.videoio` has the
+"""libx265 as shipped in PyAV's wheels corrupts the heap on smaller frames (`disco_train.io.video` has the
 same bound and refuses such frames); here it is checked on the config, before any video."""
 
 

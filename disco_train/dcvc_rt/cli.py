@@ -19,12 +19,12 @@ from typing import Optional
 import torch
 
 from disco_train.config.cli import REQUIRED, Command, moved
+from disco_train.io.video import read_frames, write_with_vcodec
 
 from .api import load_codec, synthetic_codec
 from .coding import BitstreamError
 from .loading import CheckpointMismatchError
 from .color import uint8_frames_to_ycbcr, ycbcr_to_uint8_frames
-from .video_io import read_frames, write_frames
 
 @dataclass
 class EncodeArgs:
@@ -108,7 +108,7 @@ def cmd_decode(a: DecodeArgs) -> None:
     with torch.inference_mode():
         frames = ycbcr_to_uint8_frames(codec.decode_frames(data))
     dt = time.perf_counter() - t0
-    write_frames(a.dst, frames, fps=a.fps, vcodec=a.vcodec, crf=a.crf)
+    write_with_vcodec(a.dst, frames, fps=a.fps, vcodec=a.vcodec, crf=a.crf)
     print(f"decoded {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]} -> {a.dst}, "
           f"{frames.shape[0] / dt:.2f} fps")
 

@@ -104,7 +104,7 @@ PLOT = Command("python -m disco_train plot", "Rate-distortion curves of evaluate
 def videos_by_stem(folder: Path, ext: str = "") -> dict[str, Path]:
     """{stem: path} of the videos in `folder`: files of a video suffix (or `ext`) and folders of PNG frames; a stem
     held by two of them is ambiguous and refused."""
-    from disco_train.codec.videoio import VIDEO_SUFFIXES
+    from disco_train.io.video import VIDEO_SUFFIXES
 
     suffixes = (f".{ext.lstrip('.').lower()}",) if ext else VIDEO_SUFFIXES
     found: dict[str, list[Path]] = {}
@@ -188,7 +188,7 @@ def run_evaluate(cfg: EvaluateConfig) -> list[dict]:
         raise FileNotFoundError(f"bitstreams folder not found: {cfg.bitstreams}")
     pairs = pair_videos(Path(cfg.refs), Path(cfg.recons), cfg.ext)
     suite = MetricSuite.of(cfg.metrics, "cpu")
-    from disco_train.codec.videoio import probe_fps
+    from disco_train.io.video import probe_fps
 
     rows, bpps = [], []
     for stem, ref, rec in pairs:

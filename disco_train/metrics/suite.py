@@ -19,7 +19,7 @@ import numpy as np
 from disco_train.config.metrics import DISTRIBUTION_METRICS, FRAME_METRICS, MetricSettings, parse_metric_names
 
 from .fidelity import check_video_pair, psnr_frames, ssim_frames
-from .videoio import iter_chunks
+from disco_train.io.video import iter_chunks
 
 FrameFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 

@@ -106,7 +106,7 @@ class SampleValidation(L.Callback):
 
     def _write(self, folder: Path, sample: dict, clips: tuple, row: dict, trainer) -> None:
         """The side-by-side clip at the source's frame rate, and a labelled PNG of the middle frames."""
-        from disco_train.codec.videoio import write_video
+        from disco_train.io.video import write_video
 
         key, fps, video = sample["key"], float(sample["fps"]), side_by_side(*clips)
         write_video(folder / f"{key}.mp4", video, fps, crf=18)

@@ -27,7 +27,7 @@ from typing import Iterator
 import av
 import numpy as np
 
-from disco_train.codec.videoio import VideoError
+from disco_train.io.errors import VideoError
 
 _SIZE = re.compile(r"(\d{2,5})x(\d{2,5})(?:p(\d+(?:\.\d+)?))?", re.I)
 _FPS = re.compile(r"(\d+(?:\.\d+)?)(?:fps|hz)?", re.I)
