@@ -34,9 +34,6 @@ FORBIDDEN = {
 # The command layer may import everything; nothing in the packages imports it but `python -m disco_train`.
 COMMANDS, ENTRY = "disco_train.commands", "disco_train.__main__"
 LIGHTNING = ("lightning", "pytorch_lightning")
-KNOWN_CYCLES = [("disco_train.codec.rawyuv", "disco_train.codec.videoio")]
-"""Cycles still to break, each by the change that removes one of its modules: codec/videoio.py and codec/rawyuv.py
-are replaced by disco_train/io (i22-video, issue #22), which deletes this entry."""
 
 
 def _modules(folder: Path, root: Path = ROOT):
@@ -122,9 +119,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[tuple[str, ...]]:
 
 def test_no_import_cycles():
     """An import inside a function hides a cycle from Python until that function runs; here both count."""
-    cycles = _cycles(_import_graph(ROOT, ["disco_train", "datamodules"]))
-    assert [c for c in cycles if c not in KNOWN_CYCLES] == [], "import cycles (break each at a seam):"
-    assert all(c in cycles for c in KNOWN_CYCLES), "a known cycle is gone: remove it from KNOWN_CYCLES"
+    assert _cycles(_import_graph(ROOT, ["disco_train", "datamodules"])) == [], "import cycles (break each at a seam):"
 
 
 def test_the_cycle_check_catches_a_planted_cycle(tmp_path):
