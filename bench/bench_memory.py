@@ -3,6 +3,8 @@
     python bench/bench_memory.py --config 13b                    # CPU, ≈ 10 min: the 13B plan at 4096 tokens
     python bench/bench_memory.py --config 13b --plot mem.png     # + the plot
     python bench/bench_memory.py --config tiny                   # seconds (what the test runs)
+    python bench/bench_memory.py --config 19b                    # LTX-2 19B (disco_lora_ltx2); 22b: LTX-2.5
+    python bench/bench_memory.py --config tiny_ltx2              # seconds: the LTX-2 path on tiny models
 
 Method. Every transformer block of a config is the same module, so peak memory is linear in the number of
 blocks L and in the number k of them that recompute in backward:
@@ -14,7 +16,9 @@ The first term is the start of backward; the second the recompute of the last re
 later block is through backward (`Plan` has the exact form, with block 0's own term). The script measures real
 training steps of 2- and 3-block models of the config's full width at the recipe's real token count (4096 for
 13B), fits the model from five of them, checks it on a sixth (3 blocks, 2 recomputing), and extrapolates to the
-full depth (48 blocks for 13B).
+full depth (48 blocks for 13B). LTX-2 (19b, 22b) is measured the same way through its video-only call
+(`decoder.family`): its blocks carry the frozen audio stream (weights, one token of activations), and its
+text is the recipe's 1024 Gemma tokens.
 
 What is measured: live tensor bytes, tracked op by op (bench/memtrack.py), over the *second* step (so Adam's m
 and v exist), separately for forward+backward and for clipping + AdamW. That is the quantity
@@ -46,18 +50,21 @@ BUDGETS_GB = {"issue target": 60.0, "H100 80 GB": 72.0, "H200 141 GB": 127.0}
 
 
 def parse(argv):
-    p = common.parser(__doc__, device_help="where to run the small models (cpu is enough)")
-    p.add_argument("--rank", type=int, default=256, help="LoRA rank (paper: 256)")
+    p = common.parser(__doc__, device_help="where to run the small models (cpu is enough)",
+                      configs=tuple(common.CONFIGS))
+    p.add_argument("--rank", type=int, default=None, help="LoRA rank (default: the recipe's; paper: 256)")
     p.add_argument("--attention", default="flash", help="SDPA kernel (model.attention) for the measured steps")
     p.add_argument("--plot", default=None, help="write a PNG of peak GB against recomputing blocks")
     return p.parse_args(argv)
 
 
 def setup(args):
-    over = [f"lora.rank={args.rank}", f"lora.alpha={float(args.rank)}", f"model.attention={args.attention}",
-            "model.gradient_checkpointing=true", *common.clip_overrides(args)]
+    rank = [f"lora.rank={args.rank}", f"lora.alpha={float(args.rank)}"] if args.rank else []
+    over = [*rank, f"model.attention={args.attention}", "model.gradient_checkpointing=true",
+            *common.clip_overrides(args)]
     cfg = common.recipe_config(args.config, over)
-    if args.config != "tiny":
+    args.rank = cfg.lora.rank
+    if args.config not in common.TINY:
         cfg.trainer.precision = "bf16-mixed"  # the recipe's GPU precision, also when measured on the CPU
     return cfg, latent_grid(cfg.data.frames, cfg.data.height, cfg.data.width)
 
@@ -140,8 +147,8 @@ def block_forward_flops(args, cfg) -> float:
     arch = common.CONFIGS[args.config]["model"]
     f, h, w = latent_grid(cfg.data.frames, cfg.data.height, cfg.data.width)
     shapes = flops.Shapes(seq=2 * f * h * w, text=cfg.model.max_text_tokens, batch=cfg.data.batch_size)
-    tally = [flops.transformer_flops(dict(arch, num_layers=n), shapes, args.rank, tuple(cfg.lora.targets))
-             for n in (1, 2)]
+    count = flops.ltx2_flops if cfg.model.family == "ltx2" else flops.transformer_flops
+    tally = [count(dict(arch, num_layers=n), shapes, args.rank, tuple(cfg.lora.targets)) for n in (1, 2)]
     return tally[1].total("forward") - tally[0].total("forward")
 
 

@@ -36,7 +36,7 @@ backward, peak of clip + AdamW = the model states: bf16 base, fp32 LoRA weights,
 
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", choices=tuple(common.CONFIGS), default="13b")
+    p.add_argument("--config", choices=common.LTXV_NAMES, default="13b")
     p.add_argument("--ranks", type=int, nargs="+", default=[8, 16], help="world sizes (8 GPUs per node)")
     p.add_argument("--rank", type=int, default=None, help="LoRA rank (default: the recipe's; 13b: 256)")
     return p.parse_args(argv)

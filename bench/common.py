@@ -4,6 +4,8 @@
 tiny -> disco_lora_debug (tiny random LTX-Video, 64×64×17, rank 8 in the recipe), 2b -> disco_lora_2b,
 13b -> disco_lora (512×512×57, rank 256, bf16). 2B/13B are only ever built on CUDA: 13B in bf16 is 26 GB of
 weights (2 bytes × 13.0e9), and a CPU forward/backward over 4096 tokens would take hours on this kind of host.
+LTX-2 (`model.family=ltx2`, bench_memory.py only): tiny_ltx2 -> disco_lora_ltx2_debug, 19b -> disco_lora_ltx2,
+22b -> disco_lora_ltx25 (LTX-2.5).
 """
 
 from __future__ import annotations
@@ -23,17 +25,29 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
 
-from disco_train.decoder import models  # noqa: E402
+from disco_train.decoder import ltx2, models  # noqa: E402
 
 CONFIGS = {
     "tiny": {"recipe": "disco_lora_debug", "model": models.TINY_TRANSFORMER},
     "2b": {"recipe": "disco_lora_2b", "model": models.LTXV_CONFIGS["ltxv_2b"]},
     "13b": {"recipe": "disco_lora", "model": models.LTXV_CONFIGS["ltxv_13b"]},
+    "tiny_ltx2": {"recipe": "disco_lora_ltx2_debug", "model": ltx2.TINY_LTX2, "family": "ltx2"},
+    "19b": {"recipe": "disco_lora_ltx2", "model": ltx2.LTX2_CONFIGS["ltx2_19b"], "family": "ltx2"},
+    "22b": {"recipe": "disco_lora_ltx25", "model": ltx2.LTX2_CONFIGS["ltx25_22b"], "family": "ltx2"},
 }
+LTXV_NAMES = ("tiny", "2b", "13b")
+"""The configs every model benchmark takes; bench_memory.py also the LTX-2 ones."""
+TINY = ("tiny", "tiny_ltx2")
+
+
+def family(config: str):
+    from disco_train.decoder.family import FAMILIES
+
+    return FAMILIES[CONFIGS[config].get("family", "ltxv")]
 
 
 def refuse_large_on_cpu(config: str, device: str) -> None:
-    if config != "tiny" and device == "cpu":
+    if config not in TINY and device == "cpu":
         raise SystemExit(f"--config {config} --device cpu: refusing to build the {config} transformer on the CPU "
                          f"(13B bf16 = 26 GB of weights; hours per step). Use --device cuda on an H100/H200, "
                          f"--flops-only for the analytic count, or --config tiny.")
@@ -49,19 +63,20 @@ def recipe_config(config: str, overrides: list[str] = ()):
 
 def random_transformer(config: str, device: str, dtype: torch.dtype, seed: int = 0,
                        layers: int | None = None) -> torch.nn.Module:
-    """The LTX-Video transformer with random weights, frozen, built directly on `device` (never on the CPU
-    first for 2B/13B: meta device, then `to_empty` on the GPU, then initialised in place). `layers` builds
-    only that many blocks of the config's width (bench_memory.py measures 2- and 3-block models)."""
-    from diffusers import LTXVideoTransformer3DModel
+    """The config's transformer (LTX-Video or LTX-2) with random weights, frozen, built directly on `device`
+    (never on the CPU first for 2B/13B: meta device, then `to_empty` on the GPU, then initialised in place).
+    `layers` builds only that many blocks of the config's width (bench_memory.py measures 2- and 3-block models)."""
+    import diffusers
 
     torch.manual_seed(seed)
-    if config == "tiny" and layers is None:
-        model = models.tiny_transformer(seed).to(device=device, dtype=dtype)
+    if config in TINY and layers is None:
+        tiny = models.tiny_transformer(seed) if config == "tiny" else ltx2.tiny_transformer(seed)
+        model = tiny.to(device=device, dtype=dtype)
     else:
         arch = dict(CONFIGS[config]["model"])
         arch["num_layers"] = layers or arch["num_layers"]
         with torch.device("meta"):
-            model = LTXVideoTransformer3DModel(**arch)
+            model = getattr(diffusers, family(config).transformer_class)(**arch)
         # dtype first, still on meta: materialising fp32 then casting would need 13.0e9 × (4 + 2) B = 78 GB
         model = model.to(dtype).to_empty(device=device)
         with torch.no_grad():
@@ -78,10 +93,10 @@ def random_transformer(config: str, device: str, dtype: torch.dtype, seed: int =
     return model
 
 
-def parser(doc: str, device_help: str = "cpu or cuda") -> argparse.ArgumentParser:
-    """The arguments every model benchmark takes: --config, --threads, --device, --frames, --size."""
+def parser(doc: str, device_help: str = "cpu or cuda", configs: tuple = LTXV_NAMES) -> argparse.ArgumentParser:
+    """The arguments every model benchmark takes: --config (of `configs`), --threads, --device, --frames, --size."""
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
-    p.add_argument("--config", choices=tuple(CONFIGS), default="tiny")
+    p.add_argument("--config", choices=configs, default="tiny")
     add_threads_arg(p)
     p.add_argument("--device", default="cpu", help=device_help)
     p.add_argument("--frames", type=int, default=None, help="default: the recipe's (13b: 57, tiny: 17)")

@@ -132,10 +132,12 @@ def test_bench_train_loader_row_alone_runs_for_13b_on_cpu(capsys):
     assert not re.search(r"^\s+(bare|lightning)\s", out, re.M)
 
 
-def test_bench_memory_tiny_fits_and_plans(capsys, tmp_path):
+@pytest.mark.parametrize("config", ["tiny", "tiny_ltx2"])
+def test_bench_memory_tiny_fits_and_plans(capsys, tmp_path, config):
+    """tiny_ltx2: the LTX-2 recipes' path (video-only call, Gemma-width text) that --config 19b / 22b measure."""
     bench = load("bench_memory")
     png = tmp_path / "mem.png"
-    assert bench.main(["--config", "tiny", "--rank", "8", "--plot", str(png)]) == 0
+    assert bench.main(["--config", config, "--rank", "8", "--plot", str(png)]) == 0
     out = capsys.readouterr().out
     off = float(re.search(r"measured [\d.,]+ MB \(([\d.]+) % off\)", out).group(1))
     assert off < 5.0, out  # the linear model predicts the held-out (3 blocks, 2 recomputing) measurement

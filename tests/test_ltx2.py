@@ -236,7 +236,7 @@ def test_ltx2_flops_match_direct_count(name):
     model.requires_grad_(False)
     add_lora(model, 4, 4, 0.0, list(targets))
     b, n, text = 2, 12, 8
-    text_dim = config["caption_channels"] if config.get("use_prompt_embeddings", True) else config["cross_attention_dim"]
+    text_dim = family.text_width(config)
     args = (torch.randn(b, 2 * n, 16), torch.randn(b, text, text_dim), torch.ones(b, text),
             torch.cat([torch.zeros(b, n), torch.full((b, n), 500.0)], 1),
             torch.cat([family.coords(model, 3, 2, 2, 24.0, b)] * 2, 2))

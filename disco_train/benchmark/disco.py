@@ -44,7 +44,7 @@ from disco_train.benchmark.points import Coded, Point
 from disco_train.codec import container as C
 from disco_train.codec.sender import SenderSettings, send_video
 from disco_train.config import ConfigError
-from disco_train.config.benchmark import RATE_METHOD, split_list
+from disco_train.config.benchmark import RATE_METHOD, RESTORE_METHOD, split_list
 
 
 SPEED_KEYS = ("schedule", "cache", "dtype")
@@ -73,7 +73,6 @@ def load_exports(cfg, folders: str = "", overrides: list[str] | None = None, var
     """Read and check every export of `folders` (default: `export=`) with decoder `overrides` (default:
     disco.overrides) and the decode settings of `variant` (a DiscoVariant; default disco.*), before any video
     is coded."""
-    from disco_train.decoder import fast
     from disco_train.decoder.export import MANIFEST, decoder_config, read_manifest, trained_settings
 
     exports, names = [], set()
@@ -88,20 +87,28 @@ def load_exports(cfg, folders: str = "", overrides: list[str] | None = None, var
         if decoder.condition.aux != "none":
             raise ConfigError(f"export={folder}: conditioned on {decoder.condition.aux}; the benchmark sends text + "
                               f"video only (the paper's general version)")
-        d = {k: getattr(cfg.disco, k) for k in ("steps", "guidance", "schedule", "cache", "dtype")}
-        own = {k: getattr(variant, k) for k in d if variant and getattr(variant, k) not in (None, "")}
-        if "schedule" in own and "steps" not in own:  # a variant's schedule brings its own step count
-            own["steps"] = None
-        d.update(own)
-        schedule, steps = decoder.validation.sampling(d["schedule"], d["steps"])
-        fast.check(d["cache"], d["dtype"])
-        speed = tuple((k, v) for k, v in zip(SPEED_KEYS, (schedule, d["cache"], d["dtype"]))
-                      if v not in ("shifted", "none", ""))
+        steps, guidance, speed = decode_settings(cfg, decoder, variant)
         exports.append(Export(str(folder), name, hashlib.sha256((Path(folder) / MANIFEST).read_bytes()).hexdigest(),
-                              tuple(trained_settings(manifest)), steps,
-                              decoder.validation.guidance if d["guidance"] is None else d["guidance"],
+                              tuple(trained_settings(manifest)), steps, guidance,
                               decoder.validation.negative_prompt, decoder.condition.aux, speed))
     return exports
+
+
+def decode_settings(cfg, decoder, variant=None) -> tuple[int | None, float, tuple]:
+    """(steps, guidance, speed) of decoder config `decoder`: disco.*'s decode settings, those `variant` sets (a
+    DiscoVariant, or restore.*) instead, else the decoder's own validation settings."""
+    from disco_train.decoder import fast
+
+    d = {k: getattr(cfg.disco, k) for k in ("steps", "guidance", "schedule", "cache", "dtype")}
+    own = {k: getattr(variant, k, None) for k in d if getattr(variant, k, None) not in (None, "")}
+    if "schedule" in own and "steps" not in own:  # a variant's schedule brings its own step count
+        own["steps"] = None
+    d.update(own)
+    schedule, steps = decoder.validation.sampling(d["schedule"], d["steps"])
+    fast.check(d["cache"], d["dtype"])
+    speed = tuple((k, v) for k, v in zip(SPEED_KEYS, (schedule, d["cache"], d["dtype"]))
+                  if v not in ("shifted", "none", ""))
+    return steps, decoder.validation.guidance if d["guidance"] is None else d["guidance"], speed
 
 
 @dataclass
@@ -120,6 +127,12 @@ def load_variants(cfg, device: str) -> list[Variant]:
     before any video is coded."""
     d, shared, methods = cfg.disco, {}, split_list(cfg.methods)
     out = []
+    if RESTORE_METHOD in methods:  # its text: the captions, or one fixed text (`restore.text`)
+        from disco_train.benchmark import restore
+
+        fixed = "" if cfg.restore.text == "caption" else cfg.restore.text
+        out.append(Variant(RESTORE_METHOD, [restore.load_export(cfg)], Captions(d, device, fixed, shared=shared),
+                           tuple(cfg.restore.overrides)))
     if RATE_METHOD in methods:
         out.append(Variant(RATE_METHOD, load_exports(cfg), Captions(d, device, shared=shared), tuple(d.overrides)))
     if "disco" not in methods:
@@ -200,9 +213,18 @@ def disco_points(cfg, exports: list[Export], method: str = "disco", overrides: t
 
 
 def variant_points(cfg, variants: list[Variant]) -> dict[str, list[Point]]:
-    """{method: its points} of every DiSCo variant (disco@rate: one point per target, `rate_points`)."""
-    return {v.method: rate_points(cfg, v.exports[0], v.overrides) if v.method == RATE_METHOD else
-            disco_points(cfg, v.exports, v.method, v.overrides) for v in variants}
+    """{method: its points} of every DiSCo variant (disco@rate: one point per target, `rate_points`; restore: one
+    per QP of its codec, `benchmark.restore`)."""
+    from disco_train.benchmark import restore
+
+    def points(v: Variant) -> list[Point]:
+        if v.method == RATE_METHOD:
+            return rate_points(cfg, v.exports[0], v.overrides)
+        if v.method == RESTORE_METHOD:
+            return restore.points(cfg, v.exports[0], v.overrides)
+        return disco_points(cfg, v.exports, v.method, v.overrides)
+
+    return {v.method: points(v) for v in variants}
 
 
 def settings_of(cfg, point: Point) -> dict:
@@ -244,7 +266,12 @@ def run_disco(cfg, variants: list[Variant], cells: list, frames_of: Callable, de
                 and tuple(p for p in c[1].params if p[0] in SPEED_KEYS) == speed]
         if not mine:
             continue
-        decoder = DiscoDecoder.from_export(export.folder, list(overrides), device, merge=cfg.disco.merge_lora)
+        if Path(export.folder).is_file():  # restore's IC-LoRA file on its base recipe
+            from disco_train.benchmark import restore
+
+            decoder = restore.build(export, cfg, device)
+        else:
+            decoder = DiscoDecoder.from_export(export.folder, list(overrides), device, merge=cfg.disco.merge_lora)
         settings = dict(speed)
         fast.apply(decoder.transformer, settings.get("cache", "none"), settings.get("dtype", ""),
                    steps=schedule_steps(settings.get("schedule", "shifted"), export.steps))
@@ -263,6 +290,10 @@ def _batch(cfg, export: Export, decoder, batch: list, frames_of: Callable, capti
     for clip, point in batch:
         frames = frames_of(clip)
         texts.append(captions(clip.file_name, frames))
+        if point.method == RESTORE_METHOD:
+            from disco_train.benchmark.restore import text_of
+
+            texts[-1] = text_of(cfg.restore, texts[-1])
         start = time.perf_counter()
         if point.method == RATE_METHOD:
             container, chosen = send_at_target(export, point, clip.name, frames, clip.fps, texts[-1], cfg)
@@ -280,6 +311,10 @@ def _batch(cfg, export: Export, decoder, batch: list, frames_of: Callable, capti
         streams = {f"{s.kind}_bits": s.bits for s in container.streams}
         coded = Coded(8 * len(C.pack(container)), recon, enc, decode_s,
                       {"overhead_bits": 8 * container.overhead_bytes, **streams, **chosen})
+        if point.method == RESTORE_METHOD:  # the codec's bytes (+ the text's), not the container's
+            from disco_train.benchmark.restore import bits
+
+            coded.bits, coded.extra = bits(container, text)
         yield clip, point, coded, text
 
 

@@ -23,7 +23,7 @@ from disco_train.benchmark import parts as P
 from disco_train.benchmark import tables as T
 from disco_train.benchmark.points import Coded, Point
 from disco_train.codec.pipeline import resolve_device
-from disco_train.config.benchmark import RATE_METHOD, split_list
+from disco_train.config.benchmark import RATE_METHOD, RESTORE_METHOD, split_list
 from disco_train.config.metrics import DISTRIBUTION_METRICS
 from disco_train.metrics.suite import MetricSuite
 
@@ -77,7 +77,7 @@ def make_plan(cfg, names: list[str], device: str, log: Callable) -> Plan:
     points = M.ladder_points(cfg)
     settings = {m: M.settings_of(cfg, m) for m in points}  # finds vvenc, checks DCVC-RT weights
     variants, grids = [], set()
-    if {"disco", RATE_METHOD} & set(split_list(cfg.methods)):
+    if {"disco", RATE_METHOD, RESTORE_METHOD} & set(split_list(cfg.methods)):
         variants = D.load_variants(cfg, device)
         points.update(D.variant_points(cfg, variants))
         for v in variants:

@@ -110,6 +110,18 @@ def _export(folder: str, overrides: list[str], key: str) -> list[Need]:
     return needs
 
 
+def _restore(r) -> list[Need]:
+    """The restore method's decoder: an export (and its base), or an IC-LoRA file and the model of `restore.base`."""
+    from disco_train.benchmark.restore import DECOMPRESSION
+    from disco_train.config.recipe import resolve
+
+    if Path(r.lora).is_dir():
+        return _export(r.lora, list(r.overrides), "restore.lora")
+    base, _, _ = resolve([f"recipe={r.base}", *r.overrides], tasks=("disco_lora",))
+    return [Need("restore.lora", r.lora, "IC-LoRA restoration decoder", DECOMPRESSION),
+            *_model(base.model, "restore.base model")]
+
+
 def _benchmark_task(cfg) -> list[Need]:
     from disco_train.benchmark.runner import METRIC_WEIGHTS
     from disco_train.config.benchmark import split_list
@@ -127,6 +139,8 @@ def _benchmark_task(cfg) -> list[Need]:
         if d.captioner:
             needs.append(Need("disco.captioner", d.captioner, "LLaVA-family captioner",
                               "e.g. HF llava-hf/llava-1.5-7b-hf"))
+    if "restore" in methods:
+        needs += [n for n in _restore(cfg.restore) if n not in needs]
     files = sorted({k for n in cfg.metrics.name_list for k in METRIC_WEIGHTS.get(n, ())})
     return needs + [Need("metrics.weights_dir", str(Path(cfg.metrics.weights_dir) / WEIGHT_FILES[k].relpath),
                          WEIGHT_FILES[k].description, WEIGHT_FILES[k].source) for k in files]

@@ -13,13 +13,16 @@ from disco_train.config.external import ExternalConfig
 from disco_train.config.limits import ENCODE_COPIES, budget_bytes, check_budget
 from disco_train.config.metrics import RENAMED_METRIC_KEYS, MetricSettings
 from disco_train.config.prepare import parse_part
+from disco_train.config.restore import RestoreMethodConfig
 
 MAX_SIDE = 8192
 """The largest reference clip side (8K UHD is 7680×4320)."""
 
 RATE_METHOD = "disco@rate"
 """DiSCo with rate control: one point per target rate (`RateMethodConfig`)."""
-METHODS = ("x264", "x265", "vvenc", "dcvc_rt", "disco", RATE_METHOD)
+RESTORE_METHOD = "restore"
+"""A standard codec + an IC-LoRA restoration decoder (`RestoreMethodConfig`)."""
+METHODS = ("x264", "x265", "vvenc", "dcvc_rt", "disco", RATE_METHOD, RESTORE_METHOD)
 """Every method the benchmark knows, in the order tables list them."""
 STANDARD_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                     "placebo")
@@ -223,8 +226,8 @@ class BenchmarkConfig:
     out: str = "runs/benchmark"
     """Output folder: results.csv, curves.csv, bdrate.csv/.md, rd_<metric>.png, report.md, refs/, cache/."""
     methods: str = "x264,x265,vvenc,dcvc_rt,disco"
-    """Comma-separated methods: x264, x265, vvenc, dcvc_rt, disco, disco@rate (DiSCo at `rate`'s targets), and
-    ext:<name> for each external codec of `ext`."""
+    """Comma-separated methods: x264, x265, vvenc, dcvc_rt, disco, disco@rate (DiSCo at `rate`'s targets),
+    restore (a codec + an IC-LoRA restoration decoder, `restore`), and ext:<name> for each external codec of `ext`."""
     anchor: str = "vvenc"
     """The method BD-rates are measured against (paper Tables 1-3: H.266)."""
     skip_unavailable: bool = False
@@ -267,6 +270,8 @@ class BenchmarkConfig:
     """DiSCo's grid and decoding."""
     rate: RateMethodConfig = field(default_factory=RateMethodConfig)
     """disco@rate's target rates (its decoding: disco.*)."""
+    restore: RestoreMethodConfig = field(default_factory=RestoreMethodConfig)
+    """The restore method's codec ladder and IC-LoRA decoder."""
     max_memory_gb: float = 0.0
     """Memory a reference clip's work may take (about 4 RGB copies of it; 0 = 24 GB): a larger size × frames is
     refused before any video is read."""
@@ -334,7 +339,9 @@ class BenchmarkConfig:
               f"{RATE_METHOD} chooses among the trained points of one export: give one export=DIR")
         check(RATE_METHOD not in given or bool(self.rate.targets_kbps or self.rate.targets_bpp), "rate.targets_kbps",
               f"{RATE_METHOD} needs target rates: rate.targets_kbps=[...] or rate.targets_bpp=[...]")
-        for key in ("x264", "x265", "vvenc", "dcvc_rt", "disco", "rate"):
+        check(RESTORE_METHOD not in given or bool(self.restore.lora), "restore.lora",
+              "the restore method needs restore.lora=DIR (an export) or FILE (an IC-LoRA .safetensors)")
+        for key in ("x264", "x265", "vvenc", "dcvc_rt", "disco", "rate", "restore"):
             getattr(self, key).validate(key)
         for name, ext in self.ext.items():
             ext.validate(f"ext.{name}")

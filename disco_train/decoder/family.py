@@ -40,6 +40,10 @@ class Family:
     def forward(self, transformer, tokens, text, text_mask, timesteps, coords) -> torch.Tensor:
         raise NotImplementedError
 
+    def text_width(self, config: dict) -> int:
+        """Width of the text states the transformer of diffusers config `config` takes (what the text path gives)."""
+        return config["caption_channels"]
+
     def check_lora(self, transformer: nn.Module) -> None:
         """Raise when the adapter reaches modules this family must not train."""
 
@@ -99,6 +103,12 @@ class LTX2(Family):
                            audio_timestep=torch.zeros_like(sigma), sigma=sigma, audio_sigma=torch.zeros_like(sigma),
                            encoder_attention_mask=text_mask, audio_num_frames=1, video_coords=coords,
                            isolate_modalities=True, return_dict=False)[0]
+
+    def text_width(self, config):
+        """The connectors' output: Gemma's width for the transformer's caption projection (19B), else already the
+        video stream's cross-attention width (LTX-2.3/2.5: `use_prompt_embeddings=False`)."""
+        return config["caption_channels"] if config.get("use_prompt_embeddings", True) else \
+            config["cross_attention_dim"]
 
     def check_lora(self, transformer):
         audio = sorted({n.split(".lora_")[0] for n, _ in transformer.named_parameters()
