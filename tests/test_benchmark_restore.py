@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 
 from disco_train.__main__ import main
 from disco_train.benchmark import restore
+from disco_train.benchmark.disco import restore_export
 from disco_train.config import ConfigError
 from disco_train.config.recipe import resolve
 
@@ -38,7 +39,7 @@ def test_a_missing_lora_file_is_named_with_where_to_put_it_and_its_base(tmp_path
     missing = tmp_path / "ltx-2.5-22b-ic-lora-decompression-0.9.safetensors"
     with pytest.raises(ConfigError, match=r"restore\.lora=.*decompression-0\.9\.safetensors: no such export folder "
                                           r"or LoRA file.*LTX-2\.5-22b-IC-LoRA-Decompression.*checkpoints/ltx-2\.5"):
-        restore.load_export(config(f"restore.lora={missing}"))
+        restore_export(config(f"restore.lora={missing}"))
     argv = ["weights", "recipe=benchmark_restore_debug", f"restore.lora={missing}", "metrics.names=psnr"]
     assert main(argv) == 2
     missing_rows = [r for r in capsys.readouterr().out.splitlines() if "MISSING" in r]

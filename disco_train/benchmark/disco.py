@@ -111,6 +111,20 @@ def decode_settings(cfg, decoder, variant=None) -> tuple[int | None, float, tupl
     return steps, decoder.validation.guidance if d["guidance"] is None else d["guidance"], speed
 
 
+def restore_export(cfg) -> Export:
+    """The restore method's decoder (`benchmark.restore`): an export folder read as disco's are, or an IC-LoRA file
+    on recipe `restore.base`."""
+    from disco_train.benchmark import restore
+
+    r = cfg.restore
+    if Path(r.lora).is_dir():
+        return load_exports(cfg, r.lora, list(r.overrides), variant=r)[0]
+    decoder, digest = restore.lora_file_decoder(cfg)
+    steps, guidance, speed = decode_settings(cfg, decoder, r)
+    return Export(r.lora, Path(r.lora).stem, digest, (), steps, guidance, decoder.validation.negative_prompt, "none",
+                  speed)
+
+
 @dataclass
 class Variant:
     """One DiSCo method of the tables: `disco` (every export of `export=`), or an ablation's disco:<name>."""
@@ -128,10 +142,8 @@ def load_variants(cfg, device: str) -> list[Variant]:
     d, shared, methods = cfg.disco, {}, split_list(cfg.methods)
     out = []
     if RESTORE_METHOD in methods:  # its text: the captions, or one fixed text (`restore.text`)
-        from disco_train.benchmark import restore
-
         fixed = "" if cfg.restore.text == "caption" else cfg.restore.text
-        out.append(Variant(RESTORE_METHOD, [restore.load_export(cfg)], Captions(d, device, fixed, shared=shared),
+        out.append(Variant(RESTORE_METHOD, [restore_export(cfg)], Captions(d, device, fixed, shared=shared),
                            tuple(cfg.restore.overrides)))
     if RATE_METHOD in methods:
         out.append(Variant(RATE_METHOD, load_exports(cfg), Captions(d, device, shared=shared), tuple(d.overrides)))

@@ -106,28 +106,21 @@ def lora_file_config(r, path: Path, state: dict, rank: int, alpha: float):
     return cfg
 
 
-def load_export(cfg):
-    """The restore decoder as a `benchmark.disco.Export` (an export folder, or a LoRA file on `restore.base`), checked
-    before any video is coded."""
-    from disco_train.benchmark.disco import Export, decode_settings, load_exports
-
+def lora_file_decoder(cfg) -> tuple:
+    """(decoder config, cache digest) of `restore.lora` as a LoRA file on `restore.base`, checked before any video
+    is coded."""
     r = cfg.restore
-    if Path(r.lora).is_dir():
-        return load_exports(cfg, r.lora, list(r.overrides), variant=r)[0]
     path = check_lora_file(r)
-    state, rank, alpha = read_lora(path)
-    decoder = lora_file_config(r, path, state, rank, alpha)
+    decoder = lora_file_config(r, path, *read_lora(path))
     if decoder.condition.mode != "video_only":
         raise ConfigError(f"restore.base={r.base}: condition.mode={decoder.condition.mode}; an IC-LoRA reads the "
                           f"decoded clip alone (video_only)")
     digest = hashlib.sha256(path.read_bytes() + repr((r.base, sorted(r.overrides))).encode()).hexdigest()
-    steps, guidance, speed = decode_settings(cfg, decoder, r)
-    return Export(str(path), path.stem, digest, (), steps, guidance, decoder.validation.negative_prompt, "none",
-                  speed)
+    return decoder, digest
 
 
 def build(export, cfg, device: str):
-    """The restore decoder of a LoRA file (`load_export`): the base of `restore.base`, the file's adapter loaded,
+    """The restore decoder of a LoRA file (`benchmark.disco.restore_export`): the base of `restore.base`, the file's adapter loaded,
     folded into the base weights unless disco.merge_lora=false."""
     from disco_train.decoder import speed
     from disco_train.decoder.decoder import DiscoDecoder
@@ -135,7 +128,7 @@ def build(export, cfg, device: str):
 
     path = Path(export.folder)
     state, rank, alpha = read_lora(path)
-    decoder = DiscoDecoder(lora_file_config(cfg.restore, path, state, rank, alpha))
+    decoder = DiscoDecoder(lora_file_config(cfg.restore, path, state, rank, alpha))  # base: load_backbone
     load_lora_state_dict(decoder.transformer, state)
     if cfg.disco.merge_lora:
         speed.merge_lora(decoder.transformer)
