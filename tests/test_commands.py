@@ -70,9 +70,9 @@ OLD_PATHS = [("datamodules.prepare", ["prepare"], "sketch_ds=1"), ("datamodules.
              ("disco_train.codec.dcvc_rt.cli", ["dcvc-rt", "encode"], "qp=(required)"),
              ("disco_train.codec.dcvc_rt.export", ["dcvc-rt", "export"], "ckpt=(required)"),
              ("disco_train.codec.dcvc_rt.conformance", ["dcvc-rt", "conformance"], "meta=''"),
-             ("disco_train.metrics.evaluate", ["evaluate"], "fvd_clip_len=16"),
+             ("disco_train.metrics.evaluate", ["evaluate"], "metrics.fvd_clip_len=16"),
              ("disco_train.benchmark.cli", ["benchmark"], "anchor='vvenc'"),
-             ("disco_train.benchmark.calibrate", ["calibrate"], "metric='lpips'")]
+             ("disco_train.benchmark.calibrate", ["calibrate"], "metrics.names='lpips'")]
 
 
 @pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")  # runpy: the module ran before
