@@ -125,6 +125,8 @@ def test_restore_debug_runs_with_an_export_folder_and_with_its_lora_file(tmp_pat
         assert main(argv) == 0 and "15 cells computed" in capsys.readouterr().out
         runs[name] = {(r["video"], r["method"], r["point"]): r for r in _rows(out / "results.csv")}
     assert main(argv) == 0 and "0 cells computed, 15 from the cache" in capsys.readouterr().out
+    assert main([*argv, f"restore.lora={tmp_path / 'gone.safetensors'}"]) == 2
+    assert "gone.safetensors: no such export folder or LoRA file" in capsys.readouterr().err
     restored = {k: r for k, r in runs["folder"].items() if k[1] == "restore"}
     assert {k[2] for k in restored} == {"qp45", "qp37"} and len(restored) == 6
     for (video, _, point), r in restored.items():
