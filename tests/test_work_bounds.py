@@ -5,16 +5,22 @@ streams frames under a size bound and applies a display rotation on every path."
 from __future__ import annotations
 
 import io
+import json
 import struct
+import subprocess
+import sys
 import time
 import tracemalloc
 import zlib
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+import webdataset as wds
 
+from conftest import ROOT, make_video
 from disco_train.__main__ import main
 from disco_train.io.video import TooLarge, VideoError, iter_video, read_video
 from disco_train.train.export import export
@@ -76,12 +82,57 @@ def test_encode_refuses_a_small_file_of_many_large_frames_within_its_budget(tmp_
     video = tmp_path / ("black.mp4" if format == "mp4" else "black.mkv")
     video.write_bytes(black_video(30, 1920, 1088, format))
     assert video.stat().st_size < 200_000
-    with Bounded() as b:
-        rc = main(["encode", str(video), str(tmp_path / "a.disco"), "caption=x", "codec=x264", "max_memory_gb=0.1"])
+    with Bounded() as b:  # ds=1 dt=1: encode would keep every frame whole (4 copies of 0.2 GB)
+        rc = main(["encode", str(video), str(tmp_path / "a.disco"), "caption=x", "codec=x264", "ds=1", "dt=1",
+                   "max_memory_gb=0.1"])
     err = capsys.readouterr().err
-    assert rc == 2 and ("the most this reads" in err or "declares 30 frames of 1920×1088 (0.2 GB as RGB)" in err)
-    assert "max_memory_gb=0.1 sets the budget" in err and not (tmp_path / "a.disco").exists()
+    said = "30 frames" if format == "mp4" else "at least 3 frames"  # before decoding / when the 3rd arrives
+    assert rc == 2 and f"encoding {said} of 1920×1088 (ds=1, dt=1) needs at least" in err
+    assert "more than the 0.1 GB budget (max_memory_gb=GB sets it" in err and not (tmp_path / "a.disco").exists()
     assert b.peak < 256 << 20, b.peak
+
+
+@pytest.mark.slow  # about 30 s on a loaded 2-core machine: 150 4K frames decoded
+def test_encode_streams_a_decompression_bomb_within_3_gb(tmp_path):
+    """150 black 4K frames in ~30 KB (3.7 GB decoded) at the default 24 GB budget: encode reads and degrades one
+    frame at a time, so its peak stays near the degraded video's size."""
+    bomb = tmp_path / "bomb.mp4"
+    bomb.write_bytes(black_video(150, 3840, 2160))
+    assert bomb.stat().st_size < 100_000
+    out = tmp_path / "bomb.disco"
+    # a parent of its own, so the peak is encode's and not that of a child an earlier test ran
+    measure = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(done.returncode)")
+    done = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "disco_train", "encode", str(bomb),
+                           str(out), "caption=x", "codec=x264"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    peak = int(done.stdout.split()[-1]) * 1024  # kilobytes on Linux
+    assert peak < 3 << 30, f"peak RSS {peak / (1 << 30):.1f} GB"
+    if done.returncode == 0:
+        from disco_train.codec import container as C
+
+        g = C.read(out).geometry
+        assert (g.frames, g.height, g.width) == (150, 2160, 3840)
+    else:
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_prepare_skips_a_video_over_its_budget_and_prepares_the_others(tmp_path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    make_video(inputs / "small.mp4", 9, 32, 32)
+    big = inputs / "big.mp4"
+    big.write_bytes(black_video(30, 1920, 1088))  # declares 0.2 GB of frames; the budget holds 0.1 / 4 copies
+    before = big.read_bytes()
+    out = tmp_path / "out"
+    assert main(["prepare", f"input={inputs}", f"output={out}", "frames=9", "height=32", "width=32", "ds=2",
+                 "dt=4", "codec=x264", "caption_default=a test video", "max_memory_gb=0.1", "workers=1"]) == 0
+    logs = capsys.readouterr().out
+    assert f"skipped {big}: " in logs and "declares 30 frames of 1920×1088" in logs
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert [Path(f["video"]).name for f in failures] == ["big.mp4"]
+    samples = [s for shard in sorted(out.glob("train-*.tar")) for s in wds.WebDataset(str(shard), shardshuffle=False)]
+    assert [s["__key__"] for s in samples] == ["small_c0000"]
+    assert big.read_bytes() == before
 
 
 def test_the_reader_streams_under_its_bounds():

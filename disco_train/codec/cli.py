@@ -29,6 +29,7 @@ from disco_train.codec.sender import CodecError, SenderSettings, geometry_for, r
 from disco_train.config import ConfigError, DecodeLimits, DiscoLoraConfig, PrepareConfig
 from disco_train.codec.guards import check_decode, check_encode, check_encode_output, read_source
 from disco_train.codec.pipeline import decode
+from disco_train.codec.source import send_streamed, streams
 from disco_train.config.cli import REQUIRED, Command
 
 
@@ -102,8 +103,9 @@ class EncodeConfig:
     pose_dir: str = PrepareConfig.pose_dir
     """Folder with the DWPose ONNX files for pose=auto."""
     max_memory_gb: float = 0.0
-    """Memory encode may hold (about 4 copies of the video as RGB frames; 0 = 24 GB): a video declaring more is
-    refused before it is decoded."""
+    """Memory encode may hold (0 = 24 GB): the degraded video and one frame's work when it streams the video, about
+    4 copies of the whole video as RGB frames when sketch=auto, pose=auto, the captioner or a rate target needs every
+    frame. A video declaring more is refused before it is decoded, one holding more when it is reached."""
     overwrite: bool = False
     """Replace an existing `out` that is not a .disco file (an earlier .disco is replaced anyway; an input never:
     `out` equal to the video, sketch or pose is refused)."""
@@ -174,6 +176,14 @@ def encode(a: EncodeConfig) -> C.Container:
     check_encode_output(a)
     points = rate_points(a)
     s = export_pattern(settings(a), a) if points is None else None
+    # the video is read and degraded one frame at a time unless a stage needs its frames whole (`codec.source`)
+    result = send_streamed(a, s) if streams(a, points) else send_whole(a, s, points)
+    C.write(a.out, result)
+    return result
+
+
+def send_whole(a: EncodeConfig, s: SenderSettings | None, points: list[dict] | None) -> C.Container:
+    """The container of a video read whole: for sketch=auto, pose=auto, the captioner and rate targets."""
     frames, fps = read_source(a.video, a)
     if a.size:  # to a size the decoder trained at, or any WxH: as prepare makes training clips
         from disco_train.codec.trained import scale_to
@@ -203,7 +213,6 @@ def encode(a: EncodeConfig) -> C.Container:
         result, found = send_best(points, send, Target.of(a.target_kbps, a.target_bpp),
                                   geometry_for(*frames.shape[:3], fps))
         print(f"encode: {found.line}")
-    C.write(a.out, result)
     return result
 
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -92,13 +94,37 @@ def code_video(frames: np.ndarray, fps: float, kind: str, ds: int, dt: int, code
     t, h, w = frames.shape[:3]
     if h % (2 * ds) or w % (2 * ds):
         raise CodecError(f"{kind}: ds={ds}: {h}×{w}/ds must be even integers (4:2:0 video)")
-    small = degrade(frames, ds, dt)
+    small = frames.at(ds, dt, kind) if isinstance(frames, Degraded) else degrade(frames, ds, dt)
     if pattern != FULL:
         carried, needed = selection.plan(pattern, selection.owner(kind), t, h, w, dt)
         small = selection.select(small, carried, needed, ds)
     data, info = backends.encode(codec, small, fps / dt, crf=crf, qp=_qp(qp), weights_dir=weights, key=key)
     info = {"frames": int(small.shape[0]), "height": int(small.shape[1]), "width": int(small.shape[2]), **info}
     return Stream(kind, codec, data, ds, dt), info
+
+
+@dataclass(frozen=True)
+class Degraded:
+    """A video-like stream degraded as it was read, its source never held whole (`codec.source`): the kept,
+    downsampled frames, with the [T, H, W, 3] shape of the padded source and the [T, H, W] of the source."""
+
+    frames: np.ndarray
+    shape: tuple[int, int, int, int]
+    source: tuple[int, int, int]
+    ds: int
+    dt: int
+
+    def at(self, ds: int, dt: int, kind: str) -> np.ndarray:
+        if (ds, dt) != (self.ds, self.dt):
+            raise CodecError(f"{kind}: read degraded by ds={self.ds}, dt={self.dt}; coding asks for ds={ds}, dt={dt}")
+        return self.frames
+
+
+def degrade_as_read(frames: Iterable[np.ndarray], ds: int, dt: int, height: int, width: int) -> Iterator[np.ndarray]:
+    """`degrade(pad_to(clip))` one source frame [H,W,3] at a time, to the same frames: 1 of every dt kept (0, dt,
+    2·dt, ... as `kept_frame_indices`), padded to height×width and downsampled by ds; a frame not kept is only read."""
+    for frame in islice(frames, 0, None, dt):
+        yield degrade(pad_to(frame[None], 1, height, width), ds, 1)[0]
 
 
 def code_pose(poses, pattern: Pattern = FULL, size: tuple[int, int, int] | None = None) -> Stream:
@@ -149,11 +175,12 @@ def pad_to(frames: np.ndarray, frames_to: int, height: int, width: int) -> np.nd
 
 def send_video(frames: np.ndarray, fps: float, caption: str, s: SenderSettings, sketch: np.ndarray | None = None,
                poses=None) -> Container:
-    """A whole video of any size -> the container: padded to the coded size, only its own frames coded."""
-    g = geometry_for(*frames.shape[:3], fps)
+    """A whole video of any size -> the container: padded to the coded size, only its own frames coded. `frames`
+    and `sketch` may come `Degraded` as they were read (then already padded)."""
+    g = geometry_for(*(frames.source if isinstance(frames, Degraded) else frames.shape[:3]), fps)
     if poses is not None and not isinstance(poses, (bytes, bytearray)) and poses.num_frames != g.frames:
         raise CodecError(f"pose: {poses.num_frames} frames of poses for a {g.frames}-frame video")
-    pad = lambda x: pad_to(x, len(x), g.coded_height, g.coded_width)  # noqa: E731
+    pad = lambda x: x if isinstance(x, Degraded) else pad_to(x, len(x), g.coded_height, g.coded_width)  # noqa: E731
     streams, _ = send_clip(pad(frames), float(g.fps), caption, s, None if sketch is None else pad(sketch), poses)
     return Container(g, streams, s.pattern)
 

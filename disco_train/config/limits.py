@@ -40,6 +40,9 @@ and the VAE's float32 input and output (its activations come on top)."""
 ENCODE_COPIES = 4
 """Copies of the source frames encode holds at once (read, padded to the coded grid, the degraded and sketch
 inputs)."""
+STREAM_BYTES_PER_PIXEL = 3 * 2 + 3 * 4
+"""What encode holds per pixel of the one source frame it works on when it streams (`codec.source`): the frame
+and its copy padded to the coded grid as uint8 RGB, and the float32 copy the downsampling takes."""
 
 
 def budget_bytes(max_memory_gb: float, device_bytes: int | None = None) -> int:
@@ -52,8 +55,21 @@ def budget_bytes(max_memory_gb: float, device_bytes: int | None = None) -> int:
 def check_budget(need: int, budget: int, what: str, key: str) -> None:
     """ConfigError naming the estimate when `need` bytes exceed `budget`."""
     if need > budget:
-        raise ConfigError(f"{what} needs at least {need / GB:.1f} GB, more than the {budget / GB:.1f} GB budget "
+        raise ConfigError(f"{what} needs at least {_gb(need)} GB, more than the {_gb(budget)} GB budget "
                           f"({key}=GB sets it; a larger machine or a shorter, smaller clip)")
+
+
+def _gb(size: int) -> str:
+    """Gigabytes to one decimal, to two significant digits below 1 GB (0.1 GB budgets are refused at 0.12)."""
+    return f"{size / GB:.1f}" if size >= GB else f"{size / GB:.2g}"
+
+
+def stream_bytes(frames: int, height: int, width: int, ds: int, dt: int, frame_pixels: int) -> int:
+    """At least the memory of encode streaming `frames` frames padded to height × width: the degraded video it keeps
+    (1 of dt frames, sides / ds; `ENCODE_COPIES` copies while it is coded) and the working set of one source frame
+    of `frame_pixels` pixels."""
+    kept = -(-frames // dt)
+    return kept * (height // ds) * (width // ds) * 3 * ENCODE_COPIES + frame_pixels * STREAM_BYTES_PER_PIXEL
 
 
 def decode_bytes(frames: int, height: int, width: int, modalities: int = 1) -> int:

@@ -163,12 +163,16 @@ def _y4m_header(line: bytes, path: Path) -> tuple[YuvFormat, int]:
     return fmt, len(line)
 
 
-def iter_y4m(path: Path, max_frames: int | None) -> tuple[Iterator[np.ndarray], float]:
+def _y4m_format(path: Path) -> tuple[YuvFormat, int]:
     with open(path, "rb") as handle:
         line = handle.readline(1024)
     if not line.startswith(b"YUV4MPEG2 ") or not line.endswith(b"\n"):
         raise VideoError(f"{path}: not a YUV4MPEG2 file")
-    fmt, offset = _y4m_header(line, path)
+    return _y4m_header(line, path)
+
+
+def iter_y4m(path: Path, max_frames: int | None) -> tuple[Iterator[np.ndarray], float]:
+    fmt, offset = _y4m_format(path)
     dtype = np.uint8 if fmt.bit_depth == 8 else np.dtype("<u2")
 
     def frames() -> Iterator[np.ndarray]:
@@ -186,6 +190,16 @@ def iter_y4m(path: Path, max_frames: int | None) -> tuple[Iterator[np.ndarray], 
                 count += 1
 
     return frames(), fmt.fps
+
+
+def declared(path: Path, given=None) -> tuple[int, int, int, float]:
+    """(frames, width, height, fps) of a .yuv or .y4m file without reading its frames (a .y4m's frame count: 0,
+    its header does not say)."""
+    if path.suffix.lower() == ".y4m":
+        fmt = _y4m_format(path)[0]
+        return 0, fmt.width, fmt.height, fmt.fps
+    fmt = yuv_format(path, given)
+    return _count(path, fmt), fmt.width, fmt.height, fmt.fps
 
 
 def iter_raw(path: Path, max_frames: int | None = None, given=None) -> tuple[Iterator[np.ndarray], float]:

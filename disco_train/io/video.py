@@ -19,6 +19,7 @@ the lossless gray sketch videos; `mux_mp4` wraps an elementary stream without re
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from fractions import Fraction
 from itertools import islice
 from pathlib import Path
@@ -108,14 +109,34 @@ def _bounded(frames: Iterator[np.ndarray], name: str, max_bytes: int | None, siz
         yield frame
 
 
-def probe_fps(path: str | Path, yuv=None) -> float:
-    """The frame rate of a video file, without decoding it (raw .yuv: from its name or `yuv`)."""
+@dataclass(frozen=True)
+class Probe:
+    """What a video file declares before any frame is decoded."""
+
+    frames: int
+    """The frame count its header gives; 0 when it gives none (Matroska, y4m)."""
+    width: int
+    height: int
+    """The stored size (a display rotation of a quarter turn swaps them in the frames read)."""
+    fps: float
+
+
+def probe(path: str | Path, yuv=None) -> Probe:
+    """What a video file declares (frames, size, frame rate), without decoding it (raw .yuv: from its name or
+    `yuv`, and its length)."""
     path = Path(path)
+    if not path.is_file():
+        raise VideoError(f"{path}: no such file")
     if path.suffix.lower() in RAW_SUFFIXES:
-        return iter_video(path, 0, yuv)[1]
+        return Probe(*rawyuv.declared(path, yuv))
     container, stream = _open(path)
     with container:
-        return _fps(stream)
+        return Probe(stream.frames or 0, stream.width, stream.height, _fps(stream))
+
+
+def probe_fps(path: str | Path, yuv=None) -> float:
+    """The frame rate of a video file, without decoding it (raw .yuv: from its name or `yuv`)."""
+    return probe(path, yuv).fps
 
 
 def count_frames(path: str | Path) -> int:
