@@ -69,10 +69,16 @@ def read_degraded(path: str, ds: int, dt: int, budget: int, size: tuple[int, int
     first = next(frames, None)
     if first is None:
         raise CodecError(f"{path}: no frames")
-    read = [0]
     _, coded_h, coded_w = coded_size(1, *first.shape[:2])  # a display rotation turns the stored size
-    kept = np.stack(list(degrade_as_read(_counted(chain([first], frames), read), ds, dt, coded_h, coded_w)))
-    return Degraded(kept, (read[0], coded_h, coded_w, 3), (read[0], *first.shape[:2]), ds, dt), fps
+    read = 0
+
+    def counted() -> Iterator[np.ndarray]:
+        nonlocal read
+        for read, frame in enumerate(chain([first], frames), 1):
+            yield frame
+
+    kept = np.stack(list(degrade_as_read(counted(), ds, dt, coded_h, coded_w)))
+    return Degraded(kept, (read, coded_h, coded_w, 3), (read, *first.shape[:2]), ds, dt), fps
 
 
 def _scaled(frames: Iterator[np.ndarray], size: tuple[int, int]) -> Iterator[np.ndarray]:
@@ -87,10 +93,4 @@ def _checked(frames: Iterator[np.ndarray], declared: int, check: Callable[[int, 
     for n, frame in enumerate(frames, 1):
         if n > declared:
             check(n, f"at least {n}")
-        yield frame
-
-
-def _counted(frames: Iterator[np.ndarray], read: list[int]) -> Iterator[np.ndarray]:
-    for frame in frames:
-        read[0] += 1
         yield frame
