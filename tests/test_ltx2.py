@@ -153,6 +153,22 @@ def test_released_configs_follow_diffusers_converter():
     assert all(18.8e9 < n < 19.0e9 for n in sizes.values()), sizes
 
 
+def test_a_checkpoint_of_the_other_22b_is_named(tmp_path):
+    """check_architecture: an LTX-2.3 22B config.json (video FFN with bias) is not model.name=ltx25_22b's; the
+    message names what it is. rope_type, a runtime choice of the checkpoint's own config, is not compared."""
+    import json
+
+    from disco_train.config.decoder import ModelConfig
+    from disco_train.decoder.models import check_architecture
+
+    (tmp_path / "transformer").mkdir()
+    config = {k: v for k, v in ltx2.LTX2_CONFIGS["ltx23_22b"].items() if k != "rope_type"}
+    (tmp_path / "transformer" / "config.json").write_text(json.dumps(config))
+    check_architecture(ModelConfig(family="ltx2", name="ltx23_22b", path=str(tmp_path)), tmp_path)
+    with pytest.raises(ConfigError, match=r"its transformer is ltx23_22b \(ff_bias=None \(not False\)"):
+        check_architecture(ModelConfig(family="ltx2", name="ltx25_22b", path=str(tmp_path)), tmp_path)
+
+
 def test_family_names_are_checked():
     from disco_train.config.recipe import resolve
 

@@ -180,11 +180,17 @@ def check_architecture(model_cfg, path: Path) -> None:
 
     from disco_train.config import ConfigError
 
-    want = transformer_config(model_cfg.name, model_cfg.family)
+    from disco_train.decoder import ltx2
+
+    # rope_type is how the positions are rotated, not which weights exist: the checkpoint's own config decides it
+    shape = lambda config: {k: v for k, v in config.items() if k != "rope_type"}  # noqa: E731
+    want = shape(transformer_config(model_cfg.name, model_cfg.family))
     found = json.loads(_config_file(path).read_text())
     differ = {k: (found.get(k), v) for k, v in want.items() if found.get(k) != v}
     if differ:
-        names = [n for n, c in LTXV_CONFIGS.items() if all(found.get(k) == v for k, v in c.items())]
+        known = ltx2.LTX2_CONFIGS if model_cfg.family == "ltx2" else LTXV_CONFIGS
+        names = sorted((n for n, c in known.items() if all(found.get(k) == v for k, v in shape(c).items())),
+                       key=lambda n: -len(known[n]))  # the one that sets the most flags it has (22B before 19B)
         what = ", ".join(f"{k}={got} (not {v})" for k, (got, v) in differ.items())
         raise ConfigError(f"model.path={model_cfg.path}: its transformer is {names[0] if names else 'another model'} "
                           f"({what}); this decoder's base is model.name={model_cfg.name}: use a checkpoint of the "
