@@ -208,3 +208,29 @@ def test_one_rotation_policy_on_every_read_path(tmp_path):
     assert shown[0, :8, -8:].mean() > 200 and shown[0, :8, :8].mean() < 50  # the corner went top right
     assert np.array_equal(np.stack(list(iter_video(path)[0])), shown)
     assert np.array_equal(read_for_metrics(path), shown)
+
+
+def test_encode_refuses_what_its_receiver_refuses_before_decoding(tmp_path, capsys, monkeypatch):
+    """A video whose frames are wider than the receiver's side limit (`DecodeLimits.max_side`) is refused from
+    what it declares: no frame decoded, nothing written; scaled within the limit by `size=`, it is read."""
+    from disco_train.config import DecodeLimits
+    from disco_train.config.limits import MAX_SIDE
+    from disco_train.io import rawyuv, video
+
+    assert rawyuv.MAX_SIDE == MAX_SIDE == DecodeLimits().max_side  # io may not import config: one value
+    wide = tmp_path / "wide.mp4"
+    wide.write_bytes(black_video(1, 8224, 16))  # 8224 wide: over the 8192 limit
+
+    def decoded(*args, **kwargs):
+        raise AssertionError("a frame was decoded")
+
+    monkeypatch.setattr(video, "iter_video", decoded)
+    out = tmp_path / "a.disco"
+    for extra in ([], ["sketch=auto"], ["size=8200x16"]):  # streamed, read whole, scaled by size=
+        rc = main(["encode", str(wide), str(out), "caption=x", "codec=x264", *extra])
+        errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+        assert rc == 2 and len(errors) == 1, errors
+        assert "8192-pixel side limit" in errors[0] and ("8224" in errors[0] or "8200" in errors[0]), errors
+    assert not out.exists()
+    with pytest.raises(AssertionError, match="decoded"):
+        main(["encode", str(wide), str(out), "caption=x", "codec=x264", "size=8192x16"])

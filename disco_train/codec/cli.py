@@ -27,7 +27,7 @@ from disco_train.codec import container as C
 from disco_train.codec.container import Pattern
 from disco_train.codec.sender import CodecError, SenderSettings, geometry_for, read_pose_file, send_video
 from disco_train.config import ConfigError, DecodeLimits, DiscoLoraConfig, PrepareConfig
-from disco_train.codec.guards import check_decode, check_encode, check_encode_output, read_source
+from disco_train.codec.guards import check_decode, check_encode, check_encode_output, check_source, read_source
 from disco_train.codec.pipeline import decode
 from disco_train.codec.source import send_streamed, streams
 from disco_train.config.cli import REQUIRED, Command
@@ -174,6 +174,7 @@ def encode(a: EncodeConfig) -> C.Container:
     """Video file -> .disco container (text, degraded video, and sketch / pose when given); with a rate target,
     at the best trained point that fits it (`codec.rate`)."""
     check_encode_output(a)
+    check_source(a)
     points = rate_points(a)
     s = export_pattern(settings(a), a) if points is None else None
     # the video is read and degraded one frame at a time unless a stage needs its frames whole (`codec.source`)

@@ -120,7 +120,8 @@ class Geometry:
                             f"8k+1 × 32-multiple cover {coded_size(self.frames, self.height, self.width)} of "
                             f"{self.frames}×{self.height}×{self.width}")
         if max(self.coded_height, self.coded_width) > limits.max_side:
-            problems.append(f"{self.coded_height}×{self.coded_width} exceeds the {limits.max_side}-pixel side limit")
+            problems.append(f"coded height×width {self.coded_height}×{self.coded_width} exceeds the "
+                            f"{limits.max_side}-pixel side limit")
         elif self.coded_frames * self.coded_height * self.coded_width > limits.max_pixels:
             problems.append(f"{self.coded_frames} frames of {self.coded_height}×{self.coded_width} exceed the "
                             f"limit of {limits.max_pixels:,} pixels")

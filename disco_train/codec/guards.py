@@ -40,6 +40,28 @@ def check_encode_output(a) -> None:
     check_file_output(a.out, inputs, a.overwrite, magic=MAGIC)
 
 
+def check_source(a) -> None:
+    """The receiver's own geometry check (`Geometry.check`: sides, pixels, frame rate under the default
+    `DecodeLimits`) on what the video declares, scaled to `size=` when given, before any frame is decoded: encode
+    never codes what a receiver would refuse."""
+    from disco_train.codec.container import ContainerError
+    from disco_train.codec.sender import geometry_for
+    from disco_train.io.video import probe
+
+    info = probe(a.video)
+    width, height = info.width, info.height
+    if a.size:
+        from disco_train.codec.trained import clip_size
+
+        width, height = clip_size(a.size, a.export)
+    try:
+        geometry_for(max(info.frames, 1), height, width, info.fps).check()
+    except ContainerError as err:
+        scaled = f", size={a.size}" if a.size else ""
+        raise CodecError(f"{a.video}: {width}×{height} (width×height{scaled}) is refused by its receiver: "
+                         f"{str(err).removeprefix('bad geometry: ')}") from None
+
+
 def read_source(path: str, a, size: tuple[int, int] | None = None) -> tuple[np.ndarray, float]:
     """A video encode reads, refused (before it is decoded, when its header says so) beyond the memory budget."""
     from disco_train.config.limits import ENCODE_COPIES, budget_bytes

@@ -10,13 +10,10 @@ from typing import ClassVar, Optional
 from disco_train.config.base import check
 from disco_train.config.codec import DCVC_RT_DIR
 from disco_train.config.external import ExternalConfig
-from disco_train.config.limits import ENCODE_COPIES, budget_bytes, check_budget
+from disco_train.config.limits import ENCODE_COPIES, MAX_SIDE, budget_bytes, check_budget
 from disco_train.config.metrics import RENAMED_METRIC_KEYS, MetricSettings
 from disco_train.config.prepare import parse_part
 from disco_train.config.restore import RestoreMethodConfig
-
-MAX_SIDE = 8192
-"""The largest reference clip side (8K UHD is 7680×4320)."""
 
 RATE_METHOD = "disco@rate"
 """DiSCo with rate control: one point per target rate (`RateMethodConfig`)."""

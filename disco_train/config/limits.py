@@ -9,10 +9,14 @@ from dataclasses import dataclass
 
 from disco_train.config.base import ConfigError, check
 
+MAX_SIDE = 8192
+"""The largest height or width of a video anything here makes or reads (8K UHD is 7680×4320): the receiver's
+default `DecodeLimits.max_side`, so encode refuses what a default receiver would (`codec.guards.check_source`)."""
+
 
 @dataclass(frozen=True)
 class DecodeLimits:
-    max_side: int = 8192
+    max_side: int = MAX_SIDE
     """Largest height or width of a video (8K UHD is 7680×4320)."""
     max_pixels: int = 1 << 31
     """Largest frames × height × width of the video the decoder generates (2.1 G pixels ≈ 6.4 GB as uint8 RGB)."""

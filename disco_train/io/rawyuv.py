@@ -40,7 +40,8 @@ MAX_FPS = 1000
 """The highest frame rate a name or setting may give (test sequences run at 24 to 120; containers store a rate as
 a fraction of 32-bit integers)."""
 MAX_SIDE = 8192
-"""The largest width or height (8K UHD is 7680×4320; `DecodeLimits.max_side`)."""
+"""The largest width or height (8K UHD is 7680×4320): `config.limits.MAX_SIDE`, which io may not import
+(tests/test_work_bounds.py checks they agree)."""
 
 
 @dataclass(frozen=True)
