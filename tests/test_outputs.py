@@ -81,13 +81,28 @@ def test_decode_refuses_a_folder_it_did_not_fill_before_decoding(video, tmp_path
 def test_decode_writes_new_and_own_folders(video, export_dir, tmp_path):
     disco = tmp_path / "a.disco"
     assert _encode(video, disco) == 0
-    frames = tmp_path / "frames"
+    frames = tmp_path / "new" / "frames"  # a missing folder is made
     args = ["decode", str(disco), str(frames), f"export={export_dir}", "steps=1"]
     assert main(args) == 0
     assert (frames / MARKER).is_file() and len(list(frames.glob("*.png"))) == 9
     (frames / "000042.png").write_bytes(b"stale frame of a longer earlier decode")
     assert main(args) == 0  # its own folder: written again, the stale frame removed
     assert len(list(frames.glob("*.png"))) == 9
+
+
+def test_an_output_below_a_file_is_refused_before_any_work(video, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    assert _encode(video, notes / "a.disco") == 2
+    assert f"out={notes / 'a.disco'}: {notes} is a file, not a folder" in capsys.readouterr().err
+    disco = tmp_path / "a.disco"
+    assert _encode(video, disco) == 0
+    # refused before the export is read (and so before sampling): a missing export would be the error otherwise
+    for out in (notes / "sub" / "r.mkv", notes / "frames"):
+        assert main(["decode", str(disco), str(out), f"export={tmp_path / 'none'}"]) == 2
+        err = capsys.readouterr().err
+        assert f"{notes} is a file, not a folder" in err and err.count("\n") <= 2, err
+    assert notes.read_text() == "keep me"
 
 
 def test_export_force_never_replaces_its_inputs_or_a_foreign_folder(tmp_path, capsys):

@@ -52,9 +52,22 @@ def check_file_output(out: str | Path, inputs: Inputs, overwrite: bool, key: str
                               f"write it elsewhere")
     if path.is_dir():
         raise ConfigError(f"{key}={out}: is a folder; give a file name")
+    _check_parent(path, key, out)
     if path.exists() and not overwrite and not (magic and _starts_with(path, magic)):
         raise ConfigError(f"{key}={out}: exists; choose a new name or pass overwrite=true to replace it")
     return path
+
+
+def _check_parent(path: Path, key: str, out) -> None:
+    """Refuses (ConfigError) an output whose folders cannot be made: the nearest existing one is a file or not
+    writable (missing folders are created when the output is written; this fails now, not after the work)."""
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{key}={out}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}={out}: cannot write into {parent} (permission denied)")
 
 
 def _starts_with(path: Path, magic: bytes) -> bool:
@@ -83,6 +96,7 @@ def check_folder_output(out: str | Path, inputs: Inputs, overwrite: bool, comman
             raise ConfigError(f"{key}={out}: holds the input {name}={given}; write into another folder")
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{key}={out}: exists and is not a folder")
+    _check_parent(path, key, out)
     if path.is_dir() and not overwrite and not owns(path, command):
         found = sorted(p.name for p in path.iterdir() if not p.name.startswith(MARKER))  # a marker being written
         if found:
