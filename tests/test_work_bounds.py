@@ -211,8 +211,9 @@ def test_one_rotation_policy_on_every_read_path(tmp_path):
 
 
 def test_encode_refuses_what_its_receiver_refuses_before_decoding(tmp_path, capsys, monkeypatch):
-    """A video whose frames are wider than the receiver's side limit (`DecodeLimits.max_side`) is refused from
-    what it declares: no frame decoded, nothing written; scaled within the limit by `size=`, it is read."""
+    """A video whose frames are wider than the receiver's side limit (`DecodeLimits.max_side`), or that declares
+    more pixels than it takes, is refused from what it declares: no frame decoded, nothing written; scaled within
+    the limit by `size=`, it is read."""
     from disco_train.config import DecodeLimits
     from disco_train.config.limits import MAX_SIDE
     from disco_train.io import rawyuv, video
@@ -231,6 +232,11 @@ def test_encode_refuses_what_its_receiver_refuses_before_decoding(tmp_path, caps
         errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
         assert rc == 2 and len(errors) == 1, errors
         assert "8192-pixel side limit" in errors[0] and ("8224" in errors[0] or "8200" in errors[0]), errors
+    many = tmp_path / "many_8192x8192_24.yuv"  # sparse: 33 frames of 8192² declared by its length, no disk
+    with open(many, "wb") as handle:
+        handle.truncate(33 * 8192 * 8192 * 3 // 2)
+    assert main(["encode", str(many), str(out), "caption=x", "codec=x264"]) == 2
+    assert "33 frames of 8192×8192 exceed the limit of 2,147,483,648 pixels" in capsys.readouterr().err
     assert not out.exists()
     with pytest.raises(AssertionError, match="decoded"):
         main(["encode", str(wide), str(out), "caption=x", "codec=x264", "size=8192x16"])
