@@ -35,6 +35,7 @@ from datamodules.demo import shape_video  # noqa: E402
 from datamodules.prepare import run  # noqa: E402
 from disco_train.config import DataConfig, ModelConfig  # noqa: E402
 from disco_train.config import PrepareConfig  # noqa: E402
+from disco_train.config.send import SendSettings  # noqa: E402
 from disco_train.io.video import write_video  # noqa: E402
 
 SETTINGS = {  # source size, clip frames × size, ds, dt
@@ -75,8 +76,9 @@ def bench_prepare(work: Path, videos: int, s: dict, precompute: bool, workers: i
 
 def _bench_prepare(work: Path, videos: int, s: dict, precompute: bool, workers: int, name: str) -> dict:
     cfg = PrepareConfig(input=str(work / "src"), output=str(work / (name or ("pre" if precompute else "raw"))),
-                        frames=s["frames"], height=s["size"], width=s["size"], ds=s["ds"], dt=s["dt"],
-                        codec="x265", crf=35, caption_default="a shape moving across a plain background",
+                        frames=s["frames"], height=s["size"], width=s["size"],
+                        send=SendSettings(ds=s["ds"], dt=s["dt"], codec="x265", crf=35),
+                        caption_default="a shape moving across a plain background",
                         shard_size=4, precompute=precompute, workers=workers,
                         model=ModelConfig(name="tiny", dtype="fp32", max_text_tokens=32))
     wall, cpu = time.perf_counter(), cpu_seconds(children=workers > 1)

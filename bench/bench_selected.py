@@ -28,7 +28,8 @@ from datamodules.demo import outline_sketch  # noqa: E402
 from disco_train.codec import selection  # noqa: E402
 from disco_train.codec.container import FULL, Pattern  # noqa: E402
 from disco_train.codec.receiver import restore_video  # noqa: E402
-from disco_train.codec.sender import SenderSettings, send_clip  # noqa: E402
+from disco_train.codec.sender import send_clip
+from disco_train.config.send import SendSettings  # noqa: E402
 from disco_train.config.geometry import SPATIAL, TEMPORAL, latent_grid  # noqa: E402
 from disco_train.modalities.interleave import latent_ownership  # noqa: E402
 
@@ -86,8 +87,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def measure(clips, sketches, pattern: Pattern) -> tuple[int, int, list, list]:
     """Bytes of the video and sketch streams over the clips, and each stream's restored frames."""
-    s = SenderSettings(**VIDEO, stream=pattern.stream,
-                       **({} if pattern == FULL else {"interleave_ratio": f"{pattern.a}:{pattern.b}",
+    s = SendSettings(**VIDEO, stream=pattern.stream,
+                       **({} if pattern == FULL else {"ratio": f"{pattern.a}:{pattern.b}",
                                                       "interleave_unit": pattern.unit}))
     sizes, restored = {"video": 0, "sketch": 0}, {"video": [], "sketch": []}
     for (clip, fps), sketch in zip(clips, sketches):

@@ -100,9 +100,8 @@ class PrecomputeStage:
         cfg, out = self.cfg, {}
         if "sketch.bin" in sample:
             stream = Stream("sketch", meta["sketch_codec"], sample["sketch.bin"], meta["sketch_ds"], meta["sketch_dt"])
-            weights = cfg.sketch_dcvc_dir or cfg.dcvc_rt_dir  # the sketch codec's own weights
-            out["sketch"] = restore_aux(stream, cfg.frames, cfg.height, cfg.width, weights,
-                                        pattern=Pattern.of_settings(cfg))
+            out["sketch"] = restore_aux(stream, cfg.frames, cfg.height, cfg.width, cfg.send.sketch_dcvc_weights(),
+                                        pattern=Pattern.of_settings(cfg.send))
         if "pose.xz" in sample:
             out["pose"] = restore_aux(Stream("pose", "lzma", sample["pose.xz"]), cfg.frames, cfg.height, cfg.width)
         return out
@@ -114,7 +113,7 @@ class PrecomputeStage:
         video = bytes(sample["video.mp4"])
         # each sample's own rate point (a grid gives every sample its own ds/dt/qp)
         cond = restore_video(sample["degraded.bin"], meta["codec"], meta["ds"], meta["dt"], cfg.frames, cfg.height,
-                             cfg.width, cfg.fill, cfg.dcvc_rt_dir, pattern=Pattern.of_settings(cfg),
+                             cfg.width, cfg.fill, cfg.send.dcvc_rt_dir, pattern=Pattern.of_settings(cfg.send),
                              reference=cfg.reference)
         tensors = {"target": self._shared("target", video, lambda: self._encode(read_video(
                        video, max_frames=cfg.frames, size=(cfg.height, cfg.width))[0])),

@@ -27,7 +27,8 @@ from datamodules.sink import FAILURES, INDEX, Part
 from disco_train.config import ConfigError, PrepareConfig
 from disco_train.config.parts import resolve_device  # noqa: F401  (prepare and tests take it from here)
 from disco_train.config.parts import resolve_part as shared_part
-from disco_train.config.prepare import RATE_KEYS, as_list
+from disco_train.config.prepare import flat_settings
+from disco_train.config.send import RATE_KEYS, as_list
 from disco_train.io.files import atomic_write, temporaries
 from disco_train.io.files import locked as parts_lock
 
@@ -90,9 +91,9 @@ def check_same_settings(output: Path, cfg: PrepareConfig, parts: int = 1) -> Non
     if before.get("parts", 1) != parts:
         raise ConfigError(f"part: output={output} is prepared in {before.get('parts', 1)} part(s); this run would "
                           f"make {parts}. Use the same N (part=K/{before.get('parts', 1)}) or a new output folder")
-    now = json.loads(json.dumps(asdict(cfg)))
+    before, now = flat_settings(before), flat_settings(json.loads(json.dumps(asdict(cfg))))
     # A key the first run's version did not have counts as its default; ds=4 and ds=[4] are the same grid.
-    defaults = json.loads(json.dumps(asdict(PrepareConfig())))
+    defaults = flat_settings(json.loads(json.dumps(asdict(PrepareConfig()))))
     same = lambda k: _normal(k, before.get(k, defaults.get(k))) == _normal(k, now.get(k))  # noqa: E731
     changed = sorted(k for k in set(before) | set(now) if k not in RESUMABLE_KEYS | {"parts"} and not same(k))
     if changed:

@@ -23,7 +23,7 @@ from datamodules.latents import PrecomputeStage
 from datamodules.schema import AUX_FIELDS, FORMAT_VERSION, SKETCH_FRAMES_FIELD, STREAM_FIELDS, bpp, grid_key, sample_key
 from datamodules.stages import CaptionStage, PoseStage, SketchStage, check_dcvc
 from disco_train.codec.backends import used_qp
-from disco_train.codec.sender import SenderSettings, send_clip
+from disco_train.codec.sender import send_clip
 from disco_train.config import PrepareConfig
 from disco_train.config.prepare import GridPoint
 from disco_train.io.video import VideoError, encode_gray, read_video, write_video
@@ -48,7 +48,7 @@ class Pipeline:
         self.cfg, self.role = cfg, role
         self.grid = cfg.grid_points()
         point = self.grid[0]  # the lists replaced by one point; each sample gets its own (`clip_samples`)
-        self.settings = SenderSettings.of(replace(cfg, ds=point.ds, dt=point.dt, qp=point.qp, crf=point.crf))
+        self.settings = replace(cfg.send, ds=point.ds, dt=point.dt, qp=point.qp, crf=point.crf)
         here = role != "finish"
         self.captioner = CaptionStage(cfg) if cfg.captioner and here else None
         self.sketch = SketchStage(cfg) if cfg.sketch and here else None
@@ -57,7 +57,7 @@ class Pipeline:
 
     def preflight(self) -> None:
         """Load every neural stage (fails on missing modules or weights) before any video is processed."""
-        if self.role != "finish" and self.cfg.codec == "dcvc_rt":
+        if self.role != "finish" and self.cfg.send.codec == "dcvc_rt":
             check_dcvc(self.cfg, "codec")
         for stage in [self.captioner, self.sketch, self.pose, self.precompute]:
             if stage is not None:
@@ -122,8 +122,8 @@ class Pipeline:
                 shared = [s for s in streams if s.kind in AUX_FIELDS], {k: v for k, v in info.items() if k != "video"}
             else:
                 streams, info = streams + shared[0], {**info, **shared[1]}
-            qp = used_qp(cfg.codec, point.qp)
-            meta = {**clip_meta, "ds": point.ds, "dt": point.dt, "codec": cfg.codec, "crf": point.crf, "qp": qp,
+            qp = used_qp(cfg.send.codec, point.qp)
+            meta = {**clip_meta, "ds": point.ds, "dt": point.dt, "codec": cfg.send.codec, "crf": point.crf, "qp": qp,
                     "target_crf": cfg.target_crf, "caption_source": caption_source,
                     **stream_meta(info, cfg, poses), "bits": {s.kind: s.bits for s in streams},
                     "format_version": FORMAT_VERSION}
@@ -150,7 +150,9 @@ class Pipeline:
 
 
 def stream_meta(info: dict[str, dict], cfg: PrepareConfig, poses) -> dict:
-    """What meta.json records of the coded streams (schema: `datamodules.schema`)."""
+    """What meta.json records of the coded streams (schema: `datamodules.schema`; the sample format keeps its
+    names, e.g. interleave_ratio for send.ratio)."""
+    s = cfg.send
     video = info["video"]
     meta = {"degraded_frames": video["frames"], "degraded_height": video["height"],
             "degraded_width": video["width"]}
@@ -158,19 +160,18 @@ def stream_meta(info: dict[str, dict], cfg: PrepareConfig, poses) -> dict:
         meta["container_overhead_bytes"] = video["container_overhead_bytes"]
     if "sketch" in info:
         sketch = info["sketch"]
-        meta.update({"sketch_codec": cfg.sketch_codec, "sketch_crf": cfg.sketch_crf,
-                     "sketch_qp": used_qp(cfg.sketch_codec, cfg.sketch_qp), "sketch_ds": cfg.sketch_ds,
-                     "sketch_dt": cfg.sketch_dt, "sketch_frames": sketch["frames"],
+        meta.update({"sketch_codec": s.sketch_codec, "sketch_crf": s.sketch_crf,
+                     "sketch_qp": used_qp(s.sketch_codec, s.sketch_qp), "sketch_ds": s.sketch_ds,
+                     "sketch_dt": s.sketch_dt, "sketch_frames": sketch["frames"],
                      "sketch_height": sketch["height"], "sketch_width": sketch["width"]})
         if "container_overhead_bytes" in sketch:
             meta["sketch_container_overhead_bytes"] = sketch["container_overhead_bytes"]
-        if cfg.sketch_codec == "dcvc_rt":
-            meta["sketch_dcvc_dir"] = cfg.sketch_dcvc_dir or cfg.dcvc_rt_dir
+        if s.sketch_codec == "dcvc_rt":
+            meta["sketch_dcvc_dir"] = s.sketch_dcvc_weights()
     if poses is not None:
         meta["pose_max_people"] = int(max(poses.poses_per_frame, default=0))
-    if cfg.codec == "dcvc_rt":
-        meta["dcvc_rt_dir"] = cfg.dcvc_rt_dir
-    if cfg.stream != "full":  # what the receiver needs to put selected streams back (`codec.selection`)
-        meta.update({"stream": cfg.stream, "interleave_ratio": cfg.interleave_ratio,
-                     "interleave_unit": cfg.interleave_unit})
+    if s.codec == "dcvc_rt":
+        meta["dcvc_rt_dir"] = s.dcvc_rt_dir
+    if s.stream != "full":  # what the receiver needs to put selected streams back (`codec.selection`)
+        meta.update({"stream": s.stream, "interleave_ratio": s.ratio, "interleave_unit": s.interleave_unit})
     return meta

@@ -34,6 +34,7 @@ from datamodules.tars import MAX_MEMBER_BYTES, tar_samples
 from datamodules.sampling import rank_and_world, seeded, shard_stream, share, shuffled, worker_and_count
 from disco_train.codec.container import FULL, Pattern
 from disco_train.config import ConfigError, DataConfig
+from disco_train.config.prepare import flat_settings
 
 log = logging.getLogger("datamodules")
 
@@ -238,7 +239,7 @@ def _prepared_with(folder: Path) -> dict | None:
         found = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
         raise ConfigError(f"data.train_shards: {path} is unreadable ({err}); re-run prepare into that folder")
-    return found if isinstance(found, dict) else None
+    return flat_settings(found) if isinstance(found, dict) else None
 
 
 def check_shards(urls: list[str], cfg: DataConfig, aux: str, latents: bool, fill: str,
@@ -277,10 +278,10 @@ def _check_pattern(prepared: dict, pattern: Pattern, folder: Path) -> None:
     try:
         got = Pattern.of_settings(prepared)
     except ValueError as err:
-        raise ConfigError(f"data.train_shards: {folder / 'prepare_config.json'} has a bad interleave_ratio ({err})")
+        raise ConfigError(f"data.train_shards: {folder / 'prepare_config.json'} has a bad send.ratio ({err})")
     if got != pattern:
-        want = ("stream=full" if pattern == FULL else f"stream=selected interleave_ratio={pattern.a}:{pattern.b} "
-                f"interleave_unit={pattern.unit}")
+        want = ("send.stream=full" if pattern == FULL else f"send.stream=selected send.ratio={pattern.a}:{pattern.b} "
+                f"send.interleave_unit={pattern.unit}")
         raise ConfigError(f"condition: this run reads {pattern} (condition.stream, interleave_unit, ratio), but the "
                           f"shards in {folder} were prepared with {got} (prepare_config.json); prepare again with "
                           f"{want} or set condition.* to match the shards")

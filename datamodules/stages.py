@@ -53,8 +53,8 @@ class SketchStage:
         return self.extractor.generator if self.extractor is not None else None
 
     def preflight(self) -> None:
-        self.extractor = SketchExtractor(self.cfg.sketch_weights, self.cfg.device)
-        if self.cfg.sketch_codec == "dcvc_rt":
+        self.extractor = SketchExtractor(self.cfg.send.sketch_weights, self.cfg.device)
+        if self.cfg.send.sketch_codec == "dcvc_rt":
             check_dcvc(self.cfg, "sketch_codec")
 
     def extract(self, clip: np.ndarray) -> np.ndarray:
@@ -73,7 +73,7 @@ class PoseStage:
         return self.extractor.estimator if self.extractor is not None else None
 
     def preflight(self) -> None:
-        self.extractor = PoseExtractor(self.cfg.pose_dir, self.cfg.device)
+        self.extractor = PoseExtractor(self.cfg.send.pose_dir, self.cfg.device)
 
     def estimate(self, clip: np.ndarray):
         """DWPose keypoints of every frame, in the clip's pixel coordinates (a PoseSequence)."""
@@ -81,11 +81,12 @@ class PoseStage:
 
 
 def check_dcvc(cfg: PrepareConfig, key: str) -> None:
-    """The DCVC-RT weights `key` (codec or sketch_codec) codes with: dcvc_rt_dir, or sketch_dcvc_dir for the
-    sketch when set."""
-    sketch = key == "sketch_codec" and bool(cfg.sketch_dcvc_dir)
+    """The DCVC-RT weights `key` (codec or sketch_codec) codes with: send.dcvc_rt_dir, or send.sketch_dcvc_dir for
+    the sketch when set."""
+    s = cfg.send
+    sketch = key == "sketch_codec" and bool(s.sketch_dcvc_dir)
     try:
-        backends.check_dcvc_weights(cfg.sketch_dcvc_dir if sketch else cfg.dcvc_rt_dir,
-                                    "sketch_dcvc_dir" if sketch else "dcvc_rt_dir")
+        backends.check_dcvc_weights(s.sketch_dcvc_dir if sketch else s.dcvc_rt_dir,
+                                    "send.sketch_dcvc_dir" if sketch else "send.dcvc_rt_dir")
     except backends.CodecUnavailable as err:
-        raise ConfigError(f"{key}=dcvc_rt: {err}") from None
+        raise ConfigError(f"send.{key}=dcvc_rt: {err}") from None

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from disco_train.config.send import SendSettings
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -65,15 +68,35 @@ def make_video(path: Path, frames: int, height: int, width: int, fps: float = 24
     return video
 
 
+SEND_KEYS = {f.name for f in fields(SendSettings)}
+"""The keys of `SendSettings` (prepare's and encode's `send.*`), which the tests' helpers take flat."""
+
+
+def prepare_config(**keys):
+    """A PrepareConfig of flat keywords, SEND_KEYS going into its send section (or into `send`, when given)."""
+    from disco_train.config import PrepareConfig
+
+    flat = {k: keys.pop(k) for k in list(keys) if k in SEND_KEYS}
+    send = replace(keys.pop("send", SendSettings()), **flat)
+    return PrepareConfig(**keys, send=send)
+
+
+def send_keys(keys: dict) -> list[str]:
+    """key=value tokens of a command with a send section, SEND_KEYS under `send.`."""
+    return [f"{'send.' if k in SEND_KEYS else ''}{k}={v}" for k, v in keys.items()]
+
+
 DEMO_SHARDS = """
 import sys
 from datamodules.demo import make_demo
 from datamodules.prepare import run
 from disco_train.config import PrepareConfig
+from disco_train.config.send import SendSettings
 root = sys.argv[1]
 videos = make_demo(root + "/videos", videos=6, seed=1)
 run(PrepareConfig(input=str(videos), output=root + "/shards", captions=str(videos / "captions.csv"), frames=17,
-                  height=64, width=64, max_clips_per_video=2, codec="x264", crf=30, shard_size=4), log=lambda *_: None)
+                  height=64, width=64, max_clips_per_video=2, send=SendSettings(codec="x264", crf=30), shard_size=4),
+    log=lambda *_: None)
 """
 
 

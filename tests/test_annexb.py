@@ -9,7 +9,8 @@ import pytest
 from conftest import ROOT
 from disco_train.benchmark.content import natural_video
 from disco_train.codec import annexb, backends
-from disco_train.codec.sender import SenderSettings, send_video
+from disco_train.codec.sender import send_video
+from disco_train.config.send import SendSettings
 from disco_train.codec.standard import decode_bitstream, encode_bitstream, encoder_version
 
 VVENC = ROOT.parent / "shared" / "tools" / "vvenc" / "vvencapp"
@@ -38,7 +39,7 @@ def test_prepare_and_encode_store_stripped_streams(clip):
     """The registry every sender codes through (prepare's shards, encode's .disco) gets the stripped stream."""
     data, info = backends.encode("x264", clip, 25.0, crf=30)
     assert not annexb.user_data(data, "h264") and b"x264" not in data
-    c = send_video(clip, 25.0, "a caption", SenderSettings(ds=2, dt=2, codec="x264", crf=30))
+    c = send_video(clip, 25.0, "a caption", SendSettings(ds=2, dt=2, codec="x264", crf=30))
     assert b"x264" not in c.get("video").data and info["container_overhead_bytes"] > 0
 
 
@@ -89,7 +90,7 @@ def test_vvenc_streams_hold_no_encoder_text(clip, monkeypatch):
     from disco_train.codec import container as C
     from disco_train.codec.receiver import receive
 
-    c = C.unpack(C.pack(send_video(clip, 25.0, "x", SenderSettings(ds=2, dt=2, codec="vvenc", qp=40))))
+    c = C.unpack(C.pack(send_video(clip, 25.0, "x", SendSettings(ds=2, dt=2, codec="vvenc", qp=40))))
     assert c.get("video").codec == "vvenc" and receive(c, "forward")["cond"].shape == (9, 64, 96, 3)
 
 

@@ -52,7 +52,7 @@ def test_bad_variants_are_refused_naming_the_key(overrides, message):
 
 
 def test_each_variant_has_its_own_points_keyed_by_its_overrides():
-    cfg, _, _ = resolve(["recipe=benchmark_ablation_fill_debug", "disco.trained_only=true", "disco.qp=[]"])
+    cfg, _, _ = resolve(["recipe=benchmark_ablation_fill_debug", "disco.trained_only=true", "disco.send.qp=null"])
     one = _export("e", [_point(4, 2, 16)])
     fills = [Variant("disco:zero", [one], None, ("condition.fill=zero",)), Variant("disco:fwd", [one], None, ())]
     points = variant_points(cfg, fills)

@@ -1,4 +1,4 @@
-"""The benchmark's disco method runs each export at exactly the rate points it trained on (narrowed by disco.ds /
+"""The benchmark's disco method runs each export at exactly the rate points it trained on (narrowed by disco.send.ds /
 dt / qp / codec); a requested point no export trained on is refused unless disco.trained_only=false."""
 
 import pytest
@@ -25,18 +25,19 @@ def _labels(*overrides, exports=(GRID,)):
 
 
 def test_the_exported_set_is_the_default_grid():
-    labels = _labels("disco.qp=[]")
+    labels = _labels("disco.send.qp=null")
     assert labels == [f"ds{ds}_dt{dt}_qp{qp}" for ds in (2, 4) for dt in (2, 4) for qp in (0, 16)]
-    assert _labels("disco.qp=[16]", "disco.ds=[4]") == ["ds4_dt2_qp16", "ds4_dt4_qp16"]
+    assert _labels("disco.send.qp=[16]", "disco.send.ds=[4]") == ["ds4_dt2_qp16", "ds4_dt4_qp16"]
 
 
 def test_a_point_outside_the_set_is_refused_unless_trained_only_is_off():
     with pytest.raises(ConfigError, match=r"no export trained on ds=8 qp=16 .*grid: ds=2 dt=2 dcvc_rt qp=0"):
-        _labels("disco.qp=[16]", "disco.ds=[2,8]")
+        _labels("disco.send.qp=[16]", "disco.send.ds=[2,8]")
     with pytest.raises(ConfigError, match="export grid was trained on .*none of it in"):
-        _labels("disco.qp=[16]", "disco.ds=[8]")
-    assert _labels("disco.qp=[8]", "disco.ds=[8]", "disco.dt=[2]", "disco.trained_only=false") == ["ds8_dt2_qp8"]
-    off = _labels("disco.qp=[]", "disco.trained_only=false")  # every combination of the trained values
+        _labels("disco.send.qp=[16]", "disco.send.ds=[8]")
+    assert _labels("disco.send.qp=[8]", "disco.send.ds=[8]", "disco.send.dt=[2]",
+                   "disco.trained_only=false") == ["ds8_dt2_qp8"]
+    off = _labels("disco.send.qp=null", "disco.trained_only=false")  # every combination of the trained values
     assert len(off) == 8
 
 
@@ -45,14 +46,14 @@ def test_several_exports_share_one_grid():
     a = _export("a", [_point(2, 2, qp) for qp in (0, 16)])
     b = _export("b", [_point(4, 4, qp) for qp in (0, 16)])
     with pytest.raises(ConfigError, match="no export trained on ds=2 dt=4 qp=0"):
-        _labels("disco.qp=[0,16]", "disco.ds=[2,4]", "disco.dt=[2,4]", exports=(a, b))
-    labels = _labels("disco.qp=[16]", exports=(a, b))
+        _labels("disco.send.qp=[0,16]", "disco.send.ds=[2,4]", "disco.send.dt=[2,4]", exports=(a, b))
+    labels = _labels("disco.send.qp=[16]", exports=(a, b))
     assert labels == ["ds2_dt2_qp16@a", "ds4_dt4_qp16@b"]
 
 
 def test_crf_points_are_coded_at_their_crf():
     crf = _export("crf", [_point(4, 4, -1, codec="x264", crf=30)])
-    cfg, _, _ = resolve(["recipe=benchmark_debug", "disco.trained_only=true", "disco.qp=[]"])
+    cfg, _, _ = resolve(["recipe=benchmark_debug", "disco.trained_only=true", "disco.send.qp=null"])
     (point,) = disco_points(cfg, [crf])
     assert point.label == "ds4_dt4_crf30" and point.settings["crf"] == 30 and point.settings["qp"] == -1
     from disco_train.benchmark.disco import sender_settings

@@ -244,7 +244,8 @@ def test_three_parts_give_the_results_of_one_process(debug_inputs, tmp_path, mon
 @pytest.mark.slow
 def test_two_processes_decode_a_folder_once(debug_inputs, tmp_path, capsys):
     from disco_train.codec import container as C
-    from disco_train.codec.sender import SenderSettings, send_video
+    from disco_train.codec.sender import send_video
+    from disco_train.config.send import SendSettings
     from disco_train.io.video import read_video
 
     videos, export_dir = debug_inputs
@@ -254,7 +255,7 @@ def test_two_processes_decode_a_folder_once(debug_inputs, tmp_path, capsys):
     for i in range(6):
         frames, fps = read_video(sources[i % len(sources)], 17)
         C.write(streams / f"clip{i}.disco", send_video(frames[:, :64, :64], fps, f"clip {i}",
-                                                       SenderSettings(ds=4, dt=4, codec="x264", crf=30)))
+                                                       SendSettings(ds=4, dt=4, codec="x264", crf=30)))
     argv = ["decode", str(streams), str(tmp_path / "out"), f"export={export_dir}", "steps=2", "batch_size=3",
             "device=cpu"]
     procs = [_spawn(*argv, f"part={k}/2") for k in range(2)]

@@ -86,10 +86,11 @@ def test_a_scaled_reference_lora_is_refused(tmp_path):
 
 
 def test_the_rate_is_the_codecs_stream_and_the_text_when_sent():
-    from disco_train.codec.sender import SenderSettings, send_video
+    from disco_train.codec.sender import send_video
+    from disco_train.config.send import SendSettings
 
     frames = np.random.default_rng(0).integers(0, 255, (9, 64, 64, 3), dtype=np.uint8)
-    container = send_video(frames, 25.0, "a caption", SenderSettings(ds=1, dt=1, codec="x265", qp=45))
+    container = send_video(frames, 25.0, "a caption", SendSettings(ds=1, dt=1, codec="x265", qp=45))
     video, text = (next(s.bits for s in container.streams if s.kind == k) for k in ("video", "text"))
     rate, extra = restore.bits(container, "a caption")
     assert rate == video + text and extra["overhead_bits"] == 8 * container.overhead_bytes

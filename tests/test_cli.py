@@ -19,11 +19,11 @@ COMMANDS = [
     ("train", "main", [], "recipe"),
     ("train", "main", ["recipe=disco_lora_debug"], "  lora.rank=8"),  # the recipe's value, not the default's 256
     ("disco_train.__main__", "main", ["train", "recipe=disco_lora_debug"], "  lora.rank=8"),
-    ("disco_train.__main__", "main", ["prepare"], "  sketch_ds=1"),
+    ("disco_train.__main__", "main", ["prepare"], "  send.sketch_ds=1"),
     ("disco_train.__main__", "main", ["demo"], "  videos=12"),
     ("disco_train.__main__", "main", ["sketch-clips"], "  clips=8"),
     ("disco_train.__main__", "main", ["export"], "  force=False"),
-    ("disco_train.__main__", "main", ["encode"], "  ds=None"),
+    ("disco_train.__main__", "main", ["encode"], "  send.ds=None"),
     ("disco_train.__main__", "main", ["decode"], "  merge_lora=True"),
     ("disco_train.__main__", "main", ["sweep"], "  sweep_out=''"),
     ("disco_train.__main__", "main", ["weights"], "recipes (recipe=NAME)"),
@@ -67,6 +67,23 @@ def test_every_command_rejects_unknown_keys_with_exit_2(module, function, prefix
     assert "no_such_key: unknown key" in err and "--help" in err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["prepare", "input=a", "output=b", "ds=2"], "ds: unknown key (from command line): it is now 'send.ds'"),
+    (["prepare", "input=a", "output=b", "interleave_ratio=1:3"], "it is now 'send.ratio'"),
+    (["encode", "a.mp4", "b.disco", "sketch_codec=x264"], "sketch_codec: unknown key (from command line): it is now "
+                                                          "'send.sketch_codec'"),
+    (["benchmark", "recipe=benchmark_debug", "disco.qp=[16]"], "disco.qp: unknown key (from command line): it is "
+                                                              "now 'disco.send.qp'"),
+    (["calibrate", "export=a", "refs=b", "steps=2"], "steps: unknown key (from command line): it is now 'disco.steps'"),
+    (["evaluate", "refs=a", "recons=b", "out=c.csv", "fvmd_points=25"], "it is now 'metrics.fvmd.points'"),
+])
+def test_a_renamed_key_names_its_new_key(argv, message, capsys):
+    """The settings sections (send.*, metrics.*, calibrate's disco.*) renamed keys once: the old key exits 2 with
+    its new name, before anything is read."""
+    assert _call("disco_train.__main__", "main", argv) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_help_of_a_command_in_a_fresh_process():
     result = subprocess.run([sys.executable, "-m", "disco_train", "demo", "--help"], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
@@ -74,7 +91,8 @@ def test_help_of_a_command_in_a_fresh_process():
 
 
 def test_prepare_prints_its_resolved_config(capsys):
-    assert _call("disco_train.__main__", "main", ["prepare", "recipe=prepare_demo", "ds=2", "print_config=true"]) == 0
+    assert _call("disco_train.__main__", "main",
+                 ["prepare", "recipe=prepare_demo", "send.ds=2", "print_config=true"]) == 0
     out = capsys.readouterr().out
     assert "task: prepare" in out and "ds: 2" in out and "frames: 17" in out
 
@@ -151,10 +169,10 @@ def test_weights_lists_what_a_recipe_needs(capsys, tmp_path):
     for name in ("cvpr2025_image.pth.tar", "cvpr2025_video.pth.tar"):
         (tmp_path / "dcvc" / name).write_bytes(b"")
     assert _call("disco_train.__main__", "main", ["weights", "recipe=prepare_anim400k", "input=x", "output=y",
-                                                  f"dcvc_rt_dir={tmp_path / 'dcvc'}"]) == 2
+                                                  f"send.dcvc_rt_dir={tmp_path / 'dcvc'}"]) == 2
     out = capsys.readouterr().out
-    assert "| dcvc_rt_dir | DCVC-RT cvpr2025_image.pth.tar |" in out and "| yes |" in out
-    assert "| sketch_weights |" in out and "| captioner |" in out and "MISSING" in out
+    assert "| send.dcvc_rt_dir | DCVC-RT cvpr2025_image.pth.tar |" in out and "| yes |" in out
+    assert "| send.sketch_weights |" in out and "| captioner |" in out and "MISSING" in out
 
 
 def test_weights_of_a_benchmark_name_each_variant_export_its_base_model_and_the_metric_files(capsys, tmp_path):

@@ -15,8 +15,8 @@ from disco_train.config.recipe import resolve
 @pytest.mark.parametrize("caption", ["007", "yes", "a dog #1 runs", "1e3", "[draft] a dog", "*ref", "{a: 1}",
                                      "key: value", "line one\nline two", "  spaced  ", "~", "- item", "1:3"])
 def test_captions_arrive_exactly_as_typed(caption):
-    a, _ = cli.ENCODE.parse(["v.mp4", "o.disco", f"caption={caption}", "ds=2", "force=yes"])
-    assert a.caption == caption and a.ds == 2 and a.force is True  # typed fields still typed
+    a, _ = cli.ENCODE.parse(["v.mp4", "o.disco", f"caption={caption}", "send.ds=2", "force=yes"])
+    assert a.caption == caption and a.send.ds == 2 and a.force is True  # typed fields still typed
 
 
 @pytest.mark.parametrize("path", ["clip #1.mp4", "a: b.mp4", "line\nbreak.mp4", "[x].mp4", "007"])
@@ -41,10 +41,10 @@ def test_encode_refuses_a_caption_its_receiver_would_refuse(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("key, value, phrase", [
-    ("ds", 0, "ds: must be in 1..64"), ("crf", -100, "crf: must be in 0..63"), ("qp", 999, "qp: must be in -1..63")])
+    ("ds", 0, "send.ds: must be >= 1"), ("crf", -100, "crf: must be in 0..63"), ("qp", 999, "qp: must be in -1..63")])
 def test_encode_rate_settings_are_range_checked(key, value, phrase):
     with pytest.raises(ConfigError, match=phrase):
-        cli.ENCODE.parse(["v.mp4", "o.disco", f"{key}={value}"])
+        cli.ENCODE.parse(["v.mp4", "o.disco", f"send.{key}={value}"])
 
 
 @pytest.mark.parametrize("name", ["../../x", "/tmp/abs", "..", "a/b"])

@@ -8,24 +8,24 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from conftest import ROOT, make_video
+from conftest import ROOT, make_video, send_keys
 from disco_train.__main__ import main
 from disco_train.codec import backends, cli, pipeline
 from disco_train.codec import container as C
 from disco_train.codec.receiver import crop, receive
-from disco_train.codec.sender import CodecError, SenderSettings, geometry_for, send_video
+from disco_train.codec.sender import CodecError, geometry_for, send_video
+from disco_train.config.send import SendSettings
 from disco_train.io.errors import DecodeError
 from disco_train.io.video import read_video, write_video
 from disco_train.decoder import export as E
 from disco_train.decoder.decoder import DiscoDecoder
-from disco_train.io.video import read_video, write_video
 from disco_train.train.export import export
 from test_export import CODEC, make_run
 
 
 def encode(video, out, **keys):
     """`encode VIDEO OUT key=value ...` through the command's own grammar."""
-    a, _ = cli.ENCODE.parse([str(video), str(out), *(f"{k}={v}" for k, v in keys.items())])
+    a, _ = cli.ENCODE.parse([str(video), str(out), *send_keys(keys)])
     return cli.encode(a)
 
 
@@ -58,7 +58,7 @@ def test_coded_geometry_covers_the_video_on_the_vae_grid():
 
 def test_degraded_stream_round_trip_fills_and_pads(odd_video):
     frames, fps = read_video(odd_video)
-    c = send_video(frames, fps, "x", SenderSettings(ds=2, dt=4, codec="x264", crf=10))
+    c = send_video(frames, fps, "x", SendSettings(ds=2, dt=4, codec="x264", crf=10))
     stream = c.get("video")
     assert (stream.ds, stream.dt) == (2, 4)
     assert len(backends.decode("x264", stream.data)) == 5  # frames 0, 4, 8, 12, 16 of the video's own 20
@@ -167,15 +167,15 @@ def test_pose_stream_round_trip(tmp_path, odd_video):
 
 def test_errors_are_clear_and_keep_existing_output(export_dir, odd_video, tmp_path, capsys):
     good = tmp_path / "a.disco"
-    assert main(["encode", str(odd_video), str(good), "caption=x", "codec=x264"]) == 0
+    assert main(["encode", str(odd_video), str(good), "caption=x", "send.codec=x264"]) == 0
     before = good.read_bytes()
-    assert main(["encode", str(odd_video), str(good), "codec=x264"]) == 2  # no caption
+    assert main(["encode", str(odd_video), str(good), "send.codec=x264"]) == 2  # no caption
     assert "caption=TEXT or captioner=DIR" in capsys.readouterr().err
     assert good.read_bytes() == before  # a failed encode leaves the old file alone
-    assert main(["encode", str(odd_video), str(good), "caption=x", "codec=x266"]) == 2
+    assert main(["encode", str(odd_video), str(good), "caption=x", "send.codec=x266"]) == 2
     assert "x266" in capsys.readouterr().err
     assert main(["encode", str(odd_video), str(good), "caption=x", "qpp=3"]) == 2
-    assert "qpp: unknown key (from command line); did you mean 'qp'?" in capsys.readouterr().err
+    assert "qpp: unknown key (from command line); did you mean 'send.qp'?" in capsys.readouterr().err
     bad = tmp_path / "bad.disco"
     bad.write_bytes(before[:-3])
     assert main(["decode", str(bad), str(tmp_path / "r.mp4"), f"export={export_dir}"]) == 2
@@ -184,7 +184,7 @@ def test_errors_are_clear_and_keep_existing_output(export_dir, odd_video, tmp_pa
     assert "export: is required" in capsys.readouterr().err
     sketch = tmp_path / "short.mp4"
     make_video(sketch, frames=9, height=50, width=70)
-    assert main(["encode", str(odd_video), str(good), "caption=x", "codec=x264", f"sketch={sketch}"]) == 2
+    assert main(["encode", str(odd_video), str(good), "caption=x", "send.codec=x264", f"sketch={sketch}"]) == 2
     assert "sketch:" in capsys.readouterr().err
 
 
@@ -216,7 +216,7 @@ def test_bdrate_on_csvs_from_evaluate_with_disco_rates(odd_video, tmp_path, caps
 def test_dcvc_rt_degraded_stream(odd_video, tmp_path):
     """The real DCVC-RT codec (synthetic weights) through the sender and receiver."""
     frames, fps = read_video(odd_video)
-    c = send_video(frames[:5], fps, "x", SenderSettings(ds=4, dt=4, codec="dcvc_rt", qp=16,
+    c = send_video(frames[:5], fps, "x", SendSettings(ds=4, dt=4, codec="dcvc_rt", qp=16,
                                                         dcvc_rt_dir=backends.SYNTHETIC))
     C.write(tmp_path / "d.disco", c)
     got = receive(C.read(tmp_path / "d.disco"), "forward", video_weights=backends.SYNTHETIC)["cond"]
@@ -226,7 +226,7 @@ def test_dcvc_rt_degraded_stream(odd_video, tmp_path):
 def test_batched_decoding_gives_each_clip_its_own_noise(export_dir, odd_video, tmp_path):
     """decode_containers (the benchmark's batched path): a clip decodes the same alone or beside another one."""
     frames, fps = read_video(odd_video)
-    s = SenderSettings(ds=4, dt=4, codec="x264", crf=30)
+    s = SendSettings(ds=4, dt=4, codec="x264", crf=30)
     a, b = send_video(frames, fps, "a gradient", s), send_video(frames[:, ::-1].copy(), fps, "flipped", s)
     decoder = DiscoDecoder.from_export(export_dir)
     args = (2, 3.0)

@@ -62,7 +62,7 @@ def test_the_console_script_train_py_and_python_m_run_the_same_functions():
 
 
 # old module path -> the command it now is (argv after the dispatcher), a key its --help lists
-OLD_PATHS = [("datamodules.prepare", ["prepare"], "sketch_ds=1"), ("datamodules.demo", ["demo"], "videos=12"),
+OLD_PATHS = [("datamodules.prepare", ["prepare"], "send.sketch_ds=1"), ("datamodules.demo", ["demo"], "videos=12"),
              ("datamodules.sketch_clips", ["sketch-clips"], "clips=8"),
              ("disco_train.dcvc_rt.cli", ["dcvc-rt", "encode"], "qp=(required)"),
              ("disco_train.dcvc_rt.export", ["dcvc-rt", "export"], "ckpt=(required)"),

@@ -9,14 +9,13 @@ import pytest
 import torch
 import webdataset as wds
 
-from conftest import make_video
+from conftest import make_video, prepare_config
 from disco_train.codec import backends as codecs
 from disco_train.modalities.degrade import restore
 from datamodules.prepare import run
 from datamodules.sampling import shard_stream, share
 from datamodules.shards import ShardDataModule
 from disco_train.config import ConfigError, DataConfig, ModelConfig
-from disco_train.config import PrepareConfig
 
 NUM_VIDEOS = 8
 
@@ -29,7 +28,7 @@ def _prepare(root, **kw):
     cfg = dict(input=str(root / "in"), output=str(root / "out"), frames=9, height=32, width=32, ds=2, dt=4,
                codec="x264", crf=30, caption_default="a test video", shard_size=1)
     cfg.update(kw)
-    run(PrepareConfig(**cfg), log=lambda *_: None)
+    run(prepare_config(**cfg), log=lambda *_: None)
     return root / "out"
 
 

@@ -6,12 +6,11 @@ import json
 
 import pytest
 
-from conftest import make_video
+from conftest import make_video, prepare_config, send_keys
 from datamodules.prepare import run
 from disco_train.__main__ import main
 from disco_train.codec import cli
 from disco_train.codec import container as C
-from disco_train.config import PrepareConfig
 from disco_train.decoder import export as E
 from disco_train.decoder.manifest import FORMAT_VERSION, Weights
 from disco_train.train.export import export
@@ -27,12 +26,12 @@ def _prepare(root, name, **kw):
         make_video(root / "in" / "v.mp4", 9, 32, 32)
     base = dict(input=str(root / "in"), output=str(root / name), frames=9, height=32, width=32, codec="x264",
                 crf=30, caption_default="a clip")
-    run(PrepareConfig(**{**base, **kw}), **QUIET)
+    run(prepare_config(**{**base, **kw}), **QUIET)
     return root / name
 
 
 def encode(video, out, **keys):
-    a, _ = cli.ENCODE.parse([str(video), str(out), *(f"{k}={v}" for k, v in keys.items())])
+    a, _ = cli.ENCODE.parse([str(video), str(out), *send_keys(keys)])
     return cli.encode(a)
 
 
@@ -109,10 +108,10 @@ def test_encode_picks_a_trained_point_and_refuses_others(grid_export, odd_video,
     video = encode(odd_video, out, caption="x", export=grid_export, ds=4).get("video")
     assert (video.ds, video.dt) == (4, 2) and "2 trained rate points match" in capsys.readouterr().err
     for bad in ("ds=8", "qp=20", "crf=40", "codec=x265"):
-        assert main(["encode", str(odd_video), str(out), "caption=x", f"export={grid_export}", bad]) == 2
+        assert main(["encode", str(odd_video), str(out), "caption=x", f"export={grid_export}", f"send.{bad}"]) == 2
         err = capsys.readouterr().err
         assert f"{bad} is not a rate point the decoder was trained on (ds=2 dt=2 x264 qp=-1 crf=30; " in err, err
-    assert main(["encode", str(odd_video), str(out), "caption=x", f"export={grid_export}", "ds=8",
+    assert main(["encode", str(odd_video), str(out), "caption=x", f"export={grid_export}", "send.ds=8",
                  "force=true"]) == 0
     assert "coding it anyway (force=true)" in capsys.readouterr().err
     assert C.read(out).get("video").ds == 8
@@ -140,5 +139,6 @@ def test_export_records_sketch_pose_and_weights_and_encode_uses_them(tmp_path, o
     assert frames.shape == (20, 50, 70, 3) and "warning" not in capsys.readouterr().err
     for key, value in (("sketch_weights", tmp_path / "none.pth"), ("pose_dir", tmp_path / "none")):
         what = "sketch" if key == "sketch_weights" else "pose"
-        argv = ["encode", str(odd_video), str(out), "caption=x", "codec=x264", f"{what}=auto", f"{key}={value}"]
+        argv = ["encode", str(odd_video), str(out), "caption=x", "send.codec=x264", f"{what}=auto",
+                f"send.{key}={value}"]
         assert main(argv) == 2 and f"{key}=" in capsys.readouterr().err

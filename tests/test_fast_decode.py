@@ -141,7 +141,7 @@ def test_compact_export_encode_decode_in_8_steps_without_guidance(tmp_path, monk
     assert "compact_reference" in E.read_manifest(folder).rope
     make_video(tmp_path / "v.mp4", frames=20, height=50, width=70)
     assert main(["encode", str(tmp_path / "v.mp4"), str(tmp_path / "v.disco"), "caption=x", f"export={folder}",
-                 "ds=2"]) == 0
+                 "send.ds=2"]) == 0
     seen, denoise = [], DiscoDecoder.denoise
 
     def spy(self, noisy, cond, *args, **kwargs):

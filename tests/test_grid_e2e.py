@@ -4,11 +4,10 @@ on it: `encode target_kbps=` at three targets, an impossible one, and `calibrate
 
 import pytest
 
-from conftest import make_video
+from conftest import make_video, prepare_config
 from datamodules.prepare import run
 from disco_train.__main__ import main
 from disco_train.codec import container as C
-from disco_train.config import PrepareConfig
 from disco_train.decoder import export as E
 
 
@@ -20,7 +19,7 @@ def test_a_debug_decoder_trained_on_a_2x2_grid_exports_and_decodes_every_point(t
     for i in range(3):
         make_video(tmp_path / "in" / f"v{i}.mp4", 17, 64, 64, seed=i)
     shards = tmp_path / "shards"
-    counts = run(PrepareConfig(input=str(tmp_path / "in"), output=str(shards), frames=17, height=64, width=64,
+    counts = run(prepare_config(input=str(tmp_path / "in"), output=str(shards), frames=17, height=64, width=64,
                                ds=[2, 4], dt=[2, 4], codec="x264", crf=30, caption_default="a moving gradient",
                                shard_size=4), log=lambda *_: None)
     assert (counts["done"], counts["samples"]) == (3, 12)
@@ -39,7 +38,7 @@ def test_a_debug_decoder_trained_on_a_2x2_grid_exports_and_decodes_every_point(t
     for p in trained:
         disco, recon = tmp_path / f"ds{p['ds']}_dt{p['dt']}.disco", tmp_path / f"ds{p['ds']}_dt{p['dt']}.mkv"
         assert main(["encode", str(video), str(disco), "caption=a moving gradient", f"export={out}",
-                     f"ds={p['ds']}", f"dt={p['dt']}"]) == 0
+                     f"send.ds={p['ds']}", f"send.dt={p['dt']}"]) == 0
         stream = C.read(disco).get("video")
         assert (stream.ds, stream.dt, stream.codec) == (p["ds"], p["dt"], "x264")
         assert main(["decode", str(disco), str(recon), f"export={out}", "steps=2", "guidance=1"]) == 0
@@ -49,9 +48,9 @@ def test_a_debug_decoder_trained_on_a_2x2_grid_exports_and_decodes_every_point(t
     with capsys.disabled():  # the figures, for the log of a -s run
         print("\n2x2 grid, one 64×64×17 clip per point: " + "; ".join(figures))
     outside = tmp_path / "outside.disco"
-    assert main(["encode", str(video), str(outside), "caption=x", f"export={out}", "ds=1", "dt=2"]) == 2
+    assert main(["encode", str(video), str(outside), "caption=x", f"export={out}", "send.ds=1", "send.dt=2"]) == 2
     assert "ds, dt: ds=1 dt=2 is not a rate point the decoder was trained on" in capsys.readouterr().err
-    assert main(["encode", str(video), str(outside), "caption=x", f"export={out}", "ds=1", "dt=2",
+    assert main(["encode", str(video), str(outside), "caption=x", f"export={out}", "send.ds=1", "send.dt=2",
                  "force=true"]) == 0
     assert main(["decode", str(outside), "", f"export={out}", "disco.steps=1"]) == 0
     assert "decode: warning: video coded with ds=1 dt=2 x264" in capsys.readouterr().err

@@ -87,7 +87,7 @@ def test_encode_size_scales_the_video_before_sending(tmp_path, capsys):
     from disco_train.codec.cli import encode_main
 
     write_video(tmp_path / "v.mp4", np.random.default_rng(0).integers(0, 255, (3, 40, 48, 3), np.uint8), 25.0)
-    assert encode_main([str(tmp_path / "v.mp4"), str(tmp_path / "v.disco"), "caption=x", "codec=x264", "ds=2",
+    assert encode_main([str(tmp_path / "v.mp4"), str(tmp_path / "v.disco"), "caption=x", "send.codec=x264", "send.ds=2",
                         "size=64x32"]) == 0
     assert "3 frames 64×32" in capsys.readouterr().out
 
@@ -143,7 +143,7 @@ def test_a_finished_run_names_its_folder_and_the_next_commands(tmp_path):
     assert "run folder: runs/r" in text
     assert "export ckpt=runs/r/checkpoints/last.ckpt out=exports/r" in text
     assert "encode videos/clip.mp4 runs/r/coded/clip.disco 'caption=a red car' export=exports/r pose=auto " \
-           "pose_dir=synthetic" in text
+           "send.pose_dir=synthetic" in text
     assert "decode runs/r/coded/clip.disco runs/r/recons/clip.mkv export=exports/r" in text
     write_summary(tmp_path, 12, [1.5, 1.2])
     assert read_steps(tmp_path) == "12" and read_steps(tmp_path / "none") is None

@@ -24,7 +24,7 @@ def video(tmp_path_factory):
 
 
 def _encode(*args):
-    return main(["encode", *map(str, args), "caption=x", "codec=x264"])
+    return main(["encode", *map(str, args), "caption=x", "send.codec=x264"])
 
 
 @pytest.mark.parametrize("form", ["same", "dot", "symlink", "hardlink"])
@@ -53,7 +53,7 @@ def test_encode_replaces_only_its_own_files_unless_overwrite(video, tmp_path, ca
     out = tmp_path / "a.disco"
     assert _encode(video, out) == 0 and _encode(video, out) == 0  # an earlier .disco is encode's own
     assert C.read(out).geometry.frames == 9
-    assert main(["encode", str(video), str(notes), "caption=x", "codec=x264", "overwrite=true"]) == 0
+    assert main(["encode", str(video), str(notes), "caption=x", "send.codec=x264", "overwrite=true"]) == 0
     assert C.read(notes).geometry.frames == 9
 
 

@@ -6,6 +6,8 @@ stand-in rtmlib tools instead (and, where rtmlib is installed, with real onnxrun
 import numpy as np
 import pytest
 
+from conftest import prepare_config
+
 from disco_train.modalities.pose import decode_poses, render_poses
 from disco_train.modalities.pose_estimation import DWPose, coco_wholebody_to_openpose
 from stages import expected_poses, install_rtmlib
@@ -113,9 +115,8 @@ def test_wrapper_wiring(fake_rtmlib):
 def test_prepare_pose_stage_runs_the_real_wrapper(fake_rtmlib):
     from datamodules.stages import PoseStage
     from disco_train.codec.sender import code_pose
-    from disco_train.config import PrepareConfig
 
-    stage = PoseStage(PrepareConfig(input="unused", output="unused", pose=True, pose_dir=str(fake_rtmlib)))
+    stage = PoseStage(prepare_config(input="unused", output="unused", pose=True, pose_dir=str(fake_rtmlib)))
     stage.preflight()
     assert isinstance(stage.estimator, DWPose)
     clip = np.full((4, 24, 30, 3), 128, np.uint8)

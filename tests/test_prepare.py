@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 import webdataset as wds
 
-from conftest import make_video
+from conftest import make_video, prepare_config
 from datamodules.prepare import run
 from datamodules.schema import META_KEYS, REQUIRED_FIELDS, bpp, sample_key
 from disco_train.config import ConfigError
-from disco_train.config import PrepareConfig
 from disco_train.io.video import read_video
 from disco_train.modalities.text import decode_text
 from disco_train.codec.standard import decode_bitstream
@@ -20,7 +19,7 @@ def _cfg(tmp_path, **kw):
                 max_clips_per_video=0, ds=2, dt=4, codec="x264", crf=30, caption_default="a test video",
                 shard_size=3)
     base.update(kw)
-    return PrepareConfig(**base)
+    return prepare_config(**base)
 
 
 def _counts(counts):
@@ -105,6 +104,6 @@ def test_small_videos_are_scaled_up_and_flagged(tmp_path):
 
 def test_prepare_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="frames"):
-        PrepareConfig(input="x", output="y", frames=10).validate()
+        prepare_config(input="x", output="y", frames=10).validate()
     with pytest.raises(ConfigError, match="input"):
         run(_cfg(tmp_path, input=str(tmp_path / "nothing-*.mp4")))

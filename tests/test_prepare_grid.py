@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import webdataset as wds
 
-from conftest import make_video
+from conftest import make_video, prepare_config
 from datamodules import coded, sink
 from datamodules.pipeline import draw_point
 from datamodules.prepare import main, run
 from datamodules.schema import META_KEYS, grid_key, sample_key
 from disco_train.codec.standard import decode_bitstream
-from disco_train.config import ConfigError, PrepareConfig
+from disco_train.config import ConfigError
 
 QUIET = dict(log=lambda *_: None)
 
@@ -24,7 +24,7 @@ def _cfg(tmp_path, out="out", **kw):
                 max_clips_per_video=0, ds=[2, 4], dt=[2, 4], codec="x264", crf=30, caption_default="a clip",
                 shard_size=4)
     base.update(kw)
-    return PrepareConfig(**base)
+    return prepare_config(**base)
 
 
 def _videos(tmp_path, count=3):
@@ -63,7 +63,7 @@ def test_grid_all_codes_every_clip_at_every_point(tmp_path):
     for group in by_clip.values():  # one clip: the same target and caption for every point
         assert len({bytes(s["video.mp4"]) for s in group}) == 1 and len({bytes(s["caption.zlib"]) for s in group}) == 1
     settings = json.loads((tmp_path / "out" / "prepare_config.json").read_text())
-    assert (settings["ds"], settings["dt"], settings["grid"]) == ([2, 4], [2, 4], "all")
+    assert (settings["send"]["ds"], settings["send"]["dt"], settings["grid"]) == ([2, 4], [2, 4], "all")
     rows = sink.read_jsonl(tmp_path / "out" / sink.INDEX)
     assert len(rows) == 3 and all(len(r["coded"]["settings"]) == 4 for r in rows)
     assert rows[0]["coded"]["settings"][0] == {"ds": 2, "dt": 2, "codec": "x264", "qp": -1, "crf": 30}
@@ -133,9 +133,9 @@ def test_reconciled_rows_carry_the_settings_too(tmp_path):
 
 @pytest.mark.parametrize("kw,key", [
     (dict(ds=[2, 2]), "ds: duplicate values"), (dict(qp=[]), "qp: an empty list"),
-    (dict(ds=[2, 3]), "height: 32/ds=3"), (dict(grid="every"), "grid: unknown grid"),
+    (dict(ds=[2, 3]), "send.ds: height 32/ds=3"), (dict(grid="every"), "grid: unknown grid"),
     (dict(codec="dcvc_rt", qp=[-1, 32]), "qp: .*-1 .*DCVC-RT's default"),
-    (dict(codec="x265", ds=[1, 2], height=64, width=64), "codec: x265 needs .* 64×64/ds=2 gives 32 px"),
+    (dict(codec="x265", ds=[1, 2], height=64, width=64), "send.codec: x265 needs .* 64×64/ds=2 gives 32 px"),
     (dict(min_quality=0.4), "quality_column: min_quality=0.4 needs"),
     (dict(quality_column="dover"), "captions: quality_column='dover'"),
     (dict(sketch_frames=True), "sketch_frames: needs sketch=true"),
@@ -148,10 +148,10 @@ def test_grid_and_curation_keys_are_checked(tmp_path, kw, key):
 def test_lists_on_the_command_line_and_scalars_resume_as_one_point_lists(tmp_path, capsys):
     _videos(tmp_path, count=1)
     argv = [f"input={tmp_path / 'in'}", f"output={tmp_path / 'out'}", "frames=9", "height=32", "width=32",
-            "codec=x264", "caption_default=x", "ds=[2,4]", "dt=4", "qp=[10,20]"]
+            "send.codec=x264", "caption_default=x", "send.ds=[2,4]", "send.dt=4", "send.qp=[10,20]"]
     assert main([*argv, "print_config=true"]) == 0
     printed = capsys.readouterr().out
-    assert "ds:\n- 2\n- 4" in printed and "dt: 4" in printed
+    assert "send:\n  ds:\n  - 2\n  - 4\n  dt: 4" in printed
     assert main(argv) == 0
     assert len(_samples(tmp_path / "out")) == 2 * 2  # one clip (max_clips_per_video=1) × 2 ds × 2 qp
     assert main([a.replace("dt=4", "dt=[4]") for a in argv]) == 0  # the same grid: resumes, nothing to do
@@ -174,9 +174,9 @@ def test_min_quality_skips_low_and_unscored_videos_and_counts_them(tmp_path):
     assert json.loads((tmp_path / "out" / "done.json").read_text())["below_min_quality"] == 1
     assert not (tmp_path / "out" / sink.FAILURES).exists() or not sink.read_jsonl(tmp_path / "out" / sink.FAILURES)
     for k in range(2):  # parts: the merge checks only the kept inputs
-        run(PrepareConfig(**{**cfg.__dict__, "output": str(tmp_path / "parts"), "part": f"{k}/2"}), **QUIET)
+        run(prepare_config(**{**cfg.__dict__, "output": str(tmp_path / "parts"), "part": f"{k}/2"}), **QUIET)
     assert len(sink.read_jsonl(tmp_path / "parts" / sink.INDEX)) == 2
-    bad = PrepareConfig(**{**cfg.__dict__, "output": str(tmp_path / "x"), "quality_column": "dovr"})
+    bad = prepare_config(**{**cfg.__dict__, "output": str(tmp_path / "x"), "quality_column": "dovr"})
     with pytest.raises(ConfigError, match="quality_column: .* needs columns 'video' and 'dovr'"):
         run(bad, **QUIET)
 

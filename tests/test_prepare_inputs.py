@@ -9,14 +9,14 @@ import time
 import pytest
 import webdataset as wds
 
-from conftest import make_video
+from conftest import make_video, prepare_config, send_keys
 from disco_train.modalities.captions import CaptionTable
 from datamodules.inputs import Video, check_unique, list_videos, with_captions
 from datamodules.pipeline import used_qp
 from datamodules.prepare import main, run
 from datamodules.schema import sample_key
 from disco_train.codec.backends import DCVC_DEFAULT_QP
-from disco_train.config import ConfigError, PrepareConfig
+from disco_train.config import ConfigError
 from disco_train.config.prepare import X265_MIN_SIDE
 from disco_train.modalities.text import decode_text
 
@@ -28,12 +28,12 @@ def _cfg(tmp_path, **kw):
                 max_clips_per_video=0, ds=2, dt=4, codec="x264", crf=30, caption_default="a test video",
                 shard_size=4)
     base.update(kw)
-    return PrepareConfig(**base)
+    return prepare_config(**base)
 
 
 def _argv(tmp_path, *extra):
-    return [f"input={tmp_path / 'in'}", f"output={tmp_path / 'out'}", "frames=9", "height=32", "width=32", "ds=2",
-            "codec=x264", "caption_default=a clip", *extra]
+    return [f"input={tmp_path / 'in'}", f"output={tmp_path / 'out'}", "frames=9", "height=32", "width=32", "send.ds=2",
+            "send.codec=x264", "caption_default=a clip", *extra]
 
 
 def _videos(tmp_path, names, frames=18):
@@ -164,7 +164,8 @@ def test_x265_below_64_px_is_a_config_error(tmp_path, overrides, key, capsys):
     with pytest.raises(ConfigError, match=f"{key}: x265 needs frames of at least 64 px"):
         _cfg(tmp_path, **overrides).validate()
     _cfg(tmp_path, codec="x265", height=256, width=256, ds=4).validate()  # 64 px: fine
-    assert main(_argv(tmp_path, *(f"{k}={v}" for k, v in overrides.items()))) == 2
+    assert main(_argv(tmp_path, *send_keys(overrides))) == 2
+    assert f"{key}: x265 needs frames" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # refused before anything was touched
     from disco_train.io.video import X265_MIN_SIDE as CODEC_MIN
 
@@ -191,9 +192,9 @@ def test_new_keys_are_validated(tmp_path, arg, key, capsys):
 
 def test_gpu_stages_with_workers_are_refused():
     with pytest.raises(ConfigError, match="workers=2 would load captioner on device=cuda:0 once per worker"):
-        PrepareConfig(input="x", output="y", captioner="llava", device="cuda:0", workers=2).validate()
-    PrepareConfig(input="x", output="y", precompute=True, device="cuda:0", workers=2).validate()  # main process
-    PrepareConfig(input="x", output="y", sketch=True, device="cpu", workers=2).validate()
+        prepare_config(input="x", output="y", captioner="llava", device="cuda:0", workers=2).validate()
+    prepare_config(input="x", output="y", precompute=True, device="cuda:0", workers=2).validate()  # main process
+    prepare_config(input="x", output="y", sketch=True, device="cpu", workers=2).validate()
 
 
 def test_help_and_print_config_know_the_new_keys(capsys):

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import webdataset as wds
 
-from conftest import ROOT, make_video
+from conftest import ROOT, make_video, prepare_config
 from datamodules import sink
 from datamodules.inputs import list_videos, part_of
 from datamodules.parts import PrepareError, merge, resolve_device, resolve_part
 from datamodules.prepare import main, run
 from datamodules.sink import Part
-from disco_train.config import ConfigError, DataConfig, PrepareConfig
+from disco_train.config import ConfigError, DataConfig
 
 NAMES = ["v0.mp4", "v1.mp4", "v2.mp4", "v3.mp4", "v4.mp4", "sub/v0.mp4", "v0.mkv"]  # stems repeat on purpose
 # libx264 in PyAV's wheel codes frames below ~128 px differently from run to run (measured: up to 28 streams in
@@ -38,7 +38,7 @@ def _cfg(root, out="out", **kw):
     base = dict(input=str(root / "in"), output=str(root / out), frames=9, height=32, width=32,
                 max_clips_per_video=0, ds=2, dt=4, codec="x264", crf=30, caption_default="a clip", shard_size=2)
     base.update(kw)
-    return PrepareConfig(**base)
+    return prepare_config(**base)
 
 
 def _samples(out) -> dict[str, dict]:

@@ -9,10 +9,9 @@ import time
 import pytest
 import webdataset as wds
 
-from conftest import ROOT, make_video
+from conftest import ROOT, make_video, prepare_config, send_keys
 from datamodules import sink
 from datamodules.prepare import main, run
-from disco_train.config import PrepareConfig
 
 VIDEOS = 10
 
@@ -45,7 +44,7 @@ def test_sigkill_mid_run_then_rerun(tmp_path):
     script = ("import sys, time; import datamodules.prepare as p; orig = p.Pipeline.samples\n"
               "p.Pipeline.samples = lambda self, v: (time.sleep(0.15), orig(self, v))[1]\n"
               "sys.exit(p.main(sys.argv[1:]))\n")
-    argv = [f"{k}={v}" for k, v in cfg.items()]
+    argv = send_keys(cfg)
     proc = subprocess.Popen([sys.executable, "-c", script, *argv], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
@@ -56,7 +55,7 @@ def test_sigkill_mid_run_then_rerun(tmp_path):
     assert proc.returncode == -signal.SIGKILL, "prepare finished before it could be killed"
     done_before = len(_keys(out))
     assert 0 < done_before < VIDEOS
-    counts = run(PrepareConfig(**cfg), log=lambda *_: None)
+    counts = run(prepare_config(**cfg), log=lambda *_: None)
     assert counts["skipped"] == done_before and counts["done"] == VIDEOS - done_before
     _check_complete(out)
 
@@ -76,7 +75,7 @@ def test_kill_between_rename_and_index_is_repaired(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sink, "append_jsonl", die_on_second_index_write)
     with pytest.raises(KeyboardInterrupt):
-        run(PrepareConfig(**cfg), log=lambda *_: None)
+        run(prepare_config(**cfg), log=lambda *_: None)
     monkeypatch.setattr(sink, "append_jsonl", real)
     assert len(_keys(out)) == 4 and len(sink.read_jsonl(out / sink.INDEX)) == 2
     with open(out / sink.FAILURES, "a") as torn:  # a complete row whose newline the kill cut off
@@ -84,7 +83,7 @@ def test_kill_between_rename_and_index_is_repaired(tmp_path, monkeypatch):
     with open(out / sink.INDEX, "a") as torn:  # and a line torn by the kill
         torn.write('{"video": "v0')
     (tmp_path / "in" / "zz_empty.mp4").write_bytes(b"")  # its failure row is appended after the cut-off one
-    counts = run(PrepareConfig(**cfg), log=lambda *_: None)
+    counts = run(prepare_config(**cfg), log=lambda *_: None)
     assert (counts["skipped"], counts["done"], counts["failed"]) == (4, VIDEOS - 4, 1)
     _check_complete(out)
     for name in (sink.INDEX, sink.FAILURES):
@@ -99,7 +98,7 @@ SLOW_RUN = ("import sys, time; import datamodules.prepare as p; orig = p.Pipelin
 def test_a_second_run_is_refused_at_once_and_a_killed_run_holds_no_lock(tmp_path, capsys):
     cfg = _inputs(tmp_path)
     out = tmp_path / "out"
-    argv = [f"{k}={v}" for k, v in cfg.items()]
+    argv = send_keys(cfg)
     first = subprocess.Popen([sys.executable, "-c", SLOW_RUN, *argv], cwd=ROOT, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
@@ -113,7 +112,7 @@ def test_a_second_run_is_refused_at_once_and_a_killed_run_holds_no_lock(tmp_path
     first.send_signal(signal.SIGKILL)  # the kernel drops its lock with it
     first.wait()
     assert first.returncode == -signal.SIGKILL, "prepare finished before it could be killed"
-    counts = run(PrepareConfig(**cfg), log=lambda *_: None)
+    counts = run(prepare_config(**cfg), log=lambda *_: None)
     assert counts["skipped"] > 0 and counts["skipped"] + counts["done"] == VIDEOS
     _check_complete(out)
 
@@ -121,13 +120,13 @@ def test_a_second_run_is_refused_at_once_and_a_killed_run_holds_no_lock(tmp_path
 def test_a_torn_last_index_row_gives_no_duplicate(tmp_path):
     cfg = {**_inputs(tmp_path), "shard_size": 4}  # 4 videos per shard: one index write holds 4 rows
     out = tmp_path / "out"
-    run(PrepareConfig(**cfg), log=lambda *_: None)
+    run(prepare_config(**cfg), log=lambda *_: None)
     text = (out / sink.INDEX).read_text()
     last_shard = json.loads(text.splitlines()[-1])["shard"]
     (out / sink.INDEX).write_text(text[:text.rstrip("\n").rfind("\n") + 12])  # the last row cut mid-way
     rows = sink.read_jsonl(out / sink.INDEX)
     assert len(rows) == VIDEOS - 1 and any(r["shard"] == last_shard for r in rows)  # its shard is still named
-    counts = run(PrepareConfig(**cfg), log=lambda *_: None)
+    counts = run(prepare_config(**cfg), log=lambda *_: None)
     assert (counts["done"], counts["skipped"]) == (0, VIDEOS)  # the cut video is recorded again, not redone
     _check_complete(out)
     assert len(sink.read_jsonl(out / sink.INDEX)) == VIDEOS
@@ -145,8 +144,8 @@ def test_state_files_are_replaced_atomically(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", real)
     assert path.read_text() == "old"  # the old file whole, never a partial one
     cfg = _inputs(tmp_path)
-    run(PrepareConfig(**cfg), log=lambda *_: None)
+    run(prepare_config(**cfg), log=lambda *_: None)
     out = tmp_path / "out"
     (out / "index.jsonl.123.tmp").write_text("partial")  # a rewrite killed before its rename
-    run(PrepareConfig(**cfg), log=lambda *_: None)
+    run(prepare_config(**cfg), log=lambda *_: None)
     assert not list(out.glob("*.tmp")) and json.loads((out / "prepare_config.json").read_text())["parts"] == 1

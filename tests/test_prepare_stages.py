@@ -8,11 +8,11 @@ import torch
 import webdataset as wds
 from safetensors.torch import load as load_safetensors
 
-from conftest import make_video
+from conftest import make_video, prepare_config
 from datamodules.prepare import main, run
 from datamodules.schema import META_KEYS, POSE_META_KEYS, SKETCH_META_KEYS, bpp
 from disco_train.codec import backends as codecs
-from disco_train.config import ConfigError, ModelConfig, PrepareConfig
+from disco_train.config import ConfigError, ModelConfig
 from disco_train.io.video import read_video
 from disco_train.modalities.degrade import degrade, resize_center_crop, restore
 from disco_train.modalities.text import decode_text
@@ -22,7 +22,7 @@ def _cfg(tmp_path, **kw):
     base = dict(input=str(tmp_path / "in"), output=str(tmp_path / "out"), frames=9, height=32, width=32, ds=2,
                 dt=4, codec="x264", crf=30, caption_default="a test video", shard_size=4)
     base.update(kw)
-    return PrepareConfig(**base)
+    return prepare_config(**base)
 
 
 def _samples(out):
@@ -67,7 +67,7 @@ def test_dcvc_rt_goes_through_the_registry(tmp_path, videos):
     meta = json.loads(sample["meta.json"])
     assert "container_overhead_bytes" not in meta  # a neural bitstream has no container to report
     assert meta["qp"] == 16  # the QP used (qp=-1 records DCVC_DEFAULT_QP: tests/test_prepare_inputs.py)
-    frames = codecs.decode("dcvc_rt", sample["degraded.bin"], cfg.dcvc_rt_dir)
+    frames = codecs.decode("dcvc_rt", sample["degraded.bin"], cfg.send.dcvc_rt_dir)
     assert frames.shape == (3, 16, 16, 3)
     # the qp reached the codec: the stream is the one the API writes at qp 16 for these degraded frames
     clip = resize_center_crop(read_video(tmp_path / "in" / "b.mp4")[0][:9], 32, 32)[0]
@@ -98,8 +98,8 @@ def test_missing_stage_module_is_a_clear_error(tmp_path, videos, monkeypatch, st
 
 
 def test_cli_reports_stage_errors_without_traceback(tmp_path, videos, capsys):
-    argv = [f"input={videos}", f"output={tmp_path / 'out'}", "pose=true", f"pose_dir={tmp_path / 'none'}",
-            "frames=9", "height=32", "width=32", "codec=x264"]
+    argv = [f"input={videos}", f"output={tmp_path / 'out'}", "pose=true", f"send.pose_dir={tmp_path / 'none'}",
+            "frames=9", "height=32", "width=32", "send.codec=x264"]
     assert main(argv) == 2
     assert "pose_dir=" in capsys.readouterr().err
 

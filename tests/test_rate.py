@@ -114,7 +114,8 @@ def _sizes(grid, tmp_path, capsys):
     export_dir, video = grid
     sizes = {}
     for p in GRID:
-        assert _encode(video, tmp_path / "p.disco", f"export={export_dir}", f"ds={p['ds']}", f"dt={p['dt']}") == 0
+        assert _encode(video, tmp_path / "p.disco", f"export={export_dir}", f"send.ds={p['ds']}",
+                       f"send.dt={p['dt']}") == 0
         sizes[(p["ds"], p["dt"])] = 8 * (tmp_path / "p.disco").stat().st_size
     capsys.readouterr()
     return sizes
@@ -145,8 +146,8 @@ def test_encode_at_three_targets_fits_each_and_grows_with_it(grid, tmp_path, cap
 
 
 @pytest.mark.parametrize("keys, message", [
-    (["target_kbps=10", "ds=2"], "ds: a rate target chooses the trained point itself"),
-    (["target_kbps=10", "qp=0", "force=true"], "qp, force: a rate target chooses the trained point itself"),
+    (["target_kbps=10", "send.ds=2"], "ds: a rate target chooses the trained point itself"),
+    (["target_kbps=10", "send.qp=0", "force=true"], "qp, force: a rate target chooses the trained point itself"),
     (["target_kbps=10", "target_bpp=0.1"], "target_kbps, target_bpp: give one rate target, not both"),
     (["target_kbps=-1"], "target_kbps: a rate target must be > 0"),
 ])

@@ -22,7 +22,8 @@ import pytest
 from conftest import ROOT, SESSION_ENV
 from disco_train.codec import container as C
 from disco_train.codec.receiver import receive
-from disco_train.codec.sender import SenderSettings, send_video
+from disco_train.codec.sender import send_video
+from disco_train.config.send import SendSettings
 from disco_train.io.errors import DecodeError
 from disco_train.modalities import pose as P
 
@@ -206,8 +207,8 @@ def _base(pattern: C.Pattern = C.FULL) -> C.Container:
     kps = [rng.uniform(0, 40, (1, P.NUM_KEYPOINTS, 2)).astype(np.float32) for _ in range(11)]
     poses = P.PoseSequence(kps, [np.ones((1, P.NUM_KEYPOINTS), np.float32)] * 11, (40, 56))
     keys = {} if pattern == C.FULL else {"stream": "selected", "interleave_unit": pattern.unit,
-                                         "interleave_ratio": f"{pattern.a}:{pattern.b}"}
-    return send_video(frames, 24.0, "a gradient", SenderSettings(ds=2, dt=2, codec="x264", crf=30, **keys),
+                                         "ratio": f"{pattern.a}:{pattern.b}"}
+    return send_video(frames, 24.0, "a gradient", SendSettings(ds=2, dt=2, codec="x264", crf=30, **keys),
                       poses=poses)
 
 

@@ -37,7 +37,7 @@ def test_benchmark_recipes_follow_the_paper_and_have_a_cpu_debug_run():
     for name in names - {"benchmark_debug"}:
         cfg, _, _ = resolve([f"recipe={name}"])
         assert (cfg.size, cfg.frames, cfg.anchor) == ("512x512", 57, "vvenc")
-        assert (cfg.disco.ds, cfg.disco.dt, cfg.disco.qp) == ([1, 2, 4], [2, 4, 8], [0, 8, 16, 24, 32])
+        assert (cfg.disco.send.ds, cfg.disco.send.dt, cfg.disco.send.qp) == ([1, 2, 4], [2, 4, 8], [0, 8, 16, 24, 32])
         assert {"lpips", "dists", "fid", "fvd"} <= set(cfg.metrics.name_list)
     debug, _, _ = resolve(["recipe=benchmark_debug"])
     assert debug.device == "cpu" and debug.dcvc_rt.weights == "synthetic" and debug.metrics.names == "psnr,ssim"
@@ -61,8 +61,8 @@ def test_ablation_recipes_follow_tables_4_and_5_and_have_a_cpu_debug_run():
 def test_grid_recipes_hold_the_papers_grid_and_train_one_decoder_on_it(tmp_path):
     where = [f"input={tmp_path}", f"output={tmp_path / 'out'}"]
     grid, _, _ = resolve(["recipe=prepare_openvid_grid", *where])
-    assert (grid.ds, grid.dt, grid.qp, grid.codec, grid.grid) == ([1, 2, 4], [2, 4, 8], [0, 8, 16, 24, 32], "dcvc_rt",
-                                                                   "sample")
+    assert (grid.send.ds, grid.send.dt, grid.send.qp, grid.send.codec, grid.grid) == (
+        [1, 2, 4], [2, 4, 8], [0, 8, 16, 24, 32], "dcvc_rt", "sample")
     assert len(grid.grid_points()) == 45
     demo, _, _ = resolve(["recipe=prepare_demo_grid", *where])
     assert len(demo.grid_points()) == 4 and demo.grid == "all"

@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 import webdataset as wds
 
+from conftest import prepare_config
+
 from datamodules.demo import outline_sketch
 from disco_train.codec import backends, selection
 from disco_train.codec import container as C
 from disco_train.codec.receiver import StreamError, receive, restore_video
-from disco_train.codec.sender import CodecError, SenderSettings, send_clip, send_video
+from disco_train.codec.sender import CodecError, send_clip, send_video
+from disco_train.config.send import SendSettings
 from disco_train.io.errors import DecodeError
 
 LF13 = C.Pattern("selected", "latent_frame", 1, 3)
@@ -71,9 +74,9 @@ def _clip(frames=17, side=64, seed=0):
     return video
 
 
-def _settings(pattern: C.Pattern, **kw) -> SenderSettings:
-    keys = {} if pattern == C.FULL else {"interleave_ratio": f"{pattern.a}:{pattern.b}", "interleave_unit": pattern.unit}
-    return SenderSettings(ds=4, dt=4, codec="x264", crf=30, stream=pattern.stream, **keys, **kw)
+def _settings(pattern: C.Pattern, **kw) -> SendSettings:
+    keys = {} if pattern == C.FULL else {"ratio": f"{pattern.a}:{pattern.b}", "interleave_unit": pattern.unit}
+    return SendSettings(ds=4, dt=4, codec="x264", crf=30, stream=pattern.stream, **keys, **kw)
 
 
 def test_selected_video_round_trip_reads_the_pixels_of_its_tokens():
@@ -181,10 +184,10 @@ def _prepare_selected(tmp_path, stage_weights, **kw):
     from disco_train.config import PrepareConfig
 
     videos = make_demo(tmp_path / "videos", videos=2, seed=1)
+    send = SendSettings(codec="x264", crf=30, sketch_weights=stage_weights["sketch_weights"], stream="selected",
+                        ratio="1:3", interleave_unit="latent_frame")
     cfg = PrepareConfig(input=str(videos), output=str(tmp_path / "shards"), captions=str(videos / "captions.csv"),
-                        frames=17, height=64, width=64, codec="x264", crf=30, shard_size=4, sketch=True,
-                        sketch_weights=stage_weights["sketch_weights"], stream="selected",
-                        interleave_ratio="1:3", interleave_unit="latent_frame", **kw)
+                        frames=17, height=64, width=64, shard_size=4, sketch=True, send=send, **kw)
     assert run(cfg, log=lambda *_: None)["done"] == 2
     return tmp_path / "shards"
 
@@ -206,7 +209,7 @@ def test_prepared_selected_streams_decode_as_the_receiver_restores_them(selected
     from datamodules.schema import SELECTED_META_KEYS
 
     prepared = json.loads((selected_shards / "prepare_config.json").read_text())
-    assert (prepared["stream"], prepared["interleave_ratio"], prepared["interleave_unit"]) == \
+    assert (prepared["send"]["stream"], prepared["send"]["ratio"], prepared["send"]["interleave_unit"]) == \
         ("selected", "1:3", "latent_frame")
     shard = sorted(selected_shards.glob("train-*.tar"))[0]
     sample = next(iter(wds.WebDataset(str(shard), shardshuffle=False)))
@@ -231,22 +234,22 @@ def test_a_run_whose_pattern_differs_from_the_shards_is_refused(selected_shards)
 
     with pytest.raises(ConfigError, match=r"this run reads stream=full .* the shards in .* were prepared with "
                                           r"stream=selected interleave_unit=latent_frame ratio=1:3 "
-                                          r"\(prepare_config.json\); prepare again with stream=full"):
+                                          r"\(prepare_config.json\); prepare again with send.stream=full"):
         ShardDataModule(_data_cfg(selected_shards), aux="sketch")
-    with pytest.raises(ConfigError, match="prepare again with stream=selected interleave_ratio=1:3 "
-                                          "interleave_unit=token"):
+    with pytest.raises(ConfigError, match="prepare again with send.stream=selected send.ratio=1:3 "
+                                          "send.interleave_unit=token"):
         ShardDataModule(_data_cfg(selected_shards), aux="sketch", pattern=TOKEN13)
     batch = next(iter(ShardDataModule(_data_cfg(selected_shards), aux="sketch", pattern=LF13).train_dataloader()))
     assert batch["cond"].shape == batch["aux"].shape == (1, 17, 64, 64, 3)
 
 
 def test_prepare_refuses_selected_streams_without_an_auxiliary_modality():
-    from disco_train.config import ConfigError, PrepareConfig
+    from disco_train.config import ConfigError
 
     with pytest.raises(ConfigError, match="stream: 'selected' needs sketch=true or pose=true"):
-        PrepareConfig(input="x", output="y", stream="selected").validate()
+        prepare_config(input="x", output="y", stream="selected").validate()
     with pytest.raises(ConfigError, match="interleave_unit: unknown unit"):
-        PrepareConfig(input="x", output="y", sketch=True, stream="selected", interleave_unit="frames").validate()
+        prepare_config(input="x", output="y", sketch=True, stream="selected", interleave_unit="frames").validate()
 
 
 def test_precomputed_latents_of_selected_streams_are_the_restored_frames_encoded(tmp_path, stage_weights):

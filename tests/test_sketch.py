@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+
+from conftest import prepare_config
 import torch
 
 from disco_train.modalities.sketch import SketchGenerator, extract_sketches, load_sketch_generator
@@ -106,10 +108,9 @@ def test_corrupt_file_is_a_clear_error(tmp_path):
 
 def test_prepare_sketch_stage_runs_the_real_generator(weights):
     from datamodules.stages import SketchStage
-    from disco_train.codec.sender import SenderSettings, send_clip
-    from disco_train.config import PrepareConfig
+    from disco_train.codec.sender import send_clip
 
-    cfg = PrepareConfig(input="unused", output="unused", sketch=True, sketch_weights=str(weights[0]),
+    cfg = prepare_config(input="unused", output="unused", sketch=True, sketch_weights=str(weights[0]),
                         codec="x264", ds=2, sketch_codec="x264", sketch_ds=2, sketch_dt=2)
     stage = SketchStage(cfg)
     stage.preflight()
@@ -117,6 +118,6 @@ def test_prepare_sketch_stage_runs_the_real_generator(weights):
     clip = _clip(t=5, h=16, w=16)
     sketch = stage.extract(clip)
     assert sketch.shape == clip.shape and sketch.dtype == np.uint8
-    streams, info = send_clip(clip, 24.0, "x", SenderSettings.of(cfg), sketch=sketch)
+    streams, info = send_clip(clip, 24.0, "x", cfg.send, sketch=sketch)
     assert (info["sketch"]["frames"], info["sketch"]["height"], info["sketch"]["width"]) == (3, 8, 8)
     assert streams[-1].kind == "sketch" and streams[-1].bits > 0

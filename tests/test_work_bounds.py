@@ -83,8 +83,8 @@ def test_encode_refuses_a_small_file_of_many_large_frames_within_its_budget(tmp_
     video.write_bytes(black_video(30, 1920, 1088, format))
     assert video.stat().st_size < 200_000
     with Bounded() as b:  # ds=1 dt=1: encode would keep every frame whole (4 copies of 0.2 GB)
-        rc = main(["encode", str(video), str(tmp_path / "a.disco"), "caption=x", "codec=x264", "ds=1", "dt=1",
-                   "max_memory_gb=0.1"])
+        rc = main(["encode", str(video), str(tmp_path / "a.disco"), "caption=x", "send.codec=x264", "send.ds=1",
+                   "send.dt=1", "max_memory_gb=0.1"])
     err = capsys.readouterr().err
     said = "30 frames" if format == "mp4" else "at least 3 frames"  # before decoding / when the 3rd arrives
     assert rc == 2 and f"encoding {said} of 1920×1088 (ds=1, dt=1) needs at least" in err

@@ -1,5 +1,5 @@
-"""`python -m disco_train calibrate export=DIR refs=DIR [metrics.names=lpips]`: measure an export's trained rate points and
-write them into its `rd_table.json`, which `encode target_kbps=` then orders the points by.
+"""`python -m disco_train calibrate export=DIR refs=DIR [metrics.names=lpips]`: measure an export's trained rate
+points and write them into its `rd_table.json`, which `encode target_kbps=` then orders the points by.
 
 The measurement is the benchmark's `disco` method (`benchmark.runner`, so its reference clips, cache and report
 land in `work/<export name>/`) at exactly the trained points, on clips of the export's training size by default;
@@ -64,7 +64,8 @@ def benchmark_config(a: CalibrateConfig, manifest):
     from disco_train.config.benchmark import BenchmarkConfig
 
     data = manifest.config["data"]
-    disco = replace(a.disco, dcvc_rt_dir=video_weights(manifest, a.disco.dcvc_rt_dir))
+    send = replace(a.disco.send, dcvc_rt_dir=video_weights(manifest, a.disco.send.dcvc_rt_dir))
+    disco = replace(a.disco, send=send)
     cfg = BenchmarkConfig(refs=a.refs, out=str(Path(a.work) / Path(a.export).resolve().name), methods="disco",
                           anchor="disco", size=a.size or f"{data['width']}x{data['height']}",
                           frames=a.frames or data["frames"], max_videos=a.max_videos, metrics=a.metrics,

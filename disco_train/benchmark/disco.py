@@ -9,10 +9,10 @@ result does not depend on which clips share its batch.
 The rate of a point is the whole `.disco` file: every stream plus the container's header and table (36 + 12 per
 stream bytes), which a receiver needs; the header is also reported apart (`overhead_bits`), as are the text and
 video streams. Grid, per export: with `disco.trained_only` (default) exactly the rate points the export trained
-on (disco.json `trained_settings`), narrowed by `disco.ds` / `disco.dt` / `disco.qp` / `disco.codec` where they are
+on (disco.json `trained_settings`), narrowed by `disco.send.ds` / `.dt` / `.qp` / `.codec` where they are
 set; a requested combination that no export trained on, or an export with no trained point in the request, is
 refused, naming the trained sets (several exports, say one per D_s × D_t, share one grid this way). With
-`disco.trained_only=false` every combination of `disco.ds` × `disco.dt` × `disco.qp` (each empty list: the values
+`disco.trained_only=false` every combination of `disco.send.ds` × `.dt` × `.qp` (each null: the values
 the export trained on) runs, trained or not.
 
 Ablations (paper Tables 4 and 5) are `disco.variants`: each its own method disco:<name> with its own exports,
@@ -42,9 +42,10 @@ import numpy as np
 from disco_train.benchmark.captions import Captions
 from disco_train.benchmark.points import Coded, Point
 from disco_train.codec import container as C
-from disco_train.codec.sender import SenderSettings, send_video
+from disco_train.codec.sender import send_video
 from disco_train.config import ConfigError
 from disco_train.config.benchmark import RATE_METHOD, RESTORE_METHOD, split_list
+from disco_train.config.send import SendSettings, as_list
 
 
 SPEED_KEYS = ("schedule", "cache", "dtype")
@@ -158,20 +159,26 @@ def load_variants(cfg, device: str) -> list[Variant]:
     return out
 
 
+def _listed(value) -> list[int]:
+    """A disco.send rate key as a list ([]: null, each export's trained values)."""
+    return [] if value is None else as_list(value)
+
+
 def grid_of(d, e: Export) -> tuple[list[dict], list[dict]]:
     """(the rate points {ds, dt, codec, qp[, crf]} export `e` runs at, the requested combinations it did not
     train on) (module docstring)."""
     from disco_train.codec.trained import matches
 
+    (dss, dts, qps), codec = (_listed(getattr(d.send, k)) for k in ("ds", "dt", "qp")), d.send.codec
     if not d.trained_only:
         values = lambda key: sorted({p[key] for p in e.trained if key in p})  # noqa: E731
         first = e.trained[0]
-        return [{"ds": ds, "dt": dt, "codec": d.codec or first["codec"], "qp": qp, "crf": first.get("crf")}
-                for ds in (d.ds or values("ds")) for dt in (d.dt or values("dt"))
-                for qp in (d.qp or values("qp"))], []
+        return [{"ds": ds, "dt": dt, "codec": codec or first["codec"], "qp": qp, "crf": first.get("crf")}
+                for ds in (dss or values("ds")) for dt in (dts or values("dt"))
+                for qp in (qps or values("qp"))], []
     grid, outside = [], []
-    for ds, dt, qp in product(d.ds or [None], d.dt or [None], d.qp or [None]):
-        given = {k: v for k, v in (("ds", ds), ("dt", dt), ("codec", d.codec or None), ("qp", qp)) if v is not None}
+    for ds, dt, qp in product(dss or [None], dts or [None], qps or [None]):
+        given = {k: v for k, v in (("ds", ds), ("dt", dt), ("codec", codec), ("qp", qp)) if v is not None}
         found = [p for p in e.trained if matches(p, given)]
         outside += [given] if not found else []
         grid += [p for p in found if p not in grid]
@@ -187,14 +194,15 @@ def _grids(d, exports: list[Export]) -> list[list[dict]]:
         grid, outside = grid_of(d, e)
         if not grid:
             raise ConfigError(f"disco: export {e.name} was trained on {describe_settings(list(e.trained))}, none of "
-                              f"it in disco.ds={d.ds} dt={d.dt} qp={d.qp} codec={d.codec!r} (disco.trained_only=false "
+                              f"it in disco.send.ds={d.send.ds} dt={d.send.dt} qp={d.send.qp} codec={d.send.codec!r} "
+                              f"(disco.trained_only=false "
                               f"runs it anyway)")
         grids.append(grid)
         unmatched = outside if unmatched is None else [g for g in unmatched if g in outside]
     if unmatched:
         trained = "; ".join(f"{e.name}: {describe_settings(list(e.trained))}" for e in exports)
         raise ConfigError(f"disco: no export trained on {describe_settings(unmatched)} ({trained}); narrow "
-                          f"disco.ds/dt/qp/codec, or disco.trained_only=false runs it anyway")
+                          f"disco.send.ds/dt/qp/codec, or disco.trained_only=false runs it anyway")
     return grids
 
 
@@ -212,7 +220,7 @@ def disco_points(cfg, exports: list[Export], method: str = "disco", overrides: t
         for p in grid:
             ds, dt, codec, qp = int(p["ds"]), int(p["dt"]), str(p["codec"]), int(p.get("qp", -1))
             if codec in ("x264", "x265") and qp > 51:
-                raise ConfigError(f"disco.qp: {qp} is above {codec}'s 51")
+                raise ConfigError(f"disco.send.qp: {qp} is above {codec}'s 51")
             label = point_label(p) + (f"@{e.name}" if len(exports) > 1 else "")
             crf = (("crf", p.get("crf")),) if qp < 0 else ()  # a crf point (x264/x265 at qp -1) is coded at it
             params = (("export", e.digest), ("ds", ds), ("dt", dt), ("codec", codec), ("qp", qp), *crf,
@@ -246,17 +254,17 @@ def settings_of(cfg, point: Point) -> dict:
 
     if "dcvc_rt" not in (point.settings.get("codec"), *point.settings.get("codecs", ())):  # codecs: disco@rate's
         return {}
-    weights = cfg.disco.dcvc_rt_dir or cfg.dcvc_rt.weights
+    weights = cfg.disco.send.dcvc_rt_dir or cfg.dcvc_rt.weights
     if weights == backends.SYNTHETIC:
         return {"dcvc_rt_dir": weights}
     return {"dcvc_rt_dir": files_fingerprint([Path(weights) / n for n in backends.DCVC_WEIGHTS])}
 
 
-def sender_settings(s: dict, cfg) -> SenderSettings:
+def sender_settings(s: dict, cfg) -> SendSettings:
     """How the sender codes rate point `s` {ds, dt, codec, qp[, crf]}."""
     crf = {"crf": s["crf"]} if s.get("crf") is not None else {}
-    return SenderSettings(ds=s["ds"], dt=s["dt"], codec=s["codec"], qp=s["qp"], **crf,
-                          dcvc_rt_dir=cfg.disco.dcvc_rt_dir or cfg.dcvc_rt.weights)
+    return SendSettings(ds=s["ds"], dt=s["dt"], codec=s["codec"], qp=s["qp"], **crf,
+                        dcvc_rt_dir=cfg.disco.send.dcvc_rt_dir or cfg.dcvc_rt.weights)
 
 
 def run_disco(cfg, variants: list[Variant], cells: list, frames_of: Callable, device: str
@@ -314,7 +322,7 @@ def _batch(cfg, export: Export, decoder, batch: list, frames_of: Callable, capti
         sent.append(container)
         extras.append(chosen)
         encode_s.append(time.perf_counter() - start)
-    weights = cfg.disco.dcvc_rt_dir or cfg.dcvc_rt.weights
+    weights = cfg.disco.send.dcvc_rt_dir or cfg.dcvc_rt.weights
     start = time.perf_counter()
     recons = decode_containers(decoder, sent, export.steps, export.guidance, [cfg.disco.seed] * len(sent),
                                export.negative_prompt, weights, None, dict(export.speed).get("schedule", "shifted"))

@@ -1,6 +1,6 @@
 """`python -m disco_train encode|decode`: the DiSCo codec end to end (paper §3).
 
-    python -m disco_train encode video.mp4 out.disco caption="a red car" [export=DIR ds=4 dt=4 codec=x265 qp=N ...]
+    python -m disco_train encode video.mp4 out.disco caption="a red car" [export=DIR send.ds=4 send.qp=N ...]
     python -m disco_train encode video.mp4 out.disco caption="a red car" export=DIR target_kbps=40   (`codec.rate`)
     python -m disco_train decode out.disco recon.mkv export=DIR [steps=50 guidance=3 seed=0 device=cuda model.path=...]
 
@@ -17,16 +17,18 @@ scores the decoder and not a second codec; `crf=N` with an .mp4 writes a lossy 4
 from __future__ import annotations
 
 import sys
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 
 from disco_train.codec import container as C
 from disco_train.codec.container import Pattern
-from disco_train.codec.sender import CodecError, SenderSettings, geometry_for, read_pose_file, send_video
-from disco_train.config import ConfigError, DecodeLimits, DiscoLoraConfig, PrepareConfig
+from disco_train.codec.sender import CodecError, geometry_for, read_pose_file, send_video
+from disco_train.config import ConfigError, DecodeLimits, DiscoLoraConfig
+from disco_train.config.base import check
+from disco_train.config.send import ENCODE_CODECS, RATE_KEYS, RENAMED_SEND_KEYS, SendSettings
 from disco_train.codec.guards import check_decode, check_encode, check_encode_output, check_source, read_source
 from disco_train.codec.pipeline import decode
 from disco_train.codec.source import send_streamed, streams
@@ -47,61 +49,30 @@ class EncodeConfig:
     """Torch device of the captioner."""
     export: str = ""
     """Export folder of the decoder: its training data's coding settings become the defaults."""
-    stream: Optional[str] = None
-    """'full' or 'selected' (code only what the decoder's interleaved tokens read; default: the export's
-    condition.stream, else full)."""
-    interleave_ratio: Optional[str] = None
-    """With stream=selected: the decoder's a:b (default: the export's condition.ratio)."""
-    interleave_unit: Optional[str] = None
-    """With stream=selected: 'token' or 'latent_frame' (default: the export's condition.interleave_unit)."""
-    ds: Optional[int] = None
-    """Spatial downsampling D_s (default: the export's trained point, else prepare's 4)."""
-    dt: Optional[int] = None
-    """Temporal downsampling D_t (default: the export's trained point, else prepare's 4)."""
-    codec: Optional[str] = None
-    """Degraded-video codec x264, x265, vvenc or dcvc_rt (default: the export's, else x265)."""
-    crf: Optional[int] = None
-    """x264/x265 CRF (default: the export's, else 35)."""
-    qp: Optional[int] = None
-    """Constant QP; -1 = CRF (x264/x265) or QP 32 (dcvc_rt). With an export trained on several rate points,
-    ds/dt/qp pick one of them (nothing given: the first, with a note)."""
+    send: SendSettings = field(default_factory=SendSettings.unset)
+    """How each stream is coded (`send.ds=2 send.qp=16 send.sketch_codec=x264 ...`, as prepare's send section; one
+    value each). A key left at null is the export's: a rate point of its training data (`codec.trained`; with an
+    export trained on several, send.ds/dt/qp pick one, nothing given: the first, with a note), its sketch settings
+    and DCVC-RT weights, its decoder's condition.stream/ratio/interleave_unit; without an export, prepare's
+    defaults. send.dcvc_rt_dir/sketch_dcvc_dir '' = the folders the export's training data used (sketch: the
+    export's own sketch_codec/), else checkpoints/dcvc_rt ('synthetic': the test weights)."""
     target_kbps: Optional[float] = None
     """Rate control: send the best trained rate point of the export whose whole file fits this many kbit/s at the
-    video's frame rate (exclusive with ds/dt/codec/qp/crf; `codec.rate`)."""
+    video's frame rate (exclusive with send.ds/dt/codec/qp/crf; `codec.rate`)."""
     target_bpp: Optional[float] = None
     """Rate control by bits per pixel of the video instead (exclusive with target_kbps)."""
     size: str = ""
     """Scale the video to WxH first, as prepare makes training clips (cover, centre crop); 'export' = the size the
     export's decoder trained at (e.g. a clip too small for the codec after D_s); '' = as it is."""
     force: bool = False
-    """Code at ds/dt/codec/qp/crf outside the export's trained rate points (otherwise refused: the decoder never
+    """Code at send.ds/dt/codec/qp/crf outside the export's trained rate points (otherwise refused: the decoder never
     saw such streams)."""
-    dcvc_rt_dir: str = ""
-    """DCVC-RT weights folder of the video ('' = the folder the export's training data used, else
-    checkpoints/dcvc_rt; 'synthetic' = test weights)."""
     sketch: str = ""
     """A sketch video of the same frames × height × width to send as the sketch stream, or 'auto': extract it from
-    the video with prepare's sketch stage (InformativeDrawings, `sketch_weights`)."""
-    sketch_weights: str = PrepareConfig.sketch_weights
-    """InformativeDrawings generator weights for sketch=auto."""
-    sketch_codec: Optional[str] = None
-    """Sketch codec (default: the export's training data's, else prepare's x264)."""
-    sketch_ds: Optional[int] = None
-    """Sketch spatial downsampling (default: the export's, else 1)."""
-    sketch_dt: Optional[int] = None
-    """Sketch temporal downsampling (default: the export's, else 1)."""
-    sketch_crf: Optional[int] = None
-    """Sketch CRF (default: the export's, else 35)."""
-    sketch_qp: Optional[int] = None
-    """Sketch constant QP (default: the export's, else -1: CRF)."""
-    sketch_dcvc_dir: str = ""
-    """DCVC-RT weights of the sketch codec ('' = the export's sketch_codec/, else the sketch codec folder its
-    training data used, else dcvc_rt_dir)."""
+    the video with prepare's sketch stage (InformativeDrawings, `send.sketch_weights`)."""
     pose: str = ""
     """A pose bitstream (`encode_poses` bytes, .xz) of the video to send as the pose stream, or 'auto': estimate
-    the poses with prepare's pose stage (DWPose, `pose_dir`)."""
-    pose_dir: str = PrepareConfig.pose_dir
-    """Folder with the DWPose ONNX files for pose=auto."""
+    the poses with prepare's pose stage (DWPose, `send.pose_dir`)."""
     max_memory_gb: float = 0.0
     """Memory encode may hold (0 = 24 GB): the degraded video and one frame's work when it streams the video, about
     4 copies of the whole video as RGB frames when sketch=auto, pose=auto, the captioner or a rate target needs every
@@ -110,15 +81,21 @@ class EncodeConfig:
     """Replace an existing `out` that is not a .disco file (an earlier .disco is replaced anyway; an input never:
     `out` equal to the video, sketch or pose is refused)."""
 
+    RENAMED: ClassVar[dict[str, str]] = RENAMED_SEND_KEYS
+
     def validate(self) -> None:
+        self.send.validate("send", complete=False, codecs=ENCODE_CODECS)
+        for key in RATE_KEYS:
+            check(not isinstance(getattr(self.send, key), list), f"send.{key}",
+                  "encode codes one rate point: give one value (a list is prepare's rate grid)")
         check_encode(self)
 
 
 def settings(a: EncodeConfig, note=lambda text: print(text, file=sys.stderr), point: dict | None = None
-             ) -> SenderSettings:
+             ) -> SendSettings:
     """prepare's defaults < the export's training data (a trained rate point, or `point`, its sketch settings and
     weights) < the command line. A rate point outside the export's trained set is a ConfigError unless `force`."""
-    s = SenderSettings()
+    s, given = SendSettings(), a.send
     manifest = None
     if a.export:
         from disco_train.codec import trained
@@ -127,35 +104,31 @@ def settings(a: EncodeConfig, note=lambda text: print(text, file=sys.stderr), po
         manifest = read_manifest(a.export, verify=False)
         if point is None:
             point, message = trained.choose_point(trained_settings(manifest),
-                                                  {k: getattr(a, k) for k in ("ds", "dt", "codec", "qp", "crf")},
+                                                  {k: getattr(given, k) for k in ("ds", "dt", "codec", "qp", "crf")},
                                                   a.force)
             if message:
                 note(message)
-        for key, value in {**point, **trained.sketch_defaults(manifest)}.items():
-            if hasattr(s, key):
-                setattr(s, key, value)
-    for f in fields(s):
-        value = getattr(a, f.name, None)
-        if value is not None and f.name not in ("dcvc_rt_dir", "sketch_dcvc_dir"):
-            setattr(s, f.name, value)
+        s = replace(s, **{k: v for k, v in {**point, **trained.sketch_defaults(manifest)}.items() if hasattr(s, k)})
+    s = replace(s, **{f.name: getattr(given, f.name) for f in fields(given)
+                      if getattr(given, f.name) is not None and f.name not in ("dcvc_rt_dir", "sketch_dcvc_dir")})
     if manifest is not None:
-        s.dcvc_rt_dir = trained.video_weights(manifest, a.dcvc_rt_dir) or s.dcvc_rt_dir
-        s.sketch_dcvc_dir = trained.sketch_weights(a.export, manifest, a.sketch_dcvc_dir, "")
+        s.dcvc_rt_dir = trained.video_weights(manifest, given.dcvc_rt_dir) or s.dcvc_rt_dir
+        s.sketch_dcvc_dir = trained.sketch_weights(a.export, manifest, given.sketch_dcvc_dir, "")
     else:
-        s.dcvc_rt_dir, s.sketch_dcvc_dir = a.dcvc_rt_dir or s.dcvc_rt_dir, a.sketch_dcvc_dir
+        s.dcvc_rt_dir, s.sketch_dcvc_dir = given.dcvc_rt_dir or s.dcvc_rt_dir, given.sketch_dcvc_dir
     return s
 
 
-def export_pattern(s: SenderSettings, a: EncodeConfig) -> SenderSettings:
-    """The stream pattern of the export's decoder (its condition.*) where the command line gives none: the
-    receiver refuses a file whose pattern is not its decoder's."""
+def export_pattern(s: SendSettings, a: EncodeConfig) -> SendSettings:
+    """The stream pattern of the export's decoder (its condition.*, the same names) where the command line gives
+    none: the receiver refuses a file whose pattern is not its decoder's."""
     if a.export:
         from disco_train.decoder.export import read_manifest
 
         condition = read_manifest(a.export, verify=False).config.get("condition", {})
-        for key, name in (("stream", "stream"), ("interleave_ratio", "ratio"), ("interleave_unit", "interleave_unit")):
-            if getattr(a, key) is None and name in condition:
-                setattr(s, key, condition[name])
+        for key in ("stream", "ratio", "interleave_unit"):
+            if getattr(a.send, key) is None and key in condition:
+                setattr(s, key, condition[key])
     Pattern.of_settings(s)  # a bad ratio fails here, before the video is read
     return s
 
@@ -193,13 +166,13 @@ def send_whole(a: EncodeConfig, s: SenderSettings | None, points: list[dict] | N
     if a.sketch == "auto":
         from disco_train.modalities.extract import SketchExtractor
 
-        sketch = SketchExtractor(a.sketch_weights, a.device, stage="sketch=auto")(frames)
+        sketch = SketchExtractor(a.send.sketch_weights, a.device, stage="sketch=auto")(frames)
     else:
         sketch = read_source(a.sketch, a, frames.shape[1:3])[0] if a.sketch else None
     if a.pose == "auto":
         from disco_train.modalities.extract import PoseExtractor
 
-        poses = PoseExtractor(a.pose_dir, a.device, stage="pose=auto")(frames)
+        poses = PoseExtractor(a.send.pose_dir, a.device, stage="pose=auto")(frames)
     else:
         poses = read_pose_file(a.pose, len(frames)) if a.pose else None
     caption = _caption(frames, a)
@@ -224,7 +197,8 @@ def rate_points(a: EncodeConfig) -> list[dict] | None:
 
     if rate.Target.of(a.target_kbps, a.target_bpp) is None:
         return None
-    given = [k for k in ("ds", "dt", "codec", "qp", "crf") if getattr(a, k) is not None] + ["force"] * a.force
+    given = [f"send.{k}" for k in ("ds", "dt", "codec", "qp", "crf") if getattr(a.send, k) is not None] + \
+        ["force"] * a.force
     if given:
         raise ConfigError(f"{', '.join(given)}: a rate target chooses the trained point itself; give target_kbps / "
                           f"target_bpp or {'/'.join(given)}, not both")

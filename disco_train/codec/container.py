@@ -85,10 +85,14 @@ class Pattern:
 
     @classmethod
     def of_settings(cls, settings) -> "Pattern":
-        """The pattern under prepare's names (stream, interleave_unit, interleave_ratio) of a PrepareConfig,
-        SenderSettings, or a prepare_config.json / meta.json dict (absent keys: full, as before they existed)."""
-        get = settings.get if isinstance(settings, dict) else lambda k, d: getattr(settings, k, d)
-        return cls.of(get("stream", "full"), get("interleave_unit", "token"), get("interleave_ratio", "1:3"))
+        """The pattern of a `SendSettings` (stream, ratio, interleave_unit), or of what a shard folder recorded: a
+        prepare_config.json (its `send` section) or a sample's meta.json, whose format names the ratio
+        `interleave_ratio` (absent keys: full, as before they existed)."""
+        if isinstance(settings, dict):
+            send = settings.get("send", settings)
+            ratio = send.get("ratio", send.get("interleave_ratio", "1:3"))
+            return cls.of(send.get("stream", "full"), send.get("interleave_unit", "token"), ratio)
+        return cls.of(settings.stream, settings.interleave_unit, settings.ratio)
 
     def __str__(self) -> str:
         return ("stream=full" if self == FULL else

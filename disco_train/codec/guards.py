@@ -25,8 +25,8 @@ def check_encode(a) -> None:
     check(size <= DecodeLimits.max_text_bytes, "caption", f"{size:,} bytes; a receiver reads at most "
           f"{DecodeLimits.max_text_bytes:,} (limits.max_text_bytes; T5 reads the first 128 tokens)")
     for key, (low, high) in RANGES.items():
-        value = getattr(a, key, None)
-        check(value is None or low <= value <= high, key, f"must be in {low}..{high}, got {value}")
+        value = getattr(a.send, key, None)
+        check(value is None or low <= value <= high, f"send.{key}", f"must be in {low}..{high}, got {value}")
     check(a.max_memory_gb >= 0, "max_memory_gb", "must be >= 0 (0: 24 GB)")
 
 

@@ -1,6 +1,7 @@
 """The sender (paper §3.1): a clip becomes its modalities' bitstreams. `prepare` (training shards) and `encode`
 (a `.disco` file) both call `send_clip`, so training data and transmitted files are coded the same way.
 
+How each stream is coded is a `config.send.SendSettings` (one rate point of it: single ds, dt, qp, crf).
 Per clip: the caption as zlib text; the degraded video (keep 1 of D_t frames, bilinear /D_s, a codec from
 `codec.backends`); optionally the sketch video (degraded by its own sketch_ds / sketch_dt and coded by its own
 codec and weights) and the pose bitstream (uint16 keypoints, LZMA).
@@ -15,7 +16,6 @@ made from (`codec.selection`), and the container records the pattern for the rec
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from fractions import Fraction
 from itertools import islice
 from pathlib import Path
@@ -25,62 +25,14 @@ import numpy as np
 
 from disco_train.codec import backends, selection
 from disco_train.codec.container import FULL, Container, Geometry, Pattern, Stream
-from disco_train.config import PrepareConfig
 from disco_train.config.geometry import coded_size
+from disco_train.config.send import SendSettings
 from disco_train.modalities.degrade import degrade
 from disco_train.modalities.text import encode_text
 
 
 class CodecError(ValueError):
     """Bad settings or inputs to the sender or receiver; the message names the setting."""
-
-
-@dataclass
-class SenderSettings:
-    """How each stream is coded. Field names and defaults are `prepare`'s (one vocabulary for shards and `.disco`)."""
-
-    ds: int = PrepareConfig.ds
-    """Spatial downsampling D_s of the degraded video."""
-    dt: int = PrepareConfig.dt
-    """Temporal downsampling D_t: keep 1 of every dt frames."""
-    codec: str = PrepareConfig.codec
-    """Degraded-video codec: a key of codec.backends.BACKENDS."""
-    crf: int = PrepareConfig.crf
-    """x264/x265 CRF (ignored when qp >= 0)."""
-    qp: int = PrepareConfig.qp
-    """Constant QP (x264/x265 0-51, dcvc_rt 0-63); -1: crf (x264/x265) or DCVC_DEFAULT_QP (dcvc_rt)."""
-    dcvc_rt_dir: str = PrepareConfig.dcvc_rt_dir
-    """DCVC-RT weights of the degraded video ('synthetic': the test weights)."""
-    sketch_codec: str = PrepareConfig.sketch_codec
-    """Sketch-video codec."""
-    sketch_crf: int = PrepareConfig.sketch_crf
-    """CRF of the sketch video."""
-    sketch_qp: int = PrepareConfig.sketch_qp
-    """Constant QP of the sketch video; -1: sketch_crf."""
-    sketch_ds: int = PrepareConfig.sketch_ds
-    """Spatial downsampling of the sketch video."""
-    sketch_dt: int = PrepareConfig.sketch_dt
-    """Temporal downsampling of the sketch video."""
-    sketch_dcvc_dir: str = ""
-    """DCVC-RT weights of the sketch video (the finetuned sketch codec); '' = dcvc_rt_dir."""
-    stream: str = PrepareConfig.stream
-    """'full' or 'selected': code only what the interleaved tokens read (`codec.selection`)."""
-    interleave_ratio: str = PrepareConfig.interleave_ratio
-    """With stream=selected: the decoder's condition.ratio a:b."""
-    interleave_unit: str = PrepareConfig.interleave_unit
-    """With stream=selected: the decoder's condition.interleave_unit."""
-
-    @classmethod
-    def of(cls, cfg) -> "SenderSettings":
-        """The settings a config holds under the same names (a PrepareConfig, an encode config)."""
-        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls) if getattr(cfg, f.name, None) is not None})
-
-    def sketch_weights(self) -> str:
-        return self.sketch_dcvc_dir or self.dcvc_rt_dir
-
-    @property
-    def pattern(self) -> Pattern:
-        return Pattern.of_settings(self)
 
 
 def _qp(qp: int) -> int | None:
@@ -138,11 +90,11 @@ def code_pose(poses, pattern: Pattern = FULL, size: tuple[int, int, int] | None 
     return Stream("pose", "lzma", encode_poses(selection.select_poses(poses, pattern, *size)))
 
 
-def send_clip(frames: np.ndarray, fps: float, caption: str, s: SenderSettings, sketch: np.ndarray | None = None,
+def send_clip(frames: np.ndarray, fps: float, caption: str, s: SendSettings, sketch: np.ndarray | None = None,
               poses=None) -> tuple[list[Stream], dict[str, dict]]:
     """One clip uint8 [T,H,W,3] (sides even multiples of ds) -> its streams and per-stream coding info
     (`{kind: {frames, height, width[, container_overhead_bytes]}}` for the video-like streams)."""
-    pattern = s.pattern
+    pattern = Pattern.of_settings(s)
     if pattern != FULL and sketch is None and poses is None:
         raise CodecError("stream=selected: the video keeps only its interleaved tokens, so an auxiliary stream "
                          "(sketch or pose) must carry the others")
@@ -153,7 +105,7 @@ def send_clip(frames: np.ndarray, fps: float, caption: str, s: SenderSettings, s
         if sketch.shape[:3] != frames.shape[:3]:
             raise CodecError(f"sketch: {sketch.shape[:3]} frames×height×width, the video has {frames.shape[:3]}")
         stream, info["sketch"] = code_video(sketch, fps, "sketch", s.sketch_ds, s.sketch_dt, s.sketch_codec,
-                                            s.sketch_crf, s.sketch_qp, s.sketch_weights(),
+                                            s.sketch_crf, s.sketch_qp, s.sketch_dcvc_weights(),
                                             "sketch_dcvc_dir" if s.sketch_dcvc_dir else "dcvc_rt_dir", pattern)
         streams.append(stream)
     if poses is not None:
@@ -173,7 +125,7 @@ def pad_to(frames: np.ndarray, frames_to: int, height: int, width: int) -> np.nd
     return np.pad(frames, ((0, frames_to - t), (0, height - h), (0, width - w), (0, 0)), mode="edge")
 
 
-def send_video(frames: np.ndarray, fps: float, caption: str, s: SenderSettings, sketch: np.ndarray | None = None,
+def send_video(frames: np.ndarray, fps: float, caption: str, s: SendSettings, sketch: np.ndarray | None = None,
                poses=None) -> Container:
     """A whole video of any size -> the container: padded to the coded size, only its own frames coded. `frames`
     and `sketch` may come `Degraded` as they were read (then already padded)."""
@@ -182,7 +134,7 @@ def send_video(frames: np.ndarray, fps: float, caption: str, s: SenderSettings, 
         raise CodecError(f"pose: {poses.num_frames} frames of poses for a {g.frames}-frame video")
     pad = lambda x: x if isinstance(x, Degraded) else pad_to(x, len(x), g.coded_height, g.coded_width)  # noqa: E731
     streams, _ = send_clip(pad(frames), float(g.fps), caption, s, None if sketch is None else pad(sketch), poses)
-    return Container(g, streams, s.pattern)
+    return Container(g, streams, Pattern.of_settings(s))
 
 
 def read_pose_file(path: str | Path, frames: int) -> bytes:

@@ -80,16 +80,16 @@ def _codec_task(cfg) -> list[Need]:
 def _prepare_task(cfg) -> list[Need]:
     from disco_train.modalities.extract import DWPOSE_FILES
 
-    needs = []
-    if cfg.codec == "dcvc_rt" or (cfg.sketch and cfg.sketch_codec == "dcvc_rt" and not cfg.sketch_dcvc_dir):
-        needs += _dcvc(cfg.dcvc_rt_dir, "dcvc_rt_dir")
-    if cfg.sketch and cfg.sketch_codec == "dcvc_rt" and cfg.sketch_dcvc_dir:
-        needs += _dcvc(cfg.sketch_dcvc_dir, "sketch_dcvc_dir")
-    if cfg.sketch and cfg.sketch_weights != "synthetic":
-        needs.append(Need("sketch_weights", cfg.sketch_weights, "InformativeDrawings generator",
+    needs, s = [], cfg.send
+    if s.codec == "dcvc_rt" or (cfg.sketch and s.sketch_codec == "dcvc_rt" and not s.sketch_dcvc_dir):
+        needs += _dcvc(s.dcvc_rt_dir, "send.dcvc_rt_dir")
+    if cfg.sketch and s.sketch_codec == "dcvc_rt" and s.sketch_dcvc_dir:
+        needs += _dcvc(s.sketch_dcvc_dir, "send.sketch_dcvc_dir")
+    if cfg.sketch and s.sketch_weights != "synthetic":
+        needs.append(Need("send.sketch_weights", s.sketch_weights, "InformativeDrawings generator",
                           "carolineec/informative-drawings model.zip (a style folder's netG_A_latest.pth)"))
-    if cfg.pose and cfg.pose_dir != "synthetic":
-        needs += [Need("pose_dir", cfg.pose_dir if repo_ref(cfg.pose_dir) else str(Path(cfg.pose_dir) / name),
+    if cfg.pose and s.pose_dir != "synthetic":
+        needs += [Need("send.pose_dir", s.pose_dir if repo_ref(s.pose_dir) else str(Path(s.pose_dir) / name),
                        f"DWPose {name}", "HF yzd-v/DWPose") for name in DWPOSE_FILES]
     if cfg.captioner:
         needs.append(Need("captioner", cfg.captioner, "LLaVA-family captioner", "e.g. HF llava-hf/llava-1.5-7b-hf"))

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import ClassVar, Optional
 
 from disco_train.config.base import check
@@ -13,6 +13,7 @@ from disco_train.config.external import ExternalConfig
 from disco_train.config.limits import ENCODE_COPIES, MAX_SIDE, budget_bytes, check_budget
 from disco_train.config.metrics import RENAMED_METRIC_KEYS, MetricSettings
 from disco_train.config.prepare import parse_part
+from disco_train.config.send import KEPT, SendSettings, as_list
 from disco_train.config.restore import RestoreMethodConfig
 
 RATE_METHOD = "disco@rate"
@@ -25,6 +26,8 @@ STANDARD_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "med
                     "placebo")
 VVENC_PRESETS = ("faster", "fast", "medium", "slow", "slower")
 DISCO_CODECS = ("", "x264", "x265", "vvenc", "dcvc_rt")
+SENT_KEYS = ("ds", "dt", "qp", "codec", "dcvc_rt_dir")
+"""The keys of disco.send the benchmark's DiSCo method takes (it sends text and the degraded video)."""
 
 
 def split_list(text: str) -> list[str]:
@@ -130,18 +133,14 @@ class DiscoVariant:
 class DiscoMethodConfig:
     """DiSCo: every export of `export=` over a grid of D_s × D_t × the degraded video's codec QP."""
 
-    ds: list[int] = field(default_factory=list)
-    """Spatial downsampling factors D_s of the grid ([] = each export's trained D_s; paper: 1, 2, 4)."""
-    dt: list[int] = field(default_factory=list)
-    """Temporal downsampling factors D_t ([] = each export's trained D_t; paper: 2, 4, 8)."""
-    qp: list[int] = field(default_factory=list)
-    """QPs of the degraded video's codec ([] = each export's trained QPs; dcvc_rt 0-63, paper: 0, 8, 16, 24, 32;
-    x264/x265 0-51; vvenc 0-63)."""
-    codec: str = ""
-    """Degraded-video codec ('' = each export's training codec)."""
+    send: SendSettings = field(default_factory=SendSettings.unset)
+    """The degraded video's grid, as prepare's and encode's send section: send.ds, send.dt, send.qp (a value or a
+    list; null = each export's trained values; paper: D_s 1, 2, 4, D_t 2, 4, 8, DCVC-RT QP 0, 8, 16, 24, 32;
+    x264/x265 QPs 0-51, vvenc 0-63), send.codec (null = each export's training codec), send.dcvc_rt_dir ('' =
+    dcvc_rt.weights). The benchmark sends text and this video: the sketch, pose and stream keys stay null."""
     trained_only: bool = True
-    """Run an export only at the rate points it trained on (disco.json trained_settings; the lists above narrow
-    them, and a combination it did not train on is refused); false runs every combination of the lists."""
+    """Run an export only at the rate points it trained on (disco.json trained_settings; send.ds/dt/qp/codec narrow
+    them, and a combination it did not train on is refused); false runs every combination of them."""
     steps: Optional[int] = None
     """Euler steps (default: the export's validation.steps, the paper's 50)."""
     guidance: Optional[float] = None
@@ -156,8 +155,6 @@ class DiscoMethodConfig:
     """Noise seed of every clip (per clip, so a clip's result does not depend on its batch)."""
     batch_size: int = 1
     """Clips decoded together (same size and length)."""
-    dcvc_rt_dir: str = ""
-    """DCVC-RT weights of the degraded video when its codec is dcvc_rt ('' = dcvc_rt.weights)."""
     merge_lora: bool = True
     """Fold the adapter into the base weights (faster decoding)."""
     overrides: list[str] = field(default_factory=list)
@@ -176,11 +173,15 @@ class DiscoMethodConfig:
     """Ablation variants ([] = one method `disco` of every export): `disco` in `methods` then stands for the
     methods disco:<name> of these, each with its own export, text and overrides (DiscoVariant)."""
 
+    RENAMED: ClassVar[dict[str, str]] = {k: f"send.{k}" for k in SENT_KEYS}
+
     def validate(self, key: str) -> None:
-        check(all(v >= 1 for v in self.ds), f"{key}.ds", f"factors >= 1, got {self.ds}")
-        check(all(v >= 1 for v in self.dt), f"{key}.dt", f"factors >= 1, got {self.dt}")
-        check(all(0 <= v <= 63 for v in self.qp), f"{key}.qp", f"QPs in 0-63, got {self.qp}")
-        check(self.codec in DISCO_CODECS, f"{key}.codec", f"one of {DISCO_CODECS[1:]} or '', got {self.codec!r}")
+        s = self.send
+        s.validate(f"{key}.send", complete=False, codecs=DISCO_CODECS[1:])
+        check(s.qp is None or all(0 <= v <= 63 for v in as_list(s.qp)), f"{key}.send.qp", f"QPs in 0-63, got {s.qp}")
+        unused = [f.name for f in fields(s) if f.name not in (*SENT_KEYS, *KEPT) and getattr(s, f.name) is not None]
+        check(not unused, f"{key}.send.{unused[0] if unused else ''}", "the benchmark sends text and the degraded "
+              "video at each export's trained settings: only send.ds, dt, qp, codec and dcvc_rt_dir apply")
         check(self.steps is None or self.steps >= 1, f"{key}.steps", "must be >= 1")
         check(self.batch_size >= 1, f"{key}.batch_size", "must be >= 1")
         names = [v.name for v in self.variants]

@@ -11,8 +11,8 @@ from disco_train.config.benchmark import DiscoMethodConfig
 from disco_train.config.cli import REQUIRED
 from disco_train.config.metrics import MetricSettings
 
-GRID_KEYS = ("ds", "dt", "qp", "codec", "variants")
-"""The benchmark's grid keys of `disco`, which calibrate leaves empty: it measures every trained point."""
+GRID_KEYS = ("ds", "dt", "qp", "codec")
+"""The benchmark's grid keys of `disco.send`, which calibrate leaves null: it measures every trained point."""
 
 
 @dataclass
@@ -40,13 +40,13 @@ class CalibrateConfig:
     weight files in metrics.weights_dir; psnr and ssim need none)."""
     disco: DiscoMethodConfig = field(default_factory=DiscoMethodConfig)
     """Decoding and captions as the benchmark's disco method takes them (disco.steps, disco.guidance, disco.seed,
-    disco.batch_size, disco.captions, disco.caption_default, disco.captioner, disco.dcvc_rt_dir ('' = the
-    folder the export's training data used), disco.overrides, ...); its grid keys stay empty."""
+    disco.batch_size, disco.captions, disco.caption_default, disco.captioner, disco.send.dcvc_rt_dir ('' = the
+    folder the export's training data used), disco.overrides, ...); its grid keys (disco.send.ds, ...) stay null."""
 
     RENAMED: ClassVar[dict[str, str]] = {
         "metric": "metrics.names", "weights_dir": "metrics.weights_dir",
         **{k: f"disco.{k}" for k in ("steps", "guidance", "seed", "batch_size", "captions", "caption_default",
-                                     "captioner", "dcvc_rt_dir", "overrides")}}
+                                     "captioner", "overrides")}, "dcvc_rt_dir": "disco.send.dcvc_rt_dir"}
 
     def validate(self) -> None:
         check(self.frames >= 0, "frames", "must be >= 0 (0: the export's data.frames)")
@@ -54,6 +54,7 @@ class CalibrateConfig:
         self.metrics.validate()
         self.disco.validate("disco")
         for key in GRID_KEYS:
-            check(not getattr(self.disco, key), f"disco.{key}",
-                  "calibrate measures every trained point of the export; leave the benchmark's grid keys empty")
+            check(getattr(self.disco.send, key) is None, f"disco.send.{key}",
+                  "calibrate measures every trained point of the export; leave the benchmark's grid keys null")
+        check(not self.disco.variants, "disco.variants", "calibrate measures the export itself, no variants")
         check(self.disco.trained_only, "disco.trained_only", "calibrate measures the trained points only")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from itertools import product
-from typing import Union
+from typing import ClassVar
 
-from disco_train.config.base import ConfigError, check, check_clip_size, parse_ratio
-from disco_train.config.codec import DCVC_RT_DIR
-from disco_train.config.decoder import FILL_MODES, REFERENCES, ModelConfig, check_pattern
+from disco_train.config.base import ConfigError, check, check_clip_size
+from disco_train.config.decoder import FILL_MODES, REFERENCES, ModelConfig
+from disco_train.config.send import RENAMED_SEND_KEYS, SendSettings, as_list
 
 
 X265_MIN_SIDE = 64
@@ -18,13 +18,6 @@ same bound and refuses such frames); here it is checked on the config, before an
 
 
 GRID_MODES = ("all", "sample")
-RATE_KEYS = ("ds", "dt", "qp", "crf")
-"""The keys that take a list (the rate grid): every combination is a grid point."""
-
-
-def as_list(value) -> list[int]:
-    """A grid key's value as a list: 4 -> [4], [1, 2] -> [1, 2]."""
-    return [int(v) for v in value] if isinstance(value, (list, tuple)) else [int(value)]
 
 
 @dataclass(frozen=True)
@@ -36,6 +29,17 @@ class GridPoint:
     dt: int
     qp: int
     crf: int
+
+
+def flat_settings(recorded: dict) -> dict:
+    """A shard folder's prepare_config.json with its send section's keys at the top level (folders prepared before
+    the section are flat already and name the ratio interleave_ratio): what a resumed run and a training run
+    compare with their own settings."""
+    flat = {k: v for k, v in recorded.items() if k != "send"}
+    flat.update(recorded.get("send") or {})
+    if "interleave_ratio" in flat:
+        flat["ratio"] = flat.pop("interleave_ratio")
+    return flat
 
 
 def parse_part(text: str, key: str = "part") -> tuple[int, int]:
@@ -70,19 +74,11 @@ class PrepareConfig:
     max_memory_gb: float = 0.0
     """Memory one worker may hold for a video's frames (0 = 24 GB / workers): a video declaring more is skipped
     with its reason before it is decoded."""
-    ds: Union[int, list[int]] = 4
-    """Spatial downsampling factor D_s (paper: 1, 2, 4), or a list of them: a rate grid (see `grid`)."""
-    dt: Union[int, list[int]] = 4
-    """Temporal downsampling factor D_t: keep 1 of every D_t frames (paper: 2, 4, 8); a list: a rate grid."""
-    codec: str = "x265"
-    """Degraded-video codec backend: 'x264', 'x265' or 'dcvc_rt'."""
-    crf: Union[int, list[int]] = 35
-    """CRF for x264/x265 (ignored when qp >= 0), or a list (a grid over the points with qp = -1)."""
-    qp: Union[int, list[int]] = -1
-    """Constant QP (x264/x265: 0-51; dcvc_rt: 0-63, paper: 0, 8, 16, 24, 32); -1 = use crf (x264/x265) or
-    DCVC-RT's default 32; a list: a rate grid."""
+    send: SendSettings = field(default_factory=SendSettings)
+    """How each sample's streams are coded (`send.ds=2`, `send.codec=x264`, `send.qp=[16,32]`, ...): lists in
+    send.ds/dt/qp/crf make a rate grid (`grid`)."""
     grid: str = "all"
-    """With lists in ds/dt/qp/crf: 'all' codes every clip at every combination (one sample per point, the key
+    """With lists in send.ds/dt/qp/crf: 'all' codes every clip at every combination (one sample per point, the key
     suffixed by the point, `datamodules.schema.sample_key`), 'sample' at one combination drawn per clip from the
     sha256 of its key (the same in any worker, part or resumed run). Each sample's meta.json records its own."""
     target_crf: int = 12
@@ -98,33 +94,13 @@ class PrepareConfig:
     captioner: str = ""
     """Local LLaVA-family folder (transformers save_pretrained) that captions clips the captions file lacks."""
     sketch: bool = False
-    """Add the sketch modality: InformativeDrawings line drawings of every frame, coded by `sketch_codec`."""
-    sketch_weights: str = "checkpoints/informative_drawings/netG_A_latest.pth"
-    """InformativeDrawings generator weights (loaded strictly: 4,290,945 parameters in 24 tensors); 'synthetic' =
-    random weights built in code (demo, smoke runs)."""
-    sketch_codec: str = "x264"
-    """Sketch codec backend: 'x264', 'x265' or 'dcvc_rt' (the paper fine-tunes DCVC-RT on sketches)."""
-    sketch_crf: int = 35
-    """CRF of the sketch video for x264/x265 (ignored when sketch_qp >= 0)."""
-    sketch_qp: int = -1
-    """Constant QP of the sketch video (x264/x265: 0-51; dcvc_rt: 0-63); -1 = use sketch_crf."""
-    sketch_ds: int = 1
-    """Spatial downsampling of the sketch video before coding (the paper does not give one; 1 = none)."""
-    sketch_dt: int = 1
-    """Temporal downsampling of the sketch video: keep 1 of every sketch_dt frames (1 = all)."""
+    """Add the sketch modality: InformativeDrawings line drawings of every frame (send.sketch_weights), coded by
+    send.sketch_codec."""
     pose: bool = False
-    """Add the pose modality: DWPose keypoints (134-point OpenPose layout), uint16-quantised, LZMA."""
-    pose_dir: str = "checkpoints/dwpose"
-    """Folder with the DWPose ONNX files dw-ll_ucoco_384.onnx and yolox_l.onnx; 'synthetic' = poses of each frame's
-    foreground without a network (demo, smoke runs)."""
+    """Add the pose modality: DWPose keypoints (send.pose_dir; 134-point OpenPose layout), uint16-quantised, LZMA."""
     sketch_frames: bool = False
     """Also store the extracted sketch frames losslessly (`sketch.mkv`, FFV1 gray): training data for the sketch
     codec (`sketch_dcvc` with data.train_shards). Needs sketch=true."""
-    dcvc_rt_dir: str = DCVC_RT_DIR
-    """DCVC-RT weights of the degraded video (codec=dcvc_rt), recorded in meta.json."""
-    sketch_dcvc_dir: str = ""
-    """DCVC-RT weights of the sketch video (sketch_codec=dcvc_rt: the finetuned sketch codec); '' = dcvc_rt_dir.
-    Recorded in meta.json."""
     min_quality: float = 0.0
     """Curation: skip videos whose `quality_column` score in the captions csv/jsonl is below this (paper §4.1:
     DOVER < 0.4 filtered out); 0 = keep all. Skipped videos are counted in the log and summary, not failures; a
@@ -138,13 +114,6 @@ class PrepareConfig:
     reference: str = "full"
     """Precomputed degraded latents 'full' (upsampled to the clip size) or 'compact' (at the coded size / ds), as
     condition.reference reads them; training re-encodes if it differs."""
-    stream: str = "full"
-    """'full' codes every stream whole; 'selected' codes only what the decoder's interleaved tokens read
-    (`disco_train.codec.selection`): train those shards with condition.stream=selected and the same ratio/unit."""
-    interleave_ratio: str = "1:3"
-    """With stream=selected: the training run's condition.ratio (video:aux tokens)."""
-    interleave_unit: str = "token"
-    """With stream=selected: the training run's condition.interleave_unit ('token' or 'latent_frame')."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """VAE + T5 used by precompute (same keys as the training recipe's model section; 'tiny' for tests)."""
     device: str = "cpu"
@@ -170,32 +139,26 @@ class PrepareConfig:
     print_config: bool = False
     """Print the resolved YAML and exit."""
 
+    RENAMED: ClassVar[dict[str, str]] = RENAMED_SEND_KEYS
+
     def validate(self, prefix: str = "") -> None:
         check(bool(self.input), "input", "is required (a folder, glob, or csv/jsonl of video paths)")
         check(bool(self.output), "output", "is required (the shard folder)")
         check_clip_size(self, "")
-        self._check_grid()
-        codecs = ("x264", "x265", "dcvc_rt")
-        check(self.codec in codecs, "codec", f"unknown codec {self.codec!r}; choose one of {codecs}")
-        check(self.sketch_codec in codecs, "sketch_codec",
-               f"unknown codec {self.sketch_codec!r}; choose one of {codecs}")
-        check(self.sketch_ds >= 1 and self.sketch_dt >= 1, "sketch_ds", "sketch_ds and sketch_dt must be >= 1")
-        for key in ("height", "width"):
-            value = getattr(self, key)
-            check(value % self.sketch_ds == 0 and (value // self.sketch_ds) % 2 == 0, "sketch_ds",
-                   f"{key} {value}/sketch_ds={self.sketch_ds} must be an even integer (4:2:0 video)")
+        check(self.grid in GRID_MODES, "grid", f"unknown grid {self.grid!r}; choose one of {GRID_MODES}")
+        self.send.validate("send")
+        self._check_sizes()
         check(self.fill in FILL_MODES, "fill", f"unknown fill {self.fill!r}")
         check(self.reference in REFERENCES, "reference", f"unknown reference {self.reference!r}; full or compact")
-        check(self.fill != "none" or as_list(self.dt) == [1], "fill", "'none' needs dt=1 (no dropped frames to fill)")
+        check(self.fill != "none" or as_list(self.send.dt) == [1], "fill",
+              "'none' needs send.dt=1 (no dropped frames to fill)")
         check(not self.sketch_frames or self.sketch, "sketch_frames", "needs sketch=true (the frames it stores)")
         check(self.min_quality >= 0, "min_quality", "must be >= 0 (0 = keep every video)")
         check(self.min_quality == 0 or bool(self.quality_column), "quality_column",
               f"min_quality={self.min_quality} needs the score column of the captions file (e.g. quality_column=dover)")
         check(not self.quality_column or bool(self.captions), "captions",
               f"quality_column={self.quality_column!r} is a column of the captions file; set captions=")
-        check_pattern(self.stream, self.interleave_unit, parse_ratio(self.interleave_ratio, "interleave_ratio"), "",
-                      "interleave_unit", "interleave_ratio")
-        check(self.stream == "full" or self.sketch or self.pose, "stream",
+        check(self.send.stream == "full" or self.sketch or self.pose, "send.stream",
               "'selected' needs sketch=true or pose=true: the auxiliary stream carries the tokens the video drops")
         check(re.fullmatch(r"cpu|cuda(:\d+)?", self.device) is not None, "device",
               f"unknown device {self.device!r}; 'cpu', 'cuda' or 'cuda:K'")
@@ -216,37 +179,25 @@ class PrepareConfig:
     def grid_points(self) -> list[GridPoint]:
         """Every rate point, in the order of the lists (ds, then dt, qp, crf). The crf list only multiplies the
         points that use it (x264/x265 at qp = -1); the others record the first crf, as a single crf is recorded."""
-        crfs = as_list(self.crf)
-        return [GridPoint(ds, dt, qp, crf) for ds, dt, qp in product(as_list(self.ds), as_list(self.dt),
-                                                                      as_list(self.qp))
-                for crf in (crfs if qp < 0 and self.codec in ("x264", "x265") else crfs[:1])]
+        s, crfs = self.send, as_list(self.send.crf)
+        return [GridPoint(ds, dt, qp, crf) for ds, dt, qp in product(as_list(s.ds), as_list(s.dt), as_list(s.qp))
+                for crf in (crfs if qp < 0 and s.codec in ("x264", "x265") else crfs[:1])]
 
-    def _check_grid(self) -> None:
-        check(self.grid in GRID_MODES, "grid", f"unknown grid {self.grid!r}; choose one of {GRID_MODES}")
-        for key in RATE_KEYS:
-            value = getattr(self, key)
-            values = as_list(value)
-            check(bool(values), key, "an empty list; give one value or several")
-            check(len(set(values)) == len(values), key, f"duplicate values in {value}")
-        for ds in as_list(self.ds):
-            check(ds >= 1, "ds", f"must be >= 1, got {ds}")
-            for key in ("height", "width"):
-                value = getattr(self, key)
+    def _check_sizes(self) -> None:
+        """Every D_s (and the sketch's) divides the clip into even sides (4:2:0 video)."""
+        for ds, key in [*((ds, "send.ds") for ds in as_list(self.send.ds)), (self.send.sketch_ds, "send.sketch_ds")]:
+            for side in ("height", "width"):
+                value = getattr(self, side)
                 check(value % ds == 0 and (value // ds) % 2 == 0, key,
-                      f"{value}/ds={ds} must be an even integer (4:2:0 video)")
-        check(all(dt >= 1 for dt in as_list(self.dt)), "dt", f"must be >= 1, got {self.dt}")
-        qps = as_list(self.qp)
-        # dcvc_rt codes qp = -1 at its default QP, which may also be listed: the same point twice
-        check(self.codec != "dcvc_rt" or len(qps) == 1 or -1 not in qps, "qp",
-              f"{self.qp}: -1 (DCVC-RT's default QP) in a list; name the QPs")
+                      f"{side} {value}/{key.split('.')[1]}={ds} must be an even integer (4:2:0 video)")
 
     def _check_x265(self) -> None:
         """x265 below X265_MIN_SIDE px would fail every video one by one: refuse the config instead."""
-        coded = [("codec", self.codec, max(as_list(self.ds)), "ds")]
+        coded = [("codec", self.send.codec, max(as_list(self.send.ds)), "ds")]
         if self.sketch:
-            coded.append(("sketch_codec", self.sketch_codec, self.sketch_ds, "sketch_ds"))
+            coded.append(("sketch_codec", self.send.sketch_codec, self.send.sketch_ds, "sketch_ds"))
         for key, codec, ds, ds_key in coded:
             side = min(self.height, self.width) // ds
-            check(codec != "x265" or side >= X265_MIN_SIDE, key,
+            check(codec != "x265" or side >= X265_MIN_SIDE, f"send.{key}",
                   f"x265 needs frames of at least {X265_MIN_SIDE} px per side; {self.height}×{self.width}/"
-                  f"{ds_key}={ds} gives {side} px: use a smaller {ds_key}, a larger clip, or x264")
+                  f"{ds_key}={ds} gives {side} px: use a smaller send.{ds_key}, a larger clip, or x264")

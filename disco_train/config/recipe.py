@@ -143,6 +143,16 @@ def valid_keys(schema: type, prefix: str = "") -> list[str]:
     return keys
 
 
+def closest(key: str, keys: list[str]) -> list[str]:
+    """The valid key nearest `key`, as a one-item list (or none): by the whole dotted key, else by its last part
+    (qpp -> send.qp: a key that moved into a section)."""
+    close = difflib.get_close_matches(key, keys, n=1, cutoff=0.5)
+    if close:
+        return close
+    leaves = {k.rsplit(".", 1)[-1]: k for k in reversed(keys)}  # of two keys with one name, the first wins
+    return [leaves[m] for m in difflib.get_close_matches(key.rsplit(".", 1)[-1], list(leaves), n=1, cutoff=0.6)]
+
+
 def check_keys(values: Any, schema: type, source: str, prefix: str = "") -> None:
     """Reject keys that the schema does not have, naming the full key and the closest valid one."""
     known = {f.name: f for f in fields(schema)}
@@ -150,7 +160,7 @@ def check_keys(values: Any, schema: type, source: str, prefix: str = "") -> None
         full = f"{prefix}{key}"
         renamed(schema, key, value, source, prefix)
         if key not in known:
-            close = difflib.get_close_matches(full, valid_keys(schema, prefix), n=1, cutoff=0.5)
+            close = closest(full, valid_keys(schema, prefix))
             hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(prefix + k for k in known)}"
             raise ConfigError(f"{full}: unknown key (from {source}){hint}")
         default = _default(known[key])

@@ -27,12 +27,13 @@ def read_steps(out: Path) -> str | None:
 def example_video(train_shards: str) -> tuple[str, str, dict]:
     """(the first video of the training data, its caption, the shards' prepare settings), read from the index, the
     settings and the captions file of the first shard folder; placeholders when they cannot be read."""
+    from disco_train.config.prepare import flat_settings
     from disco_train.modalities import captions
 
     folder = Path(train_shards.split(",")[0]).parent
     try:
         video = json.loads((folder / "index.jsonl").open().readline())["video"]
-        settings = json.loads((folder / "prepare_config.json").read_text())
+        settings = flat_settings(json.loads((folder / "prepare_config.json").read_text()))
         caption = settings.get("caption_default") or "TEXT"
         if settings.get("captions"):
             table = captions.load(settings["captions"], settings["caption_key"], settings["caption_column"])
@@ -49,8 +50,8 @@ def next_commands(cfg, out: Path, ckpt: str = "checkpoints/last.ckpt") -> str:
         return "\n".join(lines)
     video, caption, settings = example_video(cfg.data.train_shards)
     stem, export = Path(video).stem, f"exports/{cfg.name}"
-    aux = {"sketch": f" sketch=auto sketch_weights={settings.get('sketch_weights', 'PATH')}",
-           "pose": f" pose=auto pose_dir={settings.get('pose_dir', 'DIR')}"}.get(cfg.condition.aux, "")
+    aux = {"sketch": f" sketch=auto send.sketch_weights={settings.get('sketch_weights', 'PATH')}",
+           "pose": f" pose=auto send.pose_dir={settings.get('pose_dir', 'DIR')}"}.get(cfg.condition.aux, "")
     lines += ["next: export the adapter, code a training video with it, decode it:",
               f"  python -m disco_train export ckpt={out / ckpt} out={export}",
               f"  python -m disco_train encode {video} {out}/coded/{stem}.disco {shlex.quote(f'caption={caption}')} "
