@@ -156,7 +156,7 @@ def encode(a: EncodeConfig) -> C.Container:
     return result
 
 
-def send_whole(a: EncodeConfig, s: SenderSettings | None, points: list[dict] | None) -> C.Container:
+def send_whole(a: EncodeConfig, s: SendSettings | None, points: list[dict] | None) -> C.Container:
     """The container of a video read whole: for sketch=auto, pose=auto, the captioner and rate targets."""
     frames, fps = read_source(a.video, a)
     if a.size:  # to a size the decoder trained at, or any WxH: as prepare makes training clips

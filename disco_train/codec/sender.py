@@ -16,6 +16,7 @@ made from (`codec.selection`), and the container records the pattern for the rec
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from itertools import islice
 from pathlib import Path

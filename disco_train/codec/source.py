@@ -18,9 +18,10 @@ from typing import Callable, Iterator
 import numpy as np
 
 from disco_train.codec.container import Container
-from disco_train.codec.sender import CodecError, Degraded, SenderSettings, degrade_as_read, read_pose_file, send_video
+from disco_train.codec.sender import CodecError, Degraded, degrade_as_read, read_pose_file, send_video
 from disco_train.config.geometry import coded_size
 from disco_train.config.limits import ENCODE_COPIES, budget_bytes, check_budget, stream_bytes
+from disco_train.config.send import SendSettings
 
 
 def streams(a, points) -> bool:
@@ -28,7 +29,7 @@ def streams(a, points) -> bool:
     return points is None and a.caption is not None and a.sketch != "auto" and a.pose != "auto"
 
 
-def send_streamed(a, s: SenderSettings) -> Container:
+def send_streamed(a, s: SendSettings) -> Container:
     """`encode` of a video read as a stream: the video (scaled first with `size=`) and a sketch file degraded as
     they are read, the pose file checked against the frame count."""
     budget = budget_bytes(a.max_memory_gb)
