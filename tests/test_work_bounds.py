@@ -136,8 +136,8 @@ def test_prepare_skips_a_video_over_its_budget_and_prepares_the_others(tmp_path,
     big.write_bytes(black_video(30, 1920, 1088))  # declares 0.2 GB of frames; the budget holds 0.1 / 4 copies
     before = big.read_bytes()
     out = tmp_path / "out"
-    assert main(["prepare", f"input={inputs}", f"output={out}", "frames=9", "height=32", "width=32", "ds=2",
-                 "dt=4", "codec=x264", "caption_default=a test video", "max_memory_gb=0.1", "workers=1"]) == 0
+    assert main(["prepare", f"input={inputs}", f"output={out}", "frames=9", "height=32", "width=32", "send.ds=2",
+                 "send.dt=4", "send.codec=x264", "caption_default=a test video", "max_memory_gb=0.1", "workers=1"]) == 0
     logs = capsys.readouterr().out
     assert f"skipped {big}: " in logs and "declares 30 frames of 1920×1088" in logs
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
