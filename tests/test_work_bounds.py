@@ -228,15 +228,15 @@ def test_encode_refuses_what_its_receiver_refuses_before_decoding(tmp_path, caps
     monkeypatch.setattr(video, "iter_video", decoded)
     out = tmp_path / "a.disco"
     for extra in ([], ["sketch=auto"], ["size=8200x16"]):  # streamed, read whole, scaled by size=
-        rc = main(["encode", str(wide), str(out), "caption=x", "codec=x264", *extra])
+        rc = main(["encode", str(wide), str(out), "caption=x", "send.codec=x264", *extra])
         errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
         assert rc == 2 and len(errors) == 1, errors
         assert "8192-pixel side limit" in errors[0] and ("8224" in errors[0] or "8200" in errors[0]), errors
     many = tmp_path / "many_8192x8192_24.yuv"  # sparse: 33 frames of 8192² declared by its length, no disk
     with open(many, "wb") as handle:
         handle.truncate(33 * 8192 * 8192 * 3 // 2)
-    assert main(["encode", str(many), str(out), "caption=x", "codec=x264"]) == 2
+    assert main(["encode", str(many), str(out), "caption=x", "send.codec=x264"]) == 2
     assert "33 frames of 8192×8192 exceed the limit of 2,147,483,648 pixels" in capsys.readouterr().err
     assert not out.exists()
     with pytest.raises(AssertionError, match="decoded"):
-        main(["encode", str(wide), str(out), "caption=x", "codec=x264", "size=8192x16"])
+        main(["encode", str(wide), str(out), "caption=x", "send.codec=x264", "size=8192x16"])
