@@ -64,8 +64,8 @@ def demo(tmp_path_factory):
 def test_calibrate_refuses_before_coding_anything(demo, tmp_path, capsys, keys, message):
     videos, export_dir = demo
     fill = dict(weights=tmp_path, export=export_dir, videos=videos)
-    argv = ["calibrate", f"export={export_dir}", f"refs={videos}", f"metrics.weights_dir={tmp_path}", f"work={tmp_path}",
-            *(k.format(**fill) for k in keys)]
+    argv = ["calibrate", f"export={export_dir}", f"refs={videos}", f"metrics.weights_dir={tmp_path}",
+            f"work={tmp_path}", *(k.format(**fill) for k in keys)]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message.format(**fill) in err, err
@@ -77,7 +77,8 @@ def test_calibrate_refuses_before_coding_anything(demo, tmp_path, capsys, keys, 
 def test_calibrate_writes_the_table_that_encode_orders_by(demo, tmp_path, capsys):
     videos, export_dir = demo
     argv = ["calibrate", f"export={export_dir}", f"refs={videos}", "metrics.names=psnr", f"work={tmp_path / 'work'}",
-            f"out={tmp_path / 'calibrated'}", "max_videos=2", "disco.steps=1", f"disco.captions={videos / 'captions.csv'}"]
+            f"out={tmp_path / 'calibrated'}", "max_videos=2", "disco.steps=1",
+            f"disco.captions={videos / 'captions.csv'}"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     manifest = E.read_manifest(tmp_path / "calibrated")  # every file, the table too, matches its sha256

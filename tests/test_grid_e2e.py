@@ -52,7 +52,7 @@ def test_a_debug_decoder_trained_on_a_2x2_grid_exports_and_decodes_every_point(t
     assert "ds, dt: ds=1 dt=2 is not a rate point the decoder was trained on" in capsys.readouterr().err
     assert main(["encode", str(video), str(outside), "caption=x", f"export={out}", "send.ds=1", "send.dt=2",
                  "force=true"]) == 0
-    assert main(["decode", str(outside), "", f"export={out}", "disco.steps=1"]) == 0
+    assert main(["decode", str(outside), "", f"export={out}", "steps=1"]) == 0
     assert "decode: warning: video coded with ds=1 dt=2 x264" in capsys.readouterr().err
     _rate_control(tmp_path, video, out, {(p["ds"], p["dt"]) for p in trained}, capsys)
 
@@ -76,8 +76,9 @@ def _rate_control(tmp_path, video, out, points, capsys):
     assert main(["encode", str(video), str(tmp_path / "no.disco"), "caption=x", f"export={out}",
                  f"target_kbps={sizes[0] / 2 / seconds / 1000}"]) == 2
     assert "no trained rate point fits" in capsys.readouterr().err and not (tmp_path / "no.disco").exists()
-    assert main(["calibrate", f"export={out}", f"refs={tmp_path / 'in'}", "metrics.names=psnr", "max_videos=1", "disco.steps=1",
-                 "disco.caption_default=a moving gradient", f"work={tmp_path / 'calibrate'}", "force=true"]) == 0
+    assert main(["calibrate", f"export={out}", f"refs={tmp_path / 'in'}", "metrics.names=psnr", "max_videos=1",
+                 "disco.steps=1", "disco.caption_default=a moving gradient", f"work={tmp_path / 'calibrate'}",
+                 "force=true"]) == 0
     manifest = E.read_manifest(out)
     table = rd_table.read(out, manifest, manifest.trained_settings)
     best = rate.order(manifest.trained_settings, table)[-1]

@@ -157,7 +157,8 @@ def test_evaluate_perceptual_metrics_with_random_weights(dirs, tmp_path):
     for r in rows:
         assert float(r["lpips"]) > 0 and 0 < float(r["dists"]) < 1
     # identity: refs vs refs gives 0 (alex only: VGG on CPU is the slow part of this test)
-    assert main([f"refs={refs}", f"recons={refs}", f"out={out}", "metrics.names=lpips", f"metrics.weights_dir={wdir}"]) == 0
+    assert main([f"refs={refs}", f"recons={refs}", f"out={out}", "metrics.names=lpips",
+                 f"metrics.weights_dir={wdir}"]) == 0
     assert all(abs(float(r["lpips"])) < 1e-6 for r in _rows(out))
 
 

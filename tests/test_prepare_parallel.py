@@ -199,8 +199,9 @@ def test_three_processes_one_killed_and_rerun(tmp_path):
     (hook / "sitecustomize.py").write_text(SLOW)  # every process of these runs, workers too, takes 0.3 s a video
     env = {**os.environ, "PYTHONPATH": f"{hook}:{ROOT}"}
     cfg = _cfg(tmp_path, shard_size=1)
-    argv = [f"{k}={getattr(cfg, k)}" for k in ("input", "output", "frames", "height", "width", "ds", "dt", "codec",
-                                               "crf", "caption_default", "shard_size")]
+    argv = [f"{k}={getattr(cfg, k)}" for k in ("input", "output", "frames", "height", "width", "caption_default",
+                                               "shard_size")] + [f"send.{k}={getattr(cfg.send, k)}" for k in
+                                                                 ("ds", "dt", "codec", "crf")]
     out, victim = tmp_path / "out", max(range(3), key=lambda k: sum(part_of(n, 3) == k for n in names))
     procs = {k: subprocess.Popen([sys.executable, "-m", "disco_train", "prepare", *argv, f"part={k}/3",
                                   f"workers={2 if k == victim else 1}"], cwd=ROOT, env=env,
