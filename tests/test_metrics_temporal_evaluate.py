@@ -75,7 +75,7 @@ def test_suite_contract_for_benchmarks(setup, capsys):
     # errors reach the command line as one line naming the file and what to do
     assert main([f"refs={refs}", f"recons={recons}", f"out={refs.parent / 'x.csv'}", "metrics.names=fvmd",
                  f"metrics.weights_dir={wdir}", "metrics.fvmd.points=30"]) == 2
-    assert "points must be a square number" in capsys.readouterr().err
+    assert "metrics.fvmd.points: must be a square number" in capsys.readouterr().err
     assert main([f"refs={refs}", f"recons={recons}", f"out={refs.parent / 'x.csv'}", "metrics.names=fvmd",
                  f"metrics.weights_dir={wdir}", "metrics.fvmd.protocol=paper"]) == 2
     assert "protocol must be one of package, definition" in capsys.readouterr().err

@@ -28,8 +28,8 @@ COMMANDS = {
     "weights": ("disco_train.commands.weights:main", "recipe=NAME: every weight file the recipe needs, and whether "
                 "it is present"),
     "export": ("disco_train.commands.export:main", "ckpt=<.ckpt> out=DIR: LoRA (diffusers + ComfyUI) + disco.json"),
-    "encode": ("disco_train.codec.cli:encode_main", "VIDEO OUT.disco [caption= export= ds= dt= codec= qp= | "
-               "target_kbps=]: one .disco file"),
+    "encode": ("disco_train.codec.cli:encode_main", "VIDEO OUT.disco [caption= export= send.ds= send.dt= "
+               "send.codec= send.qp= | target_kbps=]: one .disco file"),
     "decode": ("disco_train.codec.cli:decode_main", "IN.disco OUT.mkv|DIR|.mp4 export=DIR: the reconstructed video"),
     "calibrate": ("disco_train.benchmark.calibrate:main", "export=DIR refs=DIR: rd_table.json of the trained points "
                   "(for encode target_kbps=)"),
