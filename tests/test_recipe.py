@@ -32,7 +32,7 @@ def test_every_training_recipe_has_a_cpu_debug_child(name):
 
 
 def test_benchmark_recipes_follow_the_paper_and_have_a_cpu_debug_run():
-    names = {n for n in available_recipes(task="benchmark") if "ablation" not in n}  # ablations: the next test
+    names = {n for n in available_recipes(task="benchmark") if "ablation" not in n and "restore" not in n}
     assert names == {"benchmark_hevc_b", "benchmark_uvg", "benchmark_mcl_jcv", "benchmark_debug"}
     for name in names - {"benchmark_debug"}:
         cfg, _, _ = resolve([f"recipe={name}"])
@@ -42,6 +42,17 @@ def test_benchmark_recipes_follow_the_paper_and_have_a_cpu_debug_run():
     debug, _, _ = resolve(["recipe=benchmark_debug"])
     assert debug.device == "cpu" and debug.dcvc_rt.weights == "synthetic" and debug.metrics.names == "psnr,ssim"
     assert debug.method_list == ["x264", "x265", "vvenc", "dcvc_rt", "disco"]
+
+
+def test_the_restore_recipes_compare_a_restored_codec_on_the_papers_protocol():
+    """benchmark_restore: HEVC-B's protocol with Lightricks' Decompression IC-LoRA beside DiSCo; its CPU smoke run."""
+    full, _, _ = resolve(["recipe=benchmark_restore"])
+    assert (full.size, full.frames, full.anchor) == ("512x512", 57, "vvenc")
+    assert full.method_list == ["vvenc", "x265", "restore", "disco"]
+    assert full.restore.lora.endswith("ltx-2.5-22b-ic-lora-decompression-0.9.safetensors")
+    assert (full.restore.base, full.restore.codec) == ("disco_lora_ltx25", "x265")
+    debug, _, _ = resolve(["recipe=benchmark_restore_debug"])
+    assert debug.device == "cpu" and debug.method_list == ["x265", "restore"] and debug.anchor == "x265"
 
 
 def test_ablation_recipes_follow_tables_4_and_5_and_have_a_cpu_debug_run():
