@@ -61,3 +61,12 @@ def test_sweep_folder_follows_output_dir_and_the_callers_folder(tmp_path, monkey
     path = run_sweep(["recipe=disco_lora_debug", "sweep.lora.rank=2", "output_dir=mine"])
     assert path == tmp_path / "mine" / "sweeps" / "disco_lora_debug-rank" / "results.csv"
     assert f"output_dir={tmp_path / 'mine' / 'sweeps' / 'disco_lora_debug-rank'}" in seen[0]
+
+
+def test_print_config_prints_every_point_and_runs_nothing(tmp_path, capsys):
+    """print_config=true shows each point's resolved config; no training starts, no results.csv is written."""
+    out = run_sweep(["recipe=disco_lora_debug", "sweep.condition.ratio=1:1,1:3", "print_config=true",
+                     f"sweep_out={tmp_path}"], python="/bin/false")  # a started run would leave a row and a csv
+    shown = capsys.readouterr().out
+    assert out is None and not list(tmp_path.iterdir())
+    assert shown.count("# sweep point condition.ratio=") == 2 and shown.count("\ncondition:") == 2

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from disco_train.config import ConfigError
 from disco_train.config.cli import Command
-from disco_train.config.recipe import TRAINABLE, resolve
+from disco_train.config.recipe import TRAINABLE, resolve, to_yaml
 from disco_train.io.files import csv_cell
 from disco_train.train.next_steps import read_steps
 
@@ -90,11 +90,17 @@ def run_sweep(argv: list[str], python: str = sys.executable) -> Path:
     return sweep(COMMAND.parse(argv)[0], python)
 
 
-def sweep(cfg: SweepConfig, python: str = sys.executable) -> Path:
+def sweep(cfg: SweepConfig, python: str = sys.executable) -> Path | None:
+    """Runs every point and returns results.csv; with print_config=true only prints each point's resolved config."""
     common, axes = parse(cfg.overrides)
     points = grid(axes)
     # Validate every point before spending compute on any of them.
-    configs = [resolve(common + [f"{k}={v}" for k, v in point.items()], tasks=TRAINABLE)[0] for point in points]
+    resolved = [resolve(common + [f"{k}={v}" for k, v in point.items()], tasks=TRAINABLE) for point in points]
+    configs = [r[0] for r in resolved]
+    if configs[0].print_config:  # the same for every point: it is a common override
+        for point, (_, tree, *_rest) in zip(points, resolved):
+            print(f"# sweep point {' '.join(f'{k}={v}' for k, v in point.items())}\n{to_yaml(tree)}", end="")
+        return None
     recipe = next(t.split("=", 1)[1] for t in common if t.startswith("recipe="))
     # Absolute, from the caller's folder: each run is a train.py process started in the repository.
     out = Path(cfg.sweep_out or Path(configs[0].output_dir) / "sweeps").resolve()
