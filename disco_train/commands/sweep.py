@@ -96,14 +96,14 @@ def sweep(cfg: SweepConfig, python: str = sys.executable) -> Path | None:
     points = grid(axes)
     # Validate every point before spending compute on any of them.
     resolved = [resolve(common + [f"{k}={v}" for k, v in point.items()], tasks=TRAINABLE) for point in points]
-    configs = [r[0] for r in resolved]
-    if configs[0].print_config:  # the same for every point: it is a common override
-        for point, (_, tree, *_rest) in zip(points, resolved):
+    first = resolved[0][0]  # print_config is a common override; the sweep folder follows the first point
+    if first.print_config:
+        for point, (_, tree, _) in zip(points, resolved):
             print(f"# sweep point {' '.join(f'{k}={v}' for k, v in point.items())}\n{to_yaml(tree)}", end="")
         return None
     recipe = next(t.split("=", 1)[1] for t in common if t.startswith("recipe="))
     # Absolute, from the caller's folder: each run is a train.py process started in the repository.
-    out = Path(cfg.sweep_out or Path(configs[0].output_dir) / "sweeps").resolve()
+    out = Path(cfg.sweep_out or Path(first.output_dir) / "sweeps").resolve()
     root = out / (f"{Path(recipe).stem}-" + "-".join(k.split(".")[-1] for k in axes))
     rows = []
     for i, point in enumerate(points):
